@@ -1,0 +1,63 @@
+# The project's task vocabulary: the README, CI and developers call these.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
+export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+# `mlflow run --env-manager local` runs `python` from PATH: the project's venv
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-risk
+
+.PHONY: setup setup-dev up bootstrap train promote rollback history serve ui monitor batch test lint format bench clean
+
+setup: $(VENV)/.runtime-installed
+
+$(VENV)/.runtime-installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+setup-dev: setup $(VENV)/.dev-installed
+	bash scripts/install-system-deps.sh
+
+$(VENV)/.dev-installed: requirements-dev.txt requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## First command: set up, train and promote a first model if none is in production, then serve.
+up: setup bootstrap
+
+bootstrap: setup
+	$(BIN)/python -m pipelines.history --require-alias production || \
+	  ( $(MLFLOW_RUN) -e train && $(MLFLOW_RUN) -e promote -P reason="first model" )
+
+train: setup
+	$(MLFLOW_RUN) -e train
+
+promote: setup
+	$(MLFLOW_RUN) -e promote $(if $(REASON),-P reason="$(REASON)")
+
+rollback: setup
+	$(MLFLOW_RUN) -e rollback $(if $(VERSION),-P version=$(VERSION)) $(if $(REASON),-P reason="$(REASON)")
+
+history: setup
+	$(BIN)/python -m pipelines.history
+
+## Second command: set up (with test extras and system packages) and run the whole suite.
+test: setup-dev
+	$(BIN)/python -m pytest
+
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup-dev
+	$(BIN)/python -m bench.training
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The credit-risk core: configuration, feature schema, model format, registry access."""

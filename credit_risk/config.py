@@ -1,0 +1,277 @@
+"""Typed configuration: read once at an entry point, passed down as frozen objects.
+
+Each YAML file in ``config/`` maps to one model here. Unknown keys are refused
+and a bad value fails at start with a message that names the file and the key.
+Environment variables are only for what differs between deployments
+(:class:`Settings`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from credit_risk.schema import FeatureSchema
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing or invalid; the message names the key."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ---------------------------------------------------------------- model_config.yaml
+
+
+class RegistryConfig(_Frozen):
+    model_name: str = Field(min_length=1)
+    experiment: str = Field(min_length=1)
+    serving_alias: str = Field(min_length=1)
+    challenger_alias: str = Field(min_length=1)
+    pinned_version: int | None = Field(default=None, ge=1)
+
+
+class DecisionPolicy(_Frozen):
+    policy_version: str = Field(min_length=1)
+    approve_below: float = Field(gt=0, lt=1)
+    decline_at_or_above: float = Field(gt=0, le=1)
+    max_reasons: int = Field(ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DecisionPolicy:
+        if self.decline_at_or_above < self.approve_below:
+            raise ValueError("decline_at_or_above must be >= approve_below")
+        return self
+
+    def decide(self, probability: float) -> str:
+        """Map a probability of default to approve / review / decline."""
+        if probability < self.approve_below:
+            return "approve"
+        if probability >= self.decline_at_or_above:
+            return "decline"
+        return "review"
+
+
+class ScorecardConfig(_Frozen):
+    points_at_reference_odds: float
+    reference_odds: float = Field(gt=0)
+    points_to_double_odds: float = Field(gt=0)
+
+    @property
+    def factor(self) -> float:
+        return self.points_to_double_odds / math.log(2)
+
+    @property
+    def offset(self) -> float:
+        return self.points_at_reference_odds - self.factor * math.log(self.reference_odds)
+
+
+class RiskBand(_Frozen):
+    name: str = Field(min_length=1)
+    max_probability: float = Field(gt=0, le=1)
+
+
+class PromotionGates(_Frozen):
+    min_auc: float = Field(ge=0, le=1)
+    max_auc_drop: float = Field(ge=0, le=1)
+    min_disparate_impact: float = Field(ge=0, le=1)
+    max_brier: float = Field(ge=0, le=1)
+
+
+class ServingConfig(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    poll_interval_seconds: float = Field(default=10.0, gt=0)
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    max_batch_size: int = Field(default=1000, ge=1)
+    cors_origins: tuple[str, ...] = ()
+
+
+class PredictionLogConfig(_Frozen):
+    directory: Path = Path("logs/predictions")
+    flush_every_records: int = Field(default=1000, ge=1)
+    flush_interval_seconds: float = Field(default=1.0, gt=0)
+    queue_max_records: int = Field(default=100_000, ge=1)
+    retention_days: int = Field(default=180, ge=1)
+    serving_experiment: str = "credit-risk-serving"
+    drop_fields: tuple[str, ...] = ()
+    hash_fields: tuple[str, ...] = ()
+
+
+class MonitoringConfig(_Frozen):
+    psi_moderate: float = Field(default=0.10, gt=0)
+    psi_major: float = Field(default=0.25, gt=0)
+    alert_on: Literal["none", "moderate", "major"] = "major"
+    min_disparate_impact: float = Field(default=0.80, ge=0, le=1)
+
+
+class UIConfig(_Frozen):
+    api_url: str = "http://127.0.0.1:8000"
+
+
+class ModelConfig(_Frozen):
+    """``config/model_config.yaml``: what is served and how decisions are made."""
+
+    registry: RegistryConfig
+    decision: DecisionPolicy
+    scorecard: ScorecardConfig
+    risk_bands: tuple[RiskBand, ...] = Field(min_length=1)
+    promotion: PromotionGates
+    serving: ServingConfig = ServingConfig()
+    prediction_log: PredictionLogConfig = PredictionLogConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    ui: UIConfig = UIConfig()
+
+    @model_validator(mode="after")
+    def _bands_cover_all(self) -> ModelConfig:
+        edges = [band.max_probability for band in self.risk_bands]
+        if edges != sorted(edges) or len(set(edges)) != len(edges):
+            raise ValueError("risk_bands must be in increasing max_probability order")
+        if edges[-1] != 1.0:
+            raise ValueError("the last risk band must have max_probability 1.0")
+        return self
+
+
+# ---------------------------------------------------------------- training.yaml
+
+
+class DataConfig(_Frozen):
+    path: Path
+    holdout_fraction: float = Field(gt=0, lt=0.5)
+
+
+class CVConfig(_Frozen):
+    folds: int = Field(ge=2, le=20)
+    repeats: int = Field(ge=1, le=10)
+
+
+class EvaluationConfig(_Frozen):
+    cost_false_approve: float = Field(gt=0)
+    cost_false_decline: float = Field(gt=0)
+    min_group_size: int = Field(ge=1)
+    age_group_edges: tuple[int, ...] = (25, 62)
+    # The outcome the disparate-impact ratio compares: "not_declined" (approved or
+    # referred to a human: the model took no adverse action) or "approved".
+    favourable_outcome: Literal["not_declined", "approved"] = "not_declined"
+
+
+class LogisticParams(_Frozen):
+    C: float = Field(gt=0)
+
+
+class XGBoostParams(_Frozen):
+    max_depth: int = Field(ge=1, le=12)
+    learning_rate: float = Field(gt=0, le=1)
+    n_estimators: int = Field(ge=1, le=5000)
+    subsample: float = Field(default=1.0, gt=0, le=1)
+    colsample_bytree: float = Field(default=1.0, gt=0, le=1)
+    min_child_weight: float = Field(default=1.0, ge=0)
+    reg_lambda: float = Field(default=1.0, ge=0)
+    gamma: float = Field(default=0.0, ge=0)
+
+
+class CandidatesConfig(_Frozen):
+    logistic_regression: tuple[LogisticParams, ...] = ()
+    xgboost: tuple[XGBoostParams, ...] = ()
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CandidatesConfig:
+        if not self.logistic_regression and not self.xgboost:
+            raise ValueError("at least one candidate is needed")
+        return self
+
+
+class TrainingConfig(_Frozen):
+    """``config/training.yaml``: how candidates are trained, selected and evaluated."""
+
+    seed: int
+    data: DataConfig
+    cv: CVConfig
+    evaluation: EvaluationConfig
+    candidates: CandidatesConfig
+
+
+# ---------------------------------------------------------------- the whole project
+
+
+class ProjectConfig(_Frozen):
+    """Everything in ``config/``: the model's contract, training, serving."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    root: Path
+    config_dir: Path
+    features: FeatureSchema
+    training: TrainingConfig
+    model: ModelConfig
+
+    def resolve(self, path: Path) -> Path:
+        """A path from a config file, relative to the project root."""
+        return path if path.is_absolute() else self.root / path
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _validation_message(path: Path, exc: ValidationError) -> str:
+    problems = [f"{'.'.join(str(part) for part in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()]
+    return f"{path}: invalid configuration: " + "; ".join(problems)
+
+
+def parse_config_file(path: Path, model: type[BaseModel]) -> Any:
+    """Read one YAML file into its config model, with errors that name the key."""
+    try:
+        return model.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(path, exc)) from exc
+    except ValueError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{path}: invalid configuration: {exc}") from exc
+
+
+def load_project_config(config_dir: Path | None = None, *, root: Path | None = None) -> ProjectConfig:
+    """Load ``features.yaml``, ``training.yaml`` and ``model_config.yaml`` from one folder."""
+    config_dir = Path(config_dir or DEFAULT_CONFIG_DIR)
+    return ProjectConfig(
+        root=Path(root or PROJECT_ROOT),
+        config_dir=config_dir,
+        features=parse_config_file(config_dir / "features.yaml", FeatureSchema),
+        training=parse_config_file(config_dir / "training.yaml", TrainingConfig),
+        model=parse_config_file(config_dir / "model_config.yaml", ModelConfig),
+    )
+
+
+class Settings(BaseSettings):
+    """What differs between deployments, from the environment.
+
+    ``MLFLOW_TRACKING_URI`` is honoured as MLflow users expect; without it the
+    embedded store ``sqlite:///mlruns/mlflow.db`` under the project is used.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
+    config_dir: Path = Field(default=DEFAULT_CONFIG_DIR, alias="CREDIT_RISK_CONFIG_DIR")
+    admin_token: str | None = Field(default=None, alias="CREDIT_RISK_ADMIN_TOKEN")
+    api_url: str | None = Field(default=None, alias="CREDIT_RISK_API_URL")
+    log_dir: Path | None = Field(default=None, alias="CREDIT_RISK_LOG_DIR")

@@ -1,0 +1,105 @@
+"""From probability of default to score, risk band, decision and reasons.
+
+Shared by the scoring service and batch scoring, so a decision is made the
+same way whichever path scored it. The decision policy comes from
+configuration, versioned apart from the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from credit_risk.config import ModelConfig
+from credit_risk.scoring import ScoringModel
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A factor that raised the applicant's risk, for an adverse-action notice."""
+
+    code: str
+    field: str
+    label: str
+    value: Any
+    value_label: str
+    contribution: float
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    probability: float
+    score: int
+    band: str
+    decision: str
+    reasons: tuple[Reason, ...]
+
+
+class DecisionEngine:
+    """Applies the configured scorecard, bands and decision policy to a model's output."""
+
+    def __init__(self, model: ScoringModel, config: ModelConfig) -> None:
+        self.model = model
+        self.policy = config.decision
+        self._factor = config.scorecard.factor
+        self._offset = config.scorecard.offset
+        self._band_edges = np.asarray([b.max_probability for b in config.risk_bands])
+        self._band_names = [b.name for b in config.risk_bands]
+
+    def scores(self, probabilities: np.ndarray) -> np.ndarray:
+        """Scorecard points: higher is lower risk."""
+        p = np.clip(probabilities, _EPS, 1 - _EPS)
+        return np.rint(self._offset + self._factor * np.log((1 - p) / p)).astype(np.int64)
+
+    def bands(self, probabilities: np.ndarray) -> list[str]:
+        index = np.searchsorted(self._band_edges, probabilities, side="left")
+        index = np.minimum(index, len(self._band_names) - 1)
+        return [self._band_names[i] for i in index]
+
+    def decisions(self, probabilities: np.ndarray) -> list[str]:
+        return [self.policy.decide(float(p)) for p in probabilities]
+
+    def reasons(self, contributions: np.ndarray, record: Mapping[str, Any]) -> tuple[Reason, ...]:
+        """The fields that raised the risk most, largest first; at most ``max_reasons``."""
+        order = np.argsort(-contributions, kind="stable")[: self.policy.max_reasons]
+        fields = self.model.encoder.fields
+        return tuple(
+            Reason(
+                code=fields[i].reason_code,
+                field=fields[i].name,
+                label=fields[i].label,
+                value=record[fields[i].name],
+                value_label=fields[i].describe_value(record[fields[i].name]),
+                contribution=float(contributions[i]),
+            )
+            for i in order
+            if contributions[i] > 0
+        )
+
+    def assess(self, records: Sequence[Mapping[str, Any]], *, with_reasons: bool = True) -> list[Assessment]:
+        """Score validated records end to end."""
+        matrix = self.model.encoder.encode_records(records)
+        return self.assess_matrix(matrix, records, with_reasons=with_reasons)
+
+    def assess_matrix(
+        self, matrix: np.ndarray, records: Sequence[Mapping[str, Any]], *, with_reasons: bool = True
+    ) -> list[Assessment]:
+        probabilities = self.model.predict_proba(matrix)
+        scores = self.scores(probabilities)
+        bands = self.bands(probabilities)
+        contributions = self.model.field_contributions(matrix) if with_reasons else None
+        return [
+            Assessment(
+                probability=float(probabilities[i]),
+                score=int(scores[i]),
+                band=bands[i],
+                decision=self.policy.decide(float(probabilities[i])),
+                reasons=self.reasons(contributions[i], records[i]) if contributions is not None else (),
+            )
+            for i in range(len(records))
+        ]

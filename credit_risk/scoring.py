@@ -1,0 +1,213 @@
+"""The registered model's format and its fast scoring path.
+
+A model version is a folder of plain data, never a pickle:
+
+- ``model.json``: format version, kind (``xgboost`` or ``logistic``), the
+  encoded column layout, and for a logistic model its coefficients;
+- ``booster.ubj``: an XGBoost booster in XGBoost's own format;
+- ``feature_schema.json``: the feature schema the model was trained on;
+- ``reference_profile.json``: training bins and shares for the drift monitor.
+
+The encoder needs no fitted state: the schema's category order fixes the
+one-hot layout. Scoring encodes validated records straight into a float32
+matrix; there is no per-request DataFrame and no scikit-learn on the hot path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from credit_risk.schema import FeatureSchema
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.json"
+BOOSTER_FILE = "booster.ubj"
+SCHEMA_FILE = "feature_schema.json"
+PROFILE_FILE = "reference_profile.json"
+
+
+class Encoder:
+    """One-hot categoricals and raw integers, laid out by the schema's model inputs."""
+
+    def __init__(self, schema: FeatureSchema) -> None:
+        self.fields = schema.inputs
+        self.columns: list[str] = []
+        field_of_column: list[int] = []
+        self._slots: list[tuple[str, int, dict[str, int] | None]] = []
+        for field_index, spec in enumerate(self.fields):
+            if spec.type == "categorical":
+                lookup = {}
+                for code in spec.codes:
+                    lookup[code] = len(self.columns)
+                    self.columns.append(f"{spec.name}={code}")
+                    field_of_column.append(field_index)
+                self._slots.append((spec.name, -1, lookup))
+            else:
+                self._slots.append((spec.name, len(self.columns), None))
+                self.columns.append(spec.name)
+                field_of_column.append(field_index)
+        self.field_of_column = np.asarray(field_of_column, dtype=np.intp)
+        # columns x fields: sums per-column contributions back to the applicant's fields
+        self.column_to_field = np.zeros((len(self.columns), len(self.fields)), dtype=np.float64)
+        self.column_to_field[np.arange(len(self.columns)), self.field_of_column] = 1.0
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
+
+    def monotone_constraints(self) -> tuple[int, ...]:
+        """Per encoded column: +1 / -1 where the schema constrains the field's effect on risk."""
+        return tuple(
+            int(self.fields[i].monotone_sign) if self.fields[i].type == "integer" else 0 for i in self.field_of_column
+        )
+
+    def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Encode already-validated records (field -> code or integer) into float32 rows."""
+        matrix = np.zeros((len(records), self.width), dtype=np.float32)
+        for row, record in enumerate(records):
+            values = matrix[row]
+            for name, column, lookup in self._slots:
+                if lookup is None:
+                    values[column] = record[name]
+                else:
+                    values[lookup[record[name]]] = 1.0
+        return matrix
+
+    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Encode a validated frame (codes, not source strings), vectorised."""
+        matrix = np.zeros((len(frame), self.width), dtype=np.float32)
+        rows = np.arange(len(frame))
+        for name, column, lookup in self._slots:
+            if lookup is None:
+                matrix[:, column] = frame[name].to_numpy(dtype=np.float32)
+            else:
+                codes = frame[name].map(lookup)
+                if codes.isna().any():
+                    raise ValueError(f"column {name!r}: unknown category")
+                matrix[rows, codes.to_numpy(dtype=np.intp)] = 1.0
+        return matrix
+
+
+@dataclass(frozen=True)
+class LinearParams:
+    coef: np.ndarray  # per encoded column, on the raw (unscaled) encoding
+    intercept: float
+    baseline: np.ndarray  # mean encoded row of the training data: the reasons' reference
+
+
+class ScoringModel:
+    """A loaded model version: probability of default and per-field contributions."""
+
+    def __init__(
+        self,
+        *,
+        schema: FeatureSchema,
+        kind: str,
+        booster: xgb.Booster | None = None,
+        linear: LinearParams | None = None,
+        profile: dict[str, Any] | None = None,
+        threads: int = 1,
+    ) -> None:
+        self.schema = schema
+        self.encoder = Encoder(schema)
+        self.kind = kind
+        self.booster = booster
+        self.linear = linear
+        self.profile = profile or {}
+        if kind == "xgboost":
+            if booster is None:
+                raise ValueError("an xgboost model needs a booster")
+            booster.set_param({"nthread": threads})
+        elif kind == "logistic":
+            if linear is None:
+                raise ValueError("a logistic model needs its coefficients")
+        else:
+            raise ValueError(f"unknown model kind {kind!r}")
+
+    # ------------------------------------------------------------ scoring
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """Probability of default for each encoded row."""
+        if self.booster is not None:
+            return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64)
+        assert self.linear is not None
+        margin = matrix.astype(np.float64) @ self.linear.coef + self.linear.intercept
+        return 1.0 / (1.0 + np.exp(-margin))
+
+    def field_contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """Per row and model input field, its contribution to the log-odds of default.
+
+        XGBoost: TreeSHAP (``pred_contribs``) summed from encoded columns back
+        to fields. Logistic: coefficient times the distance from the training
+        mean. Positive values raised the risk.
+        """
+        if self.booster is not None:
+            contribs = self.booster.predict(xgb.DMatrix(matrix), pred_contribs=True)[:, :-1]
+        else:
+            assert self.linear is not None
+            contribs = (matrix.astype(np.float64) - self.linear.baseline) * self.linear.coef
+        return contribs @ self.encoder.column_to_field
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Validate a frame of applicants against the schema, then score it."""
+        self.schema.check_frame(frame, fields=self.schema.inputs)
+        return self.predict_proba(self.encoder.encode_frame(frame))
+
+    # ------------------------------------------------------------ the format
+
+    def save(self, directory: Path) -> None:
+        """Write the model as plain data files (no pickle)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "columns": self.encoder.columns,
+            "schema_version": self.schema.version,
+        }
+        if self.booster is not None:
+            self.booster.save_model(directory / BOOSTER_FILE)
+        else:
+            assert self.linear is not None
+            meta["linear"] = {
+                "coef": self.linear.coef.tolist(),
+                "intercept": self.linear.intercept,
+                "baseline": self.linear.baseline.tolist(),
+            }
+        (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2))
+        (directory / SCHEMA_FILE).write_text(self.schema.to_json())
+        (directory / PROFILE_FILE).write_text(json.dumps(self.profile, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path, *, threads: int = 1) -> ScoringModel:
+        """Read a model folder written by :meth:`save`, checking its layout."""
+        directory = Path(directory)
+        meta = json.loads((directory / MODEL_FILE).read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported model format {meta.get('format_version')!r}")
+        schema = FeatureSchema.read(directory / SCHEMA_FILE)
+        profile_path = directory / PROFILE_FILE
+        profile = json.loads(profile_path.read_text()) if profile_path.exists() else {}
+        booster = linear = None
+        if meta["kind"] == "xgboost":
+            booster = xgb.Booster()
+            booster.load_model(directory / BOOSTER_FILE)
+        elif meta["kind"] == "logistic":
+            params = meta["linear"]
+            linear = LinearParams(
+                coef=np.asarray(params["coef"], dtype=np.float64),
+                intercept=float(params["intercept"]),
+                baseline=np.asarray(params["baseline"], dtype=np.float64),
+            )
+        model = cls(schema=schema, kind=meta["kind"], booster=booster, linear=linear, profile=profile, threads=threads)
+        if model.encoder.columns != meta["columns"]:
+            raise ValueError("the model's column layout does not match its feature schema")
+        return model

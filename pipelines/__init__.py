@@ -1,0 +1,1 @@
+"""Lifecycle jobs, one module per step, each run with ``mlflow run . -e <step>``."""

@@ -1,0 +1,305 @@
+"""Train: select a candidate by repeated stratified CV, refit, evaluate, register.
+
+``mlflow run . -e train --env-manager local`` (or ``python -m pipelines.train``).
+The new version gets the challenger alias; promotion is a separate step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from mlflow.entities.model_registry import ModelVersion
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import RepeatedStratifiedKFold
+
+from credit_risk import registry
+from credit_risk.config import ProjectConfig, Settings, load_project_config
+from credit_risk.decision import DecisionEngine
+from credit_risk.profile import build_profile
+from credit_risk.schema import FeatureSchema
+from credit_risk.scoring import Encoder, LinearParams, ScoringModel
+from pipelines import evaluate
+from pipelines.cli import run_job
+from pipelines.data import Split, file_digest, load_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    kind: str  # "xgboost" or "logistic"
+    params: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}(" + ", ".join(f"{k}={v}" for k, v in self.params.items()) + ")"
+
+
+@dataclass
+class CVResult:
+    candidate: Candidate
+    aucs: list[float] = field(default_factory=list)
+    monotone_ok: bool = True
+    seconds: float = 0.0
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.aucs))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.aucs))
+
+
+def list_candidates(config: ProjectConfig) -> list[Candidate]:
+    candidates = config.training.candidates
+    return [Candidate("logistic", p.model_dump()) for p in candidates.logistic_regression] + [
+        Candidate("xgboost", p.model_dump()) for p in candidates.xgboost
+    ]
+
+
+def fit_model(
+    candidate: Candidate, matrix: np.ndarray, y: np.ndarray, *, schema: FeatureSchema, seed: int
+) -> ScoringModel:
+    """Fit one candidate on encoded rows; the result is a plain-data ScoringModel."""
+    encoder = Encoder(schema)
+    if candidate.kind == "xgboost":
+        classifier = xgb.XGBClassifier(
+            **candidate.params,
+            objective="binary:logistic",
+            tree_method="hist",
+            n_jobs=2,
+            random_state=seed,
+            monotone_constraints=encoder.monotone_constraints(),
+        )
+        classifier.fit(matrix, y)
+        return ScoringModel(schema=schema, kind="xgboost", booster=classifier.get_booster())
+    mean = matrix.mean(axis=0).astype(np.float64)
+    scale = matrix.std(axis=0).astype(np.float64)
+    scale[scale == 0] = 1.0
+    classifier = LogisticRegression(C=candidate.params["C"], max_iter=2000, random_state=seed)
+    classifier.fit((matrix - mean) / scale, y)
+    coef = classifier.coef_[0] / scale  # back to the raw encoding, so scoring needs no scaler
+    intercept = float(classifier.intercept_[0] - np.sum(coef * mean))
+    return ScoringModel(
+        schema=schema, kind="logistic", linear=LinearParams(coef=coef, intercept=intercept, baseline=mean)
+    )
+
+
+def respects_monotone(model: ScoringModel) -> bool:
+    """XGBoost enforces the constraints; a linear model must have coefficients of the right sign."""
+    if model.linear is None:
+        return True
+    signs = np.asarray(model.encoder.monotone_constraints())
+    return bool(np.all(model.linear.coef[signs != 0] * signs[signs != 0] >= 0))
+
+
+def cross_validate(
+    candidate: Candidate, matrix: np.ndarray, y: np.ndarray, *, config: ProjectConfig, position: str, started: float
+) -> CVResult:
+    """Repeated stratified k-fold ROC-AUC of one candidate, logged fold by fold."""
+    cv = config.training.cv
+    splitter = RepeatedStratifiedKFold(n_splits=cv.folds, n_repeats=cv.repeats, random_state=config.training.seed)
+    result = CVResult(candidate)
+    t0 = time.perf_counter()
+    total = cv.folds * cv.repeats
+    for fold, (fit_idx, test_idx) in enumerate(splitter.split(matrix, y), start=1):
+        model = fit_model(candidate, matrix[fit_idx], y[fit_idx], schema=config.features, seed=config.training.seed)
+        result.monotone_ok &= respects_monotone(model)
+        result.aucs.append(float(roc_auc_score(y[test_idx], model.predict_proba(matrix[test_idx]))))
+        if fold % cv.folds == 0 or fold == total:
+            log.info(
+                "%s %s: fold %d/%d, AUC so far %.4f (%.0fs elapsed)",
+                position,
+                candidate.name,
+                fold,
+                total,
+                np.mean(result.aucs),
+                time.perf_counter() - started,
+            )
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def search_candidates(split: Split, config: ProjectConfig, started: float) -> list[CVResult]:
+    """Cross-validate every candidate, each in a nested MLflow run."""
+    matrix = Encoder(config.features).encode_frame(split.train_x)
+    y = split.train_y.to_numpy()
+    candidates = list_candidates(config)
+    results = []
+    for i, candidate in enumerate(candidates, start=1):
+        with mlflow.start_run(run_name=candidate.name, nested=True):
+            mlflow.log_params({"kind": candidate.kind, **candidate.params})
+            result = cross_validate(
+                candidate, matrix, y, config=config, position=f"[{i}/{len(candidates)}]", started=started
+            )
+            mlflow.log_metrics(
+                {
+                    "roc_auc_cv_mean": result.mean,
+                    "roc_auc_cv_std": result.std,
+                    "cv_seconds": result.seconds,
+                    "monotone_ok": float(result.monotone_ok),
+                }
+            )
+        results.append(result)
+    return results
+
+
+def select_best(results: list[CVResult]) -> CVResult:
+    eligible = [r for r in results if r.monotone_ok]
+    if not eligible:
+        raise RuntimeError("no candidate respects the schema's monotone constraints")
+    return max(eligible, key=lambda r: r.mean)
+
+
+def evaluate_holdout(model: ScoringModel, split: Split, config: ProjectConfig) -> tuple[dict[str, float], dict]:
+    """Holdout metrics and disparate impact across protected groups."""
+    p = model.predict_frame(split.holdout_x)
+    return evaluate.evaluate_predictions(p, split.holdout_x, split.holdout_y.to_numpy(), config)
+
+
+def write_reports(model: ScoringModel, split: Split, config: ProjectConfig, directory: Path) -> None:
+    """Plots people look at, from the holdout (and training data for importance)."""
+    y = split.holdout_y.to_numpy()
+    p = model.predict_frame(split.holdout_x)
+    engine = DecisionEngine(model, config.model)
+    evaluate.plot_roc(y, p, directory / "roc_curve.png")
+    evaluate.plot_calibration(y, p, directory / "calibration_curve.png")
+    evaluate.plot_score_distribution(y, engine.scores(p), directory / "score_distribution.png")
+    contributions = model.field_contributions(model.encoder.encode_frame(split.train_x))
+    importance = pd.Series(np.abs(contributions).mean(axis=0), index=config.features.input_names)
+    evaluate.plot_importance(importance, directory / "feature_importance.png")
+
+
+def config_digest(config_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(Path(config_dir).glob("*.yaml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
+    """The whole training step; returns the registered version (alias: challenger)."""
+    started = time.perf_counter()
+    client = registry.connect(settings, config.root)
+    experiment_id = registry.ensure_experiment(client, config.model.registry.experiment, config.root)
+    data_path = config.resolve(config.training.data.path)
+    split = load_split(config)
+    with mlflow.start_run(experiment_id=experiment_id, run_name="train") as run:
+        mlflow.log_params(
+            {
+                "seed": config.training.seed,
+                "cv_folds": config.training.cv.folds,
+                "cv_repeats": config.training.cv.repeats,
+                "n_train": len(split.train_x),
+                "n_holdout": len(split.holdout_x),
+            }
+        )
+        results = search_candidates(split, config, started)
+        best = select_best(results)
+        baseline = max((r for r in results if r.candidate.kind == "logistic"), key=lambda r: r.mean, default=None)
+        log.info("selected %s: CV AUC %.4f ± %.4f", best.candidate.name, best.mean, best.std)
+        train_matrix = Encoder(config.features).encode_frame(split.train_x)
+        model = fit_model(
+            best.candidate, train_matrix, split.train_y.to_numpy(), schema=config.features, seed=config.training.seed
+        )
+        model.profile = build_profile(config.features, split.train_x, model.predict_proba(train_matrix))
+        metrics, fairness = evaluate_holdout(model, split, config)
+        cv = {"roc_auc_cv_mean": best.mean, "roc_auc_cv_std": best.std}
+        if baseline is not None:
+            cv["baseline_roc_auc_cv_mean"] = baseline.mean
+        mlflow.log_params(
+            {"selected_kind": best.candidate.kind, **{f"selected_{k}": v for k, v in best.candidate.params.items()}}
+        )
+        mlflow.log_metrics(
+            {
+                **cv,
+                **{f"holdout_{k}": v for k, v in metrics.items()},
+                **{f"disparate_impact_{a}": e["disparate_impact"] for a, e in fairness.items()},
+            }
+        )
+        mlflow.log_dict(fairness, "fairness.json")
+        for path in sorted(config.config_dir.glob("*.yaml")):
+            mlflow.log_artifact(str(path), artifact_path="config")
+        with tempfile.TemporaryDirectory() as tmp:
+            reports = Path(tmp) / "reports"
+            reports.mkdir()
+            write_reports(model, split, config, reports)
+            (reports / "model_card.md").write_text(
+                evaluate.model_card(
+                    name=config.model.registry.model_name,
+                    kind=best.candidate.kind,
+                    params=best.candidate.params,
+                    schema=config.features,
+                    data_path=str(config.training.data.path),
+                    n_train=len(split.train_x),
+                    n_holdout=len(split.holdout_x),
+                    cv=cv,
+                    holdout=metrics,
+                    fairness=fairness,
+                    threshold=config.model.decision.approve_below,
+                )
+            )
+            mlflow.log_artifacts(str(reports), artifact_path="reports")
+            scoring_dir = Path(tmp) / "scoring_model"
+            model.save(scoring_dir)
+            example = split.train_x[config.features.input_names].head(5)
+            tags = {
+                "model_kind": best.candidate.kind,
+                "data_sha256": file_digest(data_path),
+                "config_sha256": config_digest(config.config_dir),
+                "git_commit": git_commit(config.root),
+                "feature_schema_version": str(config.features.version),
+                "decision_policy_version": config.model.decision.policy_version,
+                **{f"metric.{k}": f"{v:.6f}" for k, v in {**cv, **metrics}.items()},
+            }
+            version = registry.log_and_register(
+                client,
+                scoring_dir=scoring_dir,
+                registry=config.model.registry,
+                input_example=example,
+                output_example=model.predict_frame(example),
+                tags=tags,
+            )
+        log.info(
+            "registered %s version %s (run %s) with alias %r in %.0fs",
+            version.name,
+            version.version,
+            run.info.run_id,
+            config.model.registry.challenger_alias,
+            time.perf_counter() - started,
+        )
+    return version
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config-dir", type=Path, default=None, help="folder with the YAML configuration")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    return run_job(lambda: train(load_project_config(args.config_dir or settings.config_dir), settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Install the system tools the test suite needs (Debian/apt):
+#   chromium + chromium-driver  (browser tests via Playwright executable_path)
+#   wrk                          (HTTP load tests)
+#   PostgreSQL server binaries   (initdb/pg_ctl for the throwaway test database)
+#
+# Idempotent and fast when everything is already present: presence is checked
+# first and apt is only touched when something is missing (`apt-get update`
+# runs at most once). If we are not root, apt is absent, or apt fails, a
+# warning naming what is missing is printed and the script still exits 0;
+# tests needing a missing tool skip with a printed reason.
+set -euo pipefail
+
+log() { printf 'install-system-deps: %s\n' "$*"; }
+warn() { printf 'install-system-deps: WARNING: %s\n' "$*" >&2; }
+
+# PostgreSQL's initdb/pg_ctl are not on PATH in Debian's packaging; they live
+# in /usr/lib/postgresql/<version>/bin.
+have_pg_server() {
+    if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+        return 0
+    fi
+    local dir
+    for dir in /usr/lib/postgresql/*/bin; do
+        if [[ -x "$dir/initdb" && -x "$dir/pg_ctl" && -x "$dir/postgres" ]]; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+have_chromium() {
+    [[ -x /usr/bin/chromium ]] || command -v chromium >/dev/null 2>&1
+}
+
+have_chromedriver() {
+    [[ -x /usr/bin/chromedriver ]] || command -v chromedriver >/dev/null 2>&1
+}
+
+missing_packages() {
+    local -a pkgs=()
+    have_chromium || pkgs+=(chromium)
+    have_chromedriver || pkgs+=(chromium-driver)
+    command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
+    have_pg_server || pkgs+=(postgresql-15)
+    # runuser (util-linux) is needed to run the server as `postgres` when root.
+    command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)
+    if ((${#pkgs[@]})); then
+        printf '%s\n' "${pkgs[@]}"
+    fi
+}
+
+main() {
+    local -a missing
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]} == 0)); then
+        log "all system dependencies present (chromium, chromium-driver, wrk, postgresql server)"
+        return 0
+    fi
+    log "missing: ${missing[*]}"
+
+    if [[ "$(id -u)" -ne 0 ]]; then
+        warn "not root; cannot install: ${missing[*]} (tests needing them will skip)"
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        warn "apt-get not available; cannot install: ${missing[*]} (tests needing them will skip)"
+        return 0
+    fi
+
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get update -qq; then
+        warn "apt-get update failed; trying to install from the existing package lists"
+    fi
+
+    # postgresql-15 is Debian 12's version; fall back to the unversioned
+    # metapackage on releases that ship a different major version.
+    local -a to_install=()
+    local pkg
+    for pkg in "${missing[@]}"; do
+        if [[ "$pkg" == postgresql-15 ]] && ! apt-cache show postgresql-15 >/dev/null 2>&1; then
+            pkg=postgresql
+        fi
+        to_install+=("$pkg")
+    done
+
+    if ! apt-get install -y -qq --no-install-recommends "${to_install[@]}"; then
+        # One bad package should not block the rest: retry them one by one.
+        warn "bulk apt-get install failed; retrying packages individually"
+        for pkg in "${to_install[@]}"; do
+            apt-get install -y -qq --no-install-recommends "$pkg" || true
+        done
+    fi
+
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]})); then
+        warn "still missing after apt-get install: ${missing[*]} (tests needing them will skip)"
+    else
+        log "installed: ${to_install[*]}"
+    fi
+    return 0
+}
+
+main "$@"
