@@ -11,6 +11,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -94,8 +95,13 @@ def log_and_register(
 ) -> ModelVersion:
     """Log the model (pyfunc from code, data artifacts) in the active run, register it,
     record its artifact digest and tags, and give it the challenger alias."""
-    signature = infer_signature(input_example, output_example)
-    with tempfile.TemporaryDirectory() as tmp:
+    with warnings.catch_warnings():
+        # integer columns are required and never missing: the schema says so
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        signature = infer_signature(input_example, output_example)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # the pyfunc validates its input against the feature schema itself
+        warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method")
         # the package's source only: no bytecode caches in the model's artifacts
         package = Path(tmp) / PYFUNC_CODE.parent.name
         shutil.copytree(PYFUNC_CODE.parent, package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

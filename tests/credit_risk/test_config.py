@@ -1,0 +1,86 @@
+"""Every file in config/ loads, and a bad config fails at start naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from credit_risk.config import DEFAULT_CONFIG_DIR, ConfigError, load_project_config
+from tests.conftest import write_config_dir
+
+pytestmark = pytest.mark.code
+
+
+def test_committed_config_files_load() -> None:
+    config = load_project_config(DEFAULT_CONFIG_DIR)
+    assert config.model.registry.model_name == "credit-risk"
+    assert config.model.registry.serving_alias == "production"
+    assert config.training.cv.folds == 10 and config.training.cv.repeats == 3
+    assert {f.name for f in config.features.protected_fields} == {
+        "personal_status_and_sex",
+        "age_in_years",
+        "foreign_worker",
+    }
+
+
+def test_approve_threshold_is_the_cost_optimal_cut_off() -> None:
+    config = load_project_config(DEFAULT_CONFIG_DIR)
+    costs = config.training.evaluation
+    optimal = costs.cost_false_decline / (costs.cost_false_decline + costs.cost_false_approve)
+    assert config.model.decision.approve_below == pytest.approx(optimal, abs=1e-3)
+
+
+def _break(tmp_path: Path, file: str, edit) -> Path:
+    target = write_config_dir(tmp_path / "config")
+    data = yaml.safe_load((target / file).read_text())
+    edit(data)
+    (target / file).write_text(yaml.safe_dump(data))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("file", "edit", "message"),
+    [
+        ("model_config.yaml", lambda d: d["registry"].update(aliass="x"), r"registry\.aliass: Extra inputs"),
+        ("model_config.yaml", lambda d: d["decision"].update(approve_below=1.5), r"decision\.approve_below"),
+        (
+            "model_config.yaml",
+            lambda d: d["decision"].update(decline_at_or_above=0.1),
+            r"decline_at_or_above must be >= approve_below",
+        ),
+        ("model_config.yaml", lambda d: d["risk_bands"].pop(), r"last risk band must have max_probability 1\.0"),
+        ("model_config.yaml", lambda d: d["serving"].update(port="eighty"), r"serving\.port"),
+        ("model_config.yaml", lambda d: d["monitoring"].update(alert_on="sometimes"), r"monitoring\.alert_on"),
+        ("training.yaml", lambda d: d["cv"].update(folds=1), r"cv\.folds"),
+        ("training.yaml", lambda d: d.update(candidates={}), r"at least one candidate"),
+        ("training.yaml", lambda d: d["candidates"]["xgboost"][0].update(max_dept=3), r"max_dept: Extra inputs"),
+        ("features.yaml", lambda d: d["fields"][1].update(min=500), r"integer field needs min <= max"),
+        (
+            "features.yaml",
+            lambda d: d["fields"][0]["categories"].append(d["fields"][0]["categories"][0]),
+            r"category codes must be unique",
+        ),
+        ("features.yaml", lambda d: d["fields"][0].update(type="text"), r"fields\.0\.type"),
+    ],
+)
+def test_invalid_config_fails_naming_the_file_and_key(tmp_path: Path, file: str, edit, message: str) -> None:
+    config_dir = _break(tmp_path, file, edit)
+    with pytest.raises(ConfigError, match=message) as info:
+        load_project_config(config_dir)
+    assert file in str(info.value)
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    config_dir = write_config_dir(tmp_path / "config")
+    (config_dir / "training.yaml").unlink()
+    with pytest.raises(ConfigError, match=r"training\.yaml: configuration file not found"):
+        load_project_config(config_dir)
+
+
+def test_yaml_syntax_error_is_reported(tmp_path: Path) -> None:
+    config_dir = write_config_dir(tmp_path / "config")
+    (config_dir / "model_config.yaml").write_text("registry: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"model_config\.yaml: not valid YAML"):
+        load_project_config(config_dir)
