@@ -25,8 +25,19 @@ $(VENV)/.dev-installed: requirements-dev.txt requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## First command: set up, train and promote a first model if none is in production, then serve.
+## First command: set up, train and promote a first model if none is in production, then serve
+## the API on :8000 and the UI on :8501 (WORKERS=N for N uvicorn workers).
 up: setup bootstrap
+	WORKERS=$(WORKERS) bash scripts/run-services.sh
+
+WORKERS ?= 1
+
+serve: setup
+	$(BIN)/uvicorn serving.app:app --host 127.0.0.1 --port 8000 --workers $(WORKERS)
+
+ui: setup
+	$(BIN)/streamlit run ui/app.py --server.address 127.0.0.1 --server.port 8501 \
+	  --server.headless true --browser.gatherUsageStats false
 
 bootstrap: setup
 	$(BIN)/python -m pipelines.history --require-alias production || \
