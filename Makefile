@@ -55,6 +55,11 @@ rollback: setup
 history: setup
 	$(BIN)/python -m pipelines.history
 
+## make batch INPUT=applicants.parquet OUTPUT=scored.parquet [ENGINE=spark] [MODEL=production|N]
+batch: setup
+	$(MLFLOW_RUN) -e batch_score -P input=$(INPUT) -P output=$(OUTPUT) $(if $(ENGINE),-P engine=$(ENGINE)) \
+	  $(if $(MODEL),-P model=$(MODEL))
+
 ## Second command: set up (with test extras and system packages) and run the whole suite.
 test: setup-dev
 	$(BIN)/python -m pytest

@@ -40,29 +40,47 @@ class Assessment:
     reasons: tuple[Reason, ...]
 
 
+DECISIONS = ("approve", "review", "decline")
+
+
 class DecisionEngine:
-    """Applies the configured scorecard, bands and decision policy to a model's output."""
+    """Applies the configured scorecard, bands and decision policy to a model's output.
+
+    Every rule works on whole arrays, so one applicant and a million take the
+    same code path.
+    """
 
     def __init__(self, model: ScoringModel, config: ModelConfig) -> None:
         self.model = model
         self.policy = config.decision
+        self.band_names = tuple(b.name for b in config.risk_bands)
         self._factor = config.scorecard.factor
         self._offset = config.scorecard.offset
         self._band_edges = np.asarray([b.max_probability for b in config.risk_bands])
-        self._band_names = [b.name for b in config.risk_bands]
 
     def scores(self, probabilities: np.ndarray) -> np.ndarray:
         """Scorecard points: higher is lower risk."""
         p = np.clip(probabilities, _EPS, 1 - _EPS)
         return np.rint(self._offset + self._factor * np.log((1 - p) / p)).astype(np.int64)
 
-    def bands(self, probabilities: np.ndarray) -> list[str]:
+    def band_index(self, probabilities: np.ndarray) -> np.ndarray:
+        """Index into ``band_names``: the first band whose upper bound is not below p."""
         index = np.searchsorted(self._band_edges, probabilities, side="left")
-        index = np.minimum(index, len(self._band_names) - 1)
-        return [self._band_names[i] for i in index]
+        return np.minimum(index, len(self.band_names) - 1).astype(np.int8)
+
+    def decision_index(self, probabilities: np.ndarray) -> np.ndarray:
+        """Index into ``DECISIONS``: approve below the approve threshold, decline at or above
+        the decline threshold, review in between."""
+        index = np.ones(len(probabilities), dtype=np.int8)
+        index[probabilities < self.policy.approve_below] = 0
+        index[probabilities >= self.policy.decline_at_or_above] = 2
+        return index
+
+    def bands(self, probabilities: np.ndarray) -> list[str]:
+        return [self.band_names[i] for i in self.band_index(probabilities)]
 
     def decisions(self, probabilities: np.ndarray) -> list[str]:
-        return [self.policy.decide(float(p)) for p in probabilities]
+        return [DECISIONS[i] for i in self.decision_index(probabilities)]
 
     def reasons(self, contributions: np.ndarray, record: Mapping[str, Any]) -> tuple[Reason, ...]:
         """The fields that raised the risk most, largest first; at most ``max_reasons``."""
@@ -92,13 +110,14 @@ class DecisionEngine:
         probabilities = self.model.predict_proba(matrix)
         scores = self.scores(probabilities)
         bands = self.bands(probabilities)
+        decisions = self.decisions(probabilities)
         contributions = self.model.field_contributions(matrix) if with_reasons else None
         return [
             Assessment(
                 probability=float(probabilities[i]),
                 score=int(scores[i]),
                 band=bands[i],
-                decision=self.policy.decide(float(probabilities[i])),
+                decision=decisions[i],
                 reasons=self.reasons(contributions[i], records[i]) if contributions is not None else (),
             )
             for i in range(len(records))

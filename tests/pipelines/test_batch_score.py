@@ -1,0 +1,193 @@
+"""Batch scoring with the local engine, against the session's real registered model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from credit_risk import registry
+from credit_risk.decision import DecisionEngine
+from credit_risk.schema import DataValidationError
+from credit_risk.scoring import ScoringModel
+from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, main, rejects_path
+from pipelines.data import load_applicants
+from pipelines.synthetic import generate_applicants
+from tests.conftest import TrainedModel
+
+pytestmark = pytest.mark.code
+
+ROWS = 10_000
+
+
+@pytest.fixture(scope="module")
+def applicants(trained: TrainedModel) -> pd.DataFrame:
+    """10k synthetic applicants (schema codes) with an id column."""
+    config = trained.store.config
+    source, _ = load_applicants(config.resolve(config.training.data.path), config.features)
+    frame = generate_applicants(source, config.features, rows=ROWS, seed=7)
+    frame.insert(0, "applicant_id", [f"A{i:06d}" for i in range(ROWS)])
+    return frame
+
+
+@pytest.fixture(scope="module")
+def scoring_model(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> ScoringModel:
+    store = trained.store
+    local = registry.download_version(
+        store.client, trained.version.name, trained.version.version, tmp_path_factory.mktemp("model")
+    )
+    return ScoringModel.load(registry.scoring_dir(local))
+
+
+def run(trained: TrainedModel, source: Path, output: Path, **options: object) -> BatchSummary:
+    store = trained.store
+    return batch_score(
+        store.config, store.settings, BatchOptions(input=source, output=output, progress=False, **options)
+    )
+
+
+def test_local_engine_matches_the_decision_engine_row_for_row(
+    trained: TrainedModel, applicants: pd.DataFrame, scoring_model: ScoringModel, tmp_path: Path
+) -> None:
+    source = tmp_path / "applicants.parquet"
+    applicants.to_parquet(source, index=False)
+    summary = run(trained, source, tmp_path / "scores.parquet", chunk_rows=3000)
+    out = pq.read_table(summary.output).to_pandas()
+    records = applicants[scoring_model.schema.input_names].to_dict("records")
+    expected = DecisionEngine(scoring_model, trained.store.config.model).assess(records)
+    assert summary.rows_scored == ROWS and summary.rows_rejected == 0
+    assert out["applicant_id"].tolist() == applicants["applicant_id"].tolist()
+    np.testing.assert_array_equal(out["probability"].to_numpy(), [a.probability for a in expected])
+    assert out["score"].tolist() == [a.score for a in expected]
+    assert out["risk_band"].astype(str).tolist() == [a.band for a in expected]
+    assert out["decision"].astype(str).tolist() == [a.decision for a in expected]
+    assert [list(r) for r in out["reasons"]] == [[reason.code for reason in a.reasons] for a in expected]
+
+
+def test_output_records_the_model_version_and_policy(
+    trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "applicants.parquet"
+    applicants.head(100).to_parquet(source, index=False)
+    summary = run(trained, source, tmp_path / "scores.parquet")
+    meta = pq.read_schema(summary.output).metadata
+    assert meta[b"model_version"].decode() == str(trained.version.version)
+    assert meta[b"decision_policy_version"].decode() == trained.store.config.model.decision.policy_version
+
+
+def test_csv_folder_scores_like_one_parquet_file(
+    trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
+) -> None:
+    folder = tmp_path / "portfolio"
+    folder.mkdir()
+    part = applicants.head(3000)
+    part.iloc[:1000].to_csv(folder / "part-0.csv", index=False)
+    part.iloc[1000:].to_csv(folder / "part-1.csv", index=False)
+    part.to_parquet(tmp_path / "all.parquet", index=False)
+    from_csv = pq.read_table(run(trained, folder, tmp_path / "csv.parquet", chunk_rows=700).output).to_pandas()
+    from_parquet = pq.read_table(run(trained, tmp_path / "all.parquet", tmp_path / "pq.parquet").output).to_pandas()
+    assert from_csv["row"].tolist() == list(range(1, 3001)), "row numbers run across the folder's files"
+    pd.testing.assert_frame_equal(from_csv, from_parquet, check_categorical=False)
+
+
+def test_bad_rows_go_to_the_rejects_file_with_field_and_rule(
+    trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
+) -> None:
+    frame = applicants.head(50).astype(object)
+    frame.loc[3, "duration_in_month"] = 500  # out of range
+    frame.loc[7, "purpose"] = "yacht"  # unknown category
+    frame.loc[11, "credit_amount"] = "lots"  # not a number
+    frame.loc[12, "credit_amount"] = "12.5"  # not whole
+    frame.loc[20, "housing"] = None  # missing
+    frame.loc[20, "duration_in_month"] = 0  # two problems in one row
+    source = tmp_path / "applicants.csv"
+    frame.to_csv(source, index=False)
+    summary = run(trained, source, tmp_path / "scores.parquet")
+    rejects = pq.read_table(rejects_path(summary.output)).to_pandas().set_index("row")
+    assert summary.rows_rejected == 5 and summary.rows_scored == 45
+    assert sorted(rejects.index) == [4, 8, 12, 13, 21], "row numbers are 1-based data rows"
+    assert rejects.loc[4, "field"] == "duration_in_month" and rejects.loc[4, "rule"] == "must be in [1, 120]"
+    assert rejects.loc[8, "field"] == "purpose" and rejects.loc[8, "rule"].startswith("must be one of")
+    assert rejects.loc[12, "rule"] == "must be an integer"
+    assert rejects.loc[13, "rule"] == "must be a whole number"
+    assert rejects.loc[21, "reason"] == "duration_in_month: must be in [1, 120]; housing: is required"
+    assert rejects.loc[21, "id"] == frame.loc[20, "applicant_id"]
+    scored = pq.read_table(summary.output).to_pandas()
+    assert not set(scored["row"]) & set(rejects.index), "a rejected row is not scored"
+
+
+def test_reasons_can_be_switched_off(trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path) -> None:
+    source = tmp_path / "applicants.parquet"
+    applicants.head(500).to_parquet(source, index=False)
+    with_reasons = pq.read_table(run(trained, source, tmp_path / "a.parquet").output)
+    without = pq.read_table(run(trained, source, tmp_path / "b.parquet", reasons=False).output)
+    assert "reasons" not in without.column_names
+    assert without.column("score").to_pylist() == with_reasons.column("score").to_pylist()
+
+
+def test_a_version_number_selects_that_version(trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path) -> None:
+    source = tmp_path / "applicants.parquet"
+    applicants.head(10).to_parquet(source, index=False)
+    summary = run(trained, source, tmp_path / "scores.parquet", model=str(trained.version.version))
+    assert summary.model_version == str(trained.version.version)
+
+
+def test_an_unknown_version_is_refused(trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path) -> None:
+    source = tmp_path / "applicants.parquet"
+    applicants.head(10).to_parquet(source, index=False)
+    with pytest.raises(registry.RegistryError, match=r"version 999 .* does not exist"):
+        run(trained, source, tmp_path / "scores.parquet", model="999")
+
+
+def test_a_tampered_artifact_is_refused(trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path) -> None:
+    store, version = trained.store, trained.version
+    source = tmp_path / "applicants.parquet"
+    applicants.head(10).to_parquet(source, index=False)
+    name, number = version.name, str(version.version)
+    good = store.client.get_model_version(name, number).tags[registry.ARTIFACT_DIGEST_TAG]
+    store.client.set_model_version_tag(name, number, registry.ARTIFACT_DIGEST_TAG, "0" * 64)
+    try:
+        with pytest.raises(registry.RegistryError, match="does not match"):
+            run(trained, source, tmp_path / "scores.parquet")
+    finally:
+        store.client.set_model_version_tag(name, number, registry.ARTIFACT_DIGEST_TAG, good)
+    assert not (tmp_path / "scores.parquet").exists(), "nothing is scored with an unverified model"
+
+
+def test_a_missing_model_column_fails_naming_it(
+    trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "applicants.parquet"
+    applicants.drop(columns=["purpose"]).head(10).to_parquet(source, index=False)
+    with pytest.raises(DataValidationError, match=r"missing column.*purpose"):
+        run(trained, source, tmp_path / "scores.parquet")
+
+
+def test_cli_reports_a_missing_input_in_one_line(
+    trained: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.store.uri)
+    monkeypatch.setenv("CREDIT_RISK_CONFIG_DIR", str(trained.store.config.config_dir))
+    code = main(["--input", str(tmp_path / "nowhere.csv"), "--output", str(tmp_path / "out.parquet")])
+    assert code == 1
+    assert "input not found" in capsys.readouterr().err
+
+
+def test_cli_writes_scores_and_progress(
+    trained: TrainedModel,
+    applicants: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.store.uri)
+    monkeypatch.setenv("CREDIT_RISK_CONFIG_DIR", str(trained.store.config.config_dir))
+    source = tmp_path / "applicants.parquet"
+    applicants.head(200).to_parquet(source, index=False)
+    code = main(["--input", str(source), "--output", str(tmp_path / "out.parquet"), "--reasons", "false"])
+    assert code == 0, capsys.readouterr().err
+    assert "scored 200 rows, rejected 0" in capsys.readouterr().err
+    assert pq.read_metadata(tmp_path / "out.parquet").num_rows == 200
