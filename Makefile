@@ -55,6 +55,10 @@ rollback: setup
 history: setup
 	$(BIN)/python -m pipelines.history
 
+## Drift and health of the logged predictions (exit 2 when an alert level is crossed).
+monitor: setup
+	$(MLFLOW_RUN) -e monitor $(if $(START),-P start=$(START)) $(if $(END),-P end=$(END))
+
 ## make batch INPUT=applicants.parquet OUTPUT=scored.parquet [ENGINE=spark] [MODEL=production|N]
 batch: setup
 	$(MLFLOW_RUN) -e batch_score -P input=$(INPUT) -P output=$(OUTPUT) $(if $(ENGINE),-P engine=$(ENGINE)) \

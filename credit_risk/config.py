@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from credit_risk.schema import FeatureSchema
@@ -53,14 +53,6 @@ class DecisionPolicy(_Frozen):
             raise ValueError("decline_at_or_above must be >= approve_below")
         return self
 
-    def decide(self, probability: float) -> str:
-        """Map a probability of default to approve / review / decline."""
-        if probability < self.approve_below:
-            return "approve"
-        if probability >= self.decline_at_or_above:
-            return "decline"
-        return "review"
-
 
 class ScorecardConfig(_Frozen):
     points_at_reference_odds: float
@@ -95,6 +87,18 @@ class ServingConfig(_Frozen):
     max_body_bytes: int = Field(default=65536, ge=1024)
     max_batch_size: int = Field(default=1000, ge=1)
     cors_origins: tuple[str, ...] = ()
+    retry_seconds: float = Field(default=2.0, gt=0)  # registry re-check interval while no model is served
+    warmup_rounds: int = Field(default=20, ge=1)  # example scorings before a version is switched in
+    # where scoring runs: "auto" = the threadpool for work that releases the GIL (reason codes, batches),
+    # the event loop for a single score without reasons (~100 us: cheaper than the thread hand-off);
+    # "always" / "never" to compare
+    offload_scoring: Literal["auto", "always", "never"] = "auto"
+    prediction_log: bool = True  # hand every scored applicant to the prediction log writer
+    drain_timeout_seconds: float = Field(default=30.0, gt=0)  # shutdown: time allowed to flush the log
+    drain_grace_seconds: float = Field(default=1.0, ge=0)  # SIGTERM: not ready, keep serving this long, then stop
+    # probabilities for small requests: "numpy" (the trees as arrays, verified against XGBoost at load)
+    # or "xgboost" (Booster.inplace_predict); reason codes always come from XGBoost's TreeSHAP
+    tree_runtime: Literal["numpy", "xgboost"] = "numpy"
 
 
 class PredictionLogConfig(_Frozen):
@@ -106,6 +110,18 @@ class PredictionLogConfig(_Frozen):
     serving_experiment: str = "credit-risk-serving"
     drop_fields: tuple[str, ...] = ()
     hash_fields: tuple[str, ...] = ()
+    # back-pressure: how long submit() waits for room in a full queue before it
+    # raises PredictionLogFullError (the service answers 503: nothing is dropped silently)
+    submit_timeout_seconds: float = Field(default=2.0, gt=0)
+    upload_artifacts: bool = True  # copy closed files to the serving run in MLflow
+    upload_retry_max_seconds: float = Field(default=60.0, gt=0)  # cap of the upload retry backoff
+
+    @model_validator(mode="after")
+    def _privacy_disjoint(self) -> PredictionLogConfig:
+        both = sorted(set(self.drop_fields) & set(self.hash_fields))
+        if both:
+            raise ValueError(f"fields both dropped and hashed: {both}")
+        return self
 
 
 class MonitoringConfig(_Frozen):
@@ -113,10 +129,26 @@ class MonitoringConfig(_Frozen):
     psi_major: float = Field(default=0.25, gt=0)
     alert_on: Literal["none", "moderate", "major"] = "major"
     min_disparate_impact: float = Field(default=0.80, ge=0, le=1)
+    # the level a disparate impact below min_disparate_impact counts as
+    fairness_alert_level: Literal["moderate", "major"] = "major"
+    window_days: int = Field(default=7, ge=1)  # default window: the last N days (UTC), today included
+    min_rows: int = Field(default=200, ge=1)  # fewer rows: figures reported, no alert raised (too noisy)
+    experiment: str = "credit-risk-monitoring"
+    summary_path: Path | None = None  # default: <prediction log dir>/../monitoring/latest.json
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringConfig:
+        if self.psi_major < self.psi_moderate:
+            raise ValueError("psi_major must be >= psi_moderate")
+        return self
 
 
 class UIConfig(_Frozen):
     api_url: str = "http://127.0.0.1:8000"
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    admin_timeout_seconds: float = Field(default=300.0, gt=0)
+    batch_chunk_size: int = Field(default=200, ge=1)
+    max_upload_rows: int = Field(default=100_000, ge=1)
 
 
 class ModelConfig(_Frozen):
@@ -275,3 +307,5 @@ class Settings(BaseSettings):
     admin_token: str | None = Field(default=None, alias="CREDIT_RISK_ADMIN_TOKEN")
     api_url: str | None = Field(default=None, alias="CREDIT_RISK_API_URL")
     log_dir: Path | None = Field(default=None, alias="CREDIT_RISK_LOG_DIR")
+    # key of the HMAC that replaces prediction_log.hash_fields; never logged, never in config files
+    log_hash_key: SecretStr | None = Field(default=None, alias="CREDIT_RISK_LOG_HASH_KEY")

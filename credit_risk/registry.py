@@ -56,15 +56,20 @@ def connect(settings: Settings, root: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def ensure_experiment(client: MlflowClient, name: str, root: Path) -> str:
-    """The experiment's id, creating it (artifacts under ``mlruns/`` when embedded)."""
+def embedded_artifact_root(uri: str) -> Path | None:
+    """For an embedded SQLite store, its artifact folder: ``artifacts/`` beside the database file."""
+    if not is_embedded(uri):
+        return None
+    return Path(uri.removeprefix("sqlite:///")).parent / "artifacts"
+
+
+def ensure_experiment(client: MlflowClient, name: str) -> str:
+    """The experiment's id, creating it; an embedded store keeps its artifacts beside its database."""
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         return existing.experiment_id
-    location = None
-    if is_embedded(client.tracking_uri):
-        location = (root / "mlruns" / "artifacts").resolve().as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    root = embedded_artifact_root(client.tracking_uri)
+    return client.create_experiment(name, artifact_location=root.resolve().as_uri() if root else None)
 
 
 def directory_digest(directory: Path) -> str:
@@ -243,3 +248,48 @@ def move_alias(
     client.set_registered_model_alias(name, alias, str(version))
     client.set_registered_model_tag(name, f"{HISTORY_TAG_PREFIX}{event.sequence:06d}", json.dumps(asdict(event)))
     return event
+
+
+# ------------------------------------------------------------------ serving runs (prediction log)
+
+SERVING_RUN_TAG = "credit_risk.serving_run"
+
+
+def serving_run_id(client: MlflowClient, *, experiment: str, model_name: str, model_version: str) -> str:
+    """The run that collects one model version's prediction log files, created on first use.
+
+    Several workers may create it at once: each then keeps the oldest run (by
+    start time, then id) and deletes its own duplicate, so all converge on one.
+    """
+    experiment_id = ensure_experiment(client, experiment)
+    query = (
+        f"tags.`{SERVING_RUN_TAG}` = 'true' and tags.model_name = '{model_name}' "
+        f"and tags.model_version = '{model_version}'"
+    )
+
+    def oldest() -> str | None:
+        runs = client.search_runs([experiment_id], filter_string=query, max_results=50)
+        return min(runs, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id if runs else None
+
+    found = oldest()
+    if found is not None:
+        return found
+    tags = {SERVING_RUN_TAG: "true", "model_name": model_name, "model_version": str(model_version)}
+    mine = client.create_run(experiment_id, tags=tags, run_name=f"serving {model_name} v{model_version}").info.run_id
+    chosen = oldest() or mine
+    if chosen != mine:
+        client.delete_run(mine)
+    return chosen
+
+
+def log_artifact_file(client: MlflowClient, run_id: str, path: Path, artifact_path: str) -> None:
+    """Copy one local file into a run's artifacts under ``artifact_path``."""
+    client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+
+def list_artifact_paths(client: MlflowClient, run_id: str, path: str) -> list[str]:
+    """Every file's artifact path under ``path`` in a run, recursively."""
+    found: list[str] = []
+    for info in client.list_artifacts(run_id, path):
+        found.extend(list_artifact_paths(client, run_id, info.path) if info.is_dir else [info.path])
+    return found

@@ -122,6 +122,7 @@ class ScoringModel:
         self.booster = booster
         self.linear = linear
         self.profile = profile or {}
+        self.threads = threads
         if kind == "xgboost":
             if booster is None:
                 raise ValueError("an xgboost model needs a booster")
@@ -150,7 +151,9 @@ class ScoringModel:
         mean. Positive values raised the risk.
         """
         if self.booster is not None:
-            contribs = self.booster.predict(xgb.DMatrix(matrix), pred_contribs=True)[:, :-1]
+            # nthread: a DMatrix otherwise builds with every core's OpenMP threads, which cost
+            # milliseconds per small request (tens of ms when the cores are busy)
+            contribs = self.booster.predict(xgb.DMatrix(matrix, nthread=self.threads), pred_contribs=True)[:, :-1]
         else:
             assert self.linear is not None
             contribs = (matrix.astype(np.float64) - self.linear.baseline) * self.linear.coef

@@ -701,7 +701,7 @@ def batch_score(
 
 def log_summary(client: MlflowClient, config: ProjectConfig, summary: BatchSummary, options: BatchOptions) -> None:
     """One tracking run per batch: which version scored what, how many rows, how fast."""
-    experiment_id = registry.ensure_experiment(client, config.model.registry.experiment, config.root)
+    experiment_id = registry.ensure_experiment(client, config.model.registry.experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"batch_score v{summary.model_version}"):
         mlflow.log_params(
             {

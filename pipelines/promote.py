@@ -104,7 +104,7 @@ def promote(
     champion = evaluate_version(client, reg.model_name, str(current.version), split, config) if current else None
     failures = failed_gates(challenger, champion, config)
     figures = gate_figures(challenger, champion)
-    experiment_id = registry.ensure_experiment(client, reg.experiment, config.root)
+    experiment_id = registry.ensure_experiment(client, reg.experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"promote v{target.version}"):
         mlflow.log_metrics({k: float(v) for k, v in figures.items() if not isinstance(v, str)})
         mlflow.log_dict({"failed_gates": failures, "forced": force, "reason": reason}, "promotion.json")

@@ -41,7 +41,9 @@ def rollback(
     if version is None:
         if current is None:
             raise RollbackRefused(f"no version holds {reg.serving_alias!r}: nothing to roll back")
-        version = previous_version(registry.alias_history(client, reg.model_name), reg.serving_alias, str(current.version))
+        version = previous_version(
+            registry.alias_history(client, reg.model_name), reg.serving_alias, str(current.version)
+        )
         if version is None:
             raise RollbackRefused(
                 f"version {current.version} has no earlier {reg.serving_alias!r} version to go back to"

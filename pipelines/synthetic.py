@@ -18,14 +18,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from credit_risk.config import PROJECT_ROOT, Settings, load_project_config
+from credit_risk.config import Settings, load_project_config
 from credit_risk.schema import FeatureSchema
 from pipelines.data import load_applicants
 
 
-def generate_applicants(source: pd.DataFrame, schema: FeatureSchema, *, rows: int, seed: int = 0,
-                        shift: Mapping[str, float | str] | None = None,
-                        include_protected: bool = True) -> pd.DataFrame:
+def generate_applicants(
+    source: pd.DataFrame,
+    schema: FeatureSchema,
+    *,
+    rows: int,
+    seed: int = 0,
+    shift: Mapping[str, float | str] | None = None,
+    include_protected: bool = True,
+) -> pd.DataFrame:
     """``rows`` applicants resampled from ``source`` (schema codes), jittered and optionally shifted.
 
     ``shift`` maps a field to a factor (integer fields: values are multiplied,
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         frame.to_csv(args.output, index=False)
     else:
         frame.to_parquet(args.output, index=False)
-    print(f"wrote {len(frame)} applicants to {args.output.relative_to(PROJECT_ROOT) if args.output.is_relative_to(PROJECT_ROOT) else args.output}")
+    print(f"wrote {len(frame)} applicants to {args.output}")
     return 0
 
 

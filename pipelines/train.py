@@ -203,7 +203,7 @@ def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
     """The whole training step; returns the registered version (alias: challenger)."""
     started = time.perf_counter()
     client = registry.connect(settings, config.root)
-    experiment_id = registry.ensure_experiment(client, config.model.registry.experiment, config.root)
+    experiment_id = registry.ensure_experiment(client, config.model.registry.experiment)
     data_path = config.resolve(config.training.data.path)
     split = load_split(config)
     with mlflow.start_run(experiment_id=experiment_id, run_name="train") as run:

@@ -1,0 +1,423 @@
+"""The prediction log writer, on real Parquet files (and a real MLflow store for uploads)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from credit_risk import registry
+from credit_risk.config import PROJECT_ROOT, PredictionLogConfig, load_project_config
+from credit_risk.schema import FeatureSchema
+from serving.prediction_log import (
+    ARTIFACT_DIR,
+    PredictionLogClosedError,
+    PredictionLogError,
+    PredictionLogFullError,
+    PredictionLogWriter,
+    keyed_hash,
+    log_schema,
+)
+
+pytestmark = pytest.mark.code
+
+SCHEMA: FeatureSchema = load_project_config().features
+KEY = "test-key-not-secret"
+
+
+def make_records(count: int, *, start: int = 0, version: str = "1", at: datetime | None = None) -> list[dict[str, Any]]:
+    """Records as the service builds them, with values that differ per row."""
+    base = SCHEMA.example_record()
+    records = []
+    for i in range(start, start + count):
+        record: dict[str, Any] = dict(base)
+        for spec in SCHEMA.fields:
+            if spec.type == "integer":
+                record[spec.name] = spec.min + i % (spec.max - spec.min + 1)
+            else:
+                record[spec.name] = spec.codes[i % len(spec.codes)]
+        record["age_in_years"] = None if i % 3 == 0 else record["age_in_years"]  # protected: optional
+        record.update(
+            request_id=f"req-{i:07d}",
+            batch_id=None if i % 2 else f"batch-{i // 10}",
+            scored_at=at or datetime.now(UTC),
+            model_name="credit-risk",
+            model_version=version,
+            probability=(i % 997) / 997,
+            score=500 + i % 200,
+            risk_band="ABCDEF"[i % 6],
+            decision=("approve", "review", "decline")[i % 3],
+            decision_policy_version="policy-1",
+            reasons=["DUR", "CHK"][: i % 3],
+            latency_ms=0.5 + i / 1000,
+        )
+        records.append(record)
+    return records
+
+
+def read_rows(directory: Path) -> pa.Table:
+    return ds.dataset(directory, format="parquet", partitioning="hive").to_table()
+
+
+@contextmanager
+def running_writer(
+    directory: Path, client_factory: Callable | None = None, *, hash_key: str | None = KEY, **overrides: Any
+) -> Iterator[PredictionLogWriter]:
+    settings = {"flush_every_records": 100, "flush_interval_seconds": 0.2, **overrides}
+    writer = PredictionLogWriter(
+        PredictionLogConfig(**settings),
+        directory=directory,
+        schema=SCHEMA,
+        client_factory=client_factory,
+        hash_key=hash_key,
+    )
+    writer.start()
+    try:
+        yield writer
+    finally:
+        writer.close(timeout=30)
+
+
+def test_n_submitted_records_become_exactly_n_rows_with_their_values(tmp_path: Path) -> None:
+    records = make_records(2345)
+    with running_writer(tmp_path / "log") as writer:
+        for i in range(0, len(records), 50):
+            writer.submit(records[i : i + 50])
+    table = read_rows(tmp_path / "log").sort_by("request_id")
+    assert table.num_rows == len(records)
+    rows = table.to_pylist()
+    for record, row in zip(records, rows, strict=True):
+        for name, value in record.items():
+            assert row[name] == value, f"{record['request_id']}: column {name!r}"
+        assert row["log_schema_version"] == 1
+        assert row["date"] == record["scored_at"].date().isoformat()
+
+
+def test_columns_are_typed_per_the_feature_schema(tmp_path: Path) -> None:
+    with running_writer(tmp_path / "log") as writer:
+        writer.submit(make_records(10))
+    [path] = (tmp_path / "log").rglob("*.parquet")
+    written = pq.read_schema(path)
+    assert written.remove_metadata() == log_schema(SCHEMA).remove_metadata()
+    assert written.field("duration_in_month").type == pa.int64()
+    assert written.field("purpose").type == pa.string()
+    assert written.field("scored_at").type == pa.timestamp("us", tz="UTC")
+    assert written.field("reasons").type == pa.list_(pa.string())
+    assert written.metadata[b"log_schema_version"] == b"1"
+
+
+def test_records_are_flushed_within_the_interval_without_close(tmp_path: Path) -> None:
+    with running_writer(tmp_path / "log", flush_every_records=1000, flush_interval_seconds=0.2) as writer:
+        writer.submit(make_records(3))
+        deadline = time.monotonic() + 5
+        while not list((tmp_path / "log").rglob("*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert read_rows(tmp_path / "log").num_rows == 3, "3 records (< flush_every_records) not flushed by time"
+
+
+def test_a_reader_never_sees_a_partial_file(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    errors: list[str] = []
+    done = threading.Event()
+
+    def read_constantly() -> None:
+        while not done.is_set():
+            for path in directory.rglob("*.parquet"):
+                try:
+                    pq.read_table(path)
+                except (OSError, pa.ArrowException) as exc:
+                    if path.exists():
+                        errors.append(f"{path.name}: {exc}")
+
+    with running_writer(directory, flush_every_records=20, flush_interval_seconds=0.05) as writer:
+        reader = threading.Thread(target=read_constantly)
+        reader.start()
+        for i in range(60):
+            writer.submit(make_records(20, start=i * 20))
+            time.sleep(0.005)
+    done.set()
+    reader.join()
+    assert not errors
+    names = [p.name for p in directory.rglob("*") if p.is_file()]
+    assert names and all(re.fullmatch(rf"part-.+-{os.getpid()}-\d{{9}}-[0-9a-f]{{12}}\.parquet", n) for n in names), (
+        names
+    )
+
+
+def test_a_leftover_temporary_file_is_ignored_by_readers(tmp_path: Path) -> None:
+    with running_writer(tmp_path / "log") as writer:
+        writer.submit(make_records(5))
+    [partition] = (tmp_path / "log").glob("date=*")
+    (partition / ".part-crashed.parquet.tmp").write_bytes(b"PAR1 half a file")
+    assert read_rows(tmp_path / "log").num_rows == 5
+
+
+def test_rows_of_two_versions_and_two_dates_go_to_separate_files(tmp_path: Path) -> None:
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    with running_writer(tmp_path / "log", flush_every_records=1000, flush_interval_seconds=0.5) as writer:
+        writer.submit(make_records(4, version="1") + make_records(3, start=4, version="2"))
+        writer.submit(make_records(2, start=7, version="2", at=yesterday))
+    files = sorted((tmp_path / "log").rglob("*.parquet"))
+    assert len(files) == 3
+    assert {len(set(pq.read_table(f).column("model_version").to_pylist())) for f in files} == {1}
+    assert {p.name for p in (tmp_path / "log").iterdir()} == {
+        f"date={yesterday.date().isoformat()}",
+        f"date={datetime.now(UTC).date().isoformat()}",
+    }
+
+
+# ------------------------------------------------------------------ privacy
+
+
+def test_dropped_fields_are_not_written(tmp_path: Path) -> None:
+    with running_writer(tmp_path / "log", drop_fields=("personal_status_and_sex", "telephone")) as writer:
+        writer.submit(make_records(5))
+    table = read_rows(tmp_path / "log")
+    assert "personal_status_and_sex" not in table.column_names
+    assert "telephone" not in table.column_names
+    assert table.num_rows == 5
+
+
+def test_hashed_fields_hold_a_keyed_hash_that_cannot_be_read_back(tmp_path: Path) -> None:
+    records = make_records(30)
+    with running_writer(tmp_path / "log", hash_fields=("age_in_years", "foreign_worker")) as writer:
+        writer.submit(records)
+    table = read_rows(tmp_path / "log").sort_by("request_id")
+    assert table.schema.field("age_in_years").type == pa.string()
+    for record, row in zip(records, table.to_pylist(), strict=True):
+        for name in ("age_in_years", "foreign_worker"):
+            clear = record[name]
+            if clear is None:
+                assert row[name] is None
+                continue
+            assert re.fullmatch(r"[0-9a-f]{64}", row[name]), row[name]
+            assert row[name] == keyed_hash(KEY.encode(), clear)
+            # without the key, hashing every possible value does not find it
+            assert row[name] != hashlib.sha256(str(clear).encode()).hexdigest()
+            assert row[name] != keyed_hash(b"another key", clear)
+
+
+def test_hash_fields_without_a_key_refuse_to_start(tmp_path: Path) -> None:
+    writer = PredictionLogWriter(
+        PredictionLogConfig(hash_fields=("age_in_years",)),
+        directory=tmp_path / "log",
+        schema=SCHEMA,
+        client_factory=None,
+        hash_key=None,
+    )
+    with pytest.raises(PredictionLogError, match="CREDIT_RISK_LOG_HASH_KEY"):
+        writer.start()
+
+
+def test_privacy_settings_naming_unknown_fields_refuse_to_start(tmp_path: Path) -> None:
+    writer = PredictionLogWriter(
+        PredictionLogConfig(drop_fields=("no_such_field",)), directory=tmp_path, schema=SCHEMA, client_factory=None
+    )
+    with pytest.raises(PredictionLogError, match=r"drop_fields.*no_such_field"):
+        writer.start()
+
+
+# ------------------------------------------------------------------ retention, start, back-pressure
+
+
+def test_retention_deletes_partitions_older_than_the_configured_days(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    today = datetime.now(UTC).date()
+    kept_days = [today, today - timedelta(days=10)]
+    old_days = [today - timedelta(days=11), date(2020, 1, 1)]
+    for day in kept_days + old_days:
+        (directory / f"date={day.isoformat()}").mkdir(parents=True)
+        (directory / f"date={day.isoformat()}" / "part-x.parquet").write_bytes(b"x")
+    (directory / "not-a-partition").mkdir()
+    with running_writer(directory, retention_days=10):
+        remaining = {p.name for p in directory.iterdir()}
+    assert remaining == {f"date={d.isoformat()}" for d in kept_days} | {"not-a-partition"}
+
+
+def test_an_unwritable_directory_refuses_to_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    writer = PredictionLogWriter(PredictionLogConfig(), directory=blocker / "log", schema=SCHEMA, client_factory=None)
+    with pytest.raises(PredictionLogError, match="not writable"):
+        writer.start()
+
+
+def test_a_full_queue_blocks_then_refuses_and_nothing_accepted_is_lost(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    directory.mkdir()
+    # a file where today's partition folder should be: every write fails until it is removed
+    blocker = directory / f"date={datetime.now(UTC).date().isoformat()}"
+    blocker.write_text("")
+    with running_writer(directory, queue_max_records=50, submit_timeout_seconds=0.3, flush_every_records=10) as writer:
+        writer.submit(make_records(50))
+        started = time.monotonic()
+        with pytest.raises(PredictionLogFullError, match="queue full"):
+            writer.submit(make_records(1, start=50))
+        assert time.monotonic() - started >= 0.25, "submit should wait for room before refusing"
+        assert writer.stats()["rejected_records"] == 1
+        assert writer.stats()["write_errors"] >= 1
+        blocker.unlink()
+        writer.submit(make_records(5, start=51))  # room again once the disk is back
+    table = read_rows(directory)
+    assert table.num_rows == 55
+    assert "req-0000050" not in table.column("request_id").to_pylist()
+
+
+def test_submit_after_close_is_refused(tmp_path: Path) -> None:
+    with running_writer(tmp_path / "log") as writer:
+        pass
+    with pytest.raises(PredictionLogClosedError):
+        writer.submit(make_records(1))
+
+
+def test_close_flushes_everything_queued(tmp_path: Path) -> None:
+    with running_writer(tmp_path / "log", flush_every_records=10_000, flush_interval_seconds=60) as writer:
+        writer.submit(make_records(777))
+        assert writer.stats()["queued"] == 777
+    assert writer.stats()["queued"] == 0
+    assert read_rows(tmp_path / "log").num_rows == 777
+
+
+# ------------------------------------------------------------------ MLflow upload
+
+
+def test_closed_files_are_uploaded_to_the_serving_run_of_their_version(trained, tmp_path: Path) -> None:
+    store, version = trained.store, f"upload-{uuid.uuid4().hex[:8]}"  # a run of its own in the shared store
+    with running_writer(tmp_path / "log", client_factory=lambda: store.client) as writer:
+        writer.submit(make_records(5, version=version))
+    assert writer.stats()["uploaded_files"] == 1
+    run_id = registry.serving_run_id(
+        store.client, experiment="credit-risk-serving", model_name="credit-risk", model_version=version
+    )
+    [path] = registry.list_artifact_paths(store.client, run_id, ARTIFACT_DIR)
+    [local] = (tmp_path / "log").rglob("*.parquet")
+    assert path == f"{ARTIFACT_DIR}/{local.parent.name}/{local.name}"
+
+
+def test_a_failed_upload_is_retried_without_holding_up_writes(trained, tmp_path: Path) -> None:
+    store = trained.store
+    calls = {"n": 0}
+
+    def flaky_client():
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("registry unreachable")
+        return store.client
+
+    with running_writer(tmp_path / "log", client_factory=flaky_client) as writer:
+        writer.submit(make_records(5, version=f"retry-{uuid.uuid4().hex[:8]}"))
+        deadline = time.monotonic() + 1.5  # the retry comes after a 2 s backoff
+        while writer.stats()["upload_failures"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert read_rows(tmp_path / "log").num_rows == 5, "the file is on disk while its upload waits"
+        assert writer.stats()["uploaded_files"] == 0
+        deadline = time.monotonic() + 10
+        while writer.stats()["uploaded_files"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stats = writer.stats()
+    assert stats["upload_failures"] == 1
+    assert stats["uploaded_files"] == 1
+
+
+WRITER_SCRIPT = """
+import sys
+from pathlib import Path
+from credit_risk.config import PredictionLogConfig
+from tests.serving.test_prediction_log import SCHEMA, make_records
+from serving.prediction_log import PredictionLogWriter
+
+directory, offset = Path(sys.argv[1]), int(sys.argv[2])
+writer = PredictionLogWriter(
+    PredictionLogConfig(flush_every_records=50, flush_interval_seconds=0.05),
+    directory=directory, schema=SCHEMA, client_factory=None,
+)
+writer.start()
+for i in range(0, 3000, 10):
+    writer.submit(make_records(10, start=offset + i))
+writer.close(timeout=30)
+"""
+
+
+def test_two_processes_writing_one_directory_never_clobber_each_other(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(directory), str(offset)], cwd=PROJECT_ROOT)
+        for offset in (0, 1_000_000)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    ids = read_rows(directory).column("request_id").to_pylist()
+    assert len(ids) == 6000
+    assert len(set(ids)) == 6000
+    pids = {path.name.split("-")[2] for path in directory.rglob("*.parquet")}
+    assert len(pids) == 2, "each process writes its own files"
+
+
+CRASH_SCRIPT = """
+import sys, time
+from pathlib import Path
+from credit_risk.config import PredictionLogConfig
+from tests.serving.test_prediction_log import SCHEMA, make_records
+from serving.prediction_log import PredictionLogWriter
+
+writer = PredictionLogWriter(
+    PredictionLogConfig(flush_every_records=10_000, flush_interval_seconds=0.5),
+    directory=Path(sys.argv[1]), schema=SCHEMA, client_factory=None,
+)
+writer.start()
+print("started", flush=True)
+i = 0
+while True:
+    writer.submit(make_records(1, start=i))
+    i += 1
+    time.sleep(0.005)
+"""
+
+
+def test_a_hard_crash_loses_at_most_the_last_flush_interval(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CRASH_SCRIPT, str(directory)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+    time.sleep(2.5)
+    proc.kill()  # SIGKILL: no drain, no flush
+    killed_at = datetime.now(UTC)
+    proc.wait(timeout=10)
+    table = read_rows(directory).sort_by("request_id")
+    ids = [int(r.removeprefix("req-")) for r in table.column("request_id").to_pylist()]
+    assert ids == list(range(len(ids))), "what was written is a gap-free prefix of what was submitted"
+    last = table.column("scored_at")[-1].as_py()
+    # the flush interval (0.5 s) plus slack for writing the file on a busy machine
+    assert killed_at - last < timedelta(seconds=0.5 + 1.0), f"lost more than the flush interval: {killed_at - last}"
+
+
+def test_temporary_files_of_dead_processes_are_removed_at_start(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    partition = directory / f"date={datetime.now(UTC).date().isoformat()}"
+    partition.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40]
+    stale = partition / f".part-{host}-{dead.stdout.strip()}-000000001-abc.parquet.tmp"
+    live = partition / f".part-{host}-{os.getpid()}-000000001-abc.parquet.tmp"
+    stale.write_bytes(b"half")
+    live.write_bytes(b"in progress")
+    with running_writer(directory):
+        pass
+    assert not stale.exists()
+    assert live.exists(), "a live process's file in progress must not be touched"
