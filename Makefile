@@ -9,7 +9,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-risk
 
-.PHONY: setup setup-dev up bootstrap train promote rollback history serve ui monitor batch test lint format bench clean
+.PHONY: setup setup-dev up bootstrap train promote rollback history serve ui monitor batch test lint format bench soak clean
 
 setup: $(VENV)/.runtime-installed
 
@@ -37,7 +37,7 @@ serve: setup
 
 ui: setup
 	$(BIN)/streamlit run ui/app.py --server.address 127.0.0.1 --server.port 8501 \
-	  --server.headless true --browser.gatherUsageStats false
+	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer --client.showErrorDetails false
 
 bootstrap: setup
 	$(BIN)/python -m pipelines.history --require-alias production || \
@@ -78,6 +78,14 @@ format: setup-dev
 
 bench: setup-dev
 	$(BIN)/python -m bench.training
+	$(BIN)/python -m bench.http_bench
+	$(BIN)/python -m bench.log_bench
+	$(BIN)/python -m bench.batch_bench
+	$(BIN)/python -m bench.monitor_bench
+
+## A 10-minute soak: load, alias moves, a restart (not part of CI).
+soak: setup-dev
+	$(BIN)/python -m bench.soak --minutes 10
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -84,20 +84,21 @@ class ServingConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     poll_interval_seconds: float = Field(default=10.0, gt=0)
-    max_body_bytes: int = Field(default=65536, ge=1024)
+    max_body_bytes: int = Field(default=65536, ge=1024)  # POST bodies, except a batch's
+    max_batch_body_bytes: int = Field(default=2_097_152, ge=1024)  # POST /v1/predict/batch (~2 KB per applicant)
     max_batch_size: int = Field(default=1000, ge=1)
     cors_origins: tuple[str, ...] = ()
     retry_seconds: float = Field(default=2.0, gt=0)  # registry re-check interval while no model is served
     warmup_rounds: int = Field(default=20, ge=1)  # example scorings before a version is switched in
-    # where scoring runs: "auto" = the threadpool for work that releases the GIL (reason codes, batches),
-    # the event loop for a single score without reasons (~100 us: cheaper than the thread hand-off);
+    # where scoring runs: "auto" = the threadpool for batches and XGBoost calls (they release the GIL),
+    # the event loop for a single applicant on the numpy runtime (~100 us: cheaper than a thread hand-off);
     # "always" / "never" to compare
     offload_scoring: Literal["auto", "always", "never"] = "auto"
     prediction_log: bool = True  # hand every scored applicant to the prediction log writer
     drain_timeout_seconds: float = Field(default=30.0, gt=0)  # shutdown: time allowed to flush the log
     drain_grace_seconds: float = Field(default=1.0, ge=0)  # SIGTERM: not ready, keep serving this long, then stop
-    # probabilities for small requests: "numpy" (the trees as arrays, verified against XGBoost at load)
-    # or "xgboost" (Booster.inplace_predict); reason codes always come from XGBoost's TreeSHAP
+    # single requests: "numpy" (the trees as arrays; probabilities and TreeSHAP reasons, verified against
+    # XGBoost at load) or "xgboost" (inplace_predict and pred_contribs); large batches always use XGBoost
     tree_runtime: Literal["numpy", "xgboost"] = "numpy"
 
 

@@ -13,7 +13,8 @@ WORKERS=${WORKERS:-1}
 api=$!
 CREDIT_RISK_API_URL=${CREDIT_RISK_API_URL:-http://127.0.0.1:$API_PORT} \
   "$BIN/streamlit" run ui/app.py --server.address 127.0.0.1 --server.port "$UI_PORT" \
-  --server.headless true --browser.gatherUsageStats false &
+  --server.headless true --browser.gatherUsageStats false \
+  --client.toolbarMode viewer --client.showErrorDetails false &
 ui=$!
 
 stop() { kill -TERM "$api" "$ui" 2>/dev/null || true; wait "$api" "$ui" 2>/dev/null || true; }

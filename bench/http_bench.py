@@ -1,0 +1,325 @@
+"""HTTP benchmark: this service against ``mlflow models serve`` and a constant-answer endpoint.
+
+``python -m bench.http_bench [--duration 15] [--connections 32] [--threads 2]``.
+
+In one run, on 127.0.0.1 and one after the other (so they never compete for
+the CPU): ``mlflow models serve`` on the registered production version, this
+service on the same version (prediction logging on and off, reason codes on
+and off), and a FastAPI endpoint that answers a constant. Each gets the same
+``wrk`` load (fixed threads, connections and duration, after a warm-up) with
+the same applicant, and the run prints req/s, p50, p99, errors and RSS per
+server and the ratios the issue sets targets for. Uses the model in the
+default store (``mlruns/``, created by ``make up``); without one it trains and
+promotes one into a temporary store first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from credit_risk import registry
+from credit_risk.config import PROJECT_ROOT, Settings, load_project_config
+
+LUA = """wrk.method = "POST"
+wrk.body = [==[{body}]==]
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    rss_mb: float
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _group_rss_mb(pgid: int) -> float:
+    """Resident memory of every process in the group (mlflow serve runs its server as a child)."""
+    total_kb = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            if fields[2] != str(pgid):
+                continue
+            status = (stat.parent / "status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        total_kb += int(match.group(1)) if match else 0
+    return total_kb / 1024
+
+
+def _wait(url: str, timeout: float, body: bytes | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not ready after {timeout}s")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _server(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            args, env=env, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def _wrk(url: str, script: Path, *, threads: int, connections: int, duration: int) -> tuple[float, float, float, int]:
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses:\s+(\d+)", r"Socket errors:.*?timeout (\d+)"):
+        match = re.search(pattern, out)
+        errors += int(match.group(1)) if match else 0
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+)", out)
+    if socket_errors:
+        errors += sum(int(x) for x in socket_errors.groups())
+    return rps, percentile("50"), percentile("99"), errors
+
+
+def _measure(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    *,
+    ready: str,
+    url: str,
+    body: str,
+    work: Path,
+    opts: argparse.Namespace,
+) -> Result:
+    script = work / f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}.lua"
+    script.write_text(LUA.format(body=body))
+    with _server(args, env, work / f"{script.stem}.log") as proc:
+        try:
+            _wait(ready, 180)
+        except TimeoutError:
+            print((work / f"{script.stem}.log").read_text()[-3000:], file=sys.stderr)
+            raise
+        _wrk(url, script, threads=opts.threads, connections=opts.connections, duration=opts.warmup)
+        rps, p50, p99, errors = _wrk(
+            url, script, threads=opts.threads, connections=opts.connections, duration=opts.duration
+        )
+        rss = _group_rss_mb(proc.pid)
+    result = Result(name, rps, p50, p99, errors, rss)
+    print(f"  {name:<44} {rps:>9.0f} req/s  p50 {p50:>7.2f} ms  p99 {p99:>7.2f} ms  errors {errors}  RSS {rss:.0f} MB")
+    return result
+
+
+def _config_dir(target: Path, serving: dict) -> Path:
+    """A copy of ``config/`` with some ``serving:`` keys changed."""
+    shutil.copytree(PROJECT_ROOT / "config", target)
+    path = target / "model_config.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["serving"] = {**data.get("serving", {}), **serving}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
+
+
+def _registered_version(work: Path) -> tuple[str, str]:
+    """(tracking URI, version) of the production model: the default store's, else a fresh one."""
+    settings = Settings()
+    config = load_project_config(settings.config_dir)
+    client = registry.connect(settings, PROJECT_ROOT)
+    uri = client.tracking_uri
+    try:
+        version = registry.resolve_served_version(client, config.model.registry)
+        return uri, str(version.version)
+    except Exception:
+        print("no production model in the default store: training and promoting one (a few minutes)")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    for module in ("pipelines.train", "pipelines.promote"):
+        subprocess.run([sys.executable, "-m", module], cwd=PROJECT_ROOT, env=env, check=True)
+    client = registry.connect(Settings(MLFLOW_TRACKING_URI=uri), PROJECT_ROOT)
+    return uri, str(registry.resolve_served_version(client, config.model.registry).version)
+
+
+def profile_hot_path(uri: str, rounds: int = 3000) -> None:
+    """Where one request's server-side time goes: parse + validate, score (with and without reasons), encode."""
+    import cProfile
+    import pstats
+
+    import orjson
+
+    from serving.predict import score_records
+    from serving.state import ModelHolder
+
+    settings = Settings(MLFLOW_TRACKING_URI=uri)
+    config = load_project_config(settings.config_dir)
+    holder = ModelHolder(config=config, client_factory=lambda: registry.connect(settings, PROJECT_ROOT))
+    holder.refresh()
+    served = holder.served
+    assert served is not None, holder.last_reload
+    body = orjson.dumps(config.features.example_record())
+
+    def request(reasons: bool) -> bytes:
+        started = time.perf_counter()
+        record = served.parser.single(body)
+        scored = score_records(
+            served,
+            [record],
+            request_ids=["x"],
+            batch_id=None,
+            with_reasons=reasons,
+            policy_version="p",
+            started=started,
+        )
+        return orjson.dumps(scored.results[0])
+
+    for reasons in (False, True):
+        for _ in range(200):
+            request(reasons)
+        started = time.perf_counter()
+        for _ in range(rounds):
+            request(reasons)
+        per_call = (time.perf_counter() - started) / rounds * 1e6
+        print(f"\nserver-side work per request, reasons {'on' if reasons else 'off'}: {per_call:.0f} us")
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(rounds):
+            request(reasons)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(8)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15, help="seconds of measured load per server")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of unmeasured load first")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--skip-mlflow", action="store_true", help="leave out mlflow models serve (slow to start)")
+    parser.add_argument("--profile", action="store_true", help="also profile the scoring path in-process")
+    opts = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (scripts/install-system-deps.sh installs it)", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="http-bench-") as tmp:
+        work = Path(tmp)
+        uri, version = _registered_version(work)
+        config = load_project_config(Settings().config_dir)
+        record = config.features.example_record()
+        inputs = {name: record[name] for name in config.features.input_names}
+        body = json.dumps(record)
+        base_env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1"}
+        base_env.pop("CREDIT_RISK_ADMIN_TOKEN", None)
+        print(
+            f"model credit-risk version {version} from {uri}; wrk -t{opts.threads} -c{opts.connections} "
+            f"-d{opts.duration}s (after {opts.warmup}s warm-up), 127.0.0.1, one uvicorn worker each"
+        )
+        results: dict[str, Result] = {}
+
+        def run_service(name: str, serving: dict, query: str = "") -> None:
+            port = _free_port()
+            env = {
+                **base_env,
+                "CREDIT_RISK_CONFIG_DIR": str(_config_dir(work / f"config-{len(results)}", serving)),
+                "CREDIT_RISK_LOG_DIR": str(work / f"log-{len(results)}"),
+            }
+            args = [sys.executable, "-m", "uvicorn", "serving.app:app", "--host", "127.0.0.1", "--port", str(port)]
+            url = f"http://127.0.0.1:{port}/v1/predict{query}"
+            results[name] = _measure(
+                name, [*args, "--no-access-log"], env, ready=f"http://127.0.0.1:{port}/ready", url=url, body=body,
+                work=work, opts=opts,
+            )  # fmt: skip
+
+        if not opts.skip_mlflow:
+            port = _free_port()
+            mlflow_cli = str(Path(sys.executable).with_name("mlflow"))
+            args = [mlflow_cli, "models", "serve", "-m", f"models:/credit-risk/{version}", "--env-manager", "local"]
+            args += ["-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+            env = {**base_env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+            results["mlflow"] = _measure(
+                "mlflow models serve", args, env, ready=f"http://127.0.0.1:{port}/ping",
+                url=f"http://127.0.0.1:{port}/invocations", body=json.dumps({"dataframe_records": [inputs]}),
+                work=work, opts=opts,
+            )  # fmt: skip
+        run_service("service: log on, reasons on", {"prediction_log": True})
+        run_service("service: log on, reasons off", {"prediction_log": True}, "?reasons=false")
+        run_service("service: log off, reasons off", {"prediction_log": False}, "?reasons=false")
+        run_service("service: log on, reasons on, all in threadpool", {"offload_scoring": "always"})
+        run_service("service: log on, reasons off, all in threadpool", {"offload_scoring": "always"}, "?reasons=false")
+        run_service("service: log on, reasons on, all on event loop", {"offload_scoring": "never"})
+        port = _free_port()
+        args = [sys.executable, "-m", "uvicorn", "bench.constant_app:app", "--host", "127.0.0.1", "--port", str(port)]
+        results["constant"] = _measure(
+            "constant FastAPI endpoint", [*args, "--no-access-log"], base_env, ready=f"http://127.0.0.1:{port}/docs",
+            url=f"http://127.0.0.1:{port}/v1/predict", body=body, work=work, opts=opts,
+        )  # fmt: skip
+        _print_ratios(results)
+        if opts.profile:
+            profile_hot_path(uri)
+    return 0
+
+
+def _print_ratios(results: dict[str, Result]) -> None:
+    constant = results["constant"]
+    mlflow = results.get("mlflow")
+    print("\nratios (targets: >= 40x mlflow and >= 50% of constant with logging on; >= 20x with reasons on;"
+          " p99 <= 1/20 of mlflow's)")  # fmt: skip
+    for name, result in results.items():
+        if not name.startswith("service"):
+            continue
+        line = f"  {name:<44} {result.requests_per_second / constant.requests_per_second:>6.1%} of constant"
+        if mlflow is not None:
+            line += (
+                f"  {result.requests_per_second / mlflow.requests_per_second:>6.1f}x mlflow req/s"
+                f"  p99 1/{mlflow.p99_ms / result.p99_ms:.1f} of mlflow's"
+            )
+        print(line)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

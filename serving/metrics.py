@@ -1,0 +1,113 @@
+"""Prometheus metrics, one registry per app (tests build many apps in one process).
+
+Requests and latency per route are counted by a pure ASGI middleware; the
+scoring path counts results by band, decision and version; reloads count by
+outcome. With several uvicorn workers each worker exposes its own counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ServiceMetrics:
+    """The service's metrics, registered in their own :class:`CollectorRegistry`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "credit_risk_http_requests",
+            "HTTP requests by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "credit_risk_http_request_duration_seconds",
+            "Server-side request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "credit_risk_predictions",
+            "Scored applicants by model version, risk band and decision",
+            ["version", "band", "decision"],
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "credit_risk_model_reloads", "Model reload attempts by outcome", ["outcome"], registry=self.registry
+        )
+        self.served = Gauge(
+            "credit_risk_served_model_info",
+            "1 for the model version being served",
+            ["name", "version"],
+            registry=self.registry,
+        )
+        self.ready = Gauge("credit_risk_ready", "1 when the service is ready to score", registry=self.registry)
+
+    def set_served(self, name: str, version: str) -> None:
+        self.served.clear()
+        self.served.labels(name, version).set(1)
+
+    def add_gauges(self, name: str, doc: str, read: Callable[[], dict[str, Any]]) -> None:
+        """Expose the numeric entries of ``read()`` (e.g. the log writer's stats) as gauges."""
+        self.registry.register(_DictCollector(name, doc, read))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _DictCollector:
+    def __init__(self, name: str, doc: str, read: Callable[[], dict[str, Any]]) -> None:
+        self._name, self._doc, self._read = name, doc, read
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self._name, self._doc, labels=["stat"])
+        for key, value in self._read().items():
+            if isinstance(value, bool | int | float) and value is not None:
+                family.add_metric([key], float(value))
+        yield family
+
+
+class MetricsMiddleware:
+    """Counts every HTTP request and its latency; unknown paths share one label (no cardinality blow-up)."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, routes: Callable[[], set[str]]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self._routes = routes
+        self._known: set[str] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._known is None:
+            self._known = self._routes()
+        path = scope["path"]
+        route = path if path in self._known else "other"
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            self.metrics.requests.labels(route, str(status)).inc()

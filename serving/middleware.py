@@ -1,0 +1,129 @@
+"""Pure ASGI middleware: the request-body cap and CORS from configuration.
+
+Both read their settings when the first request arrives, because the
+configuration is loaded in the lifespan (building the app reads nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import orjson
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.errors import BodyTooLargeError
+
+_DRAIN_CAP = 1 << 20  # read (and drop) at most this much of an oversized body so the client sees the 413
+_DRAIN_SECONDS = 1.0  # ... and for at most this long
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = orjson.dumps({"detail": f"request body over the limit of {limit} bytes"})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    """413 for a body over the limit: by Content-Length up front, and by counting the bytes
+    as they stream (a missing or lying Content-Length, chunked uploads)."""
+
+    def __init__(self, app: ASGIApp, *, limit: Callable[[str], int]) -> None:
+        self.app = app
+        self._limit = limit  # path -> byte limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self._limit(scope["path"])
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if value.isdigit() and int(value) > limit:
+                    await _drain(receive, _DRAIN_CAP)
+                    await _send_413(send, limit)
+                    return
+                break
+        received = 0
+        finished = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, finished
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                finished = not message.get("more_body", False)
+                if received > limit:
+                    raise BodyTooLargeError(f"request body over the limit of {limit} bytes")
+            return message
+
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLargeError:
+            # normally the app's error handler answers; this catches a body read outside a route
+            if started:
+                raise
+            if not finished:
+                await _drain(receive, _DRAIN_CAP)
+            await _send_413(send, limit)
+
+
+async def _drain(receive: Receive, cap: int) -> None:
+    seen = 0
+    # bounded in time too: a client that announces a huge body and sends nothing must not hold us
+    with anyio.move_on_after(_DRAIN_SECONDS):
+        while seen <= cap:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
+
+
+class ConfiguredCORS:
+    """CORS for ``serving.cors_origins`` only (no CORS headers at all when the list is empty)."""
+
+    def __init__(self, app: ASGIApp, *, origins: Callable[[], tuple[str, ...] | None]) -> None:
+        self.app = app
+        self._origins = origins
+        self._inner: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._inner is None:
+            origins = self._origins()
+            if origins is None:  # not configured yet (before the lifespan ran)
+                await self.app(scope, receive, send)
+                return
+            self._inner = (
+                CORSMiddleware(
+                    self.app,
+                    allow_origins=list(origins),
+                    allow_methods=["GET", "POST"],
+                    allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+                    expose_headers=["X-Request-ID"],
+                    max_age=600,
+                )
+                if origins
+                else self.app
+            )
+        await self._inner(scope, receive, send)

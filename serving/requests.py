@@ -1,0 +1,168 @@
+"""Request models generated from the served model's own feature schema.
+
+Each model version carries its schema; the service validates against that
+copy, so a new version with a new category or range is validated by its own
+rules the moment it is swapped in. Rules: unknown fields refused, model
+inputs required, protected fields optional (never passed to the model),
+categoricals are one of the schema's codes, integers are strict JSON integers
+(no 1.5, no "3", no true, no NaN or Infinity; 24.0 is 24, as in JSON Schema)
+within the schema's range.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+
+from credit_risk.schema import FeatureSchema, FieldSpec
+from serving.errors import InvalidInputError, MalformedBodyError, problem, problems_from_pydantic
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Two values for one key are ambiguous (parsers disagree on which wins): refuse.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
+    return result
+
+
+def load_json(body: bytes) -> Any:
+    """Parse a request body: 400 when it is not JSON, 422 naming a duplicated key."""
+    if not body:
+        raise MalformedBodyError("the request body is empty: expected a JSON object")
+    try:
+        # decode first: json.loads(bytes) would also take UTF-16/32, and the contract is UTF-8
+        return json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except _DuplicateKeyError as exc:
+        raise InvalidInputError(
+            [problem(["body", exc.key], "duplicate key in the JSON object", "duplicate_key")]
+        ) from None
+    except RecursionError:
+        raise MalformedBodyError("the JSON body is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise MalformedBodyError("the request body is not valid UTF-8") from None
+    except ValueError as exc:  # JSONDecodeError, and integers with more digits than Python converts
+        raise MalformedBodyError(f"the request body is not valid JSON: {str(exc)[:200]}") from None
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 24.0 as an integer: accept a finite whole float as that integer. Everything
+    # else goes to the strict int check, which refuses 1.5, NaN, Infinity, "24", true and null.
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+def _field_type(spec: FieldSpec) -> Any:
+    if spec.type == "categorical":
+        return Literal[spec.codes]  # type: ignore[valid-type]
+    return Annotated[int, Field(strict=True, ge=spec.min, le=spec.max), BeforeValidator(_whole_number)]
+
+
+def _description(spec: FieldSpec) -> str:
+    text = spec.description
+    if spec.type == "categorical":
+        text += " Codes: " + "; ".join(f"`{c.code}`: {c.label}" for c in spec.categories) + "."
+    else:
+        text += f" Whole number in [{spec.min}, {spec.max}]."
+    if spec.protected:
+        text += " Protected attribute: optional, never used by the model, logged for fairness monitoring."
+    return text
+
+
+def applicant_model(schema: FeatureSchema) -> type[BaseModel]:
+    """The pydantic model of one applicant for this schema."""
+    example = schema.example_record()
+    fields: dict[str, Any] = {}
+    for spec in schema.fields:
+        docs = {"title": spec.label, "description": _description(spec), "examples": [example[spec.name]]}
+        if spec.protected:
+            fields[spec.name] = (_field_type(spec) | None, Field(None, **docs))
+        else:
+            fields[spec.name] = (_field_type(spec), Field(..., **docs))
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "Applicant",
+        __config__=ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [example]}),
+        __doc__=f"One applicant (feature schema version {schema.version}); categoricals take the category codes.",
+        **fields,
+    )
+
+
+def batch_model(applicant: type[BaseModel], max_batch: int, example: dict[str, Any]) -> type[BaseModel]:
+    """``{"applicants": [...]}`` with 1 to ``max_batch`` applicants."""
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "BatchRequest",
+        __config__=ConfigDict(
+            extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [{"applicants": [example]}]}
+        ),
+        __doc__=f"Up to {max_batch} applicants; results come back in the same order.",
+        applicants=(list[applicant], Field(min_length=1, max_length=max_batch)),  # type: ignore[valid-type]
+    )
+
+
+@dataclass(frozen=True)
+class RequestParser:
+    """Validates bodies against one schema; built once per loaded model version."""
+
+    schema: FeatureSchema
+    applicant: type[BaseModel]
+    batch: type[BaseModel]
+    max_batch: int
+
+    @classmethod
+    def for_schema(cls, schema: FeatureSchema, *, max_batch: int) -> RequestParser:
+        applicant = applicant_model(schema)
+        return cls(schema, applicant, batch_model(applicant, max_batch, schema.example_record()), max_batch)
+
+    def single(self, body: bytes) -> dict[str, Any]:
+        """One applicant as a plain dict (every schema field; None for protected fields not sent)."""
+        data = load_json(body)
+        try:
+            return dict(self.applicant.model_validate(data).__dict__)
+        except ValidationError as exc:
+            raise InvalidInputError(
+                problems_from_pydantic(exc.errors(include_url=False, include_input=False))
+            ) from None
+
+    def many(self, body: bytes) -> list[dict[str, Any]]:
+        """A batch's applicants, in order; a 422 lists every bad row with its index."""
+        data = load_json(body)
+        if isinstance(data, dict) and isinstance(data.get("applicants"), list):
+            count = len(data["applicants"])
+            if count > self.max_batch:  # refuse before validating thousands of rows
+                raise InvalidInputError(
+                    [
+                        problem(
+                            ["body", "applicants"],
+                            f"a batch holds at most {self.max_batch} applicants, got {count}",
+                            "too_long",
+                        )
+                    ]
+                )
+        try:
+            batch = self.batch.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidInputError(
+                problems_from_pydantic(exc.errors(include_url=False, include_input=False))
+            ) from None
+        return [dict(item.__dict__) for item in batch.applicants]  # type: ignore[attr-defined]
+
+    def openapi_schemas(self) -> dict[str, Any]:
+        """JSON schemas of the two request bodies, for the OpenAPI document."""
+        applicant = self.applicant.model_json_schema(ref_template="#/components/schemas/{model}")
+        batch = self.batch.model_json_schema(ref_template="#/components/schemas/{model}")
+        batch.pop("$defs", None)
+        return {"Applicant": applicant, "BatchRequest": batch}

@@ -1,0 +1,155 @@
+"""Response models: they document the API (OpenAPI) and are what the tests check bodies against.
+
+The request models are not here: they are generated from the served model's
+feature schema (:mod:`serving.requests`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelRef(_Out):
+    """The model version that produced an answer."""
+
+    name: str
+    version: str
+    alias: str | None = Field(description="The alias followed; null when a version is pinned")
+
+
+class ReasonOut(_Out):
+    """A factor that raised the risk: TreeSHAP contribution to the log-odds of default, summed per field."""
+
+    code: str
+    field: str
+    label: str
+    value: str | int
+    value_label: str
+    contribution: float = Field(gt=0)
+
+
+class PredictionResponse(_Out):
+    request_id: str
+    model: ModelRef
+    probability_of_default: float = Field(ge=0, le=1)
+    score: int = Field(description="Scorecard points: higher is lower risk")
+    risk_band: str
+    decision: Literal["approve", "review", "decline"]
+    decision_policy_version: str
+    reasons: list[ReasonOut] = Field(description="At most decision.max_reasons, largest contribution first")
+    scored_at: str = Field(description="UTC time, ISO 8601")
+
+
+class BatchResponse(_Out):
+    batch_id: str
+    model: ModelRef
+    results: list[PredictionResponse]
+
+
+class AttemptOut(_Out):
+    at: str
+    trigger: str
+    outcome: Literal["loaded", "unchanged", "refused", "failed", "registry_error"]
+    version: str | None
+    error: str | None
+
+
+class ModelInfo(_Out):
+    name: str
+    alias: str | None
+    version: str
+    run_id: str
+    trained_at: str = Field(description="When the version was registered (UTC)")
+    loaded_at: str
+    artifact_sha256: str
+    runtime: str = Field(description="What scores single requests: numpy (verified against XGBoost at load) or xgboost")
+    metrics: dict[str, float]
+    feature_schema: dict[str, Any]
+    decision: dict[str, Any]
+    scorecard: dict[str, Any]
+    risk_bands: list[dict[str, Any]]
+    max_batch_size: int
+    max_body_bytes: int
+    max_batch_body_bytes: int
+    last_reload: AttemptOut | None = Field(description="The last attempt that loaded, refused or failed a version")
+    last_poll: AttemptOut | None = Field(description="The last registry check, whatever its outcome")
+
+
+class Health(_Out):
+    status: Literal["ok"]
+
+
+class Readiness(_Out):
+    ready: bool
+    reason: str | None = None
+    version: str | None = None
+
+
+class ReloadOut(_Out):
+    attempt: AttemptOut
+    served_version: str | None
+
+
+class AliasEventOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    sequence: int
+    at: str
+    alias: str
+    from_version: str | None
+    to_version: str
+    action: str
+    actor: str
+    reason: str
+    figures: dict[str, Any] = {}
+
+
+class AdminActionOut(_Out):
+    event: AliasEventOut
+    reload: AttemptOut
+
+
+class VersionOut(_Out):
+    version: str
+    run_id: str | None
+    created_at: str
+    tags: dict[str, str]
+    aliases: list[str]
+
+
+class RegistryOut(_Out):
+    name: str
+    aliases: dict[str, str]
+    versions: list[VersionOut]
+    history: list[AliasEventOut]
+
+
+class PromoteRequest(_Out):
+    """Move the serving alias to ``version`` (default: the challenger) if the promotion gates hold."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"version": "2", "reason": "Q3 retrain", "force": False}]},
+    )
+
+    version: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,9}$")
+    reason: str = Field(default="", max_length=1000)
+    force: bool = False
+
+
+class RollbackRequest(_Out):
+    """Move the serving alias back to ``version`` (default: the version it held before)."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"version": None, "reason": "incident 42"}]}
+    )
+
+    version: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,9}$")
+    reason: str = Field(default="", max_length=1000)

@@ -1,0 +1,282 @@
+"""The served model and how it is swapped: resolve, download, verify, load, warm, switch.
+
+A :class:`Served` object is immutable and holds everything one request needs
+(model, decision engine, request parser, version info). The holder swaps it
+with one reference assignment, so a request that picked up a ``Served`` at its
+start finishes on it even if a reload happens meanwhile, and every response
+names the version that scored it. Reloads are serialised by a lock; a version
+that fails any step is not served, the old one keeps serving, and the attempt
+is reported. The model only ever comes from the registry (the configured
+alias or pinned version), never from a path or URI in a request.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
+
+from credit_risk import registry
+from credit_risk.config import ProjectConfig
+from credit_risk.decision import DecisionEngine
+from credit_risk.scoring import ScoringModel
+from serving.fast_trees import FastModel, TreeEnsemble, UnsupportedModelError
+from serving.requests import RequestParser
+
+log = logging.getLogger(__name__)
+
+
+class ModelRefusedError(RuntimeError):
+    """A version that must not be served (hash mismatch, missing hash tag); the message says why."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded, verified and warmed model version. Never mutated after the swap."""
+
+    name: str
+    alias: str | None
+    version: str
+    run_id: str
+    created_at: str
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    digest: str
+    loaded_at: str
+    model: ScoringModel
+    engine: DecisionEngine
+    parser: RequestParser
+    model_ref: dict[str, Any]  # {"name", "version", "alias"}: the part of every response naming the scorer
+    runtime: str  # what computes single requests: "numpy" (probabilities and reasons), "numpy+xgboost", "xgboost"
+
+    @property
+    def light_single(self) -> bool:
+        """A single applicant is scored in microseconds of numpy (no XGBoost call), reasons included."""
+        return self.runtime == "numpy"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """The outcome of one resolve (and maybe load): for ``/v1/model`` and ``/metrics``.
+
+    ``outcome``: ``loaded`` (a new version is now served), ``unchanged`` (the
+    resolved version is already served, or was refused before), ``refused``
+    (hash mismatch or missing hash), ``failed`` (download or load error),
+    ``registry_error`` (the registry could not be asked).
+    """
+
+    at: str
+    trigger: str
+    outcome: str
+    version: str | None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _iso_from_ms(ms: int | None) -> str:
+    return datetime.fromtimestamp((ms or 0) / 1000, UTC).isoformat(timespec="seconds")
+
+
+def _metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
+    out = {}
+    for key, value in tags.items():
+        if key.startswith("metric."):
+            try:
+                number = float(value)
+            except ValueError:
+                continue
+            if math.isfinite(number):
+                out[key.removeprefix("metric.")] = number
+
+    return out
+
+
+@dataclass
+class ModelHolder:
+    """Holds the served model; ``refresh`` resolves the registry and swaps when the version moved."""
+
+    config: ProjectConfig
+    client_factory: Callable[[], MlflowClient]
+    warmup_rounds: int = 20
+    on_swap: Callable[[Served], None] | None = None
+    on_attempt: Callable[[Attempt], None] | None = None
+    served: Served | None = None
+    last_reload: Attempt | None = None  # the last attempt that loaded, refused or failed a version
+    last_poll: Attempt | None = None  # the last resolve, whatever its outcome
+    draining: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _client: MlflowClient | None = None
+    _refused: dict[str, str | None] = field(default_factory=dict)  # version -> its digest tag when refused
+
+    # ------------------------------------------------------------ readiness
+
+    def not_ready_reason(self) -> str | None:
+        """None when ready to score, else why not."""
+        if self.draining:
+            return "draining: the service is shutting down"
+        if self.served is not None:
+            return None
+        last = self.last_poll
+        if last is None:
+            return "starting: the model is being resolved and loaded"
+        if last.outcome == "registry_error":
+            return f"no model loaded: registry check failed: {last.error}"
+        if self.last_reload is not None and self.last_reload.error:
+            failed = self.last_reload
+            return f"no model loaded: version {failed.version} {failed.outcome}: {failed.error}"
+        return f"no model loaded: {last.error or last.outcome}"
+
+    # ------------------------------------------------------------ reload
+
+    def refresh(self, *, trigger: str = "poll") -> Attempt:
+        """Resolve the served version now; load and swap it in if it differs. Serialised."""
+        with self._lock:
+            attempt = self._refresh(trigger)
+            self.last_poll = attempt
+            if attempt.outcome in {"loaded", "refused", "failed"}:
+                self.last_reload = attempt
+            if self.on_attempt is not None:
+                self.on_attempt(attempt)
+            return attempt
+
+    def _refresh(self, trigger: str) -> Attempt:
+        reg = self.config.model.registry
+        try:
+            if self._client is None:
+                self._client = self.client_factory()
+            version = registry.resolve_served_version(self._client, reg)
+        except Exception as exc:
+            log.warning("registry check failed (%s): %s", trigger, exc)
+            self._client = None  # build a fresh client next time (a store that failed to open stays failed)
+            return Attempt(_now(), trigger, "registry_error", None, _short(exc))
+        number = str(version.version)
+        if self.served is not None and self.served.version == number:
+            return Attempt(_now(), trigger, "unchanged", number)
+        digest_tag = version.tags.get(registry.ARTIFACT_DIGEST_TAG)
+        if trigger == "poll" and number in self._refused and self._refused[number] == digest_tag:
+            # refused before with the same recorded hash: do not download it again every poll
+            previous = self.last_reload
+            error = previous.error if previous and previous.version == number else "refused before"
+            return Attempt(_now(), trigger, "unchanged", number, error)
+        started = time.perf_counter()
+        try:
+            served = self._load(self._client, version)
+        except ModelRefusedError as exc:
+            self._refused[number] = digest_tag
+            log.error("version %s refused: %s; still serving %s", number, exc, self._serving_text())
+            return Attempt(_now(), trigger, "refused", number, _short(exc))
+        except Exception as exc:
+            self._refused[number] = digest_tag
+            log.exception("version %s failed to load; still serving %s", number, self._serving_text())
+            return Attempt(_now(), trigger, "failed", number, _short(exc))
+        previous = self.served.version if self.served else None
+        self.served = served  # the atomic switch: one reference assignment
+        self._refused.pop(number, None)
+        # Objects alive now (the model, the request models) never need collecting: freeze them so
+        # the collector's full passes stop walking them (GC pauses were what set the p99).
+        gc.unfreeze()  # let the previous version's cycles (its generated request classes) be collected
+        gc.collect()
+        gc.freeze()
+        if self.on_swap is not None:
+            self.on_swap(served)
+        log.info(
+            "serving %s version %s (was %s), loaded in %.2fs",
+            served.name,
+            number,
+            previous,
+            time.perf_counter() - started,
+        )
+        return Attempt(_now(), trigger, "loaded", number)
+
+    def _fast(self, model: ScoringModel, number: str) -> ScoringModel:
+        """The model with the numpy tree runtime for probabilities, when configured and verified."""
+        if self.config.model.serving.tree_runtime != "numpy" or model.booster is None:
+            return model
+        try:
+            ensemble = TreeEnsemble.verified(model)
+        except UnsupportedModelError as exc:
+            log.warning("version %s: numpy tree runtime not used (%s): scoring with XGBoost", number, exc)
+            return model
+        return FastModel(model, ensemble)  # type: ignore[return-value]
+
+    def _serving_text(self) -> str:
+        return f"version {self.served.version}" if self.served else "nothing"
+
+    def _load(self, client: MlflowClient, version: ModelVersion) -> Served:
+        reg = self.config.model.registry
+        number = str(version.version)
+        expected = version.tags.get(registry.ARTIFACT_DIGEST_TAG)
+        if not expected:
+            raise ModelRefusedError(
+                f"version {number} has no {registry.ARTIFACT_DIGEST_TAG} tag: its artifacts cannot be verified"
+            )
+        with tempfile.TemporaryDirectory(prefix="credit-risk-serving-") as tmp:
+            local = registry.download_version(client, reg.model_name, number, Path(tmp))
+            actual = registry.directory_digest(local)
+            if actual != expected:
+                raise ModelRefusedError(
+                    f"version {number}: artifact hash mismatch "
+                    f"(registered {expected[:12]}..., downloaded {actual[:12]}...)"
+                )
+            model = ScoringModel.load(registry.scoring_dir(local), threads=1)
+        scorer = self._fast(model, number)
+        engine = DecisionEngine(scorer, self.config.model)
+        if isinstance(scorer, FastModel):
+            runtime = "numpy" if scorer.has_reasons else "numpy+xgboost"
+        else:
+            runtime = "xgboost" if model.booster is not None else "linear"
+        parser = RequestParser.for_schema(model.schema, max_batch=self.config.model.serving.max_batch_size)
+        alias = None if reg.pinned_version is not None else reg.serving_alias
+        served = Served(
+            name=reg.model_name,
+            alias=alias,
+            version=number,
+            run_id=version.run_id or "",
+            created_at=_iso_from_ms(version.creation_timestamp),
+            tags=dict(version.tags),
+            metrics=_metrics_from_tags(version.tags),
+            digest=expected,
+            loaded_at=_now(),
+            model=model,
+            engine=engine,
+            parser=parser,
+            model_ref={"name": reg.model_name, "version": number, "alias": alias},
+            runtime=runtime,
+        )
+        _warm(served, self.warmup_rounds)
+        return served
+
+
+def _warm(served: Served, rounds: int) -> None:
+    """Validate and score the schema's example through the real path, so the first request is not slow."""
+    example = orjson.dumps(served.model.schema.example_record())
+    for _ in range(max(rounds, 1)):
+        record = served.parser.single(example)
+        assessment = served.engine.assess([record])[0]
+    if not 0.0 <= assessment.probability <= 1.0:
+        raise ModelRefusedError(
+            f"version {served.version}: warm-up probability {assessment.probability} is not in [0, 1]"
+        )
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ModelRefusedError) else str(exc)
+    return text if len(text) <= 500 else text[:500] + "..."

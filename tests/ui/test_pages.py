@@ -1,0 +1,263 @@
+"""Each page in Streamlit's AppTest against the real scoring API serving a real trained model."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from credit_risk.schema import FeatureSchema
+from tests.conftest import Store, TrainedModel
+from tests.support.api import RunningApi, running_api
+from tests.support.processes import free_port
+from tests.ui.conftest import served_schema
+from ui.api_client import ApiClient, RequestRejectedError
+
+pytestmark = pytest.mark.integration
+
+OpenApp = Callable[..., AppTest]
+
+
+_schema = served_schema
+
+
+def _texts(at: AppTest) -> str:
+    """Everything written on the page, for 'does it say X' checks."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [e.value for e in (*at.error, *at.warning, *at.info, *at.success)]
+    return "\n".join(str(p) for p in parts)
+
+
+def _chart_tables(chart) -> list[pa.Table]:
+    """The data sets an Altair chart sent to the browser (Arrow IPC)."""
+    return [pa.ipc.open_stream(d.data.data).read_all() for d in chart.proto.datasets]
+
+
+def _button(at: AppTest, label: str):
+    matches = [b for b in at.button if b.label.startswith(label)]
+    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return matches[0]
+
+
+# ------------------------------------------------------------------ Score an applicant
+
+
+def test_score_form_offers_category_labels_ranges_and_optional_protected_fields(
+    api: RunningApi, open_app: OpenApp
+) -> None:
+    at = open_app(api.url)
+    schema = _schema(api)
+    checking = at.selectbox(key="applicant.status_of_existing_checking_account")
+    assert checking.options == [c.label for c in schema.by_name["status_of_existing_checking_account"].categories]
+    duration = at.number_input(key="applicant.duration_in_month")
+    spec = schema.by_name["duration_in_month"]
+    assert (duration.min, duration.max, duration.value) == (spec.min, spec.max, spec.default)
+    fairness = at.expander[0]
+    assert fairness.label == "For fairness monitoring only (optional)"
+    inside = {w.key for w in (*fairness.selectbox, *fairness.number_input)}
+    assert inside == {f"applicant.{f.name}" for f in schema.protected_fields}
+    for protected in schema.protected_fields:
+        assert at.session_state[f"applicant.{protected.name}"] is None, f"{protected.name} must start empty"
+
+
+def test_scoring_shows_what_the_api_answered_with_reasons_and_version(
+    api: RunningApi, open_app: OpenApp, trained: TrainedModel
+) -> None:
+    at = open_app(api.url)
+    at.number_input(key="applicant.duration_in_month").set_value(48)
+    at.selectbox(key="applicant.status_of_existing_checking_account").set_value("overdrawn")
+    _button(at, "Score applicant").click().run()
+    assert not at.exception
+    record = {
+        **_schema(api).example_record(),
+        "duration_in_month": 48,
+        "status_of_existing_checking_account": "overdrawn",
+    }
+    record = {k: v for k, v in record.items() if k in {f.name for f in _schema(api).inputs}}
+    expected = httpx.post(f"{api.url}/v1/predict", json=record).json()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Probability of default"] == f"{expected['probability_of_default']:.1%}"
+    assert metrics["Score"] == str(expected["score"]) and metrics["Risk band"] == expected["risk_band"]
+    assert metrics["Model version"] == f"v{trained.version.version}"
+    text = _texts(at)
+    assert expected["reasons"], "this applicant should have reasons"
+    for reason in expected["reasons"]:
+        assert f"**{reason['code']}**" in text and reason["label"] in text
+    assert "Loan duration (months) of 48 increased the assessed risk." in text
+    assert f"version **{trained.version.version}**" in text
+
+
+def test_protected_fields_left_empty_are_not_sent(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url)
+    _button(at, "Score applicant").click().run()
+    assert not at.exception and at.session_state["score.error"] is None
+    assert at.session_state["score.result"]["decision"] in {"approve", "review", "decline"}
+
+
+# ------------------------------------------------------------------ Batch
+
+
+def _csv(schema: FeatureSchema, rows: int, *, bad_purpose_row: int | None = None) -> bytes:
+    names = [f.name for f in schema.fields]
+    lines = [",".join(names)]
+    for i in range(rows):
+        record = {**schema.example_record(), "duration_in_month": 6 + i % 100}
+        if i == bad_purpose_row:
+            record["purpose"] = "yacht"
+        lines.append(",".join(str(record[n]) for n in names))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_batch_shows_bad_rows_before_scoring(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url, page="batch")
+    at.file_uploader[0].set_value(("applicants.csv", _csv(_schema(api), 4, bad_purpose_row=2), "text/csv")).run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Rows"], metrics["Valid"], metrics["With errors"]) == ("4", "3", "1")
+    problems = at.dataframe[-1].value
+    assert problems.to_dict("records")[0]["row"] == 3 and problems.to_dict("records")[0]["field"] == "purpose"
+    assert not [d for d in at.get("download_button") if "results" in str(d.proto.label)], "nothing scored yet"
+
+
+def test_batch_scores_valid_rows_through_the_api_in_chunks(
+    api: RunningApi, open_app: OpenApp, trained: TrainedModel
+) -> None:
+    # 150 applicants are over the service's 64 KB body limit: the page must send several requests.
+    at = open_app(api.url, page="batch")
+    at.file_uploader[0].set_value(("applicants.csv", _csv(_schema(api), 150, bad_purpose_row=0), "text/csv")).run()
+    _button(at, "Score 149 valid row(s)").click().run()
+    service_errors = [e.value for e in at.error if "break the schema" not in e.value]
+    assert not at.exception and not service_errors, service_errors
+    results = at.dataframe[-1].value
+    assert list(results["row"]) == list(range(2, 151))
+    assert list(results["duration_in_month"]) == [6 + i % 100 for i in range(1, 150)], "results in file order"
+    assert set(results["model_version"]) == {str(trained.version.version)}
+    assert results["probability_of_default"].between(0, 1).all() and results["request_id"].is_unique
+    assert any("results" in str(d.proto.label) for d in at.get("download_button"))
+
+
+def test_batch_refuses_a_file_without_a_required_column(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url, page="batch")
+    at.file_uploader[0].set_value(("applicants.csv", b"purpose\ncar_new\n", "text/csv")).run()
+    assert not at.exception
+    assert any("missing required column(s)" in e.value for e in at.error)
+
+
+# ------------------------------------------------------------------ Models
+
+
+def test_models_page_lists_versions_and_the_production_alias(
+    api: RunningApi, open_app: OpenApp, trained: TrainedModel
+) -> None:
+    at = open_app(api.url, page="models")
+    version = str(trained.version.version)
+    assert {m.label: m.value for m in at.metric}["`production`"] == f"v{version}"
+    versions = at.dataframe[0].value
+    row = versions[versions["version"] == version].iloc[0]
+    assert "production" in row["aliases"] and 0.5 < float(row["roc_auc_cv_mean"]) < 1
+    history = at.dataframe[1].value
+    assert "test session model" in set(history["reason"])
+
+
+def test_promote_without_token_is_not_sent(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url, page="models")
+    at.text_input(key="promote.reason").set_value("try")
+    _button(at, "Promote").click().run()
+    assert any("Give the admin token and a reason" in w.value for w in at.warning)
+
+
+def test_a_wrong_admin_token_is_refused_clearly(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url, page="models")
+    at.text_input(key="rollback.reason").set_value("test")
+    at.text_input(key="rollback.token").set_value("not-the-token")
+    _button(at, "Roll back").click().run()
+    assert not at.exception
+    assert any("admin token was refused" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_a_refused_rollback_shows_the_reason(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url, page="models")
+    at.text_input(key="rollback.reason").set_value("nothing to roll back to")
+    at.text_input(key="rollback.token").set_value(api.admin_token)
+    _button(at, "Roll back").click().run()
+    assert not at.exception
+    refusals = [e.value for e in at.error if "Rollback refused" in e.value]
+    assert refusals, [e.value for e in (*at.error, *at.success)]
+
+
+# ------------------------------------------------------------------ Monitoring
+
+
+def test_monitoring_says_when_no_summary_exists(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url, page="monitoring")
+    assert any("No monitoring summary exists yet" in i.value for i in at.info), [i.value for i in at.info]
+    assert not at.get("vega_lite_chart")
+
+
+def test_monitoring_draws_the_latest_summary(api: RunningApi, open_app: OpenApp, monitoring_summary: dict) -> None:
+    at = open_app(api.url, page="monitoring")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Volume"] == f"{monitoring_summary['volume']:,}"
+    assert metrics["Approved"] == f"{monitoring_summary['decision_rates']['approve']:.1%}"
+    headings = [h.value for h in at.subheader]
+    for heading in (
+        "Volume and latency over time",
+        "Decision mix",
+        "Score distribution against training",
+        "Population stability index per feature",
+    ):
+        assert heading in headings
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 5, f"volume, latency, decision mix, score distribution and PSI charts; got {len(charts)}"
+    marks = [layer["mark"]["type"] for layer in json.loads(charts[-1].proto.spec)["layer"]]
+    assert marks[0] == "bar" and "rule" in marks, f"PSI bars with threshold lines; marks {marks}"
+    drawn = [t for t in _chart_tables(charts[-1]) if "threshold" in t.column_names]
+    thresholds = monitoring_summary["thresholds"]
+    assert drawn and sorted(drawn[0].column("threshold").to_pylist()) == [
+        thresholds["psi_moderate"],
+        thresholds["psi_major"],
+    ]
+
+
+# ------------------------------------------------------------------ bad states
+
+
+@pytest.mark.parametrize("page", [None, "batch", "monitoring", "models"])
+def test_api_down_gives_a_message_not_a_traceback(open_app: OpenApp, page: str | None) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    at = open_app(closed, page=page)
+    assert any("scoring service is not reachable" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_no_model_in_production_gives_a_message(store: Store, tmp_path: Path, open_app: OpenApp) -> None:
+    with running_api(store, tmp_path=tmp_path, wait_ready=False) as empty:
+        at = open_app(empty.url)
+        assert not at.selectbox, "no form without a served model"
+        assert any("No model is in production" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_the_client_reads_a_real_422_into_field_and_rule(api: RunningApi) -> None:
+    with pytest.raises(RequestRejectedError) as caught:
+        ApiClient(api.url).predict({**_schema(api).example_record(), "duration_in_month": 500})
+    (problem,) = caught.value.problems
+    assert problem.field == "duration_in_month" and "120" in problem.message, str(problem)
+
+
+def test_a_rejected_field_is_named_next_to_its_input(api: RunningApi, open_app: OpenApp) -> None:
+    # Widgets keep values in range, so a refusal comes from a service whose rules differ from the form's;
+    # the page is shown the service's own 422 for an out-of-range duration.
+    applicant = {**_schema(api).example_record(), "duration_in_month": 500}
+    with pytest.raises(RequestRejectedError) as caught:
+        ApiClient(api.url).predict(applicant)
+    at = open_app(api.url)
+    at.session_state["score.error"] = caught.value
+    at.run()
+    assert not at.exception
+    notes = [m.value for m in at.markdown if m.value.startswith(":red[**Loan duration (months)**")]
+    assert notes and "120" in notes[0], [m.value for m in at.markdown]
+    assert any("refused the request" in e.value and "duration_in_month" in e.value for e in at.error)

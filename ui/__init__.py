@@ -1,0 +1,1 @@
+"""Streamlit UI for analysts and loan officers; talks only to the scoring API."""

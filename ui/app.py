@@ -1,0 +1,71 @@
+"""Entry point: ``streamlit run ui/app.py --server.port 8501``.
+
+Reads the configuration once (``config/model_config.yaml`` ``ui:``, the API
+address overridden by ``CREDIT_RISK_API_URL``), installs the API client for the
+session and routes to the four pages. The UI never imports the model or
+MLflow: every number it shows comes from the scoring API.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run ui/app.py` puts ui/ on sys.path, not the project root: add it
+# so the pages can import `ui.*` and `credit_risk.*` from any working directory.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st  # noqa: E402
+
+from credit_risk.config import ConfigError, Settings, load_project_config  # noqa: E402
+from ui.api_client import ApiClient  # noqa: E402
+from ui.context import UIContext, install  # noqa: E402
+
+_VIEWS = Path(__file__).resolve().parent / "views"
+
+
+@st.cache_resource(show_spinner=False)
+def build_context(config_dir: str, api_url_override: str | None) -> UIContext:
+    """Read the config and build the client once per (config folder, API URL) for the process."""
+    config = load_project_config(Path(config_dir))
+    ui = config.model.ui
+    client = ApiClient(
+        api_url_override or ui.api_url,
+        timeout=ui.timeout_seconds,
+        admin_timeout=ui.admin_timeout_seconds,
+    )
+    # A chunk over the service's count or body-size limit would be refused whole: stay under both
+    # (a tenth of the body limit is left for the HTTP client's own encoding).
+    serving = config.model.serving
+    return UIContext(
+        client=client,
+        batch_chunk_size=min(ui.batch_chunk_size, serving.max_batch_size),
+        max_body_bytes=serving.max_body_bytes * 9 // 10,
+        max_upload_rows=ui.max_upload_rows,
+    )
+
+
+def main() -> None:
+    st.set_page_config(page_title="Credit risk", page_icon=":material/account_balance:", layout="wide")
+    settings = Settings()
+    try:
+        context = build_context(str(settings.config_dir), settings.api_url)
+    except ConfigError as exc:
+        st.error(f"**The UI's configuration is invalid.** {exc}")
+        st.stop()
+    install(context)
+    pages = [
+        st.Page(_VIEWS / "score.py", title="Score an applicant", icon=":material/person_search:", default=True),
+        st.Page(_VIEWS / "batch.py", title="Batch", icon=":material/table_view:"),
+        st.Page(_VIEWS / "monitoring.py", title="Monitoring", icon=":material/monitoring:"),
+        st.Page(_VIEWS / "models.py", title="Models", icon=":material/inventory_2:"),
+    ]
+    page = st.navigation(pages)
+    st.sidebar.caption(f"Scoring API: `{context.client.base_url}`")
+    page.run()
+
+
+if __name__ == "__main__":
+    main()
