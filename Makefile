@@ -32,8 +32,9 @@ up: setup bootstrap
 
 WORKERS ?= 1
 
+## The API alone, on serving.host:serving.port from config/model_config.yaml (127.0.0.1:8000).
 serve: setup
-	$(BIN)/uvicorn serving.app:app --host 127.0.0.1 --port 8000 --workers $(WORKERS)
+	$(BIN)/python -m serving.app --workers $(WORKERS)
 
 ui: setup
 	$(BIN)/streamlit run ui/app.py --server.address 127.0.0.1 --server.port 8501 \

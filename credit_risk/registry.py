@@ -72,10 +72,16 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     return client.create_experiment(name, artifact_location=root.resolve().as_uri() if root else None)
 
 
+# MLflow writes this bookkeeping file (model name and version) into a version's folder when the
+# version is downloaded through the registry; it is not part of the model and is not hashed.
+_UNHASHED = frozenset({"registered_model_meta"})
+
+
 def directory_digest(directory: Path) -> str:
-    """SHA-256 over every file's relative path and bytes, in a fixed order."""
+    """SHA-256 over every model file's relative path and bytes, in a fixed order."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
+    files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and p.name not in _UNHASHED)
+    for path in files:
         digest.update(path.relative_to(directory).as_posix().encode())
         digest.update(b"\0")
         with path.open("rb") as handle:
@@ -128,15 +134,17 @@ def log_and_register(
 
 
 def download_version(client: MlflowClient, name: str, version: str | int, destination: Path) -> Path:
-    """Copy a version's model folder to ``destination`` and return its path."""
-    target = Path(destination) / "model"
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version}", dst_path=str(target), tracking_uri=client.tracking_uri
+    """Copy a version's model folder into ``destination`` and return its path.
+
+    Resolved through ``client``, never through MLflow's process-wide registry
+    URI, so two stores in one process cannot be mixed up.
+    """
+    source = client.get_model_version_download_uri(name, str(version))
+    Path(destination).mkdir(parents=True, exist_ok=True)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=source, dst_path=str(destination), tracking_uri=client.tracking_uri
     )
-    return target
+    return Path(local)
 
 
 def scoring_dir(model_dir: Path) -> Path:

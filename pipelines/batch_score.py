@@ -640,7 +640,7 @@ def _policy_udf(columns: DecisionColumns) -> Any:
     def apply(frames: Iterator[Any]) -> Iterator[Any]:
         for frame in frames:
             p = frame["probability"].to_numpy(dtype=np.float64)
-            frame["score"] = columns.scores(p)
+            frame["score"] = columns.engine.scores(p)
             frame["risk_band"] = band_names[columns.engine.band_index(p)]
             frame["decision"] = decisions[columns.engine.decision_index(p)]
             yield frame

@@ -35,7 +35,7 @@ from starlette.responses import Response
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from serving import errors
+from serving import errors, prediction_log
 from serving.errors import (
     ConflictError,
     ForbiddenError,
@@ -51,6 +51,7 @@ from serving.errors import (
 )
 from serving.metrics import MetricsMiddleware, ServiceMetrics
 from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
+from serving.monitoring import router as monitoring_router
 from serving.predict import score_records
 from serving.requests import RequestParser, load_json
 from serving.schemas import (
@@ -67,15 +68,6 @@ from serving.schemas import (
 )
 from serving.state import Attempt, ModelHolder, Served
 
-try:  # the prediction log (issue 4) may be absent in a partial checkout
-    from serving import prediction_log
-except ImportError:  # pragma: no cover
-    prediction_log = None  # type: ignore[assignment]
-try:  # the monitoring summary route (issue 4)
-    from serving.monitoring import router as monitoring_router
-except ImportError:  # pragma: no cover
-    monitoring_router = None  # type: ignore[assignment]
-
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
@@ -91,7 +83,7 @@ class Runtime:
     settings: Settings
     holder: ModelHolder
     metrics: ServiceMetrics
-    writer: Any | None  # serving.prediction_log.PredictionLogWriter
+    writer: prediction_log.PredictionLogWriter | None
 
     @property
     def serving(self) -> Any:
@@ -523,7 +515,7 @@ def _drain_on_sigterm(holder: ModelHolder, grace: float) -> Callable[[], None]:
 
 
 def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
-    if prediction_log is None or not config.model.serving.prediction_log:
+    if not config.model.serving.prediction_log:
         return None
     writer = prediction_log.PredictionLogWriter(
         config.model.prediction_log,
@@ -605,9 +597,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         default_response_class=Response,
     )
     errors.install(app)
-    routers = [_probe_router(), _scoring_router(), _admin_router()]
-    if monitoring_router is not None:
-        routers.append(monitoring_router)
+    routers = [_probe_router(), _scoring_router(), _admin_router(), monitoring_router]
     for router in routers:
         app.include_router(router)
     known_paths = {"/openapi.json", "/docs", "/redoc"} | {

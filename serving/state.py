@@ -172,7 +172,8 @@ class ModelHolder:
             return Attempt(_now(), trigger, "unchanged", number)
         digest_tag = version.tags.get(registry.ARTIFACT_DIGEST_TAG)
         if trigger == "poll" and number in self._refused and self._refused[number] == digest_tag:
-            # refused before with the same recorded hash: do not download it again every poll
+            # refused before (its artifacts do not match the recorded hash): do not download it again
+            # every poll; an admin reload, or a new hash tag, tries again
             previous = self.last_reload
             error = previous.error if previous and previous.version == number else "refused before"
             return Attempt(_now(), trigger, "unchanged", number, error)
@@ -184,7 +185,7 @@ class ModelHolder:
             log.error("version %s refused: %s; still serving %s", number, exc, self._serving_text())
             return Attempt(_now(), trigger, "refused", number, _short(exc))
         except Exception as exc:
-            self._refused[number] = digest_tag
+            # not remembered: a download cut short by a network blip is retried at the next poll
             log.exception("version %s failed to load; still serving %s", number, self._serving_text())
             return Attempt(_now(), trigger, "failed", number, _short(exc))
         previous = self.served.version if self.served else None

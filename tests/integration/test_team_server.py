@@ -35,7 +35,7 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if reason:
         pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("team-server")
-    previous = mlflow.get_tracking_uri()
+    previous, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     with running_postgres(tmp) as url:
         port = free_port()
         args = [
@@ -47,7 +47,9 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server_url = f"http://127.0.0.1:{port}"
         with running_process(args, ready_url=f"{server_url}/health", timeout=120, log_path=tmp / "mlflow-server.log"):
             yield server_url
-    mlflow.set_tracking_uri(previous)  # registry.connect set the process-global URI to the server
+    # registry.connect set the process-global URIs to the server
+    mlflow.set_tracking_uri(previous)
+    mlflow.set_registry_uri(previous_registry)
 
 
 def served_version(api: httpx.Client, config: ProjectConfig) -> str:

@@ -97,7 +97,7 @@ def test_a_declared_length_over_the_limit_is_refused_without_reading_the_body(ap
 
 def test_a_chunked_body_over_the_limit_is_413_over_a_real_socket(api: RunningApi) -> None:
     head = (
-        b"POST /v1/predict/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n"
     )
     chunk = b" " * 8192
@@ -187,11 +187,29 @@ def test_non_finite_numbers_in_a_batch_row_are_422_naming_the_row(
     assert (entry["row"], entry["field"], entry["type"]) == (1, "credit_amount", "int_type")
 
 
-@pytest.mark.parametrize("number", ["1E2", "-0.0", "2.5e1"])
-def test_integer_fields_refuse_numbers_written_as_floats(http: httpx.Client, example: dict, number: str) -> None:
+@pytest.mark.parametrize("number", ["2.5e-1", "24.5", "1E-300"])
+def test_integer_fields_refuse_fractional_numbers(http: httpx.Client, example: dict, number: str) -> None:
     body = json.dumps({**example, "duration_in_month": "__X__"}).replace('"__X__"', number)
     entry = _problem(http.post("/v1/predict", content=body.encode(), headers=JSON))
     assert (entry["field"], entry["type"]) == ("duration_in_month", "int_type")
+
+
+@pytest.mark.parametrize(("number", "value"), [("2.4e1", 24), ("24.0", 24)])
+def test_integral_numbers_written_as_floats_count_as_integers(
+    http: httpx.Client, example: dict, number: str, value: int
+) -> None:
+    """JSON Schema's "integer" (the documented OpenAPI type) includes 24.0 and 2.4e1."""
+    body = json.dumps({**example, "duration_in_month": "__X__"}).replace('"__X__"', number)
+    response = http.post("/v1/predict", content=body.encode(), headers=JSON)
+    assert response.status_code == 200, response.text[:300]
+    plain = http.post("/v1/predict", json={**example, "duration_in_month": value}).json()
+    assert response.json()["probability_of_default"] == plain["probability_of_default"]
+
+
+def test_negative_zero_is_out_of_range_not_a_type_error(http: httpx.Client, example: dict) -> None:
+    body = json.dumps({**example, "duration_in_month": "__X__"}).replace('"__X__"', "-0.0")
+    entry = _problem(http.post("/v1/predict", content=body.encode(), headers=JSON))
+    assert (entry["field"], entry["type"]) == ("duration_in_month", "greater_than_equal")
 
 
 @pytest.mark.parametrize("number", ["024", "0x18", "+24", ".5"])

@@ -50,10 +50,15 @@ def _prediction_log_section(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def deployed(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
-    """``uvicorn serving.app:app --port N``: uvicorn's defaults for everything else, as `make serve` minus --host."""
+    """``python -m serving.app``, as `make serve` starts it: host from the committed config, a free port."""
     tmp = tmp_path_factory.mktemp("deployed")
+    port = free_port()
     config_dir = write_config_dir(
-        tmp / "config", model={"prediction_log": _prediction_log_section(hash_fields=list(HASHED))}
+        tmp / "config",
+        model={
+            "prediction_log": _prediction_log_section(hash_fields=list(HASHED)),
+            "serving": {**serving_section(), "port": port},
+        },
     )
     key = secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "CREDIT_RISK_ADMIN_TOKEN"}
@@ -63,8 +68,7 @@ def deployed(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "CREDIT_RISK_LOG_DIR": str(tmp / "log"),
         "CREDIT_RISK_LOG_HASH_KEY": key,
     }
-    port = free_port()
-    args = [sys.executable, "-m", "uvicorn", "serving.app:app", "--port", str(port), "--no-access-log"]
+    args = [sys.executable, "-m", "serving.app"]
     url = f"http://127.0.0.1:{port}"
     with running_process(
         args, env=env, cwd=PROJECT_ROOT, ready_url=f"{url}/ready", timeout=90, log_path=tmp / "api.log"
@@ -98,26 +102,18 @@ def test_service_binds_to_loopback_only_by_default(deployed: Deployed) -> None:
     assert addresses == {"0100007F"}, f"listening on {addresses} (0100007F is 127.0.0.1)"
 
 
-def test_every_launch_command_binds_to_loopback_unless_told_otherwise() -> None:
+def test_every_launch_command_takes_the_host_from_the_config() -> None:
+    assert serving_section()["host"] == "127.0.0.1", "the committed config binds to loopback"
     sources = {path: path.read_text() for path in [PROJECT_ROOT / "Makefile", *PROJECT_ROOT.glob("scripts/*.sh")]}
     launches = [
         (path.name, line.strip())
         for path, text in sources.items()
         for line in text.splitlines()
-        if "serving.app:app" in line and "uvicorn" in line
+        if "serving.app" in line and not line.lstrip().startswith("#")
     ]
-    assert launches, "no uvicorn launch found"
+    assert launches, "no API launch found"
     for name, line in launches:
-        host = re.search(r"--host\s+(\S+)", line)
-        if host is None:
-            continue  # uvicorn's own default: 127.0.0.1 (the test above)
-        value = host.group(1).strip("\"'")
-        if value.startswith("$"):
-            variable = value.strip("${}")
-            default = re.search(rf"{variable}=\$\{{{variable}:-([^}}]+)\}}", sources[PROJECT_ROOT / "scripts" / name])
-            assert default and default.group(1) == "127.0.0.1", f"{name}: {line}"
-        else:
-            assert value == "127.0.0.1", f"{name}: {line}"
+        assert "-m serving.app" in line and "--host" not in line, f"{name}: {line}"
 
 
 # ------------------------------------------------------------------ admin off
