@@ -113,7 +113,7 @@ def plot_roc(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC curve (holdout)")
     ax.legend(loc="lower right")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_calibration(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
@@ -127,7 +127,7 @@ def plot_calibration(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
         title="Calibration (holdout, quantile bins)",
     )
     ax.legend(loc="upper left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_score_distribution(y: np.ndarray, scores: np.ndarray, path: Path) -> Path:
@@ -137,7 +137,7 @@ def plot_score_distribution(y: np.ndarray, scores: np.ndarray, path: Path) -> Pa
     ax.hist(scores[y == 1], bins=bins, alpha=0.6, label="bad (default)")
     ax.set(xlabel="Score (higher = lower risk)", ylabel="Applicants", title="Score distribution by outcome")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_importance(importance: pd.Series, path: Path) -> Path:
@@ -145,10 +145,11 @@ def plot_importance(importance: pd.Series, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(importance) + 1))
     ax.barh(importance.index, importance.to_numpy())
     ax.set(xlabel="Mean |contribution| to log-odds (training data)", title="Feature importance")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write a figure to ``path`` and release it (no display on a server)."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -350,7 +350,7 @@ def plot_score_distribution(summary: dict[str, Any], path: Path) -> Path:
     )
     ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
     ax.legend()
-    return _save(fig, path)
+    return evaluate.save_figure(fig, path)
 
 
 def plot_psi(summary: dict[str, Any], path: Path) -> Path:
@@ -368,14 +368,7 @@ def plot_psi(summary: dict[str, Any], path: Path) -> Path:
     ax.set(xlabel="Population stability index", title="PSI per feature vs training")
     ax.tick_params(axis="y", labelsize=7)
     ax.legend(loc="lower right")
-    return _save(fig, path)
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return evaluate.save_figure(fig, path)
 
 
 def markdown_report(summary: dict[str, Any]) -> str:

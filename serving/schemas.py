@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from credit_risk.registry import AliasEvent
+
 
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -96,22 +98,8 @@ class ReloadOut(_Out):
     served_version: str | None
 
 
-class AliasEventOut(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    sequence: int
-    at: str
-    alias: str
-    from_version: str | None
-    to_version: str
-    action: str
-    actor: str
-    reason: str
-    figures: dict[str, Any] = {}
-
-
 class AdminActionOut(_Out):
-    event: AliasEventOut
+    event: AliasEvent
     reload: AttemptOut
 
 
@@ -127,7 +115,7 @@ class RegistryOut(_Out):
     name: str
     aliases: dict[str, str]
     versions: list[VersionOut]
-    history: list[AliasEventOut]
+    history: list[AliasEvent]
 
 
 class PromoteRequest(_Out):
