@@ -134,28 +134,21 @@ def _count(runtime: Runtime, served: Served, results: list[dict[str, Any]]) -> N
         counter.labels(served.version, result["risk_band"], result["decision"]).inc()
 
 
-def _score_one(runtime: Runtime, served: Served, body: bytes, request_id: str, reasons: bool, started: float) -> Any:
-    record = served.parser.single(body)
-    scored = score_records(
-        served,
-        [record],
-        request_ids=[request_id],
-        batch_id=None,
-        with_reasons=reasons,
-        policy_version=runtime.config.model.decision.policy_version,
-        started=started,
-    )
-    _submit(runtime, scored.log_records)
-    _count(runtime, served, scored.results)
-    return scored.results[0]
-
-
-def _score_many(runtime: Runtime, served: Served, body: bytes, batch_id: str, reasons: bool, started: float) -> Any:
-    records = served.parser.many(body)
+def _score(
+    runtime: Runtime,
+    served: Served,
+    records: list[dict[str, Any]],
+    *,
+    request_ids: list[str],
+    batch_id: str | None,
+    reasons: bool,
+    started: float,
+) -> list[dict[str, Any]]:
+    """Score, hand the records to the log, count: the one code path for every prediction."""
     scored = score_records(
         served,
         records,
-        request_ids=[f"{batch_id}-{i}" for i in range(len(records))],
+        request_ids=request_ids,
         batch_id=batch_id,
         with_reasons=reasons,
         policy_version=runtime.config.model.decision.policy_version,
@@ -163,7 +156,23 @@ def _score_many(runtime: Runtime, served: Served, body: bytes, batch_id: str, re
     )
     _submit(runtime, scored.log_records)
     _count(runtime, served, scored.results)
-    return {"batch_id": batch_id, "model": served.model_ref, "results": scored.results}
+    return scored.results
+
+
+def _score_one(runtime: Runtime, served: Served, body: bytes, request_id: str, reasons: bool, started: float) -> Any:
+    record = served.parser.single(body)
+    return _score(runtime, served, [record], request_ids=[request_id], batch_id=None, reasons=reasons, started=started)[
+        0
+    ]
+
+
+def _score_many(runtime: Runtime, served: Served, body: bytes, batch_id: str, reasons: bool, started: float) -> Any:
+    records = served.parser.many(body)
+    request_ids = [f"{batch_id}-{i}" for i in range(len(records))]
+    results = _score(
+        runtime, served, records, request_ids=request_ids, batch_id=batch_id, reasons=reasons, started=started
+    )
+    return {"batch_id": batch_id, "model": served.model_ref, "results": results}
 
 
 async def _offload(runtime: Runtime, heavy: bool, func: Any, *args: Any) -> Any:
