@@ -66,10 +66,3 @@ def build_profile(schema: FeatureSchema, frame: pd.DataFrame, probabilities: np.
         "features": features,
         "probability": {"edges": score_edges, "shares": numeric_shares(probabilities, score_edges).tolist()},
     }
-
-
-def shares_like(reference: dict[str, Any], values: pd.Series | np.ndarray) -> np.ndarray:
-    """Shares of new values over the bins of one reference entry."""
-    if reference.get("type") == "categorical":
-        return categorical_shares(pd.Series(values), reference["categories"])
-    return numeric_shares(np.asarray(values, dtype=np.float64), reference["edges"])

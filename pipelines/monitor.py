@@ -39,7 +39,7 @@ import pyarrow.dataset as ds
 from credit_risk import registry
 from credit_risk.config import MonitoringConfig, ProjectConfig, Settings, load_project_config
 from credit_risk.decision import DECISIONS
-from credit_risk.profile import psi
+from credit_risk.profile import numeric_shares, psi
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import PROFILE_FILE, SCHEMA_FILE
 from pipelines import evaluate
@@ -117,10 +117,8 @@ def _shares(reference: dict[str, Any], column: pa.ChunkedArray) -> tuple[np.ndar
         counts = {c["values"]: c["counts"] for c in pc.value_counts(column).to_pylist()}
         known = np.asarray([counts.get(code, 0) for code in reference["categories"]], dtype=np.float64)
         return known / max(known.sum(), 1.0), len(column)
-    values = column.to_numpy()
-    index = np.searchsorted(np.asarray(reference["edges"], dtype=np.float64), values, side="right")
-    counts = np.bincount(index, minlength=len(reference["edges"]) + 1).astype(np.float64)
-    return counts / max(counts.sum(), 1.0), len(column)
+    # the very binning rule the training profile was built with
+    return numeric_shares(column.to_numpy(), reference["edges"]), len(column)
 
 
 def psi_level(value: float, monitoring: MonitoringConfig) -> str:
