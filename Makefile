@@ -36,8 +36,11 @@ WORKERS ?= 1
 serve: setup
 	$(BIN)/python -m serving.app --workers $(WORKERS)
 
+UI_PORT ?= 8501
+export UI_PORT
+
 ui: setup
-	$(BIN)/streamlit run ui/app.py --server.address 127.0.0.1 --server.port 8501 \
+	$(BIN)/streamlit run ui/app.py --server.address 127.0.0.1 --server.port $(UI_PORT) \
 	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer --client.showErrorDetails false
 
 bootstrap: setup

@@ -72,6 +72,28 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     return client.create_experiment(name, artifact_location=root.resolve().as_uri() if root else None)
 
 
+def log_job_params(params: dict[str, Any]) -> None:
+    """Log a job's parameters into the active run without clashing with ``mlflow run``.
+
+    Under ``mlflow run`` the run already holds the entry point's parameters as typed on the command
+    line, and MLflow refuses to change a logged value. A value the job resolved differently (a
+    default filled in, ``True`` for ``true``) is logged beside the given one as ``<key>_resolved``.
+    """
+    run = mlflow.active_run()
+    if run is None:
+        raise RegistryError("log_job_params needs an active run")
+    given = MlflowClient().get_run(run.info.run_id).data.params
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if key not in given:
+            out[key] = text
+        elif given[key] != text:
+            out[f"{key}_resolved"] = text
+    if out:
+        mlflow.log_params(out)
+
+
 # MLflow writes this bookkeeping file (model name and version) into a version's folder when the
 # version is downloaded through the registry; it is not part of the model and is not hashed.
 _UNHASHED = frozenset({"registered_model_meta"})

@@ -47,7 +47,7 @@ from credit_risk.config import ModelConfig, ProjectConfig, RegistryConfig, Setti
 from credit_risk.decision import DECISIONS, DecisionEngine
 from credit_risk.schema import DataValidationError, FeatureSchema, FieldSpec
 from credit_risk.scoring import ScoringModel
-from pipelines.cli import run_job
+from pipelines.cli import add_config_dir, run_job
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
@@ -703,7 +703,7 @@ def log_summary(client: MlflowClient, config: ProjectConfig, summary: BatchSumma
     """One tracking run per batch: which version scored what, how many rows, how fast."""
     experiment_id = registry.ensure_experiment(client, config.model.registry.experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"batch_score v{summary.model_version}"):
-        mlflow.log_params(
+        registry.log_job_params(
             {
                 "input": str(options.input),
                 "output": str(options.output),
@@ -750,7 +750,7 @@ def _conf(text: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-dir", type=Path, default=None)
+    add_config_dir(parser)
     parser.add_argument("--input", type=Path, required=True, help="CSV or Parquet file, or a folder of them")
     parser.add_argument("--output", type=Path, required=True, help="Parquet file (local) or folder (spark)")
     parser.add_argument("--engine", choices=["local", "spark"], default="local")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from credit_risk.config import ConfigError
 from credit_risk.registry import RegistryError
@@ -22,3 +24,18 @@ def run_job(job: Callable[[], object]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
+def add_config_dir(parser: argparse.ArgumentParser) -> None:
+    """``--config-dir``; absent or empty (as ``mlflow run`` passes its default) means
+    ``CREDIT_RISK_CONFIG_DIR``, else ``config/``."""
+    parser.add_argument(
+        "--config-dir",
+        type=_optional_path,
+        default=None,
+        help="folder with the YAML configuration (default: CREDIT_RISK_CONFIG_DIR, else config/)",
+    )

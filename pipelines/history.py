@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from credit_risk import registry
 from credit_risk.config import Settings, load_project_config
+from pipelines.cli import add_config_dir
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-dir", type=Path, default=None)
+    add_config_dir(parser)
     parser.add_argument("--require-alias", default="", help="exit 1 unless a version holds this alias")
     parser.add_argument("--json", action="store_true", help="print the history as JSON lines")
     args = parser.parse_args(argv)

@@ -43,7 +43,7 @@ from credit_risk.profile import numeric_shares, psi
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import PROFILE_FILE, SCHEMA_FILE
 from pipelines import evaluate
-from pipelines.cli import run_job
+from pipelines.cli import add_config_dir, run_job
 from serving.prediction_log import PARTITION, log_schema, resolve_log_dir, summary_path
 
 log = logging.getLogger(__name__)
@@ -447,7 +447,7 @@ def log_run(client: Any, summary: dict[str, Any], config: ProjectConfig, log_dir
             tags={"model_name": model["name"], "model_version": model["version"], "status": summary["status"]},
         ) as run,
     ):
-        mlflow.log_params({"start": window["start"], "end": window["end"], "log_dir": str(log_dir)})
+        registry.log_job_params({"start": window["start"], "end": window["end"], "log_dir": str(log_dir)})
         mlflow.log_metrics(_metrics(summary))
         report = Path(tmp)
         (report / "drift_report.md").write_text(markdown_report(summary))
@@ -514,7 +514,7 @@ def _date(text: str) -> date | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-dir", type=Path, default=None)
+    add_config_dir(parser)
     parser.add_argument("--start", type=_date, default=None, help="first UTC date (default: window_days ago)")
     parser.add_argument("--end", type=_date, default=None, help="last UTC date (default: today)")
     parser.add_argument("--log-dir", default="", help="prediction log folder (default: as the service)")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -20,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from pipelines import evaluate
-from pipelines.cli import run_job
+from pipelines.cli import add_config_dir, run_job
 from pipelines.data import Split, load_split
 
 log = logging.getLogger(__name__)
@@ -138,7 +137,7 @@ def _bool(text: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-dir", type=Path, default=None)
+    add_config_dir(parser)
     parser.add_argument("--reason", default="", help="why; required with --force")
     parser.add_argument("--force", type=_bool, default=False, help="promote even if gates fail (needs a reason)")
     parser.add_argument("--version", default="", help="promote this version instead of the challenger")

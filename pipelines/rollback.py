@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from pipelines.cli import run_job
+from pipelines.cli import add_config_dir, run_job
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def rollback(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-dir", type=Path, default=None)
+    add_config_dir(parser)
     parser.add_argument("--version", default="", help="roll back to this version (default: the previous one)")
     parser.add_argument("--reason", default="", help="why, for the alias history")
     args = parser.parse_args(argv)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from credit_risk.config import Settings, load_project_config
 from credit_risk.schema import FeatureSchema
+from pipelines.cli import add_config_dir
 from pipelines.data import load_applicants
 
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True, help=".parquet or .csv")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shift", action="append", default=[], metavar="FIELD=FACTOR_OR_CODE")
-    parser.add_argument("--config-dir", type=Path, default=None)
+    add_config_dir(parser)
     args = parser.parse_args(argv)
     config = load_project_config(args.config_dir or Settings().config_dir)
     shift: dict[str, float | str] = {}

@@ -32,7 +32,7 @@ from credit_risk.profile import build_profile
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import Encoder, LinearParams, ScoringModel
 from pipelines import evaluate
-from pipelines.cli import run_job
+from pipelines.cli import add_config_dir, run_job
 from pipelines.data import Split, file_digest, load_split
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
     data_path = config.resolve(config.training.data.path)
     split = load_split(config)
     with mlflow.start_run(experiment_id=experiment_id, run_name="train") as run:
-        mlflow.log_params(
+        registry.log_job_params(
             {
                 "seed": config.training.seed,
                 "cv_folds": config.training.cv.folds,
@@ -229,7 +229,7 @@ def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
         cv = {"roc_auc_cv_mean": best.mean, "roc_auc_cv_std": best.std}
         if baseline is not None:
             cv["baseline_roc_auc_cv_mean"] = baseline.mean
-        mlflow.log_params(
+        registry.log_job_params(
             {"selected_kind": best.candidate.kind, **{f"selected_{k}": v for k, v in best.candidate.params.items()}}
         )
         mlflow.log_metrics(
@@ -295,7 +295,7 @@ def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config-dir", type=Path, default=None, help="folder with the YAML configuration")
+    add_config_dir(parser)
     args = parser.parse_args(argv)
     settings = Settings()
     return run_job(lambda: train(load_project_config(args.config_dir or settings.config_dir), settings))

@@ -1,0 +1,44 @@
+"""Probes: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from serving.api.deps import runtime_of
+from serving.errors import json_response
+from serving.schemas import Health, Readiness
+
+
+def probe_router() -> APIRouter:
+    router = APIRouter(tags=["probes"])
+
+    @router.get("/health", summary="Liveness", response_model=None, responses={200: {"model": Health}})
+    async def health() -> Response:
+        return json_response({"status": "ok"})
+
+    @router.get(
+        "/ready",
+        summary="Readiness: a model is loaded and warm, and the service is not draining",
+        response_model=None,
+        responses={200: {"model": Readiness}, 503: {"model": Readiness, "description": "Not ready, with the reason"}},
+    )
+    async def ready(request: Request) -> Response:
+        runtime = getattr(request.app.state, "runtime", None)
+        reason = "starting" if runtime is None else runtime.holder.not_ready_reason()
+        if reason is not None:
+            return json_response({"ready": False, "reason": reason}, 503)
+        return json_response({"ready": True, "version": runtime.holder.served.version})
+
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_model=None,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Metrics"}},
+    )
+    async def metrics(request: Request) -> Response:
+        runtime = runtime_of(request)
+        runtime.metrics.ready.set(0 if runtime.holder.not_ready_reason() else 1)
+        return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return router
