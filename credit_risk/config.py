@@ -97,6 +97,11 @@ class ServingConfig(_Frozen):
     prediction_log: bool = True  # hand every scored applicant to the prediction log writer
     drain_timeout_seconds: float = Field(default=30.0, gt=0)  # shutdown: time allowed to flush the log
     drain_grace_seconds: float = Field(default=1.0, ge=0)  # SIGTERM: not ready, keep serving this long, then stop
+    # slow clients: a request body must arrive whole within this (408 otherwise); on shutdown in-flight
+    # requests get this long before uvicorn closes them; past `max_concurrency` open requests uvicorn answers 503
+    body_timeout_seconds: float = Field(default=10.0, gt=0)
+    graceful_shutdown_seconds: float = Field(default=15.0, gt=0)
+    max_concurrency: int = Field(default=1024, ge=1)
     # single requests: "numpy" (the trees as arrays; probabilities and TreeSHAP reasons, verified against
     # XGBoost at load) or "xgboost" (inplace_predict and pred_contribs); large batches always use XGBoost
     tree_runtime: Literal["numpy", "xgboost"] = "numpy"

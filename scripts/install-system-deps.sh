@@ -3,12 +3,13 @@
 #   chromium + chromium-driver  (browser tests via Playwright executable_path)
 #   wrk                          (HTTP load tests)
 #   PostgreSQL server binaries   (initdb/pg_ctl for the throwaway test database)
+#   a Java runtime               (Spark local mode)
 #
 # Idempotent and fast when everything is already present: presence is checked
 # first and apt is only touched when something is missing (`apt-get update`
-# runs at most once). If we are not root, apt is absent, or apt fails, a
-# warning naming what is missing is printed and the script still exits 0;
-# tests needing a missing tool skip with a printed reason.
+# runs at most once). If anything is still missing at the end (not root, no
+# apt, an install failed), the script names it and exits 1: the suite needs
+# every one of them (under CI=true a test whose component is missing fails).
 set -euo pipefail
 
 log() { printf 'install-system-deps: %s\n' "$*"; }
@@ -43,6 +44,7 @@ missing_packages() {
     have_chromedriver || pkgs+=(chromium-driver)
     command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
     have_pg_server || pkgs+=(postgresql-15)
+    command -v java >/dev/null 2>&1 || pkgs+=(default-jre-headless)
     # runuser (util-linux) is needed to run the server as `postgres` when root.
     command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)
     if ((${#pkgs[@]})); then
@@ -54,18 +56,18 @@ main() {
     local -a missing
     mapfile -t missing < <(missing_packages)
     if ((${#missing[@]} == 0)); then
-        log "all system dependencies present (chromium, chromium-driver, wrk, postgresql server)"
+        log "all system dependencies present (chromium, chromium-driver, wrk, postgresql server, java)"
         return 0
     fi
     log "missing: ${missing[*]}"
 
     if [[ "$(id -u)" -ne 0 ]]; then
-        warn "not root; cannot install: ${missing[*]} (tests needing them will skip)"
-        return 0
+        warn "not root; cannot install: ${missing[*]}"
+        return 1
     fi
     if ! command -v apt-get >/dev/null 2>&1; then
-        warn "apt-get not available; cannot install: ${missing[*]} (tests needing them will skip)"
-        return 0
+        warn "apt-get not available; cannot install: ${missing[*]}"
+        return 1
     fi
 
     export DEBIAN_FRONTEND=noninteractive
@@ -94,10 +96,10 @@ main() {
 
     mapfile -t missing < <(missing_packages)
     if ((${#missing[@]})); then
-        warn "still missing after apt-get install: ${missing[*]} (tests needing them will skip)"
-    else
-        log "installed: ${to_install[*]}"
+        warn "FAILED: still missing after apt-get install: ${missing[*]}"
+        return 1
     fi
+    log "installed: ${to_install[*]}"
     return 0
 }
 

@@ -193,11 +193,27 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         return cfg.model.serving.cors_origins if cfg else None
 
     # order: CORS answers preflights first; the body cap sits in front of everything that reads a body
-    app.add_middleware(BodyLimitMiddleware, limit=_limit)
+    def _body_deadline() -> float:
+        cfg = _config()
+        return cfg.model.serving.body_timeout_seconds if cfg else 10.0
+
+    app.add_middleware(BodyLimitMiddleware, limit=_limit, deadline=_body_deadline)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: known_paths)
     app.add_middleware(ConfiguredCORS, origins=_origins)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app
+
+
+def _leave_out_switched_off(document: dict[str, Any], settings: Settings) -> None:
+    """Routes that answer 404 in this deployment (admin without a token) are not in its document."""
+    off = set() if settings.admin_token else {"admin"}
+    paths = document.get("paths", {})
+    for path in list(paths):
+        operations = {m: op for m, op in paths[path].items() if not off & set(op.get("tags", ()))}
+        if operations:
+            paths[path] = operations
+        else:
+            del paths[path]
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -213,6 +229,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         config = runtime.config if runtime else load_project_config(Settings().config_dir)
         parser = RequestParser.for_schema(config.features, max_batch=config.model.serving.max_batch_size)
     document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    _leave_out_switched_off(document, runtime.settings if runtime else Settings())
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(parser.openapi_schemas())
     for model in (PromoteRequest, RollbackRequest):
@@ -237,7 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     serving = load_project_config(Settings().config_dir).model.serving
     # no access log: every scored request is in the prediction log and counted in /metrics
-    uvicorn.run("serving.app:app", host=serving.host, port=serving.port, workers=args.workers, access_log=False)
+    uvicorn.run(
+        "serving.app:app",
+        host=serving.host,
+        port=serving.port,
+        workers=args.workers,
+        access_log=False,
+        timeout_graceful_shutdown=serving.graceful_shutdown_seconds,
+        limit_concurrency=serving.max_concurrency,
+    )
     return 0
 
 

@@ -73,6 +73,12 @@ class BodyTooLargeError(ServiceError):
     status = 413
 
 
+class BodyTimeoutError(ServiceError):
+    """The client did not send the body it announced within ``serving.body_timeout_seconds``: 408."""
+
+    status = 408
+
+
 class UnsupportedMediaTypeError(ServiceError):
     """The body is not declared ``application/json``: 415."""
 
@@ -174,6 +180,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "Wrong bearer token",
         404: "Not found (admin routes answer 404 when no admin token is configured)",
         409: "The registry's version was refused (artifact hash mismatch or load failure); the old one keeps serving",
+        408: "The request body did not arrive within serving.body_timeout_seconds",
         413: "Request body over serving.max_body_bytes",
         415: "Content type is not application/json",
         422: "Invalid input: each entry names the field (and batch row) and the rule",

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: the request-body cap and CORS from configuration.
+"""Pure ASGI middleware: the request-body cap and read deadline, and CORS from configuration.
 
 Both read their settings when the first request arrives, because the
 configuration is loaded in the lifespan (building the app reads nothing).
@@ -13,18 +13,22 @@ import orjson
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import BodyTooLargeError
+from serving.errors import BodyTimeoutError, BodyTooLargeError
 
 _DRAIN_CAP = 1 << 20  # read (and drop) at most this much of an oversized body so the client sees the 413
 _DRAIN_SECONDS = 1.0  # ... and for at most this long
 
 
 async def _send_413(send: Send, limit: int) -> None:
-    body = orjson.dumps({"detail": f"request body over the limit of {limit} bytes"})
+    await _send_error(send, 413, f"request body over the limit of {limit} bytes")
+
+
+async def _send_error(send: Send, status: int, detail: str) -> None:
+    body = orjson.dumps({"detail": detail})
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
@@ -37,11 +41,14 @@ async def _send_413(send: Send, limit: int) -> None:
 
 class BodyLimitMiddleware:
     """413 for a body over the limit: by Content-Length up front, and by counting the bytes
-    as they stream (a missing or lying Content-Length, chunked uploads)."""
+    as they stream (a missing or lying Content-Length, chunked uploads). 408 for a body that
+    does not arrive whole within the deadline: a client that announces a body and sends part
+    of it must not hold a request (and so a graceful shutdown) forever."""
 
-    def __init__(self, app: ASGIApp, *, limit: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, *, limit: Callable[[str], int], deadline: Callable[[], float]) -> None:
         self.app = app
         self._limit = limit  # path -> byte limit
+        self._deadline = deadline  # seconds for the whole body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,10 +64,17 @@ class BodyLimitMiddleware:
                 break
         received = 0
         finished = False
+        body_deadline = anyio.current_time() + self._deadline()
 
         async def limited_receive() -> Message:
             nonlocal received, finished
-            message = await receive()
+            if finished:  # after the body, receive() waits for a disconnect: no deadline there
+                return await receive()
+            remaining = body_deadline - anyio.current_time()
+            with anyio.move_on_after(max(remaining, 0)) as scope_:
+                message = await receive()
+            if scope_.cancelled_caught:
+                raise BodyTimeoutError(f"the request body did not arrive within {self._deadline():g} s")
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 finished = not message.get("more_body", False)
@@ -78,6 +92,10 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
+        except BodyTimeoutError as exc:
+            if started:
+                raise
+            await _send_error(send, 408, exc.detail)
         except BodyTooLargeError:
             # normally the app's error handler answers; this catches a body read outside a route
             if started:

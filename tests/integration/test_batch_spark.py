@@ -14,9 +14,15 @@ from pipelines.batch_score import BatchOptions, batch_score, rejects_path, spark
 from pipelines.data import load_applicants
 from pipelines.synthetic import generate_applicants
 from tests.conftest import TrainedModel
+from tests.support.required import require_component, spark_unavailable_reason
 
 pytestmark = pytest.mark.integration
-pyspark = pytest.importorskip("pyspark", reason="pyspark is an optional extra (requirements-dev.txt)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _spark_present() -> None:
+    require_component(spark_unavailable_reason())
+
 
 ROWS = 10_000
 

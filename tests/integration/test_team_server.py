@@ -24,6 +24,7 @@ from tests.conftest import FAST_TRAINING, Store, write_config_dir
 from tests.support.api import RunningApi, running_api
 from tests.support.postgres import postgres_unavailable_reason, running_postgres, sqlalchemy_url
 from tests.support.processes import free_port, running_process
+from tests.support.required import require_component
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -31,9 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` on a private PostgreSQL, artifacts proxied to a temp folder; yields its URL."""
-    reason = postgres_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require_component(postgres_unavailable_reason())
     tmp = tmp_path_factory.mktemp("team-server")
     previous, previous_registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     with running_postgres(tmp) as url:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -15,6 +16,7 @@ from credit_risk.config import PROJECT_ROOT
 from pipelines.data import load_applicants
 from serving.schemas import BatchResponse, ModelInfo, PredictionResponse, Readiness, RegistryOut
 from tests.conftest import TrainedModel
+from tests.serving.conftest import app_client
 
 pytestmark = pytest.mark.code
 
@@ -225,3 +227,14 @@ def test_app_module_has_no_side_effects_at_import() -> None:
     env = {"CREDIT_RISK_CONFIG_DIR": "does-not-exist-config", "PATH": ""}
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_openapi_leaves_out_admin_routes_when_they_are_off(trained: TrainedModel, tmp_path: Path) -> None:
+    """No admin token: the admin routes are 404, so the document must not declare them."""
+    with app_client(trained.store, tmp_path / "off", admin_token=None) as off:
+        paths = off.get("/openapi.json").json()["paths"]
+        assert not [p for p in paths if p.startswith("/v1/admin")], sorted(paths)
+        assert off.post("/v1/admin/reload").status_code == 404
+    with app_client(trained.store, tmp_path / "on") as on:
+        paths = on.get("/openapi.json").json()["paths"]
+        assert {"/v1/admin/reload", "/v1/admin/promote", "/v1/admin/rollback"} <= set(paths)

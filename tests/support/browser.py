@@ -6,9 +6,7 @@ Nothing happens at import time; Playwright is imported lazily.
 
 Usage in a fixture::
 
-    reason = browser_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require_component(browser_unavailable_reason())  # tests/support/required.py
     with launched_browser() as browser:
         page = browser.new_page()
         ...

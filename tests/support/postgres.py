@@ -2,9 +2,7 @@
 
 Usage in a fixture::
 
-    reason = postgres_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
+    require_component(postgres_unavailable_reason())  # tests/support/required.py
     with running_postgres(tmp_path) as url:   # postgresql://postgres@127.0.0.1:PORT/mlflow
         ...
 

@@ -24,6 +24,7 @@ from tests.conftest import Store, TrainedModel, make_store
 from tests.support.api import RunningApi, running_api
 from tests.support.browser import browser_unavailable_reason, launched_browser
 from tests.support.processes import free_port, running_process
+from tests.support.required import require_component
 from tests.ui.conftest import score_and_monitor
 from ui.screenshots import VIEWPORT, capture_all, open_page, submit_score_form, take
 
@@ -34,10 +35,7 @@ DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 def _require_browser() -> None:
-    reason = browser_unavailable_reason()
-    if reason is not None:
-        print(f"SKIPPED browser test: {reason}")  # shown with -rs / -s: never a silent skip
-        pytest.skip(reason)
+    require_component(browser_unavailable_reason())
 
 
 def _publish(shot: Path) -> None:
