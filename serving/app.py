@@ -10,11 +10,14 @@ true once a model is warm and false again while draining on shutdown.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import functools
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
 from types import FrameType
@@ -255,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
     serving = load_project_config(Settings().config_dir).model.serving
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # the workers inherit it: /metrics then sums every worker (Prometheus' multiprocess mode)
+        metrics_dir = tempfile.mkdtemp(prefix="credit-risk-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
     # no access log: every scored request is in the prediction log and counted in /metrics
     uvicorn.run(
         "serving.app:app",
@@ -264,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,
         limit_concurrency=serving.max_concurrency,
+        timeout_worker_healthcheck=60,  # a worker imports MLflow and loads a model before it answers pings
     )
     return 0
 

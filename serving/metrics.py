@@ -2,16 +2,19 @@
 
 Requests and latency per route are counted by a pure ASGI middleware; the
 scoring path counts results by band, decision and version; reloads count by
-outcome. With several uvicorn workers each worker exposes its own counters.
+outcome. With several uvicorn workers (``python -m serving.app --workers N``
+sets ``PROMETHEUS_MULTIPROC_DIR``) the values live in Prometheus' multiprocess
+files and every scrape, whichever worker answers it, sums all workers.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +25,9 @@ class ServiceMetrics:
     """The service's metrics, registered in their own :class:`CollectorRegistry`."""
 
     def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self._own: list[_DictCollector] = []
+        self._served_labels: tuple[str, str] | None = None
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "credit_risk_http_requests",
@@ -50,19 +56,37 @@ class ServiceMetrics:
             "1 for the model version being served",
             ["name", "version"],
             registry=self.registry,
+            multiprocess_mode="liveall",  # one series per live worker: each says what it serves
         )
-        self.ready = Gauge("credit_risk_ready", "1 when the service is ready to score", registry=self.registry)
+        self.ready = Gauge(
+            "credit_risk_ready",
+            "1 when the service is ready to score",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
 
     def set_served(self, name: str, version: str) -> None:
-        self.served.clear()
+        # set the old series to 0 rather than clearing it: multiprocess mode cannot clear labels
+        if self._served_labels is not None and self._served_labels != (name, version):
+            self.served.labels(*self._served_labels).set(0)
+        self._served_labels = (name, version)
         self.served.labels(name, version).set(1)
 
     def add_gauges(self, name: str, doc: str, read: Callable[[], dict[str, Any]]) -> None:
         """Expose the numeric entries of ``read()`` (e.g. the log writer's stats) as gauges."""
-        self.registry.register(_DictCollector(name, doc, read))
+        collector = _DictCollector(name, doc, read)
+        self.registry.register(collector)
+        self._own.append(collector)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        # every worker's counters from the multiprocess files, plus this worker's own gauges of its log
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        for collector in self._own:
+            combined.register(collector)
+        return generate_latest(combined)
 
 
 class _DictCollector:
@@ -73,10 +97,11 @@ class _DictCollector:
         return []
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        family = GaugeMetricFamily(self._name, self._doc, labels=["stat"])
+        family = GaugeMetricFamily(self._name, self._doc, labels=["stat", "pid"])
+        pid = str(os.getpid())
         for key, value in self._read().items():
             if isinstance(value, bool | int | float) and value is not None:
-                family.add_metric([key], float(value))
+                family.add_metric([key, pid], float(value))
         yield family
 
 

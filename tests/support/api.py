@@ -91,3 +91,41 @@ def running_api(
         log_path=tmp_path / f"api-{port}.log",
     ) as process:
         yield RunningApi(url=url, port=port, admin_token=admin_token, log_dir=log_dir, process=process)
+
+
+@contextlib.contextmanager
+def running_make_serve(
+    trained_store: Any, *, tmp_path: Path, workers: int = 1, serving: Mapping[str, Any] | None = None
+) -> Iterator[RunningApi]:
+    """The service as ``make serve`` runs it (``python -m serving.app --workers N``) on a copy of the
+    committed config with ``serving:`` keys changed (the port is always a free one)."""
+    import yaml
+
+    from tests.conftest import write_config_dir
+    from tests.reliability.conftest import serving_section
+
+    port = free_port()
+    config_dir = write_config_dir(
+        tmp_path / f"config-{port}", model={"serving": serving_section(**{**(serving or {}), "port": port})}
+    )
+    assert yaml.safe_load((config_dir / "model_config.yaml").read_text())["serving"]["port"] == port
+    log_dir = tmp_path / f"log-{port}"
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": trained_store.uri,
+        "CREDIT_RISK_CONFIG_DIR": str(config_dir),
+        "CREDIT_RISK_LOG_DIR": str(log_dir),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("CREDIT_RISK_ADMIN_TOKEN", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    url = f"http://127.0.0.1:{port}"
+    with running_process(
+        [sys.executable, "-m", "serving.app", "--workers", str(workers)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        ready_url=f"{url}/ready",
+        timeout=120,
+        log_path=tmp_path / f"serve-{port}.log",
+    ) as process:
+        yield RunningApi(url=url, port=port, admin_token=None, log_dir=log_dir, process=process)
