@@ -102,6 +102,8 @@ class ServingConfig(_Frozen):
     body_timeout_seconds: float = Field(default=10.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=15.0, gt=0)
     max_concurrency: int = Field(default=1024, ge=1)
+    # one JSON line per request on stderr (method, path, status, ms), written by a background thread
+    access_log: bool = False
     # single requests: "numpy" (the trees as arrays; probabilities and TreeSHAP reasons, verified against
     # XGBoost at load) or "xgboost" (inplace_predict and pred_contribs); large batches always use XGBoost
     tree_runtime: Literal["numpy", "xgboost"] = "numpy"

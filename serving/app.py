@@ -37,7 +37,7 @@ from serving.api.admin import admin_router
 from serving.api.deps import Runtime
 from serving.api.probes import probe_router
 from serving.api.scoring import scoring_router
-from serving.metrics import MetricsMiddleware, ServiceMetrics
+from serving.metrics import MetricsMiddleware, ServiceMetrics, start_access_log
 from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
 from serving.monitoring import router as monitoring_router
 from serving.requests import RequestParser
@@ -146,6 +146,9 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         if writer is not None:
             metrics.add_gauges("credit_risk_prediction_log", "Prediction log writer counters", writer.stats)
         app.state.runtime = runtime
+        stop_access_log = None
+        if run_config.model.serving.access_log:
+            app.state.access_log, stop_access_log = start_access_log()
         app.openapi_schema = None
         poller = asyncio.create_task(_poll_forever(runtime), name="model-poller")
         restore_sigterm = _drain_on_sigterm(holder, run_config.model.serving.drain_grace_seconds)
@@ -156,6 +159,9 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             # uvicorn has stopped accepting and finished in-flight requests: not ready, then drain the log
             holder.draining = True
             restore_sigterm()
+            if stop_access_log is not None:
+                app.state.access_log = None
+                stop_access_log()
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
@@ -203,7 +209,12 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         return cfg.model.serving.body_timeout_seconds if cfg else 10.0
 
     app.add_middleware(BodyLimitMiddleware, limit=_limit, deadline=_body_deadline)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=lambda: known_paths)
+    app.add_middleware(
+        MetricsMiddleware,
+        metrics=metrics,
+        routes=lambda: known_paths,
+        access_log=lambda: getattr(app.state, "access_log", None),
+    )
     app.add_middleware(ConfiguredCORS, origins=_origins)
     app.openapi = functools.partial(_openapi, app)  # type: ignore[method-assign]
     return app

@@ -9,11 +9,16 @@ files and every scrape, whichever worker answers it, sums all workers.
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
 import os
+import queue
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -106,13 +111,26 @@ class _DictCollector:
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request and its latency; unknown paths share one label (no cardinality blow-up)."""
+    """Counts every HTTP request and its latency; unknown paths share one label (no cardinality blow-up).
 
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, routes: Callable[[], set[str]]) -> None:
+    With ``serving.access_log`` on it also writes one JSON line per request to the ``credit_risk.access``
+    logger (method, path, status, milliseconds, request id), handed to a background thread by a queue,
+    so the request never waits on the terminal.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServiceMetrics,
+        routes: Callable[[], set[str]],
+        access_log: Callable[[], logging.Logger | None] = lambda: None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self._routes = routes
         self._known: set[str] | None = None
+        self._access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -134,5 +152,41 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self.metrics.latency.labels(route).observe(took)
             self.metrics.requests.labels(route, str(status)).inc()
+            access = self._access_log()
+            if access is not None:
+                access.info(
+                    orjson.dumps(
+                        {
+                            "ts": time.time(),
+                            "method": scope["method"],
+                            "path": path,
+                            "status": status,
+                            "ms": round(took * 1000, 3),
+                            "client": (scope.get("client") or ("", 0))[0],
+                        }
+                    ).decode()
+                )
+
+
+def start_access_log() -> tuple[logging.Logger, Callable[[], None]]:
+    """The ``credit_risk.access`` logger behind a queue (one JSON line per request, to stderr); returns
+    the logger and a function that flushes and stops its writer thread."""
+    access = logging.getLogger("credit_risk.access")
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    listener = logging.handlers.QueueListener(records, handler)
+    queue_handler = logging.handlers.QueueHandler(records)
+    access.handlers = [queue_handler]
+    listener.start()
+
+    def stop() -> None:
+        listener.stop()
+        access.removeHandler(queue_handler)
+
+    return access, stop
