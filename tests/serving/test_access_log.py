@@ -27,9 +27,7 @@ def test_access_log_writes_one_json_line_per_request(
     assert all(line["method"] == "POST" and line["ms"] > 0 for line in predicts), predicts
 
 
-def test_access_log_is_off_by_default(
-    trained: TrainedModel, tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
+def test_access_log_is_off_by_default(trained: TrainedModel, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     with app_client(trained.store, tmp_path) as client:
         capfd.readouterr()
         assert client.get("/health").status_code == 200
