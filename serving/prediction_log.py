@@ -94,6 +94,10 @@ class PredictionLogClosedError(PredictionLogError):
     """``submit`` after ``close`` (or before ``start``): the service should answer 503."""
 
 
+# a schema field's log column (null when not sent): category code, whole number, decimal number
+_FIELD_TYPES = {"categorical": pa.string(), "integer": pa.int64(), "number": pa.float64()}
+
+
 def log_schema(schema: FeatureSchema, *, drop_fields: Sequence[str] = (), hash_fields: Sequence[str] = ()) -> pa.Schema:
     """The Arrow schema of one log row: fixed columns around one typed column per schema field.
 
@@ -104,7 +108,7 @@ def log_schema(schema: FeatureSchema, *, drop_fields: Sequence[str] = (), hash_f
     for spec in schema.fields:
         if spec.name in drop_fields:
             continue
-        kind = pa.string() if spec.type == "categorical" or spec.name in hash_fields else pa.int64()
+        kind = pa.string() if spec.name in hash_fields else _FIELD_TYPES[spec.type]
         fields.append(pa.field(spec.name, kind))
     fields += [pa.field(name, kind, nullable=name not in _NOT_NULL) for name, kind in TRAILING_COLUMNS]
     metadata = {
