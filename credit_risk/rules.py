@@ -80,7 +80,7 @@ class FieldRule:
         if spec.type == "categorical":
             self.not_category = Rule("literal_error", f"must be one of {list(spec.codes)}")
         else:
-            bounds = f"must be in [{_plain(spec.min)}, {_plain(spec.max)}]"
+            bounds = f"must be in [{plain_number(spec.min)}, {plain_number(spec.max)}]"
             self.below = Rule("greater_than_equal", bounds)
             self.above = Rule("less_than_equal", bounds)
         self._code_set = frozenset(spec.codes)
@@ -167,8 +167,8 @@ class FieldRule:
         else:
             schema = {
                 "type": self.kind,
-                "minimum": _plain(self.min),
-                "maximum": _plain(self.max),
+                "minimum": plain_number(self.min),
+                "maximum": plain_number(self.max),
             }
         if not self.required:
             return {"anyOf": [schema, {"type": "null"}]}
@@ -295,7 +295,8 @@ class FieldRule:
         )
 
 
-def _plain(value: float | None) -> int | float | None:
+def plain_number(value: float | None) -> int | float | None:
+    """1.0 as 1 (bounds and messages read as the file wrote them), 0.5 as 0.5."""
     return int(value) if value is not None and float(value).is_integer() else value
 
 

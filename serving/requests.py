@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
 from pydantic_core import PydanticCustomError
 
-from credit_risk.rules import FieldRule, RuleError
+from credit_risk.rules import FieldRule, RuleError, plain_number
 from credit_risk.schema import FeatureSchema, FieldSpec
 from serving.errors import InvalidInputError, MalformedBodyError, problem, problems_from_pydantic
 
@@ -81,9 +81,8 @@ def _description(spec: FieldSpec) -> str:
     if spec.type == "categorical":
         text += " Codes: " + "; ".join(f"`{c.code}`: {c.label}" for c in spec.categories) + "."
     else:
-        bounds = FieldRule(spec).json_schema()
         kind = "Whole number" if spec.type == "integer" else "Number"
-        text += f" {kind} in [{bounds['minimum']}, {bounds['maximum']}]."
+        text += f" {kind} in [{plain_number(spec.min)}, {plain_number(spec.max)}]."
     if spec.protected:
         text += " Protected attribute: optional, never used by the model, logged for fairness monitoring."
     elif not spec.required:
