@@ -121,7 +121,10 @@ class FieldRule:
                     raise RuleError(NOT_WHOLE)
                 value = int(value)
         else:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond float64: no number field's range holds it
+                raise RuleError(NOT_NUMBER) from None
         if value < self.min:  # type: ignore[operator]
             raise RuleError(self.below)
         if value > self.max:  # type: ignore[operator]

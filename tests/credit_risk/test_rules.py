@@ -58,6 +58,8 @@ CATEGORY = FieldRule(
         (NUMBER, math.inf, "must be a number"),
         (NUMBER, False, "must be a number"),
         (NUMBER, 300.5, "must be in [0, 300]"),
+        (NUMBER, 10**400, "must be a number"),
+        (INTEGER, 10**400, "must be in [1, 120]"),
         (CATEGORY, "a", None),
         (CATEGORY, None, None),
         (CATEGORY, "A", "must be one of ['a', 'b']"),

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -202,6 +203,9 @@ def test_the_monitor_reports_missing_rates_and_a_missing_bin(client: TestClient,
         response = client.post("/v1/predict/batch", json={"applicants": records[start : start + 50]})
         assert response.status_code == 200, response.text
     time.sleep(2.5)  # the log writer closes a file every flush_interval_seconds (1 s)
+    logged = _read_log(lender.log_dir)
+    assert logged.schema.field("debt_to_income").type == pa.float64()
+    assert logged.column("debt_to_income").null_count > 0, "a value not provided is logged as null"
     today = datetime.now(UTC).date()
     summary = monitor(store.config, store.settings, start=today, end=today, log_dir=lender.log_dir)
     features = summary["psi"]["features"]
@@ -217,3 +221,8 @@ def store_edges(lender: Lender, name: str) -> list[float]:
     model_dir = registry.download_version(lender.store.client, "home-equity", "1", lender.log_dir.parent / "dl")
     profile = json.loads((registry.scoring_dir(model_dir) / "reference_profile.json").read_text())
     return profile["features"][name]["edges"]
+
+
+def _read_log(log_dir: Path) -> pa.Table:
+    """Every logged row (all files, all dates)."""
+    return pa.concat_tables(pq.read_table(path) for path in sorted(log_dir.rglob("*.parquet")))
