@@ -199,7 +199,6 @@ class EvaluationConfig(_Frozen):
     cost_false_approve: float = Field(gt=0)
     cost_false_decline: float = Field(gt=0)
     min_group_size: int = Field(ge=1)
-    age_group_edges: tuple[int, ...] = (25, 62)
     # The outcome the disparate-impact ratio compares: "not_declined" (approved or
     # referred to a human: the model took no adverse action) or "approved".
     favourable_outcome: Literal["not_declined", "approved"] = "not_declined"

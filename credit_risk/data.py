@@ -33,7 +33,7 @@ def load_applicants(path: Path, schema: FeatureSchema) -> tuple[pd.DataFrame, pd
     if not Path(path).is_file():
         raise DataValidationError(f"{path}: data file not found")
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)  # the schema decides what is missing
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataValidationError(f"{path}: not a readable CSV file: {exc}") from exc
     features, label = schema.decode_source_frame(raw)

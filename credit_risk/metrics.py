@@ -6,7 +6,6 @@ service's admin route evaluates the gates with these too.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
 from credit_risk.config import EvaluationConfig, ProjectConfig
-from credit_risk.schema import FeatureSchema
+from credit_risk.schema import NOT_PROVIDED, FeatureSchema
 
 
 def classification_metrics(
@@ -45,20 +44,21 @@ def classification_metrics(
     }
 
 
-def protected_groups(frame: pd.DataFrame, schema: FeatureSchema, evaluation: EvaluationConfig) -> pd.DataFrame:
-    """One column per protected attribute, ages cut into the configured groups."""
+def protected_groups(frame: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
+    """One column per protected attribute: categories as they are, numbers cut at the field's ``group_edges``.
+
+    A missing value is its own group ("not provided")."""
     groups = pd.DataFrame(index=frame.index)
     for spec in schema.protected_fields:
         if spec.name not in frame.columns:
             continue
-        if spec.type == "integer":
-            edges = [-np.inf, *evaluation.age_group_edges, np.inf]
-            labels = [f"under {evaluation.age_group_edges[0]}"]
-            labels += [f"{lo} to {hi - 1}" for lo, hi in itertools.pairwise(evaluation.age_group_edges)]
-            labels += [f"{evaluation.age_group_edges[-1]} and over"]
-            groups[spec.name] = pd.cut(frame[spec.name], bins=edges, right=False, labels=labels).astype(str)
+        column = frame[spec.name]
+        if spec.is_numeric:
+            edges = [-np.inf, *(spec.group_edges or ()), np.inf]
+            cut = pd.cut(pd.to_numeric(column), bins=edges, right=False, labels=spec.group_labels())
+            groups[spec.name] = cut.astype(object).where(cut.notna(), NOT_PROVIDED).astype(str)
         else:
-            groups[spec.name] = frame[spec.name].astype(str)
+            groups[spec.name] = column.astype(object).where(column.notna(), NOT_PROVIDED).astype(str)
     return groups
 
 
@@ -92,7 +92,7 @@ def evaluate_predictions(
     decision, evaluation = config.model.decision, config.training.evaluation
     metrics = classification_metrics(y, p, threshold=decision.approve_below, evaluation=evaluation)
     cutoff = decision.decline_at_or_above if evaluation.favourable_outcome == "not_declined" else decision.approve_below
-    groups = protected_groups(frame, config.features, evaluation)
+    groups = protected_groups(frame, config.features)
     fairness = disparate_impact(groups, np.asarray(p) < cutoff, min_group_size=evaluation.min_group_size)
     return metrics, fairness
 

@@ -7,12 +7,12 @@ monitor are all derived from the copy that travels with the served model.
 
 from __future__ import annotations
 
+import itertools
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,25 +26,51 @@ class Category(BaseModel):
 
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_]+$")
     label: str = Field(min_length=1)
-    source: str = Field(min_length=1)
+    source: str | tuple[str, ...] = Field(min_length=1)  # the file's value(s) for this category
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return (self.source,) if isinstance(self.source, str) else self.source
+
+
+FieldType = Literal["categorical", "integer", "number"]
+NOT_PROVIDED = "not provided"  # how a missing optional value reads, in reasons and forms
 
 
 class FieldSpec(BaseModel):
-    """One applicant field."""
+    """One applicant field: its declaration. The rules derived from it are :mod:`credit_risk.rules`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9_]*$")
-    type: Literal["categorical", "integer"]
+    type: FieldType
     label: str = Field(min_length=1)
     description: str = Field(min_length=1)
     reason_code: str = Field(min_length=1, max_length=8)
+    source_column: str | None = Field(None, min_length=1)  # the data file's column; default: the name
+    required: bool = True  # false: the value may be missing (absent or null in the API)
     protected: bool = False
     categories: tuple[Category, ...] = ()
-    min: int | None = None
-    max: int | None = None
-    default: int | None = None
+    min: int | float | None = None  # ints for integer fields, floats for number fields (see _numbers)
+    max: int | float | None = None
+    default: int | float | None = None
     monotone: Literal["increasing", "decreasing"] | None = None
+    group_edges: tuple[float, ...] | None = None  # protected numeric field: fairness groups cut at these values
+
+    @model_validator(mode="before")
+    @classmethod
+    def _numbers(cls, data: Any) -> Any:
+        # a number field's bounds are floats and an integer field's are ints, as its values are
+        if isinstance(data, dict) and data.get("type") in ("integer", "number"):
+            data = dict(data)
+            for key in ("min", "max", "default"):
+                value = data.get(key)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    if data["type"] == "number":
+                        data[key] = float(value)
+                    elif float(value).is_integer():
+                        data[key] = int(value)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> FieldSpec:
@@ -54,20 +80,43 @@ class FieldSpec(BaseModel):
             codes = [c.code for c in self.categories]
             if len(set(codes)) != len(codes):
                 raise ValueError(f"{self.name}: category codes must be unique")
-            if self.min is not None or self.max is not None or self.monotone is not None:
-                raise ValueError(f"{self.name}: min, max and monotone apply to integer fields only")
-        else:
-            if self.min is None or self.max is None or self.min > self.max:
-                raise ValueError(f"{self.name}: an integer field needs min <= max")
-            if self.categories:
-                raise ValueError(f"{self.name}: categories apply to categorical fields only")
-            if self.default is not None and not self.min <= self.default <= self.max:
-                raise ValueError(f"{self.name}: default outside [min, max]")
+            sources = [s for c in self.categories for s in c.sources]
+            if len(set(sources)) != len(sources):
+                raise ValueError(f"{self.name}: a source value maps to one category only")
+            if any(v is not None for v in (self.min, self.max, self.monotone, self.default, self.group_edges)):
+                raise ValueError(f"{self.name}: min, max, default, monotone and group_edges apply to numeric fields")
+            return self
+        if self.min is None or self.max is None or self.min > self.max:
+            raise ValueError(f"{self.name}: a numeric field needs min <= max")
+        if self.categories:
+            raise ValueError(f"{self.name}: categories apply to categorical fields only")
+        if self.default is not None and not self.min <= self.default <= self.max:
+            raise ValueError(f"{self.name}: default outside [min, max]")
+        if self.type == "integer" and any(
+            v is not None and not float(v).is_integer() for v in (self.min, self.max, self.default)
+        ):
+            raise ValueError(f"{self.name}: an integer field's min, max and default are whole numbers")
+        if self.group_edges is not None:
+            if not self.protected:
+                raise ValueError(f"{self.name}: group_edges apply to protected fields only")
+            if not self.group_edges or list(self.group_edges) != sorted(set(self.group_edges)):
+                raise ValueError(f"{self.name}: group_edges must be increasing")
+        elif self.protected:
+            raise ValueError(f"{self.name}: a protected numeric field needs group_edges (its fairness groups)")
         return self
+
+    @property
+    def column(self) -> str:
+        """The field's column in a data file."""
+        return self.source_column or self.name
 
     @property
     def codes(self) -> tuple[str, ...]:
         return tuple(c.code for c in self.categories)
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.type != "categorical"
 
     @property
     def monotone_sign(self) -> int:
@@ -75,10 +124,26 @@ class FieldSpec(BaseModel):
 
     def describe_value(self, value: object) -> str:
         """A human reading of one of this field's values."""
+        if value is None:
+            return NOT_PROVIDED
         for category in self.categories:
             if category.code == value:
                 return category.label
         return str(value)
+
+    def group_labels(self) -> list[str]:
+        """Names of the fairness groups of a protected numeric field: under e0, e0 to e1, ..., ek and over."""
+        edges = [_plain(e) for e in self.group_edges or ()]
+        if not edges:
+            return []
+        step = 1 if self.type == "integer" else 0
+        labels = [f"under {edges[0]}"]
+        labels += [f"{lo} to {_plain(hi - step) if step else hi}" for lo, hi in itertools.pairwise(edges)]
+        return [*labels, f"{edges[-1]} and over"]
+
+
+def _plain(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
 
 
 class TargetSpec(BaseModel):
@@ -87,6 +152,11 @@ class TargetSpec(BaseModel):
     name: str
     event: str
     non_event: str
+    source_column: str | None = Field(None, min_length=1)
+
+    @property
+    def column(self) -> str:
+        return self.source_column or self.name
 
 
 class FeatureSchema(BaseModel):
@@ -96,6 +166,7 @@ class FeatureSchema(BaseModel):
 
     version: int = Field(ge=1)
     target: TargetSpec
+    missing_values: tuple[str, ...] = ("",)  # values a data file uses for "not provided"
     fields: tuple[FieldSpec, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -103,6 +174,9 @@ class FeatureSchema(BaseModel):
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
             raise ValueError("field names must be unique")
+        columns = [f.column for f in self.fields] + [self.target.column]
+        if len(set(columns)) != len(columns):
+            raise ValueError("each field and the target need their own column in the data file")
         codes = [f.reason_code for f in self.fields]
         if len(set(codes)) != len(codes):
             raise ValueError("reason codes must be unique")
@@ -135,67 +209,33 @@ class FeatureSchema(BaseModel):
         return cls.model_validate(json.loads(Path(path).read_text()))
 
     def example_record(self) -> dict[str, object]:
-        """A valid applicant: each field's default, or its first category."""
-        return {
-            f.name: (f.codes[0] if f.type == "categorical" else (f.default if f.default is not None else f.min))
-            for f in self.fields
-        }
+        """A valid applicant: each field's default, or its first category (or the range's low end)."""
+        record: dict[str, object] = {}
+        for f in self.fields:
+            if f.type == "categorical":
+                record[f.name] = f.codes[0]
+            else:
+                value = f.default if f.default is not None else f.min
+                record[f.name] = int(value) if f.type == "integer" else value  # type: ignore[arg-type]
+        return record
 
     # ------------------------------------------------------------ data files
 
     def decode_source_frame(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-        """Check a raw data file against the schema and return (features, label).
+        """Check a raw data file (read as text) against the schema and return (features, label).
 
-        Category values are mapped from the file's ``source`` strings to codes;
-        integers are checked against their range; the label is 1 for the event.
-        Raises :class:`DataValidationError` naming the column, the number of
-        rows affected and the rule broken.
+        Columns are found by ``source_column``; the schema's ``missing_values``
+        read as missing; category values are mapped from the file's ``source``
+        values to codes; numbers are checked against their range; the label is
+        1 for the event. Raises :class:`DataValidationError` naming the column,
+        the rows affected and the rule broken.
         """
-        expected = [f.name for f in self.fields] + [self.target.name]
-        missing = [name for name in expected if name not in raw.columns]
-        if missing:
-            raise DataValidationError(f"missing column(s): {', '.join(missing)}")
-        out = pd.DataFrame(index=raw.index)
-        for spec in self.fields:
-            out[spec.name] = _decode_column(spec, raw[spec.name])
-        target = raw[self.target.name].astype("string")
-        allowed = {self.target.event, self.target.non_event}
-        bad = ~target.isin(allowed) | target.isna()
-        if bad.any():
-            raise DataValidationError(f"column {self.target.name!r}: {int(bad.sum())} row(s) not in {sorted(allowed)}")
-        label = (target == self.target.event).astype(np.int8).rename(self.target.name)
-        return out, label
+        from credit_risk.rules import decode_source_frame
+
+        return decode_source_frame(self, raw)
 
     def check_frame(self, frame: pd.DataFrame, *, fields: tuple[FieldSpec, ...] | None = None) -> None:
-        """Check an already-decoded frame (codes, not source strings) against the schema."""
-        for spec in fields or self.fields:
-            if spec.name not in frame.columns:
-                raise DataValidationError(f"missing column {spec.name!r}")
-            column = frame[spec.name]
-            if spec.type == "categorical":
-                _raise_for(spec, ~column.isin(spec.codes) | column.isna(), f"must be one of {list(spec.codes)}")
-            else:
-                values = pd.to_numeric(column, errors="coerce")
-                _raise_for(spec, values.isna(), "must be an integer")
-                _raise_for(spec, (values % 1) != 0, "must be a whole number")
-                _raise_for(spec, (values < spec.min) | (values > spec.max), f"must be in [{spec.min}, {spec.max}]")
+        """Check an already-decoded frame (codes, not source strings; None or NaN = missing)."""
+        from credit_risk.rules import check_frame
 
-
-def _raise_for(spec: FieldSpec, mask: pd.Series, rule: str) -> None:
-    count = int(mask.sum())
-    if count:
-        first = mask.to_numpy().nonzero()[0][:5].tolist()
-        raise DataValidationError(f"column {spec.name!r}: {count} row(s) break the rule: {rule} (first rows: {first})")
-
-
-def _decode_column(spec: FieldSpec, column: pd.Series) -> pd.Series:
-    if spec.type == "categorical":
-        mapping = {c.source: c.code for c in spec.categories}
-        decoded = column.astype("string").map(mapping)
-        _raise_for(spec, decoded.isna(), f"must be one of {[c.source for c in spec.categories]}")
-        return decoded.astype(str)
-    values = pd.to_numeric(column, errors="coerce")
-    _raise_for(spec, values.isna(), "must be an integer")
-    _raise_for(spec, (values % 1) != 0, "must be a whole number")
-    _raise_for(spec, (values < spec.min) | (values > spec.max), f"must be in [{spec.min}, {spec.max}]")
-    return values.astype(np.int64)
+        check_frame(self, frame, fields=fields)

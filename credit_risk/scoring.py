@@ -3,14 +3,17 @@
 A model version is a folder of plain data, never a pickle:
 
 - ``model.json``: format version, kind (``xgboost`` or ``logistic``), the
-  encoded column layout, and for a logistic model its coefficients;
+  encoded column layout, and for a logistic model its coefficients and the
+  values it imputes for missing numbers (learned on the training rows);
 - ``booster.ubj``: an XGBoost booster in XGBoost's own format;
 - ``feature_schema.json``: the feature schema the model was trained on;
 - ``reference_profile.json``: training bins and shares for the drift monitor.
 
 The encoder needs no fitted state: the schema's category order fixes the
-one-hot layout. Scoring encodes validated records straight into a float32
-matrix; there is no per-request DataFrame and no scikit-learn on the hot path.
+one-hot layout. A missing number is NaN (XGBoost routes it down each split's
+learned default branch); a missing category sets none of its one-hot columns.
+Scoring encodes validated records straight into a float32 matrix; there is no
+per-request DataFrame and no scikit-learn on the hot path.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import xgboost as xgb
 
 from credit_risk.schema import FeatureSchema
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: optional fields (NaN in the encoding), the logistic model's imputation
+_READABLE_FORMATS = (1, 2)
 MODEL_FILE = "model.json"
 BOOSTER_FILE = "booster.ubj"
 SCHEMA_FILE = "feature_schema.json"
@@ -35,7 +39,7 @@ PROFILE_FILE = "reference_profile.json"
 
 
 class Encoder:
-    """One-hot categoricals and raw integers, laid out by the schema's model inputs."""
+    """One-hot categoricals and raw numbers, laid out by the schema's model inputs."""
 
     def __init__(self, schema: FeatureSchema) -> None:
         self.fields = schema.inputs
@@ -66,33 +70,38 @@ class Encoder:
     def monotone_constraints(self) -> tuple[int, ...]:
         """Per encoded column: +1 / -1 where the schema constrains the field's effect on risk."""
         return tuple(
-            int(self.fields[i].monotone_sign) if self.fields[i].type == "integer" else 0 for i in self.field_of_column
+            int(self.fields[i].monotone_sign) if self.fields[i].is_numeric else 0 for i in self.field_of_column
         )
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """Encode already-validated records (field -> code or integer) into float32 rows."""
+        """Encode already-validated records (field -> code or number; None = missing) into float32 rows."""
         matrix = np.zeros((len(records), self.width), dtype=np.float32)
         for row, record in enumerate(records):
             values = matrix[row]
             for name, column, lookup in self._slots:
-                if lookup is None:
-                    values[column] = record[name]
+                value = record[name]
+                if value is None:
+                    if lookup is None:
+                        values[column] = np.nan
+                elif lookup is None:
+                    values[column] = value
                 else:
-                    values[lookup[record[name]]] = 1.0
+                    values[lookup[value]] = 1.0
         return matrix
 
     def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
-        """Encode a validated frame (codes, not source strings), vectorised."""
+        """Encode a validated frame (codes, not source strings; None or NaN = missing), vectorised."""
         matrix = np.zeros((len(frame), self.width), dtype=np.float32)
         rows = np.arange(len(frame))
         for name, column, lookup in self._slots:
             if lookup is None:
-                matrix[:, column] = frame[name].to_numpy(dtype=np.float32)
+                matrix[:, column] = pd.to_numeric(frame[name]).to_numpy(dtype=np.float32, na_value=np.nan)
             else:
-                codes = frame[name].map(lookup)
+                present = frame[name].notna().to_numpy()
+                codes = frame[name][present].map(lookup)
                 if codes.isna().any():
                     raise ValueError(f"column {name!r}: unknown category")
-                matrix[rows, codes.to_numpy(dtype=np.intp)] = 1.0
+                matrix[rows[present], codes.to_numpy(dtype=np.intp)] = 1.0
         return matrix
 
 
@@ -100,7 +109,22 @@ class Encoder:
 class LinearParams:
     coef: np.ndarray  # per encoded column, on the raw (unscaled) encoding
     intercept: float
-    baseline: np.ndarray  # mean encoded row of the training data: the reasons' reference
+    baseline: np.ndarray  # mean encoded row of the training data (after imputation): the reasons' reference
+    impute: np.ndarray | None = None  # per encoded column, the value a missing one takes (training median)
+
+    def fill(self, matrix: np.ndarray) -> np.ndarray:
+        """The encoded rows as float64, missing numbers replaced by the learned values."""
+        return impute_missing(matrix, self.impute)
+
+
+def impute_missing(matrix: np.ndarray, impute: np.ndarray | None) -> np.ndarray:
+    """``matrix`` as float64 with each NaN replaced by its column's value in ``impute``."""
+    values = matrix.astype(np.float64)
+    if impute is not None:
+        missing = np.isnan(values)
+        if missing.any():
+            values[missing] = np.broadcast_to(impute, values.shape)[missing]
+    return values
 
 
 class ScoringModel:
@@ -140,7 +164,7 @@ class ScoringModel:
         if self.booster is not None:
             return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64)
         assert self.linear is not None
-        margin = matrix.astype(np.float64) @ self.linear.coef + self.linear.intercept
+        margin = self.linear.fill(matrix) @ self.linear.coef + self.linear.intercept
         return 1.0 / (1.0 + np.exp(-margin))
 
     def field_contributions(self, matrix: np.ndarray) -> np.ndarray:
@@ -156,7 +180,7 @@ class ScoringModel:
             contribs = self.booster.predict(xgb.DMatrix(matrix, nthread=self.threads), pred_contribs=True)[:, :-1]
         else:
             assert self.linear is not None
-            contribs = (matrix.astype(np.float64) - self.linear.baseline) * self.linear.coef
+            contribs = (self.linear.fill(matrix) - self.linear.baseline) * self.linear.coef
         return contribs @ self.encoder.column_to_field
 
     def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
@@ -184,6 +208,7 @@ class ScoringModel:
                 "coef": self.linear.coef.tolist(),
                 "intercept": self.linear.intercept,
                 "baseline": self.linear.baseline.tolist(),
+                "impute": None if self.linear.impute is None else self.linear.impute.tolist(),
             }
         (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2))
         (directory / SCHEMA_FILE).write_text(self.schema.to_json())
@@ -194,7 +219,7 @@ class ScoringModel:
         """Read a model folder written by :meth:`save`, checking its layout."""
         directory = Path(directory)
         meta = json.loads((directory / MODEL_FILE).read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in _READABLE_FORMATS:
             raise ValueError(f"unsupported model format {meta.get('format_version')!r}")
         schema = FeatureSchema.read(directory / SCHEMA_FILE)
         profile_path = directory / PROFILE_FILE
@@ -209,6 +234,7 @@ class ScoringModel:
                 coef=np.asarray(params["coef"], dtype=np.float64),
                 intercept=float(params["intercept"]),
                 baseline=np.asarray(params["baseline"], dtype=np.float64),
+                impute=None if params.get("impute") is None else np.asarray(params["impute"], dtype=np.float64),
             )
         model = cls(schema=schema, kind=meta["kind"], booster=booster, linear=linear, profile=profile, threads=threads)
         if model.encoder.columns != meta["columns"]:

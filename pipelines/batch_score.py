@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import mlflow
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
@@ -44,6 +43,7 @@ from mlflow.tracking import MlflowClient
 from credit_risk import registry
 from credit_risk.config import ModelConfig, ProjectConfig, Settings, load_project_config
 from credit_risk.decision import DECISIONS, DecisionEngine
+from credit_risk.rules import ArrowCheck, FieldRule
 from credit_risk.schema import DataValidationError, FeatureSchema, FieldSpec
 from credit_risk.scoring import ScoringModel
 from pipelines.cli import add_config_dir, run_job
@@ -55,11 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Engine = Literal["local", "spark"]
-REQUIRED = "is required"
-NOT_INTEGER = "must be an integer"
-NOT_WHOLE = "must be a whole number"
-# A decimal number as text (CSV); anything else in an integer field is "not an integer".
-_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -173,6 +168,7 @@ class InputReader:
         self.path = Path(path)
         self.files, self.format = input_files(path)
         self._text = {spec.name: pa.string() for spec in schema.fields} | {id_column: pa.string()}
+        self._missing = sorted({"", *schema.missing_values})
         self._categoricals = [s.name for s in schema.inputs if s.type == "categorical"]
         self.schema = self._file_schema(self.files[0])
 
@@ -187,7 +183,7 @@ class InputReader:
 
     def _csv_convert(self, columns: list[str] | None) -> pacsv.ConvertOptions:
         return pacsv.ConvertOptions(
-            column_types=self._text, include_columns=columns, null_values=[""], strings_can_be_null=True
+            column_types=self._text, include_columns=columns, null_values=self._missing, strings_can_be_null=True
         )
 
     def batches(self, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
@@ -224,7 +220,7 @@ class EncodedChunk:
 
 @dataclass
 class _Check:
-    """One field's verdict on a chunk: which rows break which rule (None: no bad rows)."""
+    """One field's verdict on a chunk: which rows break which rule."""
 
     spec: FieldSpec
     bad: np.ndarray
@@ -235,10 +231,11 @@ class _Check:
 class ChunkEncoder:
     """Validates a record batch against the model's inputs and encodes it, column by column.
 
-    The rules are the schema's (``FeatureSchema.check_frame``): a categorical
-    must be one of its codes; an integer must be a whole number in [min, max].
-    The one-hot and integer columns are written into a reused float32 buffer
-    laid out exactly as :class:`credit_risk.scoring.Encoder` lays it out.
+    The rules are the schema's rule table (:class:`credit_risk.rules.FieldRule`),
+    as for training data, the API and Spark. The one-hot and numeric columns
+    are written into a reused float32 buffer laid out exactly as
+    :class:`credit_risk.scoring.Encoder` lays it out (a missing number is NaN,
+    a missing category sets no column).
     """
 
     def __init__(self, model: ScoringModel) -> None:
@@ -246,27 +243,28 @@ class ChunkEncoder:
         self.width = encoder.width
         self.fields = list(encoder.fields)
         position = {name: i for i, name in enumerate(encoder.columns)}
-        self._categoricals = [s for s in self.fields if s.type == "categorical"]
-        self._integers = [s for s in self.fields if s.type == "integer"]
-        # per categorical: the encoded column of each code, in the order of its codes
-        self._code_columns = [np.asarray([position[f"{s.name}={c}"] for c in s.codes]) for s in self._categoricals]
-        self._integer_columns = np.asarray([position[s.name] for s in self._integers], dtype=np.intp)
-        self._codes = {s.name: pa.array(s.codes, type=pa.string()) for s in self._categoricals}
+        self._categoricals = [FieldRule(s) for s in self.fields if s.type == "categorical"]
+        self._numbers = [FieldRule(s) for s in self.fields if s.is_numeric]
+        # per categorical: the encoded column of each code, in the order of its codes, then -1 for missing
+        self._code_columns = [
+            np.asarray([position[f"{r.name}={c}"] for c in r.codes] + [-1], dtype=np.intp) for r in self._categoricals
+        ]
+        self._number_columns = np.asarray([position[r.name] for r in self._numbers], dtype=np.intp)
         self._buffer = np.zeros((0, self.width), dtype=np.float32)
         self._row_offsets = np.zeros(0, dtype=np.intp)
 
     def encode(self, batch: pa.RecordBatch) -> EncodedChunk:
-        hot: list[np.ndarray] = []  # per categorical: each row's encoded column
-        numbers: list[np.ndarray] = []  # per integer field: each row's value
+        hot: list[np.ndarray] = []  # per categorical: each row's encoded column (-1: missing)
+        numbers: list[np.ndarray] = []  # per numeric field: each row's value (NaN: missing)
         checks: list[_Check] = []
-        for spec, columns in zip(self._categoricals, self._code_columns, strict=True):
-            index, check = self._categorical(spec, batch.column(spec.name))
-            hot.append(columns[index])
-            checks += [check] if check else []
-        for spec in self._integers:
-            values, check = self._integer(spec, batch.column(spec.name))
-            numbers.append(values)
-            checks += [check] if check else []
+        for rule, columns in zip(self._categoricals, self._code_columns, strict=True):
+            verdict = rule.check_arrow(batch.column(rule.name))
+            hot.append(columns[verdict.values])
+            checks += self._check(rule, verdict)
+        for rule in self._numbers:
+            verdict = rule.check_arrow(batch.column(rule.name))
+            numbers.append(verdict.values)
+            checks += self._check(rule, verdict)
         valid = None
         if checks:
             valid = np.flatnonzero(~np.logical_or.reduce([c.bad for c in checks]))
@@ -274,13 +272,23 @@ class ChunkEncoder:
             numbers = [values[valid] for values in numbers]
         rows = batch.num_rows if valid is None else len(valid)
         matrix = self._matrix(rows)
-        for column, values in zip(self._integer_columns, numbers, strict=True):
+        for column, values in zip(self._number_columns, numbers, strict=True):
             matrix[:, column] = values
         # one-hot cells by flat position (row offset + column): one scatter per field
         flat, offsets = matrix.reshape(-1), self._row_offsets[:rows]
         for columns in hot:
-            flat[offsets + columns] = 1.0
+            if columns.size and columns.min() < 0:
+                present = columns >= 0
+                flat[offsets[present] + columns[present]] = 1.0
+            else:
+                flat[offsets + columns] = 1.0
         return EncodedChunk(matrix, valid, self._reject_rows(checks) if checks else [])
+
+    @staticmethod
+    def _check(rule: FieldRule, verdict: ArrowCheck) -> list[_Check]:
+        if verdict.bad is None or verdict.rule is None:
+            return []
+        return [_Check(rule.spec, verdict.bad, verdict.rule, [r.message for r in rule.rules])]
 
     def _matrix(self, rows: int) -> np.ndarray:
         """A zeroed (rows, width) view of a reused buffer: no fresh pages to fault in per chunk."""
@@ -301,61 +309,6 @@ class ChunkEncoder:
             reason = "; ".join(f"{name}: {text}" for name, text in broken)
             rejects.append((int(position), broken[0][0], broken[0][1], reason))
         return rejects
-
-    def _categorical(self, spec: FieldSpec, column: pa.Array) -> tuple[np.ndarray, _Check | None]:
-        """Index of each row's code (0 where bad), and the check when some rows are bad."""
-        codes = self._codes[spec.name]
-        if pa.types.is_dictionary(column.type):
-            # look up the few distinct values once, then map the row indices
-            lookup = pc.index_in(column.dictionary.cast(pa.string()), value_set=codes).fill_null(-1).to_numpy()
-            index = lookup[column.indices.fill_null(0).to_numpy(zero_copy_only=False)]
-        else:
-            text = column if pa.types.is_string(column.type) else column.cast(pa.string())
-            index = np.array(pc.index_in(text, value_set=codes).fill_null(-1), dtype=np.intp)
-        missing = column.is_null().to_numpy(zero_copy_only=False) if column.null_count else None
-        if missing is not None:
-            index[missing] = -1
-        bad = index < 0
-        if not bad.any():
-            return index, None
-        index[bad] = 0
-        rule = np.ones(len(index), dtype=np.int8) if missing is None else (~missing).astype(np.int8)
-        return index, _Check(spec, bad, rule, [REQUIRED, f"must be one of {list(spec.codes)}"])
-
-    def _integer(self, spec: FieldSpec, column: pa.Array) -> tuple[np.ndarray, _Check | None]:
-        """Each row's value (0 where bad), and the check when some rows are bad."""
-        kind = column.type
-        if pa.types.is_integer(kind) and not column.null_count:
-            values = column.to_numpy()
-            if not ((values < spec.min) | (values > spec.max)).any():  # the common case: one pass, no copies
-                return values, None
-        n = len(column)
-        missing = column.is_null().to_numpy(zero_copy_only=False)
-        if pa.types.is_integer(kind):
-            number = column.fill_null(0).to_numpy().astype(np.float64)
-            not_number = np.zeros(n, dtype=bool)
-        elif pa.types.is_floating(kind) or pa.types.is_decimal(kind):
-            number = np.array(column.cast(pa.float64()).fill_null(0.0), dtype=np.float64)
-            not_number = ~np.isfinite(number)
-        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            text = pc.utf8_trim_whitespace(column)
-            is_number = pc.fill_null(pc.match_substring_regex(text, _NUMBER), False)
-            number = np.array(pc.cast(pc.if_else(is_number, text, "0"), pa.float64()), dtype=np.float64)
-            not_number = ~is_number.to_numpy(zero_copy_only=False) | ~np.isfinite(number)
-        else:
-            number = np.zeros(n)
-            not_number = np.ones(n, dtype=bool)
-        not_number &= ~missing
-        ok = ~(missing | not_number)
-        fractional = ok & (np.mod(number, 1.0) != 0)
-        outside = ok & ~fractional & ((number < spec.min) | (number > spec.max))
-        bad = ~ok | fractional | outside
-        if not bad.any():
-            return number, None
-        number[bad] = 0.0
-        rule = np.select([missing, not_number, fractional], [0, 1, 2], default=3).astype(np.int8)
-        rules = [REQUIRED, NOT_INTEGER, NOT_WHOLE, f"must be in [{spec.min}, {spec.max}]"]
-        return number, _Check(spec, bad, rule, rules)
 
 
 # ------------------------------------------------------------------ progress
@@ -508,25 +461,6 @@ def spark_session(master: str, conf: dict[str, str] | None = None) -> SparkSessi
     return builder.getOrCreate()
 
 
-def _spark_rules(spec: FieldSpec) -> Any:
-    """A column holding the first rule ``spec``'s value breaks, or null: the local engine's rules."""
-    from pyspark.sql import functions as F  # noqa: N812
-
-    value = F.col(spec.name)
-    if spec.type == "categorical":
-        return F.when(value.isNull(), F.lit(REQUIRED)).when(
-            ~value.cast("string").isin(list(spec.codes)), F.lit(f"must be one of {list(spec.codes)}")
-        )
-    number = F.trim(value.cast("string")).cast("double")
-    is_number = F.trim(value.cast("string")).rlike(_NUMBER) & number.isNotNull() & ~F.isnan(number)
-    return (
-        F.when(value.isNull(), F.lit(REQUIRED))
-        .when(~is_number, F.lit(NOT_INTEGER))
-        .when(number % 1 != 0, F.lit(NOT_WHOLE))
-        .when((number < spec.min) | (number > spec.max), F.lit(f"must be in [{spec.min}, {spec.max}]"))
-    )
-
-
 def _read_spark(spark: SparkSession, files: list[Path], fmt: str) -> SparkFrame:
     paths = [str(p) for p in files]
     if fmt == "csv":
@@ -553,7 +487,17 @@ def score_spark(
     if missing:
         raise DataValidationError(f"{options.input}: missing column(s) the model needs: {', '.join(missing)}")
     id_name = options.id_column if options.id_column in frame.columns else None
-    rules = {spec.name: _spark_rules(spec) for spec in schema.inputs}
+    if fmt == "csv":  # the schema's missing markers read as missing, as in the local engine
+        markers = sorted({"", *schema.missing_values})
+        frame = frame.select(
+            *[
+                F.when(F.trim(F.col(c)).isin(markers), F.lit(None)).otherwise(F.col(c)).alias(c)
+                if c in schema.by_name
+                else F.col(c)
+                for c in frame.columns
+            ]
+        )
+    rules = {spec.name: FieldRule(spec).spark_rule(F.col(spec.name)) for spec in schema.inputs}
     frame = frame.select(
         *([F.col(id_name)] if id_name else []),
         *[F.col(spec.name) for spec in schema.inputs],
@@ -573,7 +517,9 @@ def score_spark(
     valid = frame.where(F.col("_reason") == "").select(
         *([F.col(id_name)] if id_name else []),
         *[
-            F.col(s.name).cast("string") if s.type == "categorical" else F.col(s.name).cast("double").cast("long")
+            F.col(s.name).cast("string")
+            if s.type == "categorical"
+            else F.col(s.name).cast("double").cast("long" if s.type == "integer" else "double")
             for s in schema.inputs
         ],
     )

@@ -41,7 +41,7 @@ from credit_risk.decision import DECISIONS
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import resolve_log_dir, summary_path
 from credit_risk.decision_log.reader import read_log
-from credit_risk.profile import numeric_shares, psi
+from credit_risk.profile import numeric_shares, psi, with_missing_bin
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import PROFILE_FILE, SCHEMA_FILE
 from pipelines import evaluate
@@ -95,6 +95,8 @@ def load_reference(
 def _shares(reference: dict[str, Any], column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
     """Shares of the non-null values over the reference bins, and how many values there were."""
     column = column.drop_null()
+    if len(column) and not pa.types.is_string(column.type) and reference.get("type") != "categorical":
+        column = column.cast(pa.float64())
     if reference.get("type") == "categorical":
         counts = {c["values"]: c["counts"] for c in pc.value_counts(column).to_pylist()}
         known = np.asarray([counts.get(code, 0) for code in reference["categories"]], dtype=np.float64)
@@ -122,18 +124,27 @@ def feature_drift(table: pa.Table, ref: Reference, config: ProjectConfig) -> dic
         if spec.name in privacy.hash_fields or reference is None:
             out[spec.name] = {**entry, "status": "hashed" if reference else "no reference"}
             continue
-        actual, present = _shares(reference, table.column(spec.name))
-        if present == 0:
-            out[spec.name] = {**entry, "status": "absent"}
+        column = table.column(spec.name)
+        actual, present = _shares(reference, column)
+        missing_rate = column.null_count / len(column) if len(column) else None
+        if present == 0 and (spec.protected or spec.required):
+            out[spec.name] = {**entry, "status": "absent", "missing_rate": missing_rate}
             continue
-        value = psi(np.asarray(reference["shares"]), actual)
+        expected = np.asarray(reference["shares"])
+        if not spec.protected and not spec.required:
+            # an optional input's missing values are a bin of their own (protected fields are optional
+            # to send at all, so their nulls say nothing about the population)
+            expected = with_missing_bin(expected, float(reference.get("missing_share", 0.0)))
+            actual = with_missing_bin(actual, float(missing_rate or 0.0))
+        value = psi(expected, actual)
         out[spec.name] = {
             **entry,
             "status": "scored",
             "rows": present,
+            "missing_rate": missing_rate,
             "psi": value,
             "level": psi_level(value, monitoring),
-            "expected": list(reference["shares"]),
+            "expected": expected.tolist(),
             "actual": actual.tolist(),
         }
     return out
@@ -168,7 +179,7 @@ def fairness(table: pa.Table, ref: Reference, config: ProjectConfig) -> dict[str
     favourable = ("approve",) if evaluation.favourable_outcome == "approved" else ("approve", "review")
     report: dict[str, Any] = {}
     for spec in ref.schema.protected_fields:
-        if spec.name in privacy.drop_fields or (spec.name in privacy.hash_fields and spec.type == "integer"):
+        if spec.name in privacy.drop_fields or (spec.name in privacy.hash_fields and spec.is_numeric):
             continue  # hashed ages cannot be cut into age groups; hashed categories still group
         column = table.column(spec.name)
         present = pc.is_valid(column)
@@ -176,7 +187,7 @@ def fairness(table: pa.Table, ref: Reference, config: ProjectConfig) -> dict[str
             continue
         rows = table.filter(present)
         frame = pd.DataFrame({spec.name: rows.column(spec.name).to_pandas()})
-        groups = evaluate.protected_groups(frame, ref.schema, evaluation)
+        groups = evaluate.protected_groups(frame, ref.schema)
         approved = pc.is_in(rows.column("decision"), pa.array(favourable)).to_numpy(zero_copy_only=False)
         report.update(evaluate.disparate_impact(groups, approved, min_group_size=evaluation.min_group_size))
     return report
@@ -412,6 +423,8 @@ def _metrics(summary: dict[str, Any]) -> dict[str, float]:
     for name, entry in {"probability": summary["psi"]["probability"], **summary["psi"]["features"]}.items():
         if entry.get("status") == "scored":
             out[f"psi_{name}"] = entry["psi"]
+        if entry.get("missing_rate") is not None:
+            out[f"missing_rate_{name}"] = entry["missing_rate"]
     for attribute, entry in summary["fairness"].items():
         out[f"disparate_impact_{attribute}"] = entry["disparate_impact"]
     return out

@@ -30,7 +30,7 @@ from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision import DecisionEngine
 from credit_risk.profile import build_profile
 from credit_risk.schema import FeatureSchema
-from credit_risk.scoring import Encoder, LinearParams, ScoringModel
+from credit_risk.scoring import Encoder, LinearParams, ScoringModel, impute_missing
 from pipelines import evaluate
 from pipelines.cli import add_config_dir, run_job
 from pipelines.data import Split, file_digest, load_split
@@ -87,6 +87,9 @@ def fit_model(
         )
         classifier.fit(matrix, y)
         return ScoringModel(schema=schema, kind="xgboost", booster=classifier.get_booster())
+    impute = learn_imputation(matrix)
+    if impute is not None:
+        matrix = impute_missing(matrix, impute)
     mean = matrix.mean(axis=0).astype(np.float64)
     scale = matrix.std(axis=0).astype(np.float64)
     scale[scale == 0] = 1.0
@@ -94,9 +97,22 @@ def fit_model(
     classifier.fit((matrix - mean) / scale, y)
     coef = classifier.coef_[0] / scale  # back to the raw encoding, so scoring needs no scaler
     intercept = float(classifier.intercept_[0] - np.sum(coef * mean))
-    return ScoringModel(
-        schema=schema, kind="logistic", linear=LinearParams(coef=coef, intercept=intercept, baseline=mean)
-    )
+    linear = LinearParams(coef=coef, intercept=intercept, baseline=mean, impute=impute)
+    return ScoringModel(schema=schema, kind="logistic", linear=linear)
+
+
+def learn_imputation(matrix: np.ndarray) -> np.ndarray | None:
+    """Per encoded column, the training median of its present values: what a missing number becomes
+    for a linear model (XGBoost learns its own direction). None when nothing is missing."""
+    missing = np.isnan(matrix)
+    if not missing.any():
+        return None
+    present = np.where(missing, 0.0, matrix).astype(np.float64)
+    impute = np.zeros(matrix.shape[1])
+    for column in np.flatnonzero(missing.any(axis=0)):
+        values = present[~missing[:, column], column]
+        impute[column] = float(np.median(values)) if len(values) else 0.0
+    return impute
 
 
 def respects_monotone(model: ScoringModel) -> bool:

@@ -9,8 +9,10 @@ walked level by level for all trees at once in a few numpy operations.
 The layout is checked, never trusted: :meth:`TreeEnsemble.verified` compares
 it with XGBoost on generated applicants and refuses it (the service then
 uses XGBoost itself) if any probability differs by more than ``tolerance``.
-XGBoost's rule is kept exactly: go left when ``x < split`` (float32), no
-missing values (the encoder never produces any).
+XGBoost's rule is kept exactly: go left when ``x < split`` (float32); a
+missing value (NaN, an optional field not provided) goes down the split's
+learned default branch. The check includes rows with missing values and draws
+the others where the training applicants are (the reference profile's bins).
 
 Reason codes need TreeSHAP. XGBoost's ``pred_contribs`` computes the exact
 path-dependent Shapley values of v(S) = sum over leaves of the leaf value
@@ -58,6 +60,7 @@ class TreeEnsemble:
         leaves: np.ndarray,
         base_margin: float,
         shap: PathTables | None = None,
+        default_right: np.ndarray | None = None,
     ) -> None:
         self.shap = shap
         self.trees, self.nodes = features.shape
@@ -65,6 +68,10 @@ class TreeEnsemble:
         self._features = features.ravel()
         self._thresholds = thresholds.ravel()
         self._leaves = leaves.ravel()
+        # per node, where a missing value goes (XGBoost's learned default; padding nodes: left)
+        self._default_right = (
+            np.zeros(self._features.shape, dtype=bool) if default_right is None else default_right.ravel()
+        )
         self._node_offset = np.arange(self.trees, dtype=np.intp) * self.nodes
         self._leaf_offset = np.arange(self.trees, dtype=np.intp) * (self.nodes + 1) - self.nodes
         self.base_margin = base_margin
@@ -87,16 +94,20 @@ class TreeEnsemble:
         features = np.zeros((len(dumps), nodes), dtype=np.intp)
         thresholds = np.full((len(dumps), nodes), np.inf, dtype=np.float32)  # x < inf: always left
         leaves = np.zeros((len(dumps), nodes + 1), dtype=np.float64)
+        default_right = np.zeros((len(dumps), nodes), dtype=bool)
         names = {name: i for i, name in enumerate(booster.feature_names or [])}
         for t, tree in enumerate(dumps):
-            _fill(tree, t, 0, 0, depth, features, thresholds, leaves, names)
+            _fill(tree, t, 0, 0, depth, features, thresholds, leaves, names, default_right)
         # the TreeSHAP table grows as leaves x 2**depth x depth: only for shallow trees
         shap = PathTables.build(dumps, depth, nodes, names, booster.num_features()) if depth <= MAX_SHAP_DEPTH else None
-        return cls(features, thresholds, leaves, float(np.log(base_score / (1.0 - base_score))), shap)
+        base_margin = float(np.log(base_score / (1.0 - base_score)))
+        return cls(features, thresholds, leaves, base_margin, shap, default_right)
 
     def margin(self, matrix: np.ndarray) -> np.ndarray:
         """Raw log-odds per row: every tree walked at once, one level at a time."""
         matrix = np.asarray(matrix, dtype=np.float32)
+        if np.isnan(matrix).any():
+            return self._margin_with_missing(matrix)
         if len(matrix) == 1:  # the common case: plain indexing beats take_along_axis by half
             row = matrix[0]
             flat = np.zeros(self.trees, dtype=np.intp)
@@ -111,15 +122,32 @@ class TreeEnsemble:
             position = 2 * position + 1 + (values >= self._thresholds[node])
         return self._leaves[self._leaf_offset + position].sum(axis=1) + self.base_margin
 
+    def _margin_with_missing(self, matrix: np.ndarray) -> np.ndarray:
+        """As :meth:`margin`, a missing value taking each node's default branch."""
+        position = np.zeros((len(matrix), self.trees), dtype=np.intp)
+        for _ in range(self.depth):
+            node = self._node_offset + position
+            values = np.take_along_axis(matrix, self._features[node], axis=1)
+            right = np.where(np.isnan(values), self._default_right[node], values >= self._thresholds[node])
+            position = 2 * position + 1 + right
+        return self._leaves[self._leaf_offset + position].sum(axis=1) + self.base_margin
+
+    def decisions(self, row: np.ndarray) -> np.ndarray:
+        """Every node's direction for one row (True: right), all trees at once."""
+        values = row[self._features]
+        right = values >= self._thresholds
+        missing = np.isnan(values)
+        if missing.any():
+            right = np.where(missing, self._default_right, right)
+        return right
+
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.margin(matrix)))
 
     def column_contributions(self, row: np.ndarray) -> np.ndarray:
         """TreeSHAP per encoded column for one row (no bias column), as ``pred_contribs`` gives."""
         assert self.shap is not None
-        row = np.asarray(row, dtype=np.float32)
-        right = row[self._features] >= self._thresholds  # every node's decision, all trees at once
-        return self.shap.contributions(right)
+        return self.shap.contributions(self.decisions(np.asarray(row, dtype=np.float32)))
 
     @classmethod
     def verified(cls, model: ScoringModel, *, rows: int = 256, tolerance: float = 1e-6, seed: int = 0) -> TreeEnsemble:
@@ -311,6 +339,7 @@ def _fill(
     thresholds: np.ndarray,
     leaves: np.ndarray,
     names: dict[str, int],
+    default_right: np.ndarray,
 ) -> None:
     nodes = features.shape[1]
     if "leaf" in node:
@@ -323,24 +352,48 @@ def _fill(
     split = node["split"]
     features[tree, position] = names[split] if split in names else int(split.removeprefix("f"))
     thresholds[tree, position] = np.float32(node["split_condition"])
+    default_right[tree, position] = node.get("missing", node["yes"]) == node["no"]
     children = {child["nodeid"]: child for child in node["children"]}
-    args = (depth, features, thresholds, leaves, names)
+    args = (depth, features, thresholds, leaves, names, default_right)
     _fill(children[node["yes"]], tree, 2 * position + 1, level + 1, *args)
     _fill(children[node["no"]], tree, 2 * position + 2, level + 1, *args)
 
 
 def _applicants(model: ScoringModel, rows: int, seed: int) -> list[dict[str, Any]]:
-    """Random valid applicants over the schema's whole domain, plus the edges of each range."""
+    """Valid applicants where real ones are, plus the edges of each range and missing values.
+
+    Numbers are drawn within the training profile's decile bins (each bin alike,
+    so the tails are covered as well as the middle), or exactly on a bin edge;
+    optional fields are missing in about a quarter of the rows; the first two
+    rows hold each range's minimum and maximum.
+    """
     rng = np.random.default_rng(seed)
+    features = (model.profile or {}).get("features", {})
     records = []
     for i in range(rows):
         record: dict[str, Any] = {}
         for spec in model.encoder.fields:
-            if spec.type == "categorical":
+            if not spec.required and i >= 2 and rng.random() < 0.25:
+                record[spec.name] = None
+            elif spec.type == "categorical":
                 record[spec.name] = spec.codes[int(rng.integers(len(spec.codes)))]
             else:
-                assert spec.min is not None and spec.max is not None
-                edge = {0: spec.min, 1: spec.max}.get(i)
-                record[spec.name] = edge if edge is not None else int(rng.integers(spec.min, spec.max + 1))
+                record[spec.name] = _number(spec, features.get(spec.name, {}).get("edges", []), i, rng)
         records.append(record)
     return records
+
+
+def _number(spec: Any, edges: list[float], i: int, rng: np.random.Generator) -> float | int:
+    """A value of a numeric field: its range's edges for the first two rows, then from the profile's bins."""
+    assert spec.min is not None and spec.max is not None
+    points = [spec.min, *(e for e in edges if spec.min <= e <= spec.max), spec.max]
+    if i < 2:
+        value = (spec.min, spec.max)[i]
+    elif rng.random() < 0.2:
+        value = points[int(rng.integers(len(points)))]
+    else:
+        bin_index = int(rng.integers(len(points) - 1))
+        value = rng.uniform(points[bin_index], points[bin_index + 1])
+    if spec.type == "integer":
+        return int(np.clip(np.rint(value), spec.min, spec.max))
+    return float(value)

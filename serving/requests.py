@@ -2,21 +2,25 @@
 
 Each model version carries its schema; the service validates against that
 copy, so a new version with a new category or range is validated by its own
-rules the moment it is swapped in. Rules: unknown fields refused, model
-inputs required, protected fields optional (never passed to the model),
-categoricals are one of the schema's codes, integers are strict JSON integers
-(no 1.5, no "3", no true, no NaN or Infinity; 24.0 is 24, as in JSON Schema)
-within the schema's range.
+rules the moment it is swapped in. The rules and their wording are the
+schema's rule table (:mod:`credit_risk.rules`): unknown fields refused,
+required inputs must be sent, optional fields (``required: false``) and
+protected fields may be absent or null, categoricals are one of the schema's
+codes, integers are strict JSON integers (no 1.5, no "3", no true, no NaN or
+Infinity; 24.0 is 24, as in JSON Schema), numbers any finite JSON number,
+each within the schema's range.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, create_model
+from pydantic_core import PydanticCustomError
 
+from credit_risk.rules import FieldRule, RuleError, plain_number
 from credit_risk.schema import FeatureSchema, FieldSpec
 from serving.errors import InvalidInputError, MalformedBodyError, problem, problems_from_pydantic
 
@@ -58,18 +62,18 @@ def load_json(body: bytes) -> Any:
         raise MalformedBodyError(f"the request body is not valid JSON: {str(exc)[:200]}") from None
 
 
-def _whole_number(value: Any) -> Any:
-    # JSON Schema counts 24.0 as an integer: accept a finite whole float as that integer. Everything
-    # else goes to the strict int check, which refuses 1.5, NaN, Infinity, "24", true and null.
-    if type(value) is float and value.is_integer():
-        return int(value)
-    return value
+def _validator(rule: FieldRule) -> Any:
+    def validate(value: Any) -> Any:
+        try:
+            return rule.parse(value)
+        except RuleError as exc:
+            raise PydanticCustomError(exc.rule.type, exc.rule.message) from None
+
+    return validate
 
 
-def _field_type(spec: FieldSpec) -> Any:
-    if spec.type == "categorical":
-        return Literal[spec.codes]  # type: ignore[valid-type]
-    return Annotated[int, Field(strict=True, ge=spec.min, le=spec.max), BeforeValidator(_whole_number)]
+def _field_type(rule: FieldRule) -> Any:
+    return Annotated[Any, BeforeValidator(_validator(rule)), WithJsonSchema(rule.json_schema())]
 
 
 def _description(spec: FieldSpec) -> str:
@@ -77,9 +81,12 @@ def _description(spec: FieldSpec) -> str:
     if spec.type == "categorical":
         text += " Codes: " + "; ".join(f"`{c.code}`: {c.label}" for c in spec.categories) + "."
     else:
-        text += f" Whole number in [{spec.min}, {spec.max}]."
+        kind = "Whole number" if spec.type == "integer" else "Number"
+        text += f" {kind} in [{plain_number(spec.min)}, {plain_number(spec.max)}]."
     if spec.protected:
         text += " Protected attribute: optional, never used by the model, logged for fairness monitoring."
+    elif not spec.required:
+        text += " Optional: absent or null means not provided."
     return text
 
 
@@ -87,18 +94,35 @@ def applicant_model(schema: FeatureSchema) -> type[BaseModel]:
     """The pydantic model of one applicant for this schema."""
     example = schema.example_record()
     fields: dict[str, Any] = {}
+    required: list[str] = []
     for spec in schema.fields:
+        # protected fields are optional to send whatever the schema says: the model never sees them
+        rule = FieldRule(spec.model_copy(update={"required": False}) if spec.protected else spec)
         docs = {"title": spec.label, "description": _description(spec), "examples": [example[spec.name]]}
-        if spec.protected:
-            fields[spec.name] = (_field_type(spec) | None, Field(None, **docs))
-        else:
-            fields[spec.name] = (_field_type(spec), Field(..., **docs))
+        # absent is None, judged by the rule like a null: one wording for "is required"
+        fields[spec.name] = (_field_type(rule), Field(None, validate_default=True, **docs))
+        if rule.required:
+            required.append(spec.name)
     return create_model(  # type: ignore[call-overload,no-any-return]
         "Applicant",
-        __config__=ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra={"examples": [example]}),
+        __config__=ConfigDict(
+            extra="forbid", strict=True, frozen=True, json_schema_extra=_published(required, example)
+        ),
         __doc__=f"One applicant (feature schema version {schema.version}); categoricals take the category codes.",
         **fields,
     )
+
+
+def _published(required: list[str], example: dict[str, Any]) -> Any:
+    """The applicant's JSON Schema as clients read it: required inputs listed, no null default on them."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema["required"] = list(required)
+        for name in required:
+            schema["properties"][name].pop("default", None)
+        schema["examples"] = [example]
+
+    return edit
 
 
 def batch_model(applicant: type[BaseModel], max_batch: int, example: dict[str, Any]) -> type[BaseModel]:
@@ -128,7 +152,7 @@ class RequestParser:
         return cls(schema, applicant, batch_model(applicant, max_batch, schema.example_record()), max_batch)
 
     def single(self, body: bytes) -> dict[str, Any]:
-        """One applicant as a plain dict (every schema field; None for protected fields not sent)."""
+        """One applicant as a plain dict (every schema field; None for optional and protected fields not sent)."""
         data = load_json(body)
         try:
             return dict(self.applicant.model_validate(data).__dict__)

@@ -31,7 +31,7 @@ class ReasonOut(_Out):
     code: str
     field: str
     label: str
-    value: str | int
+    value: str | int | float | None  # None: an optional field not provided
     value_label: str
     contribution: float = Field(gt=0)
 

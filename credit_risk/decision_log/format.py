@@ -38,9 +38,13 @@ FIXED_COLUMNS = frozenset(name for name, _ in LEADING_COLUMNS + TRAILING_COLUMNS
 CONVERSION_ERRORS = (pa.ArrowException, TypeError, ValueError, AttributeError, KeyError)
 
 
+# a schema field's log column (null when not sent): category code, whole number, decimal number
+_FIELD_TYPES = {"categorical": pa.string(), "integer": pa.int64(), "number": pa.float64()}
+
+
 def arrow_type(spec: FieldSpec) -> pa.DataType:
     """The Arrow type of one schema field's column (the one place a field type maps to a column type)."""
-    return pa.string() if spec.type == "categorical" else pa.int64()
+    return _FIELD_TYPES[spec.type]
 
 
 def log_schema(schema: FeatureSchema, *, drop_fields: Sequence[str] = (), hash_fields: Sequence[str] = ()) -> pa.Schema:

@@ -56,7 +56,7 @@ def _break(tmp_path: Path, file: str, edit) -> Path:
         ("training.yaml", lambda d: d["cv"].update(folds=1), r"cv\.folds"),
         ("training.yaml", lambda d: d.update(candidates={}), r"at least one candidate"),
         ("training.yaml", lambda d: d["candidates"]["xgboost"][0].update(max_dept=3), r"max_dept: Extra inputs"),
-        ("features.yaml", lambda d: d["fields"][1].update(min=500), r"integer field needs min <= max"),
+        ("features.yaml", lambda d: d["fields"][1].update(min=500), r"numeric field needs min <= max"),
         (
             "features.yaml",
             lambda d: d["fields"][0]["categories"].append(d["fields"][0]["categories"][0]),

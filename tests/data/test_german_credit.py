@@ -73,7 +73,7 @@ def test_provenance_is_kept_next_to_the_data() -> None:
         ),
         (
             lambda d: d.assign(creditability=d["creditability"].where(d.index > 1, "unknown")),
-            r"column 'creditability': 2 row\(s\) not in \['bad', 'good'\]",
+            r"column 'creditability': 2 row\(s\) break the rule: must be one of \['bad', 'good'\]",
         ),
     ],
 )

@@ -30,7 +30,7 @@ def _only_problem(response: Any) -> dict:
         ("duration_in_month", 1.5, "int_type"),
         ("duration_in_month", "24", "int_type"),
         ("duration_in_month", True, "int_type"),
-        ("duration_in_month", None, "int_type"),
+        ("duration_in_month", None, "missing"),
         ("duration_in_month", [24], "int_type"),
         ("duration_in_month", 0, "greater_than_equal"),
         ("duration_in_month", 121, "less_than_equal"),

@@ -1,0 +1,389 @@
+"""The rule table: every field's rules, derived once from its schema declaration.
+
+Each consumer asks the same :class:`FieldRule` and words a broken rule the
+same way: the training data check (pandas), the API's request model (a JSON
+value), local batch scoring (an Arrow column), Spark (a column expression)
+and the UI's form and CSV pre-check (a text cell). A rule has a stable
+``type`` (the API's 422 ``type``, unchanged from earlier versions) and one
+message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from credit_risk.schema import DataValidationError, FeatureSchema, FieldSpec
+
+# A decimal number as text; anything else in a numeric field is "not a number".
+NUMBER_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_NUMBER = re.compile(NUMBER_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule a value can break: a stable type code and its one wording."""
+
+    type: str
+    message: str
+
+
+REQUIRED = Rule("missing", "is required")
+NOT_INTEGER = Rule("int_type", "must be an integer")
+NOT_WHOLE = Rule("int_type", "must be a whole number")
+NOT_NUMBER = Rule("float_type", "must be a number")
+
+
+class RuleError(ValueError):
+    """A value breaks ``rule``."""
+
+    def __init__(self, rule: Rule) -> None:
+        super().__init__(rule.message)
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class ArrowCheck:
+    """A field's verdict on an Arrow column.
+
+    ``values``: per row, the category's index (categorical, -1 when missing)
+    or the number (numeric, NaN when missing); bad rows hold 0. ``bad`` is
+    None when every row is valid, else a mask, with ``rule`` indexing
+    :attr:`FieldRule.rules` per row.
+    """
+
+    values: np.ndarray
+    bad: np.ndarray | None = None
+    rule: np.ndarray | None = None
+
+
+class FieldRule:
+    """The rules of one field, for every kind of input."""
+
+    def __init__(self, spec: FieldSpec) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.kind = spec.type
+        self.required = spec.required
+        self.codes = spec.codes
+        self.min = spec.min
+        self.max = spec.max
+        if spec.type == "categorical":
+            self.not_category = Rule("literal_error", f"must be one of {list(spec.codes)}")
+        else:
+            bounds = f"must be in [{plain_number(spec.min)}, {plain_number(spec.max)}]"
+            self.below = Rule("greater_than_equal", bounds)
+            self.above = Rule("less_than_equal", bounds)
+        self._code_set = frozenset(spec.codes)
+
+    @cached_property
+    def rules(self) -> tuple[Rule, ...]:
+        """Every rule of this field, in the order they are checked."""
+        if self.kind == "categorical":
+            return (REQUIRED, self.not_category)
+        if self.kind == "integer":
+            return (REQUIRED, NOT_INTEGER, NOT_WHOLE, self.below, self.above)
+        return (REQUIRED, NOT_NUMBER, self.below, self.above)
+
+    # ------------------------------------------------------------ one value
+
+    def parse(self, value: Any) -> Any:
+        """A JSON value (or a form's) as the API takes it, or :class:`RuleError`.
+
+        None is missing: allowed (returned as None) only when the field is not
+        required. Integers are strict (no "3", no true, no 1.5; 24.0 is 24, as
+        in JSON Schema); numbers take any finite JSON number.
+        """
+        if value is None:
+            if self.required:
+                raise RuleError(REQUIRED)
+            return None
+        if self.kind == "categorical":
+            if type(value) is str and value in self._code_set:
+                return value
+            raise RuleError(self.not_category)
+        if type(value) is bool or not isinstance(value, int | float):
+            raise RuleError(NOT_INTEGER if self.kind == "integer" else NOT_NUMBER)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RuleError(NOT_INTEGER if self.kind == "integer" else NOT_NUMBER)
+        if self.kind == "integer":
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise RuleError(NOT_WHOLE)
+                value = int(value)
+        else:
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond float64: no number field's range holds it
+                raise RuleError(NOT_NUMBER) from None
+        if value < self.min:  # type: ignore[operator]
+            raise RuleError(self.below)
+        if value > self.max:  # type: ignore[operator]
+            raise RuleError(self.above)
+        return value
+
+    def check(self, value: Any) -> str | None:
+        """The broken rule's message for a JSON or form value, or None when it is valid."""
+        try:
+            self.parse(value)
+        except RuleError as exc:
+            return exc.rule.message
+        return None
+
+    def parse_text(self, text: Any, missing_values: tuple[str, ...] = ("",)) -> Any:
+        """A data file's cell (text, as a CSV gives it) as the API value, or :class:`RuleError`.
+
+        Blank cells and the schema's missing markers are missing.
+        """
+        if text is None or (isinstance(text, float) and math.isnan(text)):
+            return self.parse(None)
+        text = str(text).strip()
+        if text == "" or text in missing_values:
+            return self.parse(None)
+        if self.kind == "categorical":
+            return self.parse(text)
+        if not _is_number_text(text):
+            raise RuleError(NOT_INTEGER if self.kind == "integer" else NOT_NUMBER)
+        return self.parse(float(text))
+
+    def check_text(self, text: Any, missing_values: tuple[str, ...] = ("",)) -> str | None:
+        """The broken rule's message for a text cell, or None when it is valid."""
+        try:
+            self.parse_text(text, missing_values)
+        except RuleError as exc:
+            return exc.rule.message
+        return None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the field's API value (OpenAPI)."""
+        if self.kind == "categorical":
+            schema: dict[str, Any] = {"type": "string", "enum": list(self.codes)}
+        else:
+            schema = {
+                "type": self.kind,
+                "minimum": plain_number(self.min),
+                "maximum": plain_number(self.max),
+            }
+        if not self.required:
+            return {"anyOf": [schema, {"type": "null"}]}
+        return schema
+
+    # ------------------------------------------------------------ columns
+
+    def check_series(self, column: pd.Series) -> pd.Series:
+        """Per row of a decoded frame, the index of the first broken rule in :attr:`rules`, or -1."""
+        broken = pd.Series(-1, index=column.index, dtype=np.int8)
+        missing = column.isna()
+        if self.required:
+            broken[missing] = 0
+        present = ~missing
+        if self.kind == "categorical":
+            broken[present & ~column.isin(self.codes)] = 1
+            return broken
+        values = pd.to_numeric(column, errors="coerce").astype(np.float64)
+        values = values.where(np.isfinite(values))
+        not_number = present & values.isna()
+        ok = present & ~not_number
+        rules = list(self.rules)
+        broken[not_number] = rules.index(NOT_INTEGER if self.kind == "integer" else NOT_NUMBER)
+        if self.kind == "integer":
+            fractional = ok & ((values % 1) != 0)
+            broken[fractional] = rules.index(NOT_WHOLE)
+            ok &= ~fractional
+        broken[ok & (values < self.min)] = rules.index(self.below)
+        broken[ok & (values > self.max)] = rules.index(self.above)
+        return broken
+
+    def check_arrow(self, column: pa.Array) -> ArrowCheck:
+        """The field's verdict on an Arrow column (text from CSV, or typed from Parquet)."""
+        if self.kind == "categorical":
+            return self._categorical_arrow(column)
+        return self._numeric_arrow(column)
+
+    def _categorical_arrow(self, column: pa.Array) -> ArrowCheck:
+        codes = pa.array(self.codes, type=pa.string())
+        if pa.types.is_dictionary(column.type):
+            # look up the few distinct values once, then map the row indices
+            lookup = pc.index_in(column.dictionary.cast(pa.string()), value_set=codes).fill_null(-2).to_numpy()
+            index = lookup[column.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+        else:
+            text = column if pa.types.is_string(column.type) else column.cast(pa.string())
+            index = np.array(pc.index_in(text, value_set=codes).fill_null(-2), dtype=np.intp)
+        if column.null_count:
+            index[column.is_null().to_numpy(zero_copy_only=False)] = -1
+        bad = (index == -2) | ((index == -1) & self.required)
+        index[index == -2] = -1
+        if not bad.any():
+            return ArrowCheck(index)
+        rule = np.ones(len(index), dtype=np.int8)
+        rule[self._missing_mask(column)] = 0
+        index[bad] = 0
+        return ArrowCheck(index, bad, rule)
+
+    @staticmethod
+    def _missing_mask(column: pa.Array) -> np.ndarray:
+        if not column.null_count:
+            return np.zeros(len(column), dtype=bool)
+        return column.is_null().to_numpy(zero_copy_only=False)
+
+    def _numeric_arrow(self, column: pa.Array) -> ArrowCheck:
+        kind = column.type
+        if pa.types.is_integer(kind) and not column.null_count:
+            values = column.to_numpy()
+            if not ((values < self.min) | (values > self.max)).any():  # the common case: one pass, no copies
+                return ArrowCheck(values)
+        n = len(column)
+        missing = self._missing_mask(column)
+        if pa.types.is_integer(kind):
+            number = column.fill_null(0).to_numpy().astype(np.float64)
+            not_number = np.zeros(n, dtype=bool)
+        elif pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+            number = np.array(column.cast(pa.float64()).fill_null(0.0), dtype=np.float64)
+            not_number = ~np.isfinite(number)
+        elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            text = pc.utf8_trim_whitespace(column)
+            is_number = pc.fill_null(pc.match_substring_regex(text, NUMBER_PATTERN), False)
+            number = np.array(pc.cast(pc.if_else(is_number, text, "0"), pa.float64()), dtype=np.float64)
+            not_number = ~is_number.to_numpy(zero_copy_only=False) | ~np.isfinite(number)
+        else:
+            number = np.zeros(n)
+            not_number = np.ones(n, dtype=bool)
+        not_number &= ~missing
+        ok = ~(missing | not_number)
+        fractional = ok & (np.mod(number, 1.0) != 0) if self.kind == "integer" else np.zeros(n, dtype=bool)
+        below = ok & ~fractional & (number < self.min)
+        above = ok & ~fractional & (number > self.max)
+        bad = (missing & self.required) | not_number | fractional | below | above
+        number[missing] = np.nan
+        if not bad.any():
+            return ArrowCheck(number)
+        number[bad] = 0.0
+        rules = list(self.rules)
+        conditions = [missing, not_number, below, above]
+        choices = [0, 1, rules.index(self.below), rules.index(self.above)]
+        if self.kind == "integer":
+            conditions.insert(2, fractional)
+            choices.insert(2, rules.index(NOT_WHOLE))
+        rule = np.select(conditions, choices, default=0).astype(np.int8)
+        return ArrowCheck(number, bad, rule)
+
+    def spark_rule(self, value: Any) -> Any:
+        """A Spark column holding the message of the first rule ``value`` (a column) breaks, or null."""
+        from pyspark.sql import functions as F  # noqa: N812
+
+        missing = value.isNull()
+        start = F.when(missing, F.lit(REQUIRED.message)) if self.required else F.when(missing, F.lit(None))
+        if self.kind == "categorical":
+            return start.when(~value.cast("string").isin(list(self.codes)), F.lit(self.not_category.message))
+        text = F.trim(value.cast("string"))
+        number = text.cast("double")
+        is_number = text.rlike(NUMBER_PATTERN) & number.isNotNull() & ~F.isnan(number)
+        is_number &= (number != float("inf")) & (number != float("-inf"))
+        expression = start.when(
+            ~is_number, F.lit(NOT_INTEGER.message if self.kind == "integer" else NOT_NUMBER.message)
+        )
+        if self.kind == "integer":
+            expression = expression.when(number % 1 != 0, F.lit(NOT_WHOLE.message))
+        return expression.when(number < self.min, F.lit(self.below.message)).when(
+            number > self.max, F.lit(self.above.message)
+        )
+
+
+def plain_number(value: float | None) -> int | float | None:
+    """1.0 as 1 (bounds and messages read as the file wrote them), 0.5 as 0.5."""
+    return int(value) if value is not None and float(value).is_integer() else value
+
+
+def _is_number_text(text: str) -> bool:
+    return _NUMBER.match(text) is not None
+
+
+# ------------------------------------------------------------------ whole schemas
+
+
+def field_rules(schema: FeatureSchema) -> dict[str, FieldRule]:
+    """Every field's rules, in schema order."""
+    return {spec.name: FieldRule(spec) for spec in schema.fields}
+
+
+def rules_from_json(schema_json: Mapping[str, Any] | str) -> dict[str, FieldRule]:
+    """The rules of a published feature schema (``GET /v1/model``'s ``feature_schema``, or its JSON text)."""
+    if isinstance(schema_json, str):
+        return field_rules(FeatureSchema.model_validate_json(schema_json))
+    return field_rules(FeatureSchema.model_validate(dict(schema_json)))
+
+
+def _raise_for(spec: FieldSpec, broken: pd.Series, rules: tuple[Rule, ...]) -> None:
+    bad = broken >= 0
+    if not bad.any():
+        return
+    index = int(broken[bad].iloc[0])  # the first bad row's rule: its rows are counted and named
+    rule = rules[index]
+    same = (broken == index).to_numpy()
+    count, first = int(same.sum()), same.nonzero()[0]
+    also = sorted({rules[int(i)].message for i in broken[bad].unique()} - {rule.message})
+    more = f" (also: {'; '.join(also)})" if also else ""
+    raise DataValidationError(
+        f"column {spec.column!r}: {count} row(s) break the rule: {rule.message}"
+        f" (first rows: {first[:5].tolist()}){more}"
+    )
+
+
+def check_frame(schema: FeatureSchema, frame: pd.DataFrame, *, fields: tuple[FieldSpec, ...] | None = None) -> None:
+    """Check a decoded frame (field names, codes; None or NaN = missing) against the rules."""
+    for spec in fields or schema.fields:
+        if spec.name not in frame.columns:
+            raise DataValidationError(f"missing column {spec.name!r}")
+        rule = FieldRule(spec)
+        _raise_for(spec, rule.check_series(frame[spec.name]), rule.rules)
+
+
+def decode_source_frame(schema: FeatureSchema, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """A raw data file (text columns named by ``source_column``) as (decoded features, label)."""
+    expected = [f.column for f in schema.fields] + [schema.target.column]
+    absent = [name for name in expected if name not in raw.columns]
+    if absent:
+        raise DataValidationError(f"missing column(s): {', '.join(absent)}")
+    markers = list(schema.missing_values)
+    out = pd.DataFrame(index=raw.index)
+    for spec in schema.fields:
+        column = raw[spec.column].astype("string").str.strip()
+        column = column.mask(column.isin(markers) | (column == ""))
+        rule = FieldRule(spec)
+        if spec.type == "categorical":
+            mapping = {source: c.code for c in spec.categories for source in c.sources}
+            decoded = column.map(mapping)
+            unknown = column.notna() & decoded.isna()
+            if unknown.any():
+                sources = [s for c in spec.categories for s in c.sources]
+                first = unknown.to_numpy().nonzero()[0]
+                raise DataValidationError(
+                    f"column {spec.column!r}: {int(unknown.sum())} row(s) break the rule: must be one of {sources}"
+                    f" or a missing value {markers} (first rows: {first[:5].tolist()})"
+                )
+            _raise_for(spec, rule.check_series(decoded), rule.rules)
+            out[spec.name] = decoded.astype(object).where(decoded.notna(), None)
+        else:
+            _raise_for(spec, rule.check_series(column), rule.rules)
+            values = pd.to_numeric(column).astype(np.float64)
+            out[spec.name] = values.astype(np.int64) if spec.type == "integer" and not values.isna().any() else values
+    target = raw[schema.target.column].astype("string").str.strip()
+    allowed = {schema.target.event, schema.target.non_event}
+    bad = ~target.isin(allowed) | target.isna()
+    if bad.any():
+        first = bad.to_numpy().nonzero()[0]
+        raise DataValidationError(
+            f"column {schema.target.column!r}: {int(bad.sum())} row(s) break the rule: must be one of "
+            f"{sorted(allowed)} (first rows: {first[:5].tolist()})"
+        )
+    label = (target == schema.target.event).astype(np.int8).rename(schema.target.name)
+    return out, label
