@@ -42,7 +42,7 @@ class Upload:
     next_try: float = 0.0
 
 
-def _relative(directory: Path, path: Path) -> str:
+def _relative(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
@@ -113,7 +113,7 @@ class Uploader:
         for partition in self.directory.iterdir():
             if PARTITION_DIR.match(partition.name) and partition.is_dir():
                 for path in partition.glob("part-*.parquet"):
-                    local[_relative(self.directory, path)] = path
+                    local[_relative(path)] = path
         kept = sorted(uploaded & set(local))
         if gone:  # ours now lists what theirs did (for files still here); then theirs can go
             self._append(kept)
@@ -181,7 +181,7 @@ class Uploader:
             self._count("upload_failures", 1)
             log.warning("prediction log: upload of %s failed (attempt %d): %s", item.path.name, item.attempts, exc)
             return False
-        self._append([_relative(self.directory, item.path)])
+        self._append([_relative(item.path)])
         self._count("uploaded_files", 1)
         return True
 

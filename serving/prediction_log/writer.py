@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,10 @@ from pydantic import SecretStr
 
 from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log.format import log_schema
-from credit_risk.decision_log.paths import PARTITION_DIR
 from credit_risk.decision_log.privacy import PrivacyError, check_privacy, private_record
 from credit_risk.schema import FeatureSchema
 from serving.prediction_log.files import SegmentOutput, write_segment
+from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
 from serving.prediction_log.uploads import Upload, Uploader
 from serving.prediction_log.wal import (
     WAL_DIR,
@@ -162,7 +162,7 @@ class PredictionLogWriter:
             raise PredictionLogError(f"write-ahead folder {self._wal_folder} is locked by another process")
         fsync_dir(self._wal_folder.parent)
         self.apply_retention()
-        self._remove_stale_temporaries()
+        remove_stale_temporaries(self.directory, self._host)
         self._recover()
         self._state = "running"
         for target, name in ((self._wal_loop, "prediction-log-wal"), (self._parquet_loop, "prediction-log-parquet")):
@@ -478,11 +478,8 @@ class PredictionLogWriter:
     # ------------------------------------------------------------ checks, retention, housekeeping
 
     def _check_writable(self) -> None:
-        probe = self.directory / f".probe-{self.wal_id}"
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"")
-            probe.unlink()
+            check_writable(self.directory, self.wal_id)
         except OSError as exc:
             raise PredictionLogError(
                 f"prediction log directory {self.directory} is not writable: {exc.strerror or exc}"
@@ -491,31 +488,10 @@ class PredictionLogWriter:
     def apply_retention(self, today: date | None = None) -> list[str]:
         """Delete ``date=`` partitions older than ``retention_days``; returns the dates deleted."""
         today = today or datetime.now(UTC).date()
-        oldest_kept = today - timedelta(days=self.config.retention_days)
-        deleted = []
-        with contextlib.suppress(FileNotFoundError):
-            for child in self.directory.iterdir():
-                match = PARTITION_DIR.match(child.name)
-                if not match or not child.is_dir():
-                    continue
-                with contextlib.suppress(ValueError):
-                    if date.fromisoformat(match.group(1)) < oldest_kept:
-                        # another worker may be deleting the same folder: ignore what has gone
-                        shutil.rmtree(child, ignore_errors=True)
-                        deleted.append(match.group(1))
-        if deleted:
-            log.info("prediction log retention: deleted partitions %s", deleted)
+        deleted = delete_old_partitions(self.directory, today=today, retention_days=self.config.retention_days)
         self._count("deleted_partitions", len(deleted))
         self._next_retention = time.monotonic() + _RETENTION_EVERY
         return deleted
-
-    def _remove_stale_temporaries(self) -> None:
-        """Temporary files a crashed process of this host left behind (readers skip them anyway)."""
-        pattern = re.compile(rf"^\.part-{re.escape(self._host)}-(\d+)-.*\.tmp$")
-        for path in self.directory.glob("date=*/.part-*.tmp"):
-            match = pattern.match(path.name)
-            if match and not _alive(int(match.group(1))):
-                path.unlink(missing_ok=True)
 
     def _count(self, name: str, value: int) -> None:
         with self._lock:
@@ -534,13 +510,3 @@ def _resolve(futures: Sequence[asyncio.Future[None]], error: Exception | None) -
                 future.set_result(None)
             else:
                 future.set_exception(error)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
