@@ -3,6 +3,7 @@ privacy wherever a record is written, uploads reconciled after a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -13,9 +14,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
 
 from credit_risk import registry
-from credit_risk.config import PROJECT_ROOT
+from credit_risk.config import PROJECT_ROOT, PredictionLogConfig, load_project_config
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import ARTIFACT_DIR, INVALID_DIR
 from credit_risk.decision_log.privacy import keyed_hash
@@ -225,3 +227,41 @@ def test_files_whose_upload_never_succeeded_are_uploaded_after_a_restart(trained
     with running_writer(directory, client_factory=lambda: store.client) as again:
         time.sleep(0.5)
     assert again.stats()["uploaded_files"] == 0, "an uploaded file was uploaded again after a second restart"
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_durability_defaults_to_fsync_and_refuses_an_unknown_mode() -> None:
+    assert PredictionLogConfig().durability == "fsync"
+    assert load_project_config().model.prediction_log.durability == "fsync", "config/model_config.yaml"
+    with pytest.raises(ValidationError, match="durability"):
+        PredictionLogConfig(durability="sometimes")
+
+
+def test_interval_durability_answers_without_waiting_and_still_logs_every_record(tmp_path: Path) -> None:
+    async def submit_all(writer) -> float:
+        slowest = 0.0
+        for i in range(50):
+            started = time.perf_counter()
+            await writer.wait_durable(writer.submit(make_records(1, start=i)))
+            slowest = max(slowest, time.perf_counter() - started)
+        return slowest
+
+    with running_writer(tmp_path / "log", durability="interval") as writer:
+        slowest = asyncio.run(submit_all(writer))
+        assert writer.stats()["fsyncs"] == 0, "interval mode must not fsync per group"
+    assert slowest < 0.05, f"interval mode waited {slowest:.3f}s for the disk"
+    assert sorted(read_rows(tmp_path / "log").column("request_id").to_pylist()) == [f"req-{i:07d}" for i in range(50)]
+
+
+def test_fsync_durability_groups_concurrent_records_into_few_fsyncs(tmp_path: Path) -> None:
+    async def submit_concurrently(writer) -> None:
+        tickets = [writer.submit(make_records(1, start=i)) for i in range(200)]
+        await asyncio.gather(*(writer.wait_durable(t) for t in tickets))
+
+    with running_writer(tmp_path / "log", flush_interval_seconds=30) as writer:
+        asyncio.run(submit_concurrently(writer))
+        fsyncs = writer.stats()["fsyncs"]
+    assert 1 <= fsyncs < 200, f"{fsyncs} fsyncs for 200 concurrent records: no group commit"
+    assert read_rows(tmp_path / "log").num_rows == 200
