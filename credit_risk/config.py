@@ -152,6 +152,44 @@ class UIConfig(_Frozen):
     max_upload_rows: int = Field(default=100_000, ge=1)
 
 
+class Lender(_Frozen):
+    """The creditor named on an adverse-action notice (Regulation B, 12 CFR 1002.9(a)(2))."""
+
+    name: str = Field(min_length=1)
+    address: tuple[str, ...] = Field(min_length=1)  # one line per item
+    phone: str | None = None
+    contact: str | None = None  # e.g. an email or web address for questions
+
+
+class NoticesConfig(_Frozen):
+    """Adverse-action notices: who sends them, for which decisions, and the fixed texts."""
+
+    decisions: tuple[Literal["decline", "review"], ...] = ("decline",)  # "review": referrals get one too
+    lender: Lender
+    # the federal agency that administers compliance for this creditor (Regulation B appendix A)
+    agency: Lender
+    max_reasons: int = Field(default=4, ge=1, le=4)  # Regulation B: more than four is not likely helpful
+    ecoa_notice: str = Field(min_length=1)
+    statement_of_action: str = "we are unable to approve your application for credit at this time"
+
+
+class AuditConfig(_Frozen):
+    """Finding, replaying and recording decisions."""
+
+    # the decision index (SQLite, built from the prediction log's files) and the access log;
+    # null: beside the prediction log directory, in <log dir>/../audit/
+    index_path: Path | None = None
+    access_log: Path | None = None
+    refresh_seconds: float = Field(default=2.0, ge=0)  # an unknown request id re-reads new log files at most this often
+    page_size: int = Field(default=20, ge=1, le=500)
+    max_page_size: int = Field(default=200, ge=1, le=5000)
+    policy_experiment: str = "credit-risk-policies"  # one run per decision policy version
+    replay_experiment: str = "credit-risk-replay"
+    # probabilities re-computed by another tree runtime than the one that served (numpy vs XGBoost)
+    # agree to this; score, band, decision and reasons must be exactly equal
+    probability_tolerance: float = Field(default=1e-6, ge=0, le=1e-3)
+
+
 class ModelConfig(_Frozen):
     """``config/model_config.yaml``: what is served and how decisions are made."""
 
@@ -164,6 +202,8 @@ class ModelConfig(_Frozen):
     prediction_log: PredictionLogConfig = PredictionLogConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     ui: UIConfig = UIConfig()
+    notices: NoticesConfig
+    audit: AuditConfig = AuditConfig()
 
     @model_validator(mode="after")
     def _bands_cover_all(self) -> ModelConfig:
@@ -305,7 +345,12 @@ class Settings(BaseSettings):
 
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
     config_dir: Path = Field(default=DEFAULT_CONFIG_DIR, alias="CREDIT_RISK_CONFIG_DIR")
+    # one bearer token per role; each has a name (recorded in the alias history and the access log):
+    # from *_TOKEN_NAME, or a "name:token" value, else the role's own name
     admin_token: str | None = Field(default=None, alias="CREDIT_RISK_ADMIN_TOKEN")
+    admin_token_name: str | None = Field(default=None, alias="CREDIT_RISK_ADMIN_TOKEN_NAME")
+    auditor_token: str | None = Field(default=None, alias="CREDIT_RISK_AUDITOR_TOKEN")
+    auditor_token_name: str | None = Field(default=None, alias="CREDIT_RISK_AUDITOR_TOKEN_NAME")
     api_url: str | None = Field(default=None, alias="CREDIT_RISK_API_URL")
     log_dir: Path | None = Field(default=None, alias="CREDIT_RISK_LOG_DIR")
     # key of the HMAC that replaces prediction_log.hash_fields; never logged, never in config files
