@@ -1,0 +1,216 @@
+"""Decision routes against the real service, its real prediction log and the session's real model."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+
+from credit_risk.audit.access import AccessLog
+from credit_risk.config import ProjectConfig, Settings
+from serving.api.decision_schemas import DecisionOut, ReplayOut
+from serving.app import create_app
+from tests.conftest import Store, TrainedModel
+from tests.serving.conftest import wait_ready, with_serving
+
+pytestmark = pytest.mark.code
+
+ADMIN = "test-admin-token-0123456789"
+AUDITOR = "test-auditor-token-9876543210"
+DECISION_ROUTES = [
+    ("GET", "/v1/decisions/some-id"),
+    ("GET", "/v1/decisions?applicant_id=a-1"),
+    ("POST", "/v1/decisions/some-id/replay"),
+    ("GET", "/v1/decisions/some-id/notice.pdf"),
+]
+
+
+@contextlib.contextmanager
+def audit_client(
+    store: Store,
+    log_dir: Path,
+    *,
+    admin: str | None = f"ops-alice:{ADMIN}",
+    auditor: str | None = AUDITOR,
+    auditor_name: str | None = "audit-bob",
+    config: ProjectConfig | None = None,
+) -> Iterator[TestClient]:
+    settings = Settings(
+        MLFLOW_TRACKING_URI=store.uri,
+        CREDIT_RISK_CONFIG_DIR=store.settings.config_dir,
+        CREDIT_RISK_ADMIN_TOKEN=admin,
+        CREDIT_RISK_AUDITOR_TOKEN=auditor,
+        CREDIT_RISK_AUDITOR_TOKEN_NAME=auditor_name,
+        CREDIT_RISK_LOG_DIR=log_dir,
+    )
+    app = create_app(with_serving(config or store.config, max_batch_size=50), settings)
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def wait_logged(client: TestClient, request_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    """The logged decision, once the writer has flushed it (every second by default)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/v1/decisions/{request_id}", headers=bearer(AUDITOR))
+        if response.status_code == 200:
+            return response.json()
+        assert response.status_code == 404, response.text
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{request_id} never reached the log")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def audit_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("audit-log") / "predictions"
+
+
+@pytest.fixture(scope="module")
+def service(trained: TrainedModel, audit_log_dir: Path) -> Iterator[TestClient]:
+    with audit_client(trained.store, audit_log_dir) as client:
+        yield client
+
+
+def risky(applicant: dict[str, Any]) -> dict[str, Any]:
+    """An applicant the model declines: overdrawn, long loan, large amount, poor history."""
+    return {
+        **applicant,
+        "status_of_existing_checking_account": "overdrawn",
+        "duration_in_month": 60,
+        "credit_amount": 15000,
+        "credit_history": "no_credits_or_all_paid",
+        "savings_account_and_bonds": "below_100_dm",
+        "installment_rate_in_percentage_of_disposable_income": 4,
+    }
+
+
+def test_a_decision_is_found_by_its_request_id_as_it_was_answered(
+    service: TestClient, applicant: dict[str, Any]
+) -> None:
+    answered = service.post("/v1/predict", json=applicant, headers={"X-Request-ID": "find-me-1"}).json()
+    body = DecisionOut.model_validate(wait_logged(service, "find-me-1"))
+    assert body.probability_of_default == answered["probability_of_default"]
+    assert (body.score, body.risk_band, body.decision) == (answered["score"], answered["risk_band"], answered["decision"])
+    assert [r.code for r in body.reasons] == [r["code"] for r in answered["reasons"]]
+    assert body.model["version"] == answered["model"]["version"]
+    assert body.decision_policy_version == answered["decision_policy_version"]
+    assert body.inputs["duration_in_month"] == applicant["duration_in_month"]
+
+
+def test_an_unknown_request_id_is_404_and_a_malformed_one_422(service: TestClient) -> None:
+    assert service.get("/v1/decisions/never-made", headers=bearer(AUDITOR)).status_code == 404
+    response = service.get("/v1/decisions/bad%20id!", headers=bearer(AUDITOR))
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(("method", "path"), DECISION_ROUTES)
+def test_decision_routes_refuse_a_missing_token_401_and_a_wrong_one_403(
+    service: TestClient, method: str, path: str
+) -> None:
+    assert service.request(method, path).status_code == 401
+    for token in ("wrong", AUDITOR[:-1], AUDITOR + "x"):
+        assert service.request(method, path, headers=bearer(token)).status_code == 403
+
+
+def test_an_auditor_token_on_an_admin_route_is_403(service: TestClient) -> None:
+    response = service.post("/v1/admin/reload", headers=bearer(AUDITOR))
+    assert response.status_code == 403
+    assert "admin" in response.json()["detail"]
+
+
+def test_the_admin_token_may_read_decisions_too(service: TestClient, applicant: dict[str, Any]) -> None:
+    service.post("/v1/predict", json=applicant, headers={"X-Request-ID": "admin-reads-1"})
+    wait_logged(service, "admin-reads-1")
+    assert service.get("/v1/decisions/admin-reads-1", headers=bearer(ADMIN)).status_code == 200
+
+
+def test_the_access_log_names_who_looked_at_which_decision(
+    service: TestClient, applicant: dict[str, Any], audit_log_dir: Path
+) -> None:
+    service.post("/v1/predict", json=applicant, headers={"X-Request-ID": "looked-at-1"})
+    wait_logged(service, "looked-at-1")
+    service.get("/v1/decisions/looked-at-1", headers=bearer(ADMIN))
+    entries = AccessLog(audit_log_dir.parent / "audit" / "access.jsonl").entries()
+    mine = [(e["actor"], e["role"], e["action"], e["status"]) for e in entries if e.get("request_id") == "looked-at-1"]
+    assert ("audit-bob", "auditor", "view", 200) in mine
+    assert ("ops-alice", "admin", "view", 200) in mine
+
+
+@pytest.mark.parametrize(("method", "path"), DECISION_ROUTES)
+def test_without_role_tokens_the_decision_routes_do_not_exist(
+    trained: TrainedModel, tmp_path: Path, method: str, path: str
+) -> None:
+    with audit_client(trained.store, tmp_path / "log", admin=None, auditor=None) as client:
+        for headers in ({}, bearer(AUDITOR), bearer(ADMIN)):
+            assert client.request(method, path, headers=headers).status_code == 404
+        paths = client.get("/openapi.json").json()["paths"]
+        assert not [p for p in paths if p.startswith(("/v1/decisions", "/v1/admin"))], sorted(paths)
+
+
+def test_with_an_auditor_token_the_decision_routes_are_documented(service: TestClient) -> None:
+    paths = service.get("/openapi.json").json()["paths"]
+    assert {"/v1/decisions", "/v1/decisions/{request_id}", "/v1/decisions/{request_id}/replay"} <= set(paths)
+
+
+def test_replay_of_a_logged_decision_is_identical(service: TestClient, applicant: dict[str, Any]) -> None:
+    service.post("/v1/predict", json=applicant, headers={"X-Request-ID": "replay-me-1"})
+    wait_logged(service, "replay-me-1")
+    response = service.post("/v1/decisions/replay-me-1/replay", headers=bearer(AUDITOR))
+    assert response.status_code == 200, response.text
+    body = ReplayOut.model_validate(response.json())
+    assert body.status == "identical", body.differences
+    assert body.reasons_compared
+
+
+def test_a_decline_has_a_notice_in_its_record_and_a_readable_pdf(
+    service: TestClient, applicant: dict[str, Any], trained: TrainedModel
+) -> None:
+    answered = service.post("/v1/predict", json=risky(applicant), headers={"X-Request-ID": "declined-1"}).json()
+    assert answered["decision"] == "decline", answered
+    record = wait_logged(service, "declined-1")
+    notice = record["notice"]
+    lender = trained.store.config.model.notices.lender
+    assert notice["creditor"]["name"] == lender.name
+    assert 1 <= len(notice["principal_reasons"]) <= 4
+    assert [r["code"] for r in notice["principal_reasons"]] == [r["code"] for r in answered["reasons"]][:4]
+    response = service.get("/v1/decisions/declined-1/notice.pdf", headers=bearer(AUDITOR))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+    text = " ".join(text.split())
+    assert lender.name in text
+    assert "Equal Credit Opportunity Act" in text
+    assert notice["decision_date"] in text
+    for reason in notice["principal_reasons"]:
+        assert " ".join(reason["text"].split()) in text, reason["text"]
+    assert trained.store.config.model.notices.agency.name in text
+
+
+def test_an_approval_has_no_notice(service: TestClient, applicant: dict[str, Any]) -> None:
+    safe = {
+        **applicant,
+        "status_of_existing_checking_account": "no_account",
+        "duration_in_month": 6,
+        "credit_amount": 1000,
+        "credit_history": "critical_account",
+    }
+    answered = service.post("/v1/predict", json=safe, headers={"X-Request-ID": "approved-1"}).json()
+    record = wait_logged(service, "approved-1")
+    if answered["decision"] == "approve":
+        assert record["notice"] is None
+        assert service.get("/v1/decisions/approved-1/notice.pdf", headers=bearer(AUDITOR)).status_code == 404
+    else:
+        pytest.fail(f"the chosen applicant was not approved: {answered}")
