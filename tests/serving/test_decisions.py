@@ -103,7 +103,11 @@ def test_a_decision_is_found_by_its_request_id_as_it_was_answered(
     answered = service.post("/v1/predict", json=applicant, headers={"X-Request-ID": "find-me-1"}).json()
     body = DecisionOut.model_validate(wait_logged(service, "find-me-1"))
     assert body.probability_of_default == answered["probability_of_default"]
-    assert (body.score, body.risk_band, body.decision) == (answered["score"], answered["risk_band"], answered["decision"])
+    assert (body.score, body.risk_band, body.decision) == (
+        answered["score"],
+        answered["risk_band"],
+        answered["decision"],
+    )
     assert [r.code for r in body.reasons] == [r["code"] for r in answered["reasons"]]
     assert body.model["version"] == answered["model"]["version"]
     assert body.decision_policy_version == answered["decision_policy_version"]
