@@ -281,6 +281,7 @@ def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
                 input_example=example,
                 output_example=model.predict_frame(example),
                 tags=tags,
+                signing_key=registry.signing_key(settings),
             )
         log.info(
             "registered %s version %s (run %s) with alias %r in %.0fs",
