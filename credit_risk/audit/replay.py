@@ -53,9 +53,10 @@ class RecordReplay:
 class VersionCache:
     """Verified model versions and recorded policies, fetched once each per replay."""
 
-    def __init__(self, client: MlflowClient, config: ProjectConfig) -> None:
+    def __init__(self, client: MlflowClient, config: ProjectConfig, *, signing_key: str | None = None) -> None:
         self.client = client
         self.config = config
+        self.signing_key = signing_key
         self._models: dict[tuple[str, str], ScoringModel | Exception] = {}
         self._policies: dict[str, policies.PolicySnapshot | Exception] = {}
 
@@ -63,7 +64,7 @@ class VersionCache:
         key = (name, version)
         if key not in self._models:
             try:
-                self._models[key] = fetch_verified_model(self.client, name, version)
+                self._models[key] = fetch_verified_model(self.client, name, version, signing_key=self.signing_key)
             except Exception as exc:  # reported per record, never a crash of the whole replay
                 self._models[key] = exc
         found = self._models[key]
@@ -85,22 +86,15 @@ class VersionCache:
         return found
 
 
-def fetch_verified_model(client: MlflowClient, name: str, version: str) -> ScoringModel:
+def fetch_verified_model(
+    client: MlflowClient, name: str, version: str, *, signing_key: str | None = None
+) -> ScoringModel:
     """Download one registered version and load it only if its files match the digest recorded at registration."""
     found = registry.get_version(client, name, version)
     if found is None:
         raise registry.RegistryError(f"version {version} of {name!r} does not exist")
-    expected = found.tags.get(registry.ARTIFACT_DIGEST_TAG)
-    if not expected:
-        raise registry.RegistryError(f"version {version} has no {registry.ARTIFACT_DIGEST_TAG} tag: cannot be verified")
     with tempfile.TemporaryDirectory(prefix="credit-risk-replay-") as tmp:
-        local = registry.download_version(client, name, version, Path(tmp))
-        actual = registry.directory_digest(local)
-        if actual != expected:
-            raise registry.RegistryError(
-                f"version {version}: artifact hash mismatch "
-                f"(registered {expected[:12]}..., downloaded {actual[:12]}...)"
-            )
+        local = registry.fetch_verified(client, found, Path(tmp), signing_key=signing_key)
         return ScoringModel.load(registry.scoring_dir(local), threads=1)
 
 

@@ -150,7 +150,9 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
     token = matches[0]
     if not grants(token.role, needed):
         raise ForbiddenError(f"the {token.role} role may not do this: it needs the {needed} role")
-    return Caller(runtime=runtime, name=token.name, role=token.role)
+    caller = Caller(runtime=runtime, name=token.name, role=token.role)
+    request.state.actor = caller.actor  # the admin routes record it in the alias history
+    return caller
 
 
 def require_role(needed: str) -> Any:
