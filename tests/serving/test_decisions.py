@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,63 +12,18 @@ from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
 from credit_risk.audit.access import AccessLog
-from credit_risk.config import ProjectConfig, Settings
 from serving.api.decision_schemas import DecisionOut, ReplayOut
-from serving.app import create_app
-from tests.conftest import Store, TrainedModel
-from tests.serving.conftest import wait_ready, with_serving
+from tests.conftest import TrainedModel
+from tests.support.audit import ADMIN, AUDITOR, audit_client, bearer, wait_logged
 
 pytestmark = pytest.mark.code
 
-ADMIN = "test-admin-token-0123456789"
-AUDITOR = "test-auditor-token-9876543210"
 DECISION_ROUTES = [
     ("GET", "/v1/decisions/some-id"),
     ("GET", "/v1/decisions?applicant_id=a-1"),
     ("POST", "/v1/decisions/some-id/replay"),
     ("GET", "/v1/decisions/some-id/notice.pdf"),
 ]
-
-
-@contextlib.contextmanager
-def audit_client(
-    store: Store,
-    log_dir: Path,
-    *,
-    admin: str | None = f"ops-alice:{ADMIN}",
-    auditor: str | None = AUDITOR,
-    auditor_name: str | None = "audit-bob",
-    config: ProjectConfig | None = None,
-) -> Iterator[TestClient]:
-    settings = Settings(
-        MLFLOW_TRACKING_URI=store.uri,
-        CREDIT_RISK_CONFIG_DIR=store.settings.config_dir,
-        CREDIT_RISK_ADMIN_TOKEN=admin,
-        CREDIT_RISK_AUDITOR_TOKEN=auditor,
-        CREDIT_RISK_AUDITOR_TOKEN_NAME=auditor_name,
-        CREDIT_RISK_LOG_DIR=log_dir,
-    )
-    app = create_app(with_serving(config or store.config, max_batch_size=50), settings)
-    with TestClient(app) as client:
-        wait_ready(client)
-        yield client
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def wait_logged(client: TestClient, request_id: str, timeout: float = 15.0) -> dict[str, Any]:
-    """The logged decision, once the writer has flushed it (every second by default)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = client.get(f"/v1/decisions/{request_id}", headers=bearer(AUDITOR))
-        if response.status_code == 200:
-            return response.json()
-        assert response.status_code == 404, response.text
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{request_id} never reached the log")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
