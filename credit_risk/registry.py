@@ -99,6 +99,19 @@ def first_tagged_run(client: MlflowClient, experiment: str, tags: dict[str, str]
     return client.get_run(mine.info.run_id), True
 
 
+# the version tag naming the validation report artifact in the version's training run
+VALIDATION_REPORT_TAG = "validation_report"
+
+
+def run_artifact_text(client: MlflowClient, run_id: str, path: str) -> str:
+    """One text artifact of a run (e.g. a version's validation report)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=client.tracking_uri
+        )
+        return Path(local).read_text()
+
+
 def find_tagged_run(client: MlflowClient, experiment: str, tags: dict[str, str]) -> Any | None:
     """The oldest run of ``experiment`` carrying all ``tags``, or None (also when there is no such experiment)."""
     found = client.get_experiment_by_name(experiment)

@@ -31,7 +31,7 @@ from credit_risk.decision import DecisionEngine
 from credit_risk.profile import build_profile
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import Encoder, LinearParams, ScoringModel
-from pipelines import evaluate
+from pipelines import evaluate, validation_report
 from pipelines.cli import add_config_dir, run_job
 from pipelines.data import Split, file_digest, load_split
 
@@ -282,6 +282,16 @@ def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
                 output_example=model.predict_frame(example),
                 tags=tags,
                 signing_key=registry.signing_key(settings),
+            )
+            validation_report.attach(
+                client,
+                version,
+                model=model,
+                split=split,
+                config=config,
+                candidates=results,
+                selected=best,
+                fairness=fairness,
             )
         log.info(
             "registered %s version %s (run %s) with alias %r in %.0fs",

@@ -34,6 +34,7 @@ from serving.api.admin import admin_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
 from serving.api.probes import probe_router
+from serving.api.reports import reports_router
 from serving.api.scoring import scoring_router
 from serving.metrics import MetricsMiddleware, ServiceMetrics
 from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
@@ -200,6 +201,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
     )
     errors.install(app)
     routers = [probe_router(), scoring_router(), admin_router(), monitoring_router, decisions_router()]
+    routers.append(reports_router())
     for router in routers:
         app.include_router(router)
     known_paths = {"/openapi.json", "/docs", "/redoc"} | {
