@@ -35,18 +35,23 @@ _INDEX_COLUMNS = ("request_id", "scored_at")
 
 _DDL = """
 create table if not exists partitions (name text primary key, mtime_ns integer not null);
-create table if not exists files (path text primary key, partition text not null, rows integer not null);
+create table if not exists files (
+    id integer primary key, path text unique not null, partition text not null, rows integer not null
+);
 create table if not exists decisions (
     request_id text not null,
     applicant_id text,
     scored_at_us integer not null,
-    path text not null,
+    file integer not null,
     row integer not null
 );
 create index if not exists decisions_request on decisions (request_id);
-create index if not exists decisions_applicant on decisions (applicant_id, scored_at_us);
-create index if not exists decisions_path on decisions (path);
+create index if not exists decisions_applicant on decisions (applicant_id, scored_at_us) where applicant_id is not null;
+create index if not exists decisions_file on decisions (file);
 """
+_SELECT = (
+    "select d.request_id, d.applicant_id, d.scored_at_us, f.path, d.row from decisions d join files f on f.id = d.file "
+)
 
 
 @dataclass(frozen=True)
@@ -105,9 +110,7 @@ class DecisionIndex:
 
     def _forget_partition(self, name: str) -> None:
         with self._transaction():
-            self._db.execute(
-                "delete from decisions where path in (select path from files where partition = ?)", (name,)
-            )
+            self._db.execute("delete from decisions where file in (select id from files where partition = ?)", (name,))
             self._db.execute("delete from files where partition = ?", (name,))
             self._db.execute("delete from partitions where name = ?", (name,))
 
@@ -122,22 +125,29 @@ class DecisionIndex:
         added = 0
         for gone in sorted(indexed - on_disk):
             with self._transaction():
-                self._db.execute("delete from decisions where path = ?", (gone,))
+                self._db.execute("delete from decisions where file = (select id from files where path = ?)", (gone,))
                 self._db.execute("delete from files where path = ?", (gone,))
         for path in sorted(on_disk - indexed):
-            rows = self._rows_of(self.log_dir / path, path)
+            rows = self._rows_of(self.log_dir / path)
             with self._transaction():
                 if self._db.execute("select 1 from files where path = ?", (path,)).fetchone():
                     continue  # another worker indexed it meanwhile
-                self._db.executemany("insert into decisions values (?, ?, ?, ?, ?)", rows)
-                self._db.execute("insert into files values (?, ?, ?)", (path, name, len(rows)))
+                cursor = self._db.execute(
+                    "insert into files (path, partition, rows) values (?, ?, ?)", (path, name, len(rows))
+                )
+                file_id = cursor.lastrowid
+                self._db.executemany(
+                    "insert into decisions values (?, ?, ?, ?, ?)",
+                    [(*row, file_id, number) for number, row in enumerate(rows)],
+                )
             added += 1
         with self._transaction():
             self._db.execute("insert or replace into partitions values (?, ?)", (name, mtime))
         return added
 
     @staticmethod
-    def _rows_of(file: Path, relative: str) -> list[tuple[Any, ...]]:
+    def _rows_of(file: Path) -> list[tuple[Any, ...]]:
+        """(request id, applicant id, scored_at in microseconds) of each row, in file order."""
         schema = pq.read_schema(file)
         columns = [*_INDEX_COLUMNS, *([APPLICANT_COLUMN] if APPLICANT_COLUMN in schema.names else [])]
         table = pq.read_table(file, columns=columns)
@@ -148,10 +158,7 @@ class DecisionIndex:
             if APPLICANT_COLUMN in table.column_names
             else [None] * len(request_ids)
         )
-        return [
-            (request_id, applicant, at, relative, row)
-            for row, (request_id, applicant, at) in enumerate(zip(request_ids, applicants, times, strict=True))
-        ]
+        return list(zip(request_ids, applicants, times, strict=True))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -177,8 +184,7 @@ class DecisionIndex:
     def _locate(self, request_id: str) -> Location | None:
         with self._lock:
             row = self._db.execute(
-                "select request_id, applicant_id, scored_at_us, path, row from decisions "
-                "where request_id = ? order by scored_at_us desc limit 1",
+                _SELECT + "where d.request_id = ? order by d.scored_at_us desc limit 1",
                 (request_id,),
             ).fetchone()
         return self._location(row) if row else None
@@ -190,12 +196,11 @@ class DecisionIndex:
         if time.monotonic() - self._last_refresh >= self.refresh_seconds:
             self.refresh()
         window = (applicant_id, _us(start), _us(end))
-        where = "where applicant_id = ? and scored_at_us >= ? and scored_at_us < ?"
+        where = "where d.applicant_id = ? and d.scored_at_us >= ? and d.scored_at_us < ? "
         with self._lock:
-            total = self._db.execute(f"select count(*) from decisions {where}", window).fetchone()[0]
+            total = self._db.execute(f"select count(*) from decisions d {where}", window).fetchone()[0]
             rows = self._db.execute(
-                f"select request_id, applicant_id, scored_at_us, path, row from decisions {where} "
-                "order by scored_at_us desc, request_id desc limit ? offset ?",
+                _SELECT + where + "order by d.scored_at_us desc, d.request_id desc limit ? offset ?",
                 (*window, limit, offset),
             ).fetchall()
         return [self._location(row) for row in rows], int(total)
@@ -205,8 +210,7 @@ class DecisionIndex:
         self.refresh()
         with self._lock:
             rows = self._db.execute(
-                "select request_id, applicant_id, scored_at_us, path, row from decisions "
-                "where scored_at_us >= ? and scored_at_us < ? order by scored_at_us, request_id",
+                _SELECT + "where d.scored_at_us >= ? and d.scored_at_us < ? order by d.scored_at_us, d.request_id",
                 (_us(start), _us(end)),
             ).fetchall()
         return (self._location(row) for row in rows)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 
+from bench.lookup_bench import write_synthetic_log
 from credit_risk.audit.access import AccessLog
-from serving.api.decision_schemas import DecisionOut, ReplayOut
+from serving.api.decision_schemas import DecisionOut, DecisionPage, ReplayOut
 from tests.conftest import TrainedModel
 from tests.support.audit import ADMIN, AUDITOR, audit_client, bearer, wait_logged
 
@@ -171,3 +174,30 @@ def test_an_approval_has_no_notice(service: TestClient, applicant: dict[str, Any
         assert service.get("/v1/decisions/approved-1/notice.pdf", headers=bearer(AUDITOR)).status_code == 404
     else:
         pytest.fail(f"the chosen applicant was not approved: {answered}")
+
+
+def test_an_applicants_decisions_are_listed_newest_first_and_paged(trained: TrainedModel, tmp_path: Path) -> None:
+    log_dir = tmp_path / "predictions"
+    end = datetime.now(UTC) - timedelta(minutes=1)
+    write_synthetic_log(
+        log_dir, trained.store.config.features, rows=600, days=5, rows_per_file=100, applicants=10, end=end
+    )
+    logged = pq.read_table(log_dir).to_pylist()
+    applicant = logged[0]["applicant_id"]
+    mine = sorted((r for r in logged if r["applicant_id"] == applicant), key=lambda r: r["scored_at"], reverse=True)
+    with audit_client(trained.store, log_dir) as client:
+        first = client.get(f"/v1/decisions?applicant_id={applicant}&page_size=7", headers=bearer(AUDITOR))
+        second = client.get(f"/v1/decisions?applicant_id={applicant}&page_size=7&page=2", headers=bearer(AUDITOR))
+        since = mine[2]["scored_at"].isoformat()
+        windowed = client.get(
+            "/v1/decisions", params={"applicant_id": applicant, "start": since}, headers=bearer(AUDITOR)
+        )
+        bad = client.get(f"/v1/decisions?applicant_id={applicant}&start=yesterday", headers=bearer(AUDITOR))
+    assert first.status_code == 200, first.text
+    page_one, page_two = DecisionPage.model_validate(first.json()), DecisionPage.model_validate(second.json())
+    assert page_one.total == len(mine)
+    assert [d.request_id for d in page_one.decisions + page_two.decisions] == [r["request_id"] for r in mine[:14]]
+    assert all(d.applicant_id == applicant for d in page_one.decisions)
+    assert [d["request_id"] for d in windowed.json()["decisions"]] == [r["request_id"] for r in mine[:3]]
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["field"] == "start"
