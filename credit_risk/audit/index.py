@@ -1,21 +1,28 @@
 """An index of the decision log: request id (and applicant id) -> the file and row that hold it.
 
 The log is Parquet files under date partitions, written once and never changed. A lookup by
-request id in a month of it (a million rows, hundreds of files) cannot scan every file's
-``request_id`` column: the ids are random, so Parquet's min/max statistics prune nothing. So the
-index keeps, in one SQLite file, each logged row's ``request_id``, ``applicant_id`` (when the log
-has that column), time, file and row number. A lookup is a B-tree search plus one read of one
-file; only files not yet indexed are ever read to index them, and a partition folder whose
-modification time has not changed is not even listed again. Files removed by retention are
-dropped from the index when their folder is next looked at.
+request id in a month of it (a million rows, about a hundred files) cannot scan every file's
+``request_id`` column: the ids are random, so Parquet's min/max statistics prune nothing (a
+filtered scan of 1M rows takes seconds, ``bench/lookup_bench.py``). So the index keeps, in one
+SQLite file, a 64-bit hash of each row's ``request_id`` and ``applicant_id`` (when the log has
+that column), its time, file and row number: a lookup is a B-tree search on an integer.
 
-Several service workers may share one index file (SQLite WAL, one writer at a time).
+A log file holds up to ``flush_every_records`` rows in one row group, and Parquet can only
+decode whole row groups: reading one row would decode ten thousand. So indexing a file also
+writes a lookup copy of it beside the index, with small row groups, and a lookup decodes only
+the row group of its row. The copies hold exactly the log's rows (privacy settings applied)
+and are deleted with the log files they copy, when retention removes them.
+
+Only files not yet indexed are ever read; a partition folder whose modification time has not
+changed is not even listed again. Several service workers may share one index (SQLite WAL).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -31,7 +38,7 @@ import pyarrow.parquet as pq
 from credit_risk.decision_log.paths import PARTITION_DIR
 
 APPLICANT_COLUMN = "applicant_id"
-_INDEX_COLUMNS = ("request_id", "scored_at")
+ROWS_PER_GROUP = 128  # rows in each row group of a lookup copy: what one lookup decodes
 
 _DDL = """
 create table if not exists partitions (name text primary key, mtime_ns integer not null);
@@ -39,29 +46,34 @@ create table if not exists files (
     id integer primary key, path text unique not null, partition text not null, rows integer not null
 );
 create table if not exists decisions (
-    request_id text not null,
-    applicant_id text,
+    request_key integer not null,
+    applicant_key integer,
     scored_at_us integer not null,
     file integer not null,
     row integer not null
 );
-create index if not exists decisions_request on decisions (request_id);
-create index if not exists decisions_applicant on decisions (applicant_id, scored_at_us) where applicant_id is not null;
+create index if not exists decisions_request on decisions (request_key);
+create index if not exists decisions_applicant on decisions (applicant_key, scored_at_us)
+    where applicant_key is not null;
 create index if not exists decisions_file on decisions (file);
 """
-_SELECT = (
-    "select d.request_id, d.applicant_id, d.scored_at_us, f.path, d.row from decisions d join files f on f.id = d.file "
-)
+_SELECT = "select d.scored_at_us, f.path, d.row from decisions d join files f on f.id = d.file "
+
+
+def key_of(text: str) -> int:
+    """A signed 64-bit hash of an id: the index's key (a match is confirmed on the row read)."""
+    return int.from_bytes(
+        hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big", signed=True
+    )
 
 
 @dataclass(frozen=True)
 class Location:
-    """Where one logged decision sits."""
+    """Where one logged decision sits: its log file and row, and its lookup copy."""
 
-    request_id: str
-    applicant_id: str | None
     scored_at: datetime
     path: Path
+    copy: Path
     row: int
 
 
@@ -75,11 +87,13 @@ class DecisionIndex:
     def __init__(self, log_dir: Path, index_path: Path, *, refresh_seconds: float = 2.0) -> None:
         self.log_dir = Path(log_dir)
         self.index_path = Path(index_path)
+        self.copies = self.index_path.with_name(self.index_path.stem + "-rows")
         self.refresh_seconds = refresh_seconds
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.index_path, check_same_thread=False, timeout=30.0, isolation_level=None)
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=normal")
+        self._db.execute("pragma cache_size=-65536")  # 64 MiB: building a large index stays off the disk
         self._db.executescript(_DDL)
         self._lock = threading.Lock()
         self._last_refresh = 0.0
@@ -113,6 +127,7 @@ class DecisionIndex:
             self._db.execute("delete from decisions where file in (select id from files where partition = ?)", (name,))
             self._db.execute("delete from files where partition = ?", (name,))
             self._db.execute("delete from partitions where name = ?", (name,))
+        shutil.rmtree(self.copies / name, ignore_errors=True)
 
     def _index_partition(self, name: str, mtime: int) -> int:
         folder = self.log_dir / name
@@ -127,8 +142,9 @@ class DecisionIndex:
             with self._transaction():
                 self._db.execute("delete from decisions where file = (select id from files where path = ?)", (gone,))
                 self._db.execute("delete from files where path = ?", (gone,))
+            (self.copies / gone).unlink(missing_ok=True)
         for path in sorted(on_disk - indexed):
-            rows = self._rows_of(self.log_dir / path)
+            rows = self._copy_and_key(path)
             with self._transaction():
                 if self._db.execute("select 1 from files where path = ?", (path,)).fetchone():
                     continue  # another worker indexed it meanwhile
@@ -145,20 +161,23 @@ class DecisionIndex:
             self._db.execute("insert or replace into partitions values (?, ?)", (name, mtime))
         return added
 
-    @staticmethod
-    def _rows_of(file: Path) -> list[tuple[Any, ...]]:
-        """(request id, applicant id, scored_at in microseconds) of each row, in file order."""
-        schema = pq.read_schema(file)
-        columns = [*_INDEX_COLUMNS, *([APPLICANT_COLUMN] if APPLICANT_COLUMN in schema.names else [])]
-        table = pq.read_table(file, columns=columns)
-        request_ids = table["request_id"].to_pylist()
+    def _copy_and_key(self, relative: str) -> list[tuple[Any, ...]]:
+        """Write the file's lookup copy (small row groups, atomically) and return each row's keys and time."""
+        table = pq.read_table(self.log_dir / relative)
+        copy = self.copies / relative
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        temporary = copy.with_name(f".{copy.name}.{os.getpid()}.{threading.get_ident()}")
+        pq.write_table(table, temporary, row_group_size=ROWS_PER_GROUP, compression="zstd")
+        os.replace(temporary, copy)
+        request_keys = [key_of(text) for text in table["request_id"].to_pylist()]
         times = table["scored_at"].cast(pa.int64()).to_pylist()  # timestamp[us] -> microseconds
-        applicants = (
-            table[APPLICANT_COLUMN].cast(pa.string()).to_pylist()
-            if APPLICANT_COLUMN in table.column_names
-            else [None] * len(request_ids)
-        )
-        return list(zip(request_ids, applicants, times, strict=True))
+        if APPLICANT_COLUMN in table.column_names:
+            applicants = [
+                None if a is None else key_of(a) for a in table[APPLICANT_COLUMN].cast(pa.string()).to_pylist()
+            ]
+        else:
+            applicants = [None] * len(request_keys)
+        return list(zip(request_keys, applicants, times, strict=True))
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -172,77 +191,71 @@ class DecisionIndex:
 
     # ------------------------------------------------------------ lookups
 
-    def locate(self, request_id: str) -> Location | None:
-        """The newest logged decision with this request id; new files are indexed first on a miss
-        (at most every ``refresh_seconds``), so a lookup never scans the log."""
-        found = self._locate(request_id)
+    def find(self, request_id: str) -> dict[str, Any] | None:
+        """The newest logged decision with this request id, as the log holds it. A miss indexes
+        the log's new files first (at most every ``refresh_seconds``): a lookup never scans the log."""
+        found = self._find(request_id)
         if found is None and time.monotonic() - self._last_refresh >= self.refresh_seconds:
             self.refresh()
-            found = self._locate(request_id)
+            found = self._find(request_id)
         return found
 
-    def _locate(self, request_id: str) -> Location | None:
+    def _find(self, request_id: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._db.execute(
-                _SELECT + "where d.request_id = ? order by d.scored_at_us desc limit 1",
-                (request_id,),
-            ).fetchone()
-        return self._location(row) if row else None
+            rows = self._db.execute(
+                _SELECT + "where d.request_key = ? order by d.scored_at_us desc", (key_of(request_id),)
+            ).fetchall()
+        for record in read_rows([self._location(row) for row in rows]):
+            if record["request_id"] == request_id:  # a hash collision reads another id: skip it
+                return record
+        return None
+
+    def locate(self, request_id: str) -> Location | None:
+        """Where the newest decision with this request id sits (confirmed by reading it), or None."""
+        with self._lock:
+            rows = self._db.execute(
+                _SELECT + "where d.request_key = ? order by d.scored_at_us desc", (key_of(request_id),)
+            ).fetchall()
+        for location in (self._location(row) for row in rows):
+            if read_rows([location])[0]["request_id"] == request_id:
+                return location
+        return None
 
     def by_applicant(
         self, applicant_id: str, *, start: datetime, end: datetime, limit: int, offset: int
-    ) -> tuple[list[Location], int]:
+    ) -> tuple[list[dict[str, Any]], int]:
         """One page of an applicant's decisions in ``[start, end)``, newest first, and the total count."""
         if time.monotonic() - self._last_refresh >= self.refresh_seconds:
             self.refresh()
-        window = (applicant_id, _us(start), _us(end))
-        where = "where d.applicant_id = ? and d.scored_at_us >= ? and d.scored_at_us < ? "
+        window = (key_of(applicant_id), _us(start), _us(end))
+        where = "where d.applicant_key = ? and d.scored_at_us >= ? and d.scored_at_us < ? "
         with self._lock:
-            total = self._db.execute(f"select count(*) from decisions d {where}", window).fetchone()[0]
-            rows = self._db.execute(
-                _SELECT + where + "order by d.scored_at_us desc, d.request_id desc limit ? offset ?",
-                (*window, limit, offset),
-            ).fetchall()
-        return [self._location(row) for row in rows], int(total)
-
-    def in_window(self, *, start: datetime, end: datetime) -> Iterator[Location]:
-        """Every indexed decision in ``[start, end)``, oldest first (replay of a window)."""
-        self.refresh()
-        with self._lock:
-            rows = self._db.execute(
-                _SELECT + "where d.scored_at_us >= ? and d.scored_at_us < ? order by d.scored_at_us, d.request_id",
-                (_us(start), _us(end)),
-            ).fetchall()
-        return (self._location(row) for row in rows)
+            rows = self._db.execute(_SELECT + where + "order by d.scored_at_us desc, d.file desc, d.row desc", window)
+            locations = [self._location(row) for row in rows.fetchall()]
+        # a 64-bit hash: two applicants colliding is astronomically unlikely; the rows read confirm it
+        mine = [r for r in read_rows(locations[offset : offset + limit]) if r.get(APPLICANT_COLUMN) == applicant_id]
+        return mine, len(locations)
 
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("select count(*) from decisions").fetchone()[0])
 
     def _location(self, row: tuple[Any, ...]) -> Location:
-        request_id, applicant, at, path, number = row
+        at, path, number = row
         return Location(
-            request_id=request_id,
-            applicant_id=applicant,
             scored_at=datetime.fromtimestamp(at / 1_000_000, UTC),
             path=self.log_dir / path,
+            copy=self.copies / path,
             row=int(number),
         )
 
 
 def read_rows(locations: list[Location]) -> list[dict[str, Any]]:
-    """The logged rows at these locations, in the same order (each file read once)."""
-    by_file: dict[Path, list[int]] = {}
-    for location in locations:
-        by_file.setdefault(location.path, []).append(location.row)
-    tables: dict[Path, pa.Table] = {}
-    for path, rows in by_file.items():
-        tables[path] = pq.read_table(path).take(pa.array(sorted(set(rows))))
+    """The logged rows at these locations, in order; each decodes one small row group of its lookup copy."""
     out = []
+    files: dict[Path, pq.ParquetFile] = {}
     for location in locations:
-        rows = sorted(set(by_file[location.path]))
-        record = tables[location.path].slice(rows.index(location.row), 1).to_pylist()[0]
-        if record.get("request_id") != location.request_id:
-            raise LookupError(f"{location.path}: row {location.row} no longer holds {location.request_id!r}")
-        out.append(record)
+        handle = files.get(location.copy) or files.setdefault(location.copy, pq.ParquetFile(location.copy))
+        group, offset = divmod(location.row, ROWS_PER_GROUP)
+        out.append(handle.read_row_group(group).slice(offset, 1).to_pylist()[0])
     return out

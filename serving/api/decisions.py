@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from credit_risk import registry
 from credit_risk.audit import access, notices, replay
-from credit_risk.audit.index import DecisionIndex, read_rows
+from credit_risk.audit.index import DecisionIndex
 from credit_risk.decision_log.format import FIXED_COLUMNS
 from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.schema import FeatureSchema
@@ -105,10 +105,10 @@ def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _find(services: AuditServices, request_id: str) -> dict[str, Any]:
-    location = services.index.locate(request_id)
-    if location is None:
+    record = services.index.find(request_id)
+    if record is None:
         raise NotFoundError(f"no logged decision has request id {request_id!r}")
-    return read_rows([location])[0]
+    return record
 
 
 def _parse_moment(name: str, text: str | None, default: datetime, *, end: bool) -> datetime:
@@ -193,10 +193,9 @@ def decisions_router() -> APIRouter:
         services = _services(request, runtime)
 
         def lookup() -> tuple[list[dict[str, Any]], int]:
-            locations, total = services.index.by_applicant(
+            return services.index.by_applicant(
                 applicant_id, start=first, end=last, limit=size, offset=(page - 1) * size
             )
-            return read_rows(locations), total
 
         records, total = await run_in_threadpool(lookup)
         services.access.record(

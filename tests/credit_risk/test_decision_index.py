@@ -33,8 +33,11 @@ def test_every_logged_request_id_is_found_with_its_row(log: tuple[Path, list[str
     index.refresh()
     assert index.count() == len(ids)
     sample = ids[::97]
-    rows = read_rows([index.locate(request_id) for request_id in sample])  # type: ignore[misc]
-    assert [row["request_id"] for row in rows] == sample
+    found = [index.find(request_id) for request_id in sample]
+    assert [row["request_id"] if row else None for row in found] == sample
+    location = index.locate(sample[0])
+    assert location is not None and read_rows([location])[0]["request_id"] == sample[0]
+    assert pq.read_table(location.path).slice(location.row, 1).to_pylist()[0]["request_id"] == sample[0]
 
 
 def test_an_applicants_decisions_come_newest_first_in_pages(log: tuple[Path, list[str]], tmp_path: Path) -> None:
@@ -51,11 +54,11 @@ def test_an_applicants_decisions_come_newest_first_in_pages(log: tuple[Path, lis
     first, total = index.by_applicant(applicant, start=start, end=end, limit=5, offset=0)
     second, _ = index.by_applicant(applicant, start=start, end=end, limit=5, offset=5)
     assert total == len(expected)
-    assert [loc.request_id for loc in first + second] == [r["request_id"] for r in expected[:10]]
+    assert [r["request_id"] for r in first + second] == [r["request_id"] for r in expected[:10]]
     window_end = expected[3]["scored_at"]
     windowed, count = index.by_applicant(applicant, start=start, end=window_end, limit=100, offset=0)
     assert count == len(expected) - 4
-    assert all(loc.scored_at < window_end for loc in windowed)
+    assert all(r["scored_at"] < window_end for r in windowed)
 
 
 def test_a_refresh_reads_only_new_files_and_forgets_deleted_ones(log: tuple[Path, list[str]], tmp_path: Path) -> None:
@@ -69,14 +72,15 @@ def test_a_refresh_reads_only_new_files_and_forgets_deleted_ones(log: tuple[Path
     )
     new_file = next((tmp_path / "more").rglob("*.parquet"))
     shutil.copy(new_file, log_dir / new_file.parent.name / "part-late-000001.parquet")
-    assert index.locate(more[0]) is not None, "a miss re-reads the log's new files"
+    assert index.find(more[0]) is not None, "a miss re-reads the log's new files"
     assert index.count() == len(ids) + 100
     oldest = sorted(log_dir.iterdir())[0]
     gone = {r["request_id"] for r in pq.read_table(oldest).to_pylist()}
     shutil.rmtree(oldest)  # retention deletes a whole date partition
     index.refresh()
     assert index.count() == len(ids) + 100 - len(gone)
-    assert index.locate(next(iter(gone))) is None
+    assert index.find(next(iter(gone))) is None
+    assert not (index.copies / oldest.name).exists(), "the lookup copies go with the partition"
 
 
 def test_two_indexes_on_one_file_agree(log: tuple[Path, list[str]], tmp_path: Path) -> None:
