@@ -24,7 +24,7 @@ from credit_risk import policy
 from credit_risk.config import PROJECT_ROOT, ProjectConfig, load_project_config
 from pipelines import replay as replay_job
 from tests.conftest import FAST_TRAINING, Store, make_store, write_config_dir
-from tests.support.audit import AUDITOR, audit_client, bearer, wait_logged
+from tests.support.audit import ADMIN, AUDITOR, audit_client, bearer, wait_logged
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(600)]
 
@@ -191,3 +191,17 @@ def test_a_recorded_policy_reads_back_as_it_was(scenario: Scenario) -> None:
     assert read == policy.PolicySnapshot.of(scenario.config_b.model)
     with pytest.raises(policy.PolicyError, match="never recorded"):
         policy.load_policy(scenario.store.client, experiment, "1999-01-01.1")
+
+
+def test_an_alias_move_through_the_api_records_the_admin_tokens_name(scenario: Scenario, tmp_path: Path) -> None:
+    """Last in the module: it moves the alias back to version 1."""
+    from credit_risk.lifecycle import alias_history
+
+    with audit_client(scenario.store, scenario.log_dir, config=scenario.config_b) as client:
+        denied = client.post("/v1/admin/rollback", json={"reason": "auditor tries"}, headers=bearer(AUDITOR))
+        response = client.post("/v1/admin/rollback", json={"reason": "audit test"}, headers=bearer(ADMIN))
+    assert denied.status_code == 403
+    assert response.status_code == 200, response.text
+    last = alias_history(scenario.store.client, scenario.store.config.model.registry.model_name)[-1]
+    assert last.actor == "ops-alice (admin)"
+    assert last.to_version == "1"
