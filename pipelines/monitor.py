@@ -34,17 +34,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from credit_risk import registry
 from credit_risk.config import MonitoringConfig, ProjectConfig, Settings, load_project_config
 from credit_risk.decision import DECISIONS
+from credit_risk.decision_log.format import log_schema
+from credit_risk.decision_log.paths import resolve_log_dir, summary_path
+from credit_risk.decision_log.reader import read_log
 from credit_risk.profile import numeric_shares, psi
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import PROFILE_FILE, SCHEMA_FILE
 from pipelines import evaluate
 from pipelines.cli import add_config_dir, run_job
-from serving.prediction_log import PARTITION, log_schema, resolve_log_dir, summary_path
 
 log = logging.getLogger(__name__)
 
@@ -89,22 +90,6 @@ def load_reference(client: Any, config: ProjectConfig, version: str | None) -> R
         profile = json.loads((folder / PROFILE_FILE).read_text())
         schema = FeatureSchema.read(folder / SCHEMA_FILE)
     return Reference(reg.model_name, str(found.version), schema, profile)
-
-
-def read_log(log_dir: Path, schema: pa.Schema, *, start: date, end: date, model_name: str) -> pa.Table:
-    """Rows of one model logged between two UTC dates (inclusive); only the partitions needed are read."""
-    if not log_dir.is_dir():
-        return schema.empty_table()
-    partitioning = ds.partitioning(pa.schema([(PARTITION, pa.string())]), flavor="hive")
-    # an explicit schema: files written under other privacy settings still read (missing columns are null)
-    full = schema.append(pa.field(PARTITION, pa.string()))
-    dataset = ds.dataset(log_dir, format="parquet", partitioning=partitioning, schema=full)
-    wanted = (
-        (ds.field(PARTITION) >= start.isoformat())
-        & (ds.field(PARTITION) <= end.isoformat())
-        & (ds.field("model_name") == model_name)
-    )
-    return dataset.to_table(filter=wanted, columns=schema.names)
 
 
 # ------------------------------------------------------------------ figures

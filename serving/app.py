@@ -28,6 +28,7 @@ from starlette.responses import Response
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
+from credit_risk.decision_log.paths import resolve_log_dir
 from serving import errors, prediction_log
 from serving.api.admin import admin_router
 from serving.api.deps import Runtime
@@ -93,7 +94,7 @@ def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
         return None
     writer = prediction_log.PredictionLogWriter(
         config.model.prediction_log,
-        directory=prediction_log.resolve_log_dir(config, settings),
+        directory=resolve_log_dir(config, settings),
         schema=config.features,
         client_factory=functools.partial(registry.connect, settings, config.root),
         hash_key=settings.log_hash_key,

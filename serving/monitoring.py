@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from credit_risk.config import ProjectConfig
-from serving.prediction_log import resolve_log_dir, summary_path
+from credit_risk.decision_log.paths import resolve_log_dir, summary_path
 
 NO_SUMMARY = "no monitoring summary yet"
 

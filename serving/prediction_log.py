@@ -24,8 +24,6 @@ to ``submit_timeout_seconds`` for room, then raises :class:`PredictionLogFullErr
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -48,38 +46,17 @@ from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
 from credit_risk import registry
-from credit_risk.config import PROJECT_ROOT, MonitoringConfig, PredictionLogConfig, ProjectConfig, Settings
+from credit_risk.config import PredictionLogConfig
+from credit_risk.decision_log.format import CONVERSION_ERRORS, log_schema, to_table
+from credit_risk.decision_log.paths import ARTIFACT_DIR, INVALID_DIR, PARTITION, PARTITION_DIR, partition_dir
+from credit_risk.decision_log.privacy import PrivacyError, check_privacy, private_record
 from credit_risk.schema import FeatureSchema
 
 log = logging.getLogger(__name__)
 
-LOG_SCHEMA_VERSION = 1
-PARTITION = "date"
-ARTIFACT_DIR = "predictions"
-_PARTITION_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _MAX_BATCH = 100_000  # records per write at most, whatever has piled up
 _RETENTION_EVERY = 24 * 3600.0
 _IDLE_WAKE = 60.0  # the writer wakes at least this often to check retention
-
-# The fixed columns, in order: before and after the schema's fields.
-LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("log_schema_version", pa.int16()),
-    ("request_id", pa.string()),
-    ("batch_id", pa.string()),
-    ("scored_at", pa.timestamp("us", tz="UTC")),
-    ("model_name", pa.string()),
-    ("model_version", pa.string()),
-)
-TRAILING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("probability", pa.float64()),
-    ("score", pa.int64()),
-    ("risk_band", pa.string()),
-    ("decision", pa.string()),
-    ("decision_policy_version", pa.string()),
-    ("reasons", pa.list_(pa.string())),
-    ("latency_ms", pa.float64()),
-)
-_NOT_NULL = {"log_schema_version", "request_id", "scored_at", "model_name", "model_version", "probability"}
 
 
 class PredictionLogError(RuntimeError):
@@ -92,45 +69,6 @@ class PredictionLogFullError(PredictionLogError):
 
 class PredictionLogClosedError(PredictionLogError):
     """``submit`` after ``close`` (or before ``start``): the service should answer 503."""
-
-
-def log_schema(schema: FeatureSchema, *, drop_fields: Sequence[str] = (), hash_fields: Sequence[str] = ()) -> pa.Schema:
-    """The Arrow schema of one log row: fixed columns around one typed column per schema field.
-
-    Dropped fields have no column; hashed fields are strings (hex HMAC-SHA256).
-    The version and the privacy settings are in the schema's metadata too.
-    """
-    fields = [pa.field(name, kind, nullable=name not in _NOT_NULL) for name, kind in LEADING_COLUMNS]
-    for spec in schema.fields:
-        if spec.name in drop_fields:
-            continue
-        kind = pa.string() if spec.type == "categorical" or spec.name in hash_fields else pa.int64()
-        fields.append(pa.field(spec.name, kind))
-    fields += [pa.field(name, kind, nullable=name not in _NOT_NULL) for name, kind in TRAILING_COLUMNS]
-    metadata = {
-        "log_schema_version": str(LOG_SCHEMA_VERSION),
-        "feature_schema_version": str(schema.version),
-        "dropped_fields": json.dumps(sorted(drop_fields)),
-        "hashed_fields": json.dumps(sorted(hash_fields)),
-    }
-    return pa.schema(fields, metadata=metadata)
-
-
-def resolve_log_dir(config: ProjectConfig, settings: Settings) -> Path:
-    """The log directory: env ``CREDIT_RISK_LOG_DIR`` if set, else the configured one (root-relative)."""
-    return Path(settings.log_dir) if settings.log_dir else config.resolve(config.model.prediction_log.directory)
-
-
-def summary_path(monitoring: MonitoringConfig, log_dir: Path, root: Path = PROJECT_ROOT) -> Path:
-    """Where the monitor writes, and the API reads, the latest monitoring summary."""
-    if monitoring.summary_path is not None:
-        return monitoring.summary_path if monitoring.summary_path.is_absolute() else root / monitoring.summary_path
-    return Path(log_dir).parent / "monitoring" / "latest.json"
-
-
-def keyed_hash(key: bytes, value: object) -> str:
-    """HMAC-SHA256 of a value's text: stable for joins and counts, unreadable without the key."""
-    return hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -295,15 +233,10 @@ class PredictionLogWriter:
     # ------------------------------------------------------------ checks at start
 
     def _checked_schema(self) -> pa.Schema:
-        names = set(self.feature_schema.by_name)
-        for setting in ("drop_fields", "hash_fields"):
-            unknown = sorted(set(getattr(self.config, setting)) - names)
-            if unknown:
-                raise PredictionLogError(f"prediction_log.{setting}: not fields of the feature schema: {unknown}")
-        if self.config.hash_fields and not self._hash_key:
-            raise PredictionLogError(
-                "prediction_log.hash_fields is set but no hash key is configured: set CREDIT_RISK_LOG_HASH_KEY"
-            )
+        try:
+            check_privacy(self.config, self.feature_schema, self._hash_key)
+        except PrivacyError as exc:
+            raise PredictionLogError(str(exc)) from None
         return log_schema(self.feature_schema, drop_fields=self.config.drop_fields, hash_fields=self.config.hash_fields)
 
     def _check_writable(self) -> None:
@@ -326,7 +259,7 @@ class PredictionLogWriter:
         deleted = []
         with contextlib.suppress(FileNotFoundError):
             for child in self.directory.iterdir():
-                match = _PARTITION_DIR.match(child.name)
+                match = PARTITION_DIR.match(child.name)
                 if not match or not child.is_dir():
                     continue
                 with contextlib.suppress(ValueError):
@@ -390,7 +323,7 @@ class PredictionLogWriter:
     def _write_batch(self, batch: list[Mapping[str, Any]]) -> None:
         try:
             table = self._to_table(batch)
-        except (pa.ArrowException, TypeError, ValueError, AttributeError, KeyError) as exc:
+        except CONVERSION_ERRORS as exc:
             table = self._salvage(batch, exc)
         with self._lock:
             # converted rows still count against the queue bound until they are on disk
@@ -417,23 +350,8 @@ class PredictionLogWriter:
 
     def _to_table(self, batch: Sequence[Mapping[str, Any]]) -> pa.Table:
         assert self.arrow_schema is not None
-        hashed = set(self.config.hash_fields)
-        key = self._hash_key or b""
-        columns = []
-        for field in self.arrow_schema:
-            name = field.name
-            if name == "log_schema_version":
-                values: list[Any] = [LOG_SCHEMA_VERSION] * len(batch)
-            elif name == "scored_at":
-                values = [_utc(r["scored_at"]) for r in batch]
-            elif name in hashed:
-                values = [None if r.get(name) is None else keyed_hash(key, r[name]) for r in batch]
-            elif name == "reasons":
-                values = [[str(code) for code in r.get("reasons") or ()] for r in batch]
-            else:
-                values = [r.get(name) for r in batch]
-            columns.append(pa.array(values, type=field.type))
-        return pa.Table.from_arrays(columns, schema=self.arrow_schema)
+        privacy = {"drop_fields": self.config.drop_fields, "hash_fields": self.config.hash_fields}
+        return to_table([private_record(r, **privacy, key=self._hash_key) for r in batch], self.arrow_schema)
 
     def _salvage(self, batch: Sequence[Mapping[str, Any]], exc: Exception) -> pa.Table:
         """A batch with a record that does not fit the schema: write the others, set the bad ones aside.
@@ -446,10 +364,10 @@ class PredictionLogWriter:
         for record in batch:
             try:
                 good.append(self._to_table([record]))
-            except (pa.ArrowException, TypeError, ValueError, AttributeError, KeyError) as err:
+            except CONVERSION_ERRORS as err:
                 bad.append({"error": str(err), "record": record})
         if bad:
-            folder = self.directory / "_invalid"
+            folder = self.directory / INVALID_DIR
             folder.mkdir(exist_ok=True)
             with (folder / f"invalid-{self._host}-{os.getpid()}.jsonl").open("a") as handle:
                 for item in bad:
@@ -482,7 +400,7 @@ class PredictionLogWriter:
 
     def _write_file(self, day: str, table: pa.Table) -> Path:
         """Temporary dot-name (readers skip it), fsync, rename, fsync the folder: all or nothing."""
-        folder = self.directory / f"{PARTITION}={day}"
+        folder = partition_dir(self.directory, day)
         folder.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         name = f"part-{self._host}-{os.getpid()}-{self._seq:09d}-{uuid.uuid4().hex[:12]}.parquet"
@@ -568,11 +486,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _utc(value: datetime | str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        raise ValueError("scored_at must be timezone-aware (UTC)")
-    return value.astimezone(UTC)

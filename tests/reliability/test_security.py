@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT
-from serving.prediction_log import keyed_hash
+from credit_risk.decision_log.privacy import keyed_hash
 from tests.conftest import write_config_dir
 from tests.reliability.conftest import Fleet, artifact_dir, read_log, serving_section, wait_until
 from tests.support.processes import RunningProcess, free_port, running_process

@@ -24,15 +24,15 @@ import pytest
 
 from credit_risk import registry
 from credit_risk.config import PROJECT_ROOT, PredictionLogConfig, load_project_config
+from credit_risk.decision_log.format import log_schema
+from credit_risk.decision_log.paths import ARTIFACT_DIR
+from credit_risk.decision_log.privacy import keyed_hash
 from credit_risk.schema import FeatureSchema
 from serving.prediction_log import (
-    ARTIFACT_DIR,
     PredictionLogClosedError,
     PredictionLogError,
     PredictionLogFullError,
     PredictionLogWriter,
-    keyed_hash,
-    log_schema,
 )
 
 pytestmark = pytest.mark.code

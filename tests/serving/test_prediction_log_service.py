@@ -14,7 +14,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from credit_risk import registry
-from serving.prediction_log import ARTIFACT_DIR
+from credit_risk.decision_log.paths import ARTIFACT_DIR
 from tests.support.api import running_api
 
 pytestmark = pytest.mark.integration

@@ -69,7 +69,7 @@ def score_and_monitor(api: RunningApi, store: Store, applicants: Sequence[dict[s
 @pytest.fixture
 def monitoring_summary(api: RunningApi, trained: TrainedModel) -> Iterator[dict]:
     """A real summary of 60 applicants; removed afterwards, since other tests expect 'no summary yet'."""
-    from serving.prediction_log import summary_path
+    from credit_risk.decision_log.paths import summary_path
 
     example = served_schema(api).example_record()
     summary = score_and_monitor(api, trained.store, [{**example, "duration_in_month": 6 + i % 40} for i in range(60)])

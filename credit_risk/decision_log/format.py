@@ -1,0 +1,94 @@
+"""The log's record format: one row per scored applicant, fixed columns around the schema's fields."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from credit_risk.schema import FeatureSchema, FieldSpec
+
+LOG_SCHEMA_VERSION = 1
+
+# The fixed columns, in order: before and after the schema's fields.
+LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("log_schema_version", pa.int16()),
+    ("request_id", pa.string()),
+    ("batch_id", pa.string()),
+    ("scored_at", pa.timestamp("us", tz="UTC")),
+    ("model_name", pa.string()),
+    ("model_version", pa.string()),
+)
+TRAILING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("probability", pa.float64()),
+    ("score", pa.int64()),
+    ("risk_band", pa.string()),
+    ("decision", pa.string()),
+    ("decision_policy_version", pa.string()),
+    ("reasons", pa.list_(pa.string())),
+    ("latency_ms", pa.float64()),
+)
+NOT_NULL = frozenset({"log_schema_version", "request_id", "scored_at", "model_name", "model_version", "probability"})
+FIXED_COLUMNS = frozenset(name for name, _ in LEADING_COLUMNS + TRAILING_COLUMNS)
+
+# the exceptions a record that does not fit the schema raises while it is converted
+CONVERSION_ERRORS = (pa.ArrowException, TypeError, ValueError, AttributeError, KeyError)
+
+
+def arrow_type(spec: FieldSpec) -> pa.DataType:
+    """The Arrow type of one schema field's column (the one place a field type maps to a column type)."""
+    return pa.string() if spec.type == "categorical" else pa.int64()
+
+
+def log_schema(schema: FeatureSchema, *, drop_fields: Sequence[str] = (), hash_fields: Sequence[str] = ()) -> pa.Schema:
+    """The Arrow schema of one log row: fixed columns around one typed column per schema field.
+
+    Dropped fields have no column; hashed fields are strings (hex HMAC-SHA256).
+    The version and the privacy settings are in the schema's metadata too.
+    """
+    fields = [pa.field(name, kind, nullable=name not in NOT_NULL) for name, kind in LEADING_COLUMNS]
+    for spec in schema.fields:
+        if spec.name in drop_fields:
+            continue
+        kind = pa.string() if spec.name in hash_fields else arrow_type(spec)
+        fields.append(pa.field(spec.name, kind))
+    fields += [pa.field(name, kind, nullable=name not in NOT_NULL) for name, kind in TRAILING_COLUMNS]
+    metadata = {
+        "log_schema_version": str(LOG_SCHEMA_VERSION),
+        "feature_schema_version": str(schema.version),
+        "dropped_fields": json.dumps(sorted(set(drop_fields) & set(schema.by_name))),
+        "hashed_fields": json.dumps(sorted(set(hash_fields) & set(schema.by_name))),
+    }
+    return pa.schema(fields, metadata=metadata)
+
+
+def to_table(records: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Records (privacy already applied, see :mod:`credit_risk.decision_log.privacy`) as a table of ``schema``.
+
+    Raises one of :data:`CONVERSION_ERRORS` when a record does not fit.
+    """
+    columns = []
+    for field in schema:
+        name = field.name
+        if name == "log_schema_version":
+            values: list[Any] = [LOG_SCHEMA_VERSION] * len(records)
+        elif name == "scored_at":
+            values = [utc(r["scored_at"]) for r in records]
+        elif name == "reasons":
+            values = [[str(code) for code in r.get("reasons") or ()] for r in records]
+        else:
+            values = [r.get(name) for r in records]
+        columns.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def utc(value: datetime | str) -> datetime:
+    """A timezone-aware ``scored_at`` (a datetime or ISO text) in UTC; naive times are refused."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        raise ValueError("scored_at must be timezone-aware (UTC)")
+    return value.astimezone(UTC)

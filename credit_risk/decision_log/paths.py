@@ -1,0 +1,30 @@
+"""Where the log lives: its directory, its date partitions, and the monitoring summary beside it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from credit_risk.config import PROJECT_ROOT, MonitoringConfig, ProjectConfig, Settings
+
+PARTITION = "date"  # hive partitions: <log dir>/date=YYYY-MM-DD/part-*.parquet (UTC dates)
+ARTIFACT_DIR = "predictions"  # the MLflow copies: <serving run>/predictions/date=YYYY-MM-DD/
+INVALID_DIR = "_invalid"  # records that did not fit the schema (JSON lines; readers skip "_" folders)
+PARTITION_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+
+def resolve_log_dir(config: ProjectConfig, settings: Settings) -> Path:
+    """The log directory: env ``CREDIT_RISK_LOG_DIR`` if set, else the configured one (root-relative)."""
+    return Path(settings.log_dir) if settings.log_dir else config.resolve(config.model.prediction_log.directory)
+
+
+def partition_dir(log_dir: Path, day: str) -> Path:
+    """The folder of one UTC date (``YYYY-MM-DD``)."""
+    return Path(log_dir) / f"{PARTITION}={day}"
+
+
+def summary_path(monitoring: MonitoringConfig, log_dir: Path, root: Path = PROJECT_ROOT) -> Path:
+    """Where the monitor writes, and the API reads, the latest monitoring summary."""
+    if monitoring.summary_path is not None:
+        return monitoring.summary_path if monitoring.summary_path.is_absolute() else root / monitoring.summary_path
+    return Path(log_dir).parent / "monitoring" / "latest.json"
