@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from credit_risk.config import ProjectConfig, Settings, load_project_config
+from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.outcomes.ingest import LoadReport, load_outcomes, read_outcome_file
-from credit_risk.outcomes.paths import resolve_log_dir, resolve_outcomes_dir
+from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
 from pipelines.cli import add_config_dir, run_job
 
@@ -44,7 +45,12 @@ def load_file(
     outcomes_dir = resolve_outcomes_dir(config, log_dir)
     raw = read_outcome_file(source)
     report = load_outcomes(
-        raw, log_dir=log_dir, table=OutcomeTable(outcomes_dir), target=config.features.target, source=source.name
+        raw,
+        log_dir=log_dir,
+        model_name=config.model.registry.model_name,
+        table=OutcomeTable(outcomes_dir),
+        target=config.features.target,
+        source=source.name,
     )
     if len(report.rejects):
         path = rejects or default_rejects_path(outcomes_dir, source)

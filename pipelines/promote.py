@@ -20,7 +20,8 @@ from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from pipelines import evaluate
 from pipelines.cli import add_config_dir, run_job
-from pipelines.data import Split, load_split
+from pipelines.data import Split
+from pipelines.outcomes_data import gate_split
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ def promote(
     current = registry.version_for_alias(client, reg.model_name, reg.serving_alias)
     if current is not None and str(current.version) == str(target.version):
         raise PromotionRefused(f"version {target.version} already holds {reg.serving_alias!r}")
-    split = load_split(config)
+    split = gate_split(config, settings, target)
     challenger = evaluate_version(client, reg.model_name, str(target.version), split, config)
     champion = evaluate_version(client, reg.model_name, str(current.version), split, config) if current else None
     failures = failed_gates(challenger, champion, config)

@@ -29,9 +29,9 @@ class LoadReport:
         )
 
 
-def _referenced(log_dir: Path, raw: pd.DataFrame) -> pa.Table:
+def _referenced(log_dir: Path, raw: pd.DataFrame, model_name: str) -> pa.Table:
     """The logged decisions the rows could refer to (by request_id or applicant_id)."""
-    decisions = read_decisions(log_dir, columns=["request_id", "applicant_id", "scored_at"])
+    decisions = read_decisions(log_dir, model_name=model_name, columns=["request_id", "applicant_id", "scored_at"])
     wanted = [raw[c].dropna().astype(str).unique() for c in ("request_id", "applicant_id") if c in raw.columns]
     if not wanted:
         return decisions.slice(0, 0)
@@ -40,15 +40,16 @@ def _referenced(log_dir: Path, raw: pd.DataFrame) -> pa.Table:
     return decisions.filter(keep)
 
 
-def check_rows(raw: pd.DataFrame, *, log_dir: Path, target: TargetSpec) -> Checked:
-    return check_outcomes(raw, _referenced(log_dir, raw), target)
+def check_rows(raw: pd.DataFrame, *, log_dir: Path, model_name: str, target: TargetSpec) -> Checked:
+    """Check rows against the decisions ``model_name`` logged (nothing is stored)."""
+    return check_outcomes(raw, _referenced(log_dir, raw, model_name), target)
 
 
 def load_outcomes(
-    raw: pd.DataFrame, *, log_dir: Path, table: OutcomeTable, target: TargetSpec, source: str
+    raw: pd.DataFrame, *, log_dir: Path, model_name: str, table: OutcomeTable, target: TargetSpec, source: str
 ) -> LoadReport:
     """Store the rows that pass; the refused ones come back in ``rejects`` with their row and rule."""
-    checked = check_rows(raw, log_dir=log_dir, target=target)
+    checked = check_rows(raw, log_dir=log_dir, model_name=model_name, target=target)
     result = table.store(checked.accepted, source=source) if checked.accepted.num_rows else None
     return LoadReport(len(raw), result, checked.rejects)
 

@@ -23,11 +23,11 @@ def matured_decisions(
     log_dir: Path,
     table: OutcomeTable,
     *,
+    model_name: str,
     as_of: datetime,
     maturity_days: int,
     start: date | None = None,
     end: date | None = None,
-    model_name: str | None = None,
     schema: pa.Schema | None = None,
     columns: list[str] | None = None,
 ) -> pa.Table:

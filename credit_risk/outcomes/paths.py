@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from credit_risk.config import ProjectConfig, Settings
-
-
-def resolve_log_dir(config: ProjectConfig, settings: Settings) -> Path:
-    """The prediction log directory: env ``CREDIT_RISK_LOG_DIR`` if set, else the configured one."""
-    return Path(settings.log_dir) if settings.log_dir else config.resolve(config.model.prediction_log.directory)
+from credit_risk.config import ProjectConfig
 
 
 def resolve_outcomes_dir(config: ProjectConfig, log_dir: Path) -> Path:

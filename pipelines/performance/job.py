@@ -14,8 +14,9 @@ import pyarrow.compute as pc
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
+from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.outcomes.join import matured_decisions, maturity_cutoff
-from credit_risk.outcomes.paths import resolve_log_dir, resolve_outcomes_dir
+from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.performance import PerformanceSummary, VersionPerformance, Window, summary_path
 from pipelines.cli import add_config_dir, run_job

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.outcomes.ingest import check_rows
-from credit_risk.outcomes.paths import resolve_log_dir, resolve_outcomes_dir
+from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.performance import PerformanceSummary, summary_path
 from serving.api.deps import Runtime, require_admin, require_json, runtime_of
@@ -111,7 +112,9 @@ def _store(runtime: Runtime, request: OutcomesRequest) -> dict[str, Any]:
     config = runtime.config
     log_dir = resolve_log_dir(config, runtime.settings)
     frame = pd.DataFrame([row.model_dump() for row in request.outcomes], dtype=object)
-    checked = check_rows(frame, log_dir=log_dir, target=config.features.target)
+    checked = check_rows(
+        frame, log_dir=log_dir, model_name=config.model.registry.model_name, target=config.features.target
+    )
     if checked.rejected:
         field_of = {"unknown_outcome": "outcome", "invalid_observed_at": "observed_at"}
         raise InvalidInputError(

@@ -55,6 +55,7 @@ def _score(
         with_reasons=reasons,
         policy_version=runtime.config.model.decision.policy_version,
         started=started,
+        now=runtime.clock(),
     )
     _submit(runtime, scored.log_records)
     _count(runtime, served, scored.results)
