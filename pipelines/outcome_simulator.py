@@ -5,7 +5,7 @@ Ground truth: before the shift a loan defaults with the probability the served
 model gave it (the model is right); from the shift on, with a different, known
 logistic model (``shifted_probability``: the applicants without a checking
 account, once the safest, become the riskiest, and some loan purposes and low
-savings add risk), which the served model cannot know. Approved applicants
+savings and longer loans add risk), which the served model cannot know. Approved applicants
 get a loan and an outcome; referred ones half the time (a reviewer books
 them); declined ones never do: the selection bias the realized figures carry.
 
@@ -56,10 +56,11 @@ class Simulation:
 def shifted_probability(applicants: pd.DataFrame) -> np.ndarray:
     """The ground truth after the shift: a known logistic model the served model does not follow."""
     logit = (
-        -2.4
+        -3.6
         + 2.6 * (applicants["status_of_existing_checking_account"] == "no_account")
-        + 1.4 * applicants["purpose"].isin(["car_new", "education", "business"])
-        + 1.0 * (applicants["savings_account_and_bonds"] == "below_100_dm")
+        + 1.2 * applicants["purpose"].isin(["car_new", "education", "business"])
+        + 1.4 * (applicants["savings_account_and_bonds"] == "below_100_dm")
+        + 1.0 * (applicants["duration_in_month"] - 20) / 12
     )
     return 1 / (1 + np.exp(-logit.to_numpy(dtype=np.float64)))
 
@@ -135,7 +136,7 @@ def load_outcomes(http: httpx.Client, outcomes: pd.DataFrame, *, token: str, max
     """POST the outcomes in chunks; a chunk refused only for decisions not yet flushed to the log is retried."""
     answers = []
     headers = {"Authorization": f"Bearer {token}"}
-    rows = [{k: v for k, v in row.items() if v is not None} for row in outcomes.to_dict("records")]
+    rows = [{k: v for k, v in row.items() if isinstance(v, str)} for row in outcomes.to_dict("records")]
     for i in range(0, len(rows), max_rows):
         chunk = {"outcomes": rows[i : i + max_rows]}
         deadline = time.monotonic() + _LOAD_RETRY_SECONDS

@@ -25,7 +25,7 @@ from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import resolve_log_dir
-from credit_risk.outcomes.decisions import decision_schema
+from credit_risk.outcomes.decisions import DECISION_COLUMNS, decision_schema
 from credit_risk.outcomes.join import matured_decisions
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
@@ -131,6 +131,7 @@ def load_production(config: ProjectConfig, settings: Settings, *, as_of: datetim
         maturity_days=maturity,
         start=start,
         schema=schema,
+        columns=[*DECISION_COLUMNS, *(f.name for f in config.features.fields if f.name not in privacy.drop_fields)],
     )
     labelled = joined.filter(pc.is_valid(joined["label"]))
     events = int(pc.sum(labelled["label"]).as_py() or 0) if labelled.num_rows else 0

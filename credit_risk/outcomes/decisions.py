@@ -47,6 +47,7 @@ def read_decisions(
     before a column existed read it as null.
     """
     schema = schema or decision_schema()
-    if columns is not None:
-        schema = pa.schema([schema.field(name) for name in columns])
-    return read_log(log_dir, schema, start=start or date.min, end=end or date.max, model_name=model_name)
+    if columns is not None:  # the reader filters on model_name: read it too
+        schema = pa.schema([schema.field(name) for name in dict.fromkeys([*columns, "model_name"])])
+    table = read_log(log_dir, schema, start=start or date.min, end=end or date.max, model_name=model_name)
+    return table.select(columns) if columns is not None else table
