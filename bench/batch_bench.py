@@ -78,8 +78,8 @@ def write_applicants(settings: Settings, rows: int, path: Path) -> None:
 def load_model(settings: Settings, tmp: Path) -> tuple[Any, ScoringModel, Path]:
     config = load_project_config(settings.config_dir, root=PROJECT_ROOT)
     client = registry.connect(settings, PROJECT_ROOT)
-    version = bs.resolve_version(client, config.model.registry, "production")
-    model_dir = bs.fetch_verified_model(client, version, tmp)
+    version = registry.resolve(client, config.model.registry, "production")
+    model_dir = registry.fetch_verified(client, version, tmp)
     return config, ScoringModel.load(registry.scoring_dir(model_dir), threads=THREADS), model_dir
 
 

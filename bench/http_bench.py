@@ -174,7 +174,7 @@ def _registered_version(work: Path) -> tuple[str, str]:
     client = registry.connect(settings, PROJECT_ROOT)
     uri = client.tracking_uri
     try:
-        version = registry.resolve_served_version(client, config.model.registry)
+        version = registry.resolve(client, config.model.registry)
         return uri, str(version.version)
     except Exception:
         print("no production model in the default store: training and promoting one (a few minutes)")
@@ -183,7 +183,7 @@ def _registered_version(work: Path) -> tuple[str, str]:
     for module in ("pipelines.train", "pipelines.promote"):
         subprocess.run([sys.executable, "-m", module], cwd=PROJECT_ROOT, env=env, check=True)
     client = registry.connect(Settings(MLFLOW_TRACKING_URI=uri), PROJECT_ROOT)
-    return uri, str(registry.resolve_served_version(client, config.model.registry).version)
+    return uri, str(registry.resolve(client, config.model.registry).version)
 
 
 def profile_hot_path(uri: str, rounds: int = 3000) -> None:

@@ -63,7 +63,7 @@ def trained_store(tmp: Path) -> tuple[ProjectConfig, Settings]:
 def logged_table(config: ProjectConfig, settings: Settings, rows: int, tmp: Path) -> pa.Table:
     """``rows`` synthetic applicants scored by the served version, as prediction-log rows."""
     client = registry.connect(settings, config.root)
-    version = registry.resolve_served_version(client, config.model.registry)
+    version = registry.resolve(client, config.model.registry)
     model = ScoringModel.load(
         registry.scoring_dir(registry.download_version(client, version.name, version.version, tmp)), threads=2
     )

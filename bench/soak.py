@@ -47,7 +47,7 @@ import yaml
 
 from bench.loadgen import CLEAN_REFUSALS, OVERLOAD, BackgroundLoad, LoadReport, Outcome, percentile, run_load
 from bench.monitor_bench import FAST_TRAINING
-from credit_risk import registry
+from credit_risk import lifecycle, registry
 from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, ProjectConfig, Settings, load_project_config
 
 RESULTS = PROJECT_ROOT / "bench" / "results"
@@ -274,7 +274,7 @@ def soak(minutes: int, *, rate: float | None, capacity_seconds: int, work: Path)
                 now = load.elapsed()
                 if now >= next_move and now < duration - 5:
                     current = second if current == first else first
-                    registry.move_alias(
+                    lifecycle.move_alias(
                         client, reg.model_name, reg.serving_alias, current, action="soak", reason="soak"
                     )
                     events.moves.append((round(now, 2), current))

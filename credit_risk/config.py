@@ -356,3 +356,6 @@ class Settings(BaseSettings):
     log_dir: Path | None = Field(default=None, alias="CREDIT_RISK_LOG_DIR")
     # key of the HMAC that replaces prediction_log.hash_fields; never logged, never in config files
     log_hash_key: SecretStr | None = Field(default=None, alias="CREDIT_RISK_LOG_HASH_KEY")
+    # key of the HMAC that signs each version's artifact digest at registration, checked at every
+    # load when set; held outside MLflow, so writing the registry is not enough to forge a model
+    model_signing_key: SecretStr | None = Field(default=None, alias="CREDIT_RISK_MODEL_SIGNING_KEY")

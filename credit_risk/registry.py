@@ -6,14 +6,11 @@ PostgreSQL) is a change of ``MLFLOW_TRACKING_URI`` and nothing else.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
-import json
+import hmac
 import shutil
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,8 @@ from mlflow.tracking import MlflowClient
 from credit_risk.config import RegistryConfig, Settings
 
 ARTIFACT_DIGEST_TAG = "artifact_sha256"
-HISTORY_TAG_PREFIX = "alias_history."
+# HMAC-SHA256 of the digest under CREDIT_RISK_MODEL_SIGNING_KEY, a key held outside MLflow
+ARTIFACT_SIGNATURE_TAG = "artifact_sha256_hmac"
 SCORING_ARTIFACT = "scoring_model"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 _PYFUNC_REQUIREMENTS = ("mlflow", "xgboost-cpu", "pandas", "numpy", "pydantic")
@@ -36,6 +34,10 @@ _PYFUNC_REQUIREMENTS = ("mlflow", "xgboost-cpu", "pandas", "numpy", "pydantic")
 
 class RegistryError(RuntimeError):
     """A registry operation cannot be done; the message says why."""
+
+
+class UnverifiedArtifactError(RegistryError):
+    """A version whose artifacts cannot be trusted: no digest tag, a digest or signature mismatch."""
 
 
 def default_tracking_uri(root: Path) -> str:
@@ -94,23 +96,55 @@ def log_job_params(params: dict[str, Any]) -> None:
         mlflow.log_params(out)
 
 
-# MLflow writes this bookkeeping file (model name and version) into a version's folder when the
-# version is downloaded through the registry; it is not part of the model and is not hashed.
-_UNHASHED = frozenset({"registered_model_meta"})
+# MLflow writes this bookkeeping file (model name and version) at the root of a version's folder
+# when the version is registered or downloaded; it is not part of the model and is not hashed.
+# Only the root one: a file of that name anywhere below is a model file like any other.
+_ROOT_UNHASHED = "registered_model_meta"
+_DIGEST_DOMAIN = b"credit-risk artifact digest v2"
+_SIGNATURE_DOMAIN = b"credit-risk artifact signature v1"
+
+
+def _framed(data: bytes) -> bytes:
+    """``data`` preceded by its length (8 bytes, big-endian): a sequence of these parses one way only."""
+    return len(data).to_bytes(8, "big") + data
 
 
 def directory_digest(directory: Path) -> str:
-    """SHA-256 over every model file's relative path and bytes, in a fixed order."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in Path(directory).rglob("*") if p.is_file() and p.name not in _UNHASHED)
-    for path in files:
-        digest.update(path.relative_to(directory).as_posix().encode())
-        digest.update(b"\0")
+    """SHA-256 over every model file, each entry its length-prefixed relative path and bytes, in path order.
+
+    The length prefixes make the encoding injective: two different sets of
+    files (paths and contents) never feed the hash the same bytes.
+    """
+    root = Path(directory)
+    digest = hashlib.sha256(_framed(_DIGEST_DOMAIN))
+    entries = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
+    for relative, path in entries:
+        if relative == _ROOT_UNHASHED:
+            continue
+        digest.update(_framed(relative.encode("utf-8", "surrogateescape")))
+        size = path.stat().st_size
+        digest.update(size.to_bytes(8, "big"))
+        read = 0
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
-        digest.update(b"\0")
+                read += len(chunk)
+        if read != size:
+            raise UnverifiedArtifactError(f"{relative}: changed while it was being hashed")
     return digest.hexdigest()
+
+
+def sign_digest(key: str, *, name: str, version: str | int, digest: str) -> str:
+    """HMAC-SHA256 of a version's digest, bound to the model's name and version number."""
+    parts = (_SIGNATURE_DOMAIN, name.encode(), str(version).encode(), digest.encode())
+    message = b"".join(_framed(part) for part in parts)
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def signing_key(settings: Settings) -> str | None:
+    """``CREDIT_RISK_MODEL_SIGNING_KEY``, or None when it is not set."""
+    key = settings.model_signing_key
+    return key.get_secret_value() if key is not None and key.get_secret_value() else None
 
 
 def _pinned_requirements() -> list[str]:
@@ -125,9 +159,11 @@ def log_and_register(
     input_example: pd.DataFrame,
     output_example: Any,
     tags: dict[str, str],
+    signing_key: str | None = None,
 ) -> ModelVersion:
     """Log the model (pyfunc from code, data artifacts) in the active run, register it,
-    record its artifact digest and tags, and give it the challenger alias."""
+    record its artifact digest (and its signature when a key is given) and tags, and give it
+    the challenger alias."""
     with warnings.catch_warnings():
         # integer columns are required and never missing: the schema says so
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
@@ -150,7 +186,11 @@ def log_and_register(
     version = mlflow.register_model(info.model_uri, registry.model_name, tags=tags)
     with tempfile.TemporaryDirectory() as tmp:
         local = download_version(client, registry.model_name, version.version, Path(tmp))
-        client.set_model_version_tag(registry.model_name, version.version, ARTIFACT_DIGEST_TAG, directory_digest(local))
+        digest = directory_digest(local)
+        client.set_model_version_tag(registry.model_name, version.version, ARTIFACT_DIGEST_TAG, digest)
+        if signing_key:
+            signature = sign_digest(signing_key, name=registry.model_name, version=version.version, digest=digest)
+            client.set_model_version_tag(registry.model_name, version.version, ARTIFACT_SIGNATURE_TAG, signature)
     client.set_registered_model_alias(registry.model_name, registry.challenger_alias, version.version)
     return client.get_model_version(registry.model_name, version.version)
 
@@ -192,17 +232,73 @@ def get_version(client: MlflowClient, name: str, version: str | int) -> ModelVer
         raise
 
 
-def resolve_served_version(client: MlflowClient, registry: RegistryConfig) -> ModelVersion:
-    """The version to serve: the pinned one if configured, else the serving alias's."""
-    if registry.pinned_version is not None:
-        version = get_version(client, registry.model_name, registry.pinned_version)
+def resolve(client: MlflowClient, registry: RegistryConfig, ref: str | None = None) -> ModelVersion:
+    """The version ``ref`` names: a number (``"3"``), an alias (``"production"``, ``"@challenger"``),
+    or None for the one to serve (the pinned version if configured, else the serving alias's)."""
+    name = registry.model_name
+    if ref is None:
+        if registry.pinned_version is not None:
+            version = get_version(client, name, registry.pinned_version)
+            if version is None:
+                raise RegistryError(f"pinned version {registry.pinned_version} of {name!r} does not exist")
+            return version
+        ref = f"@{registry.serving_alias}"
+    ref = ref.strip()
+    if ref.isdigit():
+        version = get_version(client, name, ref)
         if version is None:
-            raise RegistryError(f"pinned version {registry.pinned_version} of {registry.model_name!r} does not exist")
+            raise RegistryError(f"version {ref} of {name!r} does not exist")
         return version
-    version = version_for_alias(client, registry.model_name, registry.serving_alias)
+    alias = ref.removeprefix("@")
+    version = version_for_alias(client, name, alias)
     if version is None:
-        raise RegistryError(f"no version of {registry.model_name!r} holds the alias {registry.serving_alias!r}")
+        raise RegistryError(f"no version of {name!r} holds the alias {alias!r}")
     return version
+
+
+def check_signature(version: ModelVersion, key: str | None) -> None:
+    """With a signing key, refuse a version whose digest tag was not signed with it."""
+    if not key:
+        return
+    tags = version.tags or {}
+    number = str(version.version)
+    signature = tags.get(ARTIFACT_SIGNATURE_TAG)
+    if not signature:
+        raise UnverifiedArtifactError(
+            f"version {number} of {version.name!r} has no {ARTIFACT_SIGNATURE_TAG} tag while "
+            "CREDIT_RISK_MODEL_SIGNING_KEY is set: its digest cannot be trusted"
+        )
+    expected = sign_digest(key, name=version.name, version=number, digest=tags.get(ARTIFACT_DIGEST_TAG, ""))
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
+        raise UnverifiedArtifactError(
+            f"version {number} of {version.name!r}: the {ARTIFACT_SIGNATURE_TAG} signature does not match its "
+            f"{ARTIFACT_DIGEST_TAG} tag under CREDIT_RISK_MODEL_SIGNING_KEY (a digest written without the key)"
+        )
+
+
+def fetch_verified(
+    client: MlflowClient, version: ModelVersion, destination: Path, *, signing_key: str | None = None
+) -> Path:
+    """Download a version's model folder into ``destination`` and return it, only if it is the one registered.
+
+    Refused (:class:`UnverifiedArtifactError`) when the version has no digest tag, when
+    a signing key is set and the digest tag is not signed with it, or when the
+    downloaded files do not hash to the tag. Nothing from the folder is run.
+    """
+    number = str(version.version)
+    expected = (version.tags or {}).get(ARTIFACT_DIGEST_TAG)
+    if not expected:
+        raise UnverifiedArtifactError(
+            f"version {number} of {version.name!r} has no {ARTIFACT_DIGEST_TAG} tag: its artifacts cannot be verified"
+        )
+    check_signature(version, signing_key)
+    local = download_version(client, version.name, number, destination)
+    actual = directory_digest(local)
+    if not hmac.compare_digest(actual.encode(), expected.encode()):
+        raise UnverifiedArtifactError(
+            f"version {number}: artifact hash mismatch (registered {expected[:12]}..., downloaded {actual[:12]}...)"
+        )
+    return local
 
 
 def list_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
@@ -218,66 +314,6 @@ def aliases_of(client: MlflowClient, name: str) -> dict[str, str]:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return {}
         raise
-
-
-# ------------------------------------------------------------------ alias history
-
-
-@dataclass(frozen=True)
-class AliasEvent:
-    """One move of an alias, kept append-only as a tag on the registered model."""
-
-    sequence: int
-    at: str
-    alias: str
-    from_version: str | None
-    to_version: str
-    action: str
-    actor: str
-    reason: str
-    figures: dict[str, Any] = field(default_factory=dict)
-
-
-def alias_history(client: MlflowClient, name: str) -> list[AliasEvent]:
-    try:
-        tags = client.get_registered_model(name).tags
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return []
-        raise
-    events = [AliasEvent(**json.loads(value)) for key, value in tags.items() if key.startswith(HISTORY_TAG_PREFIX)]
-    return sorted(events, key=lambda e: e.sequence)
-
-
-def move_alias(
-    client: MlflowClient,
-    name: str,
-    alias: str,
-    version: str,
-    *,
-    action: str,
-    reason: str,
-    figures: dict[str, Any] | None = None,
-    actor: str | None = None,
-) -> AliasEvent:
-    """Point ``alias`` at ``version`` and append the move to the history."""
-    if get_version(client, name, version) is None:
-        raise RegistryError(f"version {version} of {name!r} does not exist")
-    history = alias_history(client, name)
-    event = AliasEvent(
-        sequence=(history[-1].sequence + 1) if history else 1,
-        at=datetime.now(UTC).isoformat(timespec="seconds"),
-        alias=alias,
-        from_version=aliases_of(client, name).get(alias),
-        to_version=str(version),
-        action=action,
-        actor=actor or getpass.getuser(),
-        reason=reason,
-        figures=figures or {},
-    )
-    client.set_registered_model_alias(name, alias, str(version))
-    client.set_registered_model_tag(name, f"{HISTORY_TAG_PREFIX}{event.sequence:06d}", json.dumps(asdict(event)))
-    return event
 
 
 # ------------------------------------------------------------------ serving runs (prediction log)

@@ -39,11 +39,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from credit_risk import registry
-from credit_risk.config import ModelConfig, ProjectConfig, RegistryConfig, Settings, load_project_config
+from credit_risk.config import ModelConfig, ProjectConfig, Settings, load_project_config
 from credit_risk.decision import DECISIONS, DecisionEngine
 from credit_risk.schema import DataValidationError, FeatureSchema, FieldSpec
 from credit_risk.scoring import ScoringModel
@@ -105,39 +104,6 @@ def rejects_path(output: Path) -> Path:
 
 
 # ------------------------------------------------------------------ the model
-
-
-def resolve_version(client: MlflowClient, reg: RegistryConfig, ref: str) -> ModelVersion:
-    """``ref`` is a version number (``"3"``) or an alias (``"production"``, ``"@challenger"``)."""
-    ref = ref.strip()
-    if ref.isdigit():
-        version = registry.get_version(client, reg.model_name, ref)
-        if version is None:
-            raise registry.RegistryError(f"version {ref} of {reg.model_name!r} does not exist")
-        return version
-    alias = ref.removeprefix("@")
-    version = registry.version_for_alias(client, reg.model_name, alias)
-    if version is None:
-        raise registry.RegistryError(f"no version of {reg.model_name!r} holds the alias {alias!r}")
-    return version
-
-
-def fetch_verified_model(client: MlflowClient, version: ModelVersion, destination: Path) -> Path:
-    """Download the version's model folder and refuse it unless its digest matches the registered one."""
-    model_dir = registry.download_version(client, version.name, version.version, destination)
-    expected = (version.tags or {}).get(registry.ARTIFACT_DIGEST_TAG)
-    actual = registry.directory_digest(model_dir)
-    if expected is None:
-        raise registry.RegistryError(
-            f"version {version.version} of {version.name!r} has no {registry.ARTIFACT_DIGEST_TAG} tag: "
-            "refusing to score"
-        )
-    if actual != expected:
-        raise registry.RegistryError(
-            f"version {version.version} of {version.name!r}: artifact digest {actual[:12]}... does not match the "
-            f"registered {expected[:12]}...: refusing to score"
-        )
-    return model_dir
 
 
 # ------------------------------------------------------------------ decisions, vectorised
@@ -657,13 +623,13 @@ def batch_score(
     """Resolve and verify the version, score the input with the chosen engine, log the run."""
     reg = config.model.registry
     client = registry.connect(settings, config.root)
-    version = resolve_version(client, reg, options.model)
+    version = registry.resolve(client, reg, options.model)
     log.info(
         "scoring %s with %s version %s (engine %s)", options.input, reg.model_name, version.version, options.engine
     )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="batch-model-") as tmp:
-        model_dir = fetch_verified_model(client, version, Path(tmp))
+        model_dir = registry.fetch_verified(client, version, Path(tmp), signing_key=registry.signing_key(settings))
         model = ScoringModel.load(registry.scoring_dir(model_dir), threads=2)
         columns = DecisionColumns(DecisionEngine(model, config.model), config.model)
         if options.engine == "local":

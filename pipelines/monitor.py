@@ -73,18 +73,15 @@ def default_window(monitoring: MonitoringConfig, today: date | None = None) -> t
     return end - timedelta(days=monitoring.window_days - 1), end
 
 
-def load_reference(client: Any, config: ProjectConfig, version: str | None) -> Reference:
-    """The served (or given) version's feature schema and reference profile, from its artifacts."""
+def load_reference(
+    client: Any, config: ProjectConfig, version: str | None, *, signing_key: str | None = None
+) -> Reference:
+    """The served (or given) version's feature schema and reference profile, from its verified artifacts."""
     reg = config.model.registry
-    found = (
-        registry.get_version(client, reg.model_name, version)
-        if version
-        else registry.resolve_served_version(client, reg)
-    )
-    if found is None:
-        raise registry.RegistryError(f"version {version} of {reg.model_name!r} does not exist")
+    found = registry.resolve(client, reg, version or None)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = registry.scoring_dir(registry.download_version(client, reg.model_name, found.version, Path(tmp)))
+        local = registry.fetch_verified(client, found, Path(tmp), signing_key=signing_key)
+        folder = registry.scoring_dir(local)
         if not (folder / PROFILE_FILE).is_file():
             raise registry.RegistryError(f"version {found.version} has no reference profile ({PROFILE_FILE})")
         profile = json.loads((folder / PROFILE_FILE).read_text())
@@ -474,7 +471,7 @@ def monitor(
         raise registry.RegistryError(f"the window's start {start} is after its end {end}")
     log_dir = Path(log_dir) if log_dir else resolve_log_dir(config, settings)
     client = registry.connect(settings, config.root)
-    ref = load_reference(client, config, version)
+    ref = load_reference(client, config, version, signing_key=registry.signing_key(settings))
     privacy = config.model.prediction_log
     schema = log_schema(ref.schema, drop_fields=privacy.drop_fields, hash_fields=privacy.hash_fields)
     table = read_log(log_dir, schema, start=start, end=end, model_name=ref.model_name)

@@ -28,13 +28,13 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision import DecisionEngine
+from credit_risk.outcomes.training import training_data
 from credit_risk.profile import build_profile
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import Encoder, LinearParams, ScoringModel
 from pipelines import evaluate
 from pipelines.cli import add_config_dir, run_job
 from pipelines.data import Split, file_digest
-from pipelines.outcomes_data import training_data
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +287,7 @@ def train(config: ProjectConfig, settings: Settings, *, source: str | None = Non
                 input_example=example,
                 output_example=model.predict_frame(example),
                 tags=tags,
+                signing_key=registry.signing_key(settings),
             )
         log.info(
             "registered %s version %s (run %s) with alias %r in %.0fs",

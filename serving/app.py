@@ -136,6 +136,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             config=run_config,
             client_factory=functools.partial(registry.connect, run_settings, run_config.root),
             warmup_rounds=run_config.model.serving.warmup_rounds,
+            signing_key=registry.signing_key(run_settings),
             on_swap=lambda served: metrics.set_served(served.name, served.version),
             on_attempt=record_attempt,
         )

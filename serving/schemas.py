@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from credit_risk.registry import AliasEvent
+from credit_risk.lifecycle import AliasEvent
 
 
 class _Out(BaseModel):
@@ -98,9 +98,38 @@ class ReloadOut(_Out):
     served_version: str | None
 
 
+class GateOut(_Out):
+    """One promotion gate: the challenger's figure against the configured limit."""
+
+    name: str = Field(description="min_auc, max_brier, min_disparate_impact or max_auc_drop")
+    passed: bool
+    value: float | None = Field(description="The figure; null when it cannot be computed (no or unverifiable champion)")
+    limit: float
+    comparison: Literal[">=", "<="] = Field(description="What the value must be against the limit")
+    message: str
+
+
+class PromotionCheckOut(_Out):
+    """A dry-run promotion: the gates' verdict; nothing moved."""
+
+    would_promote: bool = Field(description="Every gate holds (or force with a reason was asked for)")
+    version: str = Field(description="The version evaluated (the challenger unless one was named)")
+    alias: str
+    champion_version: str | None
+    gates: list[GateOut]
+    failed_gates: list[str]
+    forced: bool
+    dry_run: Literal[True]
+    event: None = None
+
+
 class AdminActionOut(_Out):
+    """A move of the serving alias and the service's reload that followed it."""
+
     event: AliasEvent
     reload: AttemptOut
+    served_version: str | None = Field(description="What the service serves after the reload")
+    gates: list[GateOut] | None = Field(default=None, description="The promotion's gates (promote only)")
 
 
 class VersionOut(_Out):
@@ -124,12 +153,13 @@ class PromoteRequest(_Out):
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={"examples": [{"version": "2", "reason": "Q3 retrain", "force": False}]},
+        json_schema_extra={"examples": [{"version": "2", "reason": "Q3 retrain", "force": False, "dry_run": False}]},
     )
 
     version: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,9}$")
     reason: str = Field(default="", max_length=1000)
     force: bool = False
+    dry_run: bool = Field(default=False, description="Evaluate the gates and answer them; move nothing")
 
 
 class RollbackRequest(_Out):

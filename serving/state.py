@@ -116,6 +116,7 @@ class ModelHolder:
     config: ProjectConfig
     client_factory: Callable[[], MlflowClient]
     warmup_rounds: int = 20
+    signing_key: str | None = None  # CREDIT_RISK_MODEL_SIGNING_KEY: every load checks the digest's signature
     on_swap: Callable[[Served], None] | None = None
     on_attempt: Callable[[Attempt], None] | None = None
     served: Served | None = None
@@ -124,7 +125,7 @@ class ModelHolder:
     draining: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _client: MlflowClient | None = None
-    _refused: dict[str, str | None] = field(default_factory=dict)  # version -> its digest tag when refused
+    _refused: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # version -> tags when refused
 
     # ------------------------------------------------------------ readiness
 
@@ -162,7 +163,7 @@ class ModelHolder:
         try:
             if self._client is None:
                 self._client = self.client_factory()
-            version = registry.resolve_served_version(self._client, reg)
+            version = registry.resolve(self._client, reg)
         except Exception as exc:
             log.warning("registry check failed (%s): %s", trigger, exc)
             self._client = None  # build a fresh client next time (a store that failed to open stays failed)
@@ -170,7 +171,8 @@ class ModelHolder:
         number = str(version.version)
         if self.served is not None and self.served.version == number:
             return Attempt(_now(), trigger, "unchanged", number)
-        digest_tag = version.tags.get(registry.ARTIFACT_DIGEST_TAG)
+        tags = version.tags or {}
+        digest_tag = (tags.get(registry.ARTIFACT_DIGEST_TAG), tags.get(registry.ARTIFACT_SIGNATURE_TAG))
         if trigger == "poll" and number in self._refused and self._refused[number] == digest_tag:
             # refused before (its artifacts do not match the recorded hash): do not download it again
             # every poll; an admin reload, or a new hash tag, tries again
@@ -224,20 +226,13 @@ class ModelHolder:
     def _load(self, client: MlflowClient, version: ModelVersion) -> Served:
         reg = self.config.model.registry
         number = str(version.version)
-        expected = version.tags.get(registry.ARTIFACT_DIGEST_TAG)
-        if not expected:
-            raise ModelRefusedError(
-                f"version {number} has no {registry.ARTIFACT_DIGEST_TAG} tag: its artifacts cannot be verified"
-            )
         with tempfile.TemporaryDirectory(prefix="credit-risk-serving-") as tmp:
-            local = registry.download_version(client, reg.model_name, number, Path(tmp))
-            actual = registry.directory_digest(local)
-            if actual != expected:
-                raise ModelRefusedError(
-                    f"version {number}: artifact hash mismatch "
-                    f"(registered {expected[:12]}..., downloaded {actual[:12]}...)"
-                )
+            try:
+                local = registry.fetch_verified(client, version, Path(tmp), signing_key=self.signing_key)
+            except registry.UnverifiedArtifactError as exc:
+                raise ModelRefusedError(str(exc)) from None
             model = ScoringModel.load(registry.scoring_dir(local), threads=1)
+        expected = version.tags[registry.ARTIFACT_DIGEST_TAG]
         scorer = self._fast(model, number)
         engine = DecisionEngine(scorer, self.config.model)
         if isinstance(scorer, FastModel):

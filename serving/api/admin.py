@@ -1,9 +1,17 @@
-"""Admin routes (bearer token; absent when no token is configured): reload, promote, rollback."""
+"""Admin routes (bearer token; absent when no token is configured): reload, promote, rollback.
+
+Promotion and rollback are :mod:`credit_risk.lifecycle`'s: the gates score a
+verified download of each version as plain data (no code from the artifact
+runs in the service), and every move is recorded in the alias history with
+the caller's identity before it happens. A move is answered 2xx only when the
+service then serves the new version.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -11,18 +19,27 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk import registry
+from credit_risk import lifecycle, registry
 from serving.api.deps import Runtime, body_doc, json_body, require_admin, require_json
 from serving.errors import ConflictError, InvalidInputError, NoModelError, error_responses, json_response, problem
-from serving.schemas import AdminActionOut, PromoteRequest, ReloadOut, RollbackRequest
+from serving.schemas import AdminActionOut, PromoteRequest, PromotionCheckOut, ReloadOut, RollbackRequest
 from serving.state import Attempt
 
 log = logging.getLogger(__name__)
+
+# Who asked, for the alias history: the authentication dependency may name the caller in
+# ``request.state.actor``; otherwise the one admin token is the identity.
+DEFAULT_ACTOR = "api:CREDIT_RISK_ADMIN_TOKEN"
+
+
+def actor_of(request: Request) -> str:
+    return str(getattr(request.state, "actor", None) or DEFAULT_ACTOR)
 
 
 def admin_router() -> APIRouter:
     router = APIRouter(prefix="/v1/admin", tags=["admin"])
     auth_errors = error_responses(401, 403, 404)
+    move_errors = error_responses(400, 409, 413, 415, 422, 503)
 
     @router.post(
         "/reload",
@@ -36,34 +53,47 @@ def admin_router() -> APIRouter:
 
     @router.post(
         "/promote",
-        summary="Promote a version to the serving alias through the promotion gates",
+        summary="Promote a version to the serving alias through the promotion gates (or dry-run them)",
         response_model=None,
-        responses={200: {"model": AdminActionOut}, **auth_errors, **error_responses(400, 413, 415, 422, 503)},
+        responses={200: {"model": AdminActionOut | PromotionCheckOut}, **auth_errors, **move_errors},
         openapi_extra=body_doc("PromoteRequest"),
     )
     async def promote_version(request: Request, runtime: Annotated[Runtime, Depends(require_admin)]) -> Response:
         require_json(request)
         body: PromoteRequest = json_body(await request.body(), PromoteRequest)
-        from pipelines.promote import promote
-
         call = functools.partial(
-            promote, runtime.config, runtime.settings, reason=body.reason, force=body.force, version=body.version
+            lifecycle.promote,
+            runtime.config,
+            runtime.settings,
+            reason=body.reason,
+            force=body.force,
+            version=body.version,
+            dry_run=body.dry_run,
+            actor=actor_of(request),
         )
+        if body.dry_run:
+            report = await _run(call)
+            return json_response(report.to_json())
         return await _alias_action(runtime, call)
 
     @router.post(
         "/rollback",
-        summary="Move the serving alias back (to the previous holder, or a named version)",
+        summary="Move the serving alias back (undo its last move, or to a version that held it before)",
         response_model=None,
-        responses={200: {"model": AdminActionOut}, **auth_errors, **error_responses(400, 413, 415, 422, 503)},
+        responses={200: {"model": AdminActionOut}, **auth_errors, **move_errors},
         openapi_extra=body_doc("RollbackRequest"),
     )
     async def rollback_version(request: Request, runtime: Annotated[Runtime, Depends(require_admin)]) -> Response:
         require_json(request)
         body: RollbackRequest = json_body(await request.body(), RollbackRequest)
-        from pipelines.rollback import rollback
-
-        call = functools.partial(rollback, runtime.config, runtime.settings, version=body.version, reason=body.reason)
+        call = functools.partial(
+            lifecycle.rollback,
+            runtime.config,
+            runtime.settings,
+            version=body.version,
+            reason=body.reason,
+            actor=actor_of(request),
+        )
         return await _alias_action(runtime, call)
 
     return router
@@ -83,14 +113,45 @@ def _reload_answer(runtime: Runtime, attempt: Attempt) -> Response:
     return json_response(body)
 
 
-async def _alias_action(runtime: Runtime, call: Any) -> Response:
-    """Run a promote/rollback job in a worker thread, then follow the alias at once."""
+async def _run(call: Callable[[], Any]) -> Any:
+    """A lifecycle call in a worker thread; its refusals are 422 naming why, the registry's failures 503."""
     try:
-        event = await run_in_threadpool(call)
+        return await run_in_threadpool(call)
     except registry.RegistryError as exc:  # PromotionRefused, RollbackRefused: the gates' text
         raise InvalidInputError([problem(["body", "version"], str(exc), type(exc).__name__)]) from None
     except Exception as exc:
         log.exception("admin alias action failed")
         raise NoModelError(f"registry unavailable: {str(exc)[:300]}") from None
+
+
+async def _alias_action(runtime: Runtime, call: Callable[[], Any]) -> Response:
+    """Move the alias (promote or rollback), then follow it at once.
+
+    2xx only when the service then serves the version the alias moved to; a
+    reload refused or failed is 409, a registry that cannot be asked 503, each
+    body holding the recorded event and the reload attempt.
+    """
+    result = await _run(call)
+    event = result.event if isinstance(result, lifecycle.PromotionReport) else result
     attempt = await run_in_threadpool(runtime.holder.refresh, trigger="admin")
-    return json_response({"event": asdict(event), "reload": attempt.to_json()})
+    served = runtime.holder.served
+    body: dict[str, Any] = {
+        "event": asdict(event),
+        "reload": attempt.to_json(),
+        "served_version": served.version if served else None,
+    }
+    if isinstance(result, lifecycle.PromotionReport):
+        body["gates"] = [gate.to_json() for gate in result.gates]
+    if served is not None and served.version == event.to_version:
+        return json_response(body)
+    moved = f"the alias moved to version {event.to_version} (history #{event.sequence})"
+    if attempt.outcome == "registry_error":
+        exc: Exception = NoModelError(f"{moved}, but the registry could not be asked to reload: {attempt.error}")
+    else:
+        still = f"version {served.version}" if served else "nothing"
+        exc = ConflictError(
+            f"{moved}, but the service did not load it ({attempt.outcome}: {attempt.error or 'not followed'}); "
+            f"it still serves {still}"
+        )
+    exc.extra = body  # type: ignore[attr-defined]
+    raise exc

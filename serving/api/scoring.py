@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk import registry
+from credit_risk import lifecycle, registry
 from serving import prediction_log
 from serving.api.deps import Runtime, body_doc, request_id_of, require_json, runtime_of, served_of
 from serving.errors import NoModelError, error_responses, json_response
@@ -205,7 +205,7 @@ def _registry_snapshot(runtime: Runtime) -> dict[str, Any]:
         client = registry.connect(runtime.settings, runtime.config.root)
         aliases = registry.aliases_of(client, name)
         versions = registry.list_versions(client, name)
-        history = registry.alias_history(client, name)
+        history = lifecycle.alias_history(client, name)
     except Exception as exc:
         raise NoModelError(f"registry unreachable: {str(exc)[:300]}") from None
     by_version: dict[str, list[str]] = {}

@@ -126,6 +126,7 @@ def test_a_challenger_retrained_from_production_beats_the_champion_and_passes_th
     assert lineage["decisions_by_version"] == {loop.champion: lineage["counts"]["with_outcome"]}
     assert lineage["counts"]["holdout_rows"] > 100
     assert date.fromisoformat(lineage["holdout_from"][:10]) > loop.plan.shift_on, "the holdout is the recent period"
-    event = promote(store.config, store.settings, reason="retrained on production outcomes")
+    event = promote(store.config, store.settings, reason="retrained on production outcomes").event
+    assert event is not None
     assert event.to_version == str(challenger.version)
     assert event.figures["challenger_auc"] > event.figures["champion_auc"] + 0.05, event.figures

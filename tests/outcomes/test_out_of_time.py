@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from credit_risk.config import PROJECT_ROOT, ConfigError, load_project_config
+from credit_risk.outcomes.training import training_data
 from credit_risk.schema import DataValidationError
-from pipelines.outcomes_data import training_data
 from pipelines.promote import promote
 from pipelines.train import train
 from tests.conftest import make_store, write_config_dir
@@ -89,7 +89,8 @@ def test_training_and_promotion_judge_on_the_out_of_time_holdout(tmp_path: Path)
     assert run.data.params["n_holdout"] == str(later)
     assert run.data.params["holdout"] == "out_of_time"
     assert version.tags["holdout_from"].startswith(CUTOFF)
-    event = promote(store.config, store.settings, reason="first out-of-time model")
+    event = promote(store.config, store.settings, reason="first out-of-time model").event
+    assert event is not None
     assert event.to_version == str(version.version)
     # the gate figure is the AUC on that same out-of-time holdout
     assert abs(event.figures["challenger_auc"] - float(version.tags["metric.roc_auc"])) < 1e-4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from credit_risk import registry
+from credit_risk import lifecycle, registry
 from credit_risk.config import PROJECT_ROOT
 from credit_risk.scoring import ScoringModel
 from pipelines.promote import PromotionRefused, promote
@@ -119,8 +120,9 @@ def test_same_data_and_config_give_the_same_metrics(tmp_path: Path) -> None:
 
 def test_first_model_is_promoted_when_it_passes_the_absolute_gates(store: Store) -> None:
     version = train(store.config, store.settings)
-    event = promote(store.config, store.settings)
+    event = promote(store.config, store.settings).event
     assert (event.from_version, event.to_version, event.action) == (None, str(version.version), "promote")
+    assert (event.state, event.actor) == ("completed", getpass.getuser())  # a job run by hand: the OS user
     assert str(registry.version_for_alias(store.client, "credit-risk", "production").version) == str(version.version)
 
 
@@ -143,7 +145,7 @@ def test_override_needs_a_reason_and_is_recorded(tmp_path: Path) -> None:
     train(store.config, store.settings)
     with pytest.raises(PromotionRefused, match="needs a reason"):
         promote(store.config, store.settings, force=True)
-    event = promote(store.config, store.settings, force=True, reason="validation signed off")
+    event = promote(store.config, store.settings, force=True, reason="validation signed off").event
     assert event.action == "promote-override"
     assert event.reason == "validation signed off"
     assert any("min_auc" in gate for gate in event.figures["overridden_gates"])
@@ -163,26 +165,45 @@ def test_challenger_much_worse_than_champion_is_refused(store: Store, tmp_path: 
         promote(store.config, store.settings)
 
 
-def test_rollback_walks_the_history_back_and_refuses_missing_versions(store: Store) -> None:
+def test_rollback_undoes_the_last_move_and_only_returns_to_earlier_holders(store: Store) -> None:
     name = "credit-risk"
     versions = []
     for _ in range(3):
         versions.append(str(train(store.config, store.settings).version))
         promote(store.config, store.settings, force=True, reason="test: successive promotions")
-    assert str(registry.version_for_alias(store.client, name, "production").version) == versions[2]
+    never_held = str(train(store.config, store.settings).version)  # registered, never in production
+
+    def serving() -> str:
+        return str(registry.version_for_alias(store.client, name, "production").version)
+
+    assert serving() == versions[2]
     rollback(store.config, store.settings, reason="incident 42")
-    assert str(registry.version_for_alias(store.client, name, "production").version) == versions[1]
-    rollback(store.config, store.settings)
-    assert str(registry.version_for_alias(store.client, name, "production").version) == versions[0]
-    with pytest.raises(RollbackRefused, match="no earlier"):
-        rollback(store.config, store.settings)
+    assert serving() == versions[1]
+    rollback(store.config, store.settings)  # undoes the rollback: back to the version before the last move
+    assert serving() == versions[2]
+    with pytest.raises(RollbackRefused, match=f"version {never_held} never held 'production'"):
+        rollback(store.config, store.settings, version=never_held)
     with pytest.raises(RollbackRefused, match="version 99 of 'credit-risk' does not exist"):
         rollback(store.config, store.settings, version="99")
-    rollback(store.config, store.settings, version=versions[2], reason="fixed")
-    history = registry.alias_history(store.client, name)
+    rollback(store.config, store.settings, version=versions[0], reason="fixed")
+    assert serving() == versions[0]
+    history = lifecycle.alias_history(store.client, name)
     assert [e.action for e in history] == ["promote"] * 3 + ["rollback"] * 3
     assert [e.sequence for e in history] == list(range(1, 7))
+    assert {e.state for e in history} == {"completed"}
     assert history[3].reason == "incident 42" and history[3].from_version == versions[2]
+    assert [(e.from_version, e.to_version) for e in history[3:]] == [
+        (versions[2], versions[1]),
+        (versions[1], versions[2]),
+        (versions[2], versions[0]),
+    ]
+
+
+def test_rollback_of_the_first_promotion_has_nowhere_to_go(store: Store) -> None:
+    train(store.config, store.settings)
+    promote(store.config, store.settings, reason="first")
+    with pytest.raises(RollbackRefused, match="no earlier 'production' version"):
+        rollback(store.config, store.settings)
 
 
 # ------------------------------------------------------------------ entry points
@@ -207,6 +228,15 @@ def test_mlflow_run_entry_points_train_promote_history_rollback(store: Store) ->
         assert result.returncode == 0, result.stderr[-3000:]
         result = _run([*base, "-e", "promote", *config, "-P", "force=true", "-P", "reason=entry point test"], store)
         assert result.returncode == 0, result.stderr[-3000:]
+    result = _run([*base, "-e", "promote", *config, "-P", "version=1", "-P", "dry_run=true"], store)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout[result.stdout.index("{") :])
+    assert (report["would_promote"], report["version"], report["champion_version"]) == (
+        report["failed_gates"] == [],
+        "1",
+        "2",
+    )
+    assert {g["name"] for g in report["gates"]} == {"min_auc", "max_brier", "min_disparate_impact", "max_auc_drop"}
     result = _run([*base, "-e", "rollback", *config, "-P", "reason=entry point test"], store)
     assert result.returncode == 0, result.stderr[-3000:]
     result = _run([*base, "-e", "rollback", *config, "-P", "version=7"], store)

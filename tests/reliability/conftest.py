@@ -17,7 +17,7 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from credit_risk import registry
+from credit_risk import lifecycle, registry
 from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT
 from credit_risk.scoring import ScoringModel
 from tests.conftest import Store, make_store
@@ -108,7 +108,7 @@ def on_good(fleet: Fleet) -> Iterator[Fleet]:
 
 def move_alias(store: Store, version: str) -> None:
     if registry.aliases_of(store.client, NAME).get(ALIAS) != version:
-        registry.move_alias(store.client, NAME, ALIAS, version, action="test", reason="reliability test")
+        lifecycle.move_alias(store.client, NAME, ALIAS, version, action="test", reason="reliability test")
 
 
 def read_log(log_dir: Path) -> list[dict[str, Any]]:

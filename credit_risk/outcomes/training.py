@@ -1,6 +1,8 @@
 """Training data beyond the one file: out-of-time splits, and production (logged applicants + outcomes).
 
-``training_data`` is what ``pipelines/train.py`` calls: the configured file
+In the core because training (``pipelines/train.py``) and the promotion gates
+(``credit_risk.lifecycle``, run by a job or by the service's admin route) must
+cut the same holdout. ``training_data`` is what training calls: the configured file
 with a random stratified holdout (as before), the file with an out-of-time
 holdout when ``data.time_column`` is set, or, with ``source=production``, the
 logged applicants whose decisions have matured and have an outcome, the most
@@ -23,6 +25,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings
+from credit_risk.data import Split, file_digest, load_applicants, load_split
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.outcomes.decisions import DECISION_COLUMNS, decision_schema
@@ -30,7 +33,6 @@ from credit_risk.outcomes.join import matured_decisions
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.schema import DataValidationError
-from pipelines.data import Split, file_digest, load_applicants, load_split
 
 log = logging.getLogger(__name__)
 
