@@ -80,7 +80,9 @@ def check_outcomes(raw: pd.DataFrame, decisions: pa.Table, target: TargetSpec) -
     frame["request_id"] = _text(raw, "request_id").to_numpy()
     frame["applicant_id"] = _text(raw, "applicant_id").to_numpy()
     frame["outcome"] = _text(raw, "outcome").to_numpy()
-    frame["observed_raw"] = _text(raw, "observed_at").to_numpy()
+    typed = pd.api.types.is_datetime64_any_dtype(raw["observed_at"])
+    # a typed timestamp column needs no parsing; its text is written for the refused rows only
+    frame["observed_raw"] = pd.NA if typed else _text(raw, "observed_at").to_numpy()
     frame["observed_at"] = _instants(raw["observed_at"], frame["observed_raw"])
     rule = pd.Series(pd.NA, index=frame.index, dtype="string")
     message = pd.Series(pd.NA, index=frame.index, dtype="string")
@@ -107,11 +109,10 @@ def check_outcomes(raw: pd.DataFrame, decisions: pa.Table, target: TargetSpec) -
     scored_at, request_id = _match_decisions(frame, by_request, decisions)
     frame["matched_request_id"] = request_id
     refuse(key.notna() & scored_at.isna() & ~frame["_before"], "unknown_id", "no logged decision has this id")
-    before = frame["_before"] | (scored_at.notna() & (frame["observed_at"] < scored_at))
+    before = (frame["_before"] | (scored_at.notna() & (frame["observed_at"] < scored_at))) & rule.isna()
+    when = scored_at[before].astype("string").fillna("every decision")
     refuse(
-        before,
-        "observed_before_decision",
-        "observed_at is before the decision (" + scored_at.astype("string").fillna("every decision") + ")",
+        before, "observed_before_decision", ("observed_at is before the decision (" + when + ")").reindex(frame.index)
     )
     ok = rule.isna()
     good = frame[ok]
@@ -126,6 +127,8 @@ def check_outcomes(raw: pd.DataFrame, decisions: pa.Table, target: TargetSpec) -
         }
     )
     bad = frame[~ok]
+    if typed:
+        bad = bad.assign(observed_raw=bad["observed_at"].astype("string"))
     rejects = pd.DataFrame(
         {
             "row": bad["row"].to_numpy(),

@@ -32,10 +32,16 @@ class LoadReport:
 def _referenced(log_dir: Path, raw: pd.DataFrame, model_name: str) -> pa.Table:
     """The logged decisions the rows could refer to (by request_id or applicant_id)."""
     decisions = read_decisions(log_dir, model_name=model_name, columns=["request_id", "applicant_id", "scored_at"])
-    wanted = [raw[c].dropna().astype(str).unique() for c in ("request_id", "applicant_id") if c in raw.columns]
+    wanted = [
+        pc.unique(pa.array(raw[c], from_pandas=True).cast(pa.string())).drop_null()
+        for c in ("request_id", "applicant_id")
+        if c in raw.columns
+    ]
     if not wanted:
         return decisions.slice(0, 0)
-    ids = pa.array(pd.unique(pd.Series([v for part in wanted for v in part], dtype=object)), pa.string())
+    ids = pa.concat_arrays(wanted)
+    if len(ids) * 4 > decisions.num_rows:  # a large load uses most decisions: filtering costs more than it saves
+        return decisions
     keep = pc.or_(pc.is_in(decisions["request_id"], ids), pc.is_in(decisions["applicant_id"], ids).fill_null(False))
     return decisions.filter(keep)
 

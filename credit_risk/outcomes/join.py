@@ -41,5 +41,4 @@ def matured_decisions(
     decisions = decisions.filter(pc.less_equal(decisions["scored_at"], pa.scalar(cutoff, decisions["scored_at"].type)))
     current = table.current().select(OUTCOME_COLUMNS)
     current = current.filter(pc.less_equal(current["observed_at"], pa.scalar(as_of, current["observed_at"].type)))
-    joined = decisions.join(current, keys="request_id", join_type="left outer")
-    return joined.sort_by([("scored_at", "ascending")])
+    return decisions.join(current, keys="request_id", join_type="left outer")

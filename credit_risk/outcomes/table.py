@@ -154,8 +154,8 @@ class OutcomeTable:
 
 def latest_per_request(history: pa.Table) -> pa.Table:
     """Keep, for each request_id, the row of the latest load (loaded_at, then load_id)."""
-    if history.num_rows == 0:
-        return history
+    if history.num_rows == 0 or pc.count_distinct(history["request_id"]).as_py() == history.num_rows:
+        return history  # no decision has two outcomes: nothing superseded
     order = history.sort_by([("request_id", "ascending"), ("loaded_at", "descending"), ("load_id", "descending")])
     ids = order["request_id"].combine_chunks()
     first = pc.not_equal(ids[1:], ids[:-1]) if len(ids) > 1 else pa.array([], pa.bool_())

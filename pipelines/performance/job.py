@@ -44,15 +44,25 @@ def holdout_figures(client: Any, model_name: str, version: str) -> dict[str, flo
     return out
 
 
+def _labels(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A text column as a numpy array of its values, through dictionary codes (fast for few distinct values)."""
+    encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
+    values = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    return values[encoded.indices.fill_null(0).to_numpy()]
+
+
 def _columns(table: pa.Table) -> dict[str, np.ndarray]:
-    months = pc.strftime(table["scored_at"], format="%Y-%m")
+    # months from the day partition's dates: one strftime per distinct day, not per row
+    days = table["scored_at"].cast(pa.date32())
     label = table["label"].cast(pa.float64()).fill_null(float("nan"))
+    months = pc.strftime(pc.unique(days), format="%Y-%m")
+    lookup = pc.index_in(days, value_set=pc.unique(days))
     return {
         "probability": table["probability"].to_numpy(),
-        "risk_band": table["risk_band"].to_numpy(zero_copy_only=False),
-        "decision": table["decision"].to_numpy(zero_copy_only=False),
+        "risk_band": _labels(table["risk_band"]),
+        "decision": _labels(table["decision"]),
         "label": label.to_numpy(),
-        "month": months.to_numpy(zero_copy_only=False),
+        "month": np.asarray(months.to_pylist(), dtype=object)[lookup.to_numpy()],
     }
 
 

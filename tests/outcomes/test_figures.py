@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
 from credit_risk.config import PerformanceConfig, RiskBand
-from pipelines.performance.figures import band_figures, calibration_slope, version_figures
+from pipelines.performance.figures import band_figures, calibration_slope, ranking, version_figures
 from pipelines.performance.report import version_alerts
 
 pytestmark = pytest.mark.code
@@ -74,3 +74,17 @@ def test_alerts_follow_the_configured_floor_drop_and_band_margin() -> None:
     subjects = {a.subject for a in version_alerts("3", figures, config)}
     assert subjects == {"auc", "auc_drop", "band A", "band B"}
     assert version_alerts("3", figures, config.model_copy(update={"min_outcomes": 5000})) == [], "too few outcomes"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_and_ks_agree_with_scikit_learn_on_random_scores_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 3000))
+    p = np.round(rng.random(n), int(rng.integers(1, 4)))  # few decimals: many ties
+    y = (rng.random(n) < p).astype(int)
+    y[:2] = [0, 1]
+    figures = ranking(y, p)
+    fpr, tpr, _ = roc_curve(y, p)
+    assert figures["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert figures["ks"] == pytest.approx(float(np.max(tpr - fpr)), abs=1e-12)
+    assert figures["brier"] == pytest.approx(brier_score_loss(y, p), abs=1e-12)
