@@ -12,22 +12,34 @@ them); declined ones never do: the selection bias the realized figures carry.
 The service stamps each decision with its own clock: the caller passes
 ``set_clock`` to move it (an in-process app's ``runtime.clock``); over plain
 HTTP the decisions are dated now.
+
+From the command line it draws outcomes for what the prediction log already
+holds (each booked loan defaults with its logged probability, observed now)
+and writes them as a file for the outcomes job:
+
+``python -m pipelines.outcome_simulator --from-log --output outcomes.csv``
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pandas as pd
 
+from credit_risk.config import ProjectConfig, Settings, load_project_config
+from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.outcomes.decisions import read_decisions
 from credit_risk.schema import FeatureSchema
+from pipelines.cli import add_config_dir
 from pipelines.synthetic import generate_applicants
 
 _LOAD_RETRY_SECONDS = 20.0  # decisions reach the log within the writer's flush interval
@@ -169,3 +181,49 @@ def simulate(
     outcomes = draw_outcomes(decisions, schema, plan)
     loads = load_outcomes(http, outcomes, token=token, max_rows=max_outcomes)
     return Simulation(decisions, outcomes, loads)
+
+
+def outcomes_from_log(config: ProjectConfig, log_dir: Path, *, seed: int, now: datetime | None = None) -> pd.DataFrame:
+    """An outcome per booked logged decision, drawn from its own logged probability, observed ``now``."""
+    rng = np.random.default_rng(seed)
+    decisions = read_decisions(
+        log_dir,
+        model_name=config.model.registry.model_name,
+        columns=["request_id", "scored_at", "probability", "decision"],
+    ).to_pandas()
+    review = decisions["decision"] == "review"
+    booked = decisions[(decisions["decision"] == "approve") | (review & (rng.random(len(decisions)) < 0.5))]
+    bad = rng.random(len(booked)) < booked["probability"].to_numpy()
+    target = config.features.target
+    observed = pd.Series(now or datetime.now(UTC), index=booked.index).where(
+        booked["scored_at"] <= (now or datetime.now(UTC)), booked["scored_at"]
+    )
+    return pd.DataFrame(
+        {
+            "request_id": booked["request_id"].to_numpy(),
+            "outcome": np.where(bad, target.event, target.non_event),
+            "observed_at": pd.to_datetime(observed, utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").to_numpy(),
+        }
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_dir(parser)
+    parser.add_argument("--from-log", action="store_true", required=True, help="draw outcomes for logged decisions")
+    parser.add_argument("--output", type=Path, required=True, help="CSV file of outcomes")
+    parser.add_argument("--log-dir", default="", help="prediction log folder (default: as the service)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    settings = Settings()
+    config = load_project_config(args.config_dir or settings.config_dir)
+    log_dir = Path(args.log_dir) if args.log_dir else resolve_log_dir(config, settings)
+    outcomes = outcomes_from_log(config, log_dir, seed=args.seed)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    outcomes.to_csv(args.output, index=False)
+    print(f"wrote {len(outcomes)} outcome(s) for the booked decisions in {log_dir} to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
