@@ -9,6 +9,7 @@ Environment variables are only for what differs between deployments
 from __future__ import annotations
 
 import math
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,6 +147,27 @@ class MonitoringConfig(_Frozen):
         return self
 
 
+class OutcomesConfig(_Frozen):
+    """Loan outcomes loaded back (``mlflow run . -e outcomes``, ``POST /v1/outcomes``)."""
+
+    directory: Path | None = None  # default: <prediction log dir>/../outcomes
+    max_batch_size: int = Field(default=1000, ge=1)  # rows per POST /v1/outcomes
+    # a decision counts in realized figures (and in retraining) once it is this old
+    maturity_days: int = Field(default=365, ge=0)
+
+
+class PerformanceConfig(_Frozen):
+    """Realized performance (``mlflow run . -e performance``): alert thresholds and outputs."""
+
+    min_auc: float = Field(default=0.65, ge=0, le=1)  # realized AUC below this: alert
+    max_auc_drop: float = Field(default=0.05, ge=0, le=1)  # realized AUC this far below the holdout's: alert
+    band_margin: float = Field(default=0.05, ge=0, le=1)  # observed bad rate outside a band's range by more: alert
+    min_outcomes: int = Field(default=200, ge=1)  # fewer outcomes for a version: figures, no alert
+    min_band_outcomes: int = Field(default=50, ge=1)  # fewer outcomes in a band: no band alert
+    experiment: str = "credit-risk-performance"
+    summary_path: Path | None = None  # default: <prediction log dir>/../performance/latest.json
+
+
 class UIConfig(_Frozen):
     api_url: str = "http://127.0.0.1:8000"
     timeout_seconds: float = Field(default=10.0, gt=0)
@@ -203,6 +225,8 @@ class ModelConfig(_Frozen):
     serving: ServingConfig = ServingConfig()
     prediction_log: PredictionLogConfig = PredictionLogConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    outcomes: OutcomesConfig = OutcomesConfig()
+    performance: PerformanceConfig = PerformanceConfig()
     ui: UIConfig = UIConfig()
     notices: NoticesConfig
     audit: AuditConfig = AuditConfig()
@@ -220,9 +244,31 @@ class ModelConfig(_Frozen):
 # ---------------------------------------------------------------- training.yaml
 
 
+class ProductionDataConfig(_Frozen):
+    """Training from production: logged applicants joined with their matured outcomes."""
+
+    include_file: bool = False  # add the configured data file's rows to the training part
+    min_outcomes: int = Field(default=300, ge=10)  # fewer matured outcomes: training refuses
+    min_events: int = Field(default=30, ge=2)  # fewer defaults among them: training refuses
+    lookback_days: int | None = Field(default=None, ge=1)  # only decisions this recent (default: all)
+
+
 class DataConfig(_Frozen):
     path: Path
     holdout_fraction: float = Field(gt=0, lt=0.5)
+    # Out-of-time validation: a column of the data file with the application date. The holdout is
+    # then the most recent period (from ``cutoff``, or the latest holdout_fraction of rows) and the
+    # cross-validation runs on the earlier one. Without it, the holdout is a stratified random split.
+    time_column: str | None = Field(default=None, min_length=1)
+    cutoff: date | None = None
+    source: Literal["file", "production"] = "file"
+    production: ProductionDataConfig = ProductionDataConfig()
+
+    @model_validator(mode="after")
+    def _cutoff_needs_time(self) -> DataConfig:
+        if self.cutoff is not None and self.time_column is None:
+            raise ValueError("data.cutoff needs data.time_column")
+        return self
 
 
 class CVConfig(_Frozen):

@@ -33,6 +33,7 @@ from serving import errors, prediction_log
 from serving.api.admin import admin_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
+from serving.api.outcomes import outcomes_router
 from serving.api.probes import probe_router
 from serving.api.reports import reports_router
 from serving.api.scoring import scoring_router
@@ -200,8 +201,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         default_response_class=Response,
     )
     errors.install(app)
-    routers = [probe_router(), scoring_router(), admin_router(), monitoring_router, decisions_router()]
-    routers.append(reports_router())
+    routers = [probe_router(), scoring_router(), admin_router(), monitoring_router, outcomes_router()]
+    routers += [decisions_router(), reports_router()]
     for router in routers:
         app.include_router(router)
     known_paths = {"/openapi.json", "/docs", "/redoc"} | {
@@ -217,7 +218,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         if cfg is None:
             return 65536
         serving = cfg.model.serving
-        return serving.max_batch_body_bytes if path == "/v1/predict/batch" else serving.max_body_bytes
+        return serving.max_batch_body_bytes if path in ("/v1/predict/batch", "/v1/outcomes") else serving.max_body_bytes
 
     def _origins() -> tuple[str, ...] | None:
         cfg = _config()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -39,6 +41,8 @@ class Runtime:
     holder: ModelHolder
     metrics: ServiceMetrics
     writer: prediction_log.PredictionLogWriter | None
+    # when a decision is made (scored_at); the outcome simulator sets a simulated clock in-process
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
     def serving(self) -> Any:

@@ -68,6 +68,7 @@ def _score(
         with_reasons=reasons,
         policy_version=runtime.config.model.decision.policy_version,
         started=started,
+        now=runtime.clock(),
     )
     ticket = _submit(runtime, served, scored.log_records)
     _count(runtime, served, scored.results)

@@ -62,6 +62,7 @@ def test_promote_body_is_validated_before_anything_runs(client: TestClient) -> N
         ({"version": "../../etc", "reason": "x"}, "version"),
         ({"version": 2, "reason": "x"}, "version"),
         ({"reason": "x", "model_uri": "s3://evil/model"}, "model_uri"),
+        ({"reason": "x", "dry_run": "yes"}, "dry_run"),
     ):
         response = client.post("/v1/admin/promote", json=body, headers=headers)
         assert response.status_code == 422, response.text

@@ -3,6 +3,7 @@ promotion and rollback through the API, and a registry that is not there at star
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -14,7 +15,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 import pytest
 
-from credit_risk import registry
+from credit_risk import lifecycle, registry
 from credit_risk.config import PROJECT_ROOT
 from pipelines.promote import promote
 from pipelines.train import train
@@ -56,7 +57,7 @@ def on_first(two: TwoVersions) -> Iterator[TwoVersions]:
 
 
 def _move(two: TwoVersions, version: str) -> None:
-    registry.move_alias(two.store.client, NAME, "production", version, action="test", reason="test")
+    lifecycle.move_alias(two.store.client, NAME, "production", version, action="test", reason="test")
 
 
 def _artifact_dir(store: Store, version: str) -> Path:
@@ -135,13 +136,80 @@ def test_promote_and_rollback_through_the_api_follow_the_alias_at_once(on_first:
         assert response.status_code == 200, response.text
         body = response.json()
         assert (body["event"]["to_version"], body["reload"]["outcome"]) == (two.second, "loaded")
+        assert (body["event"]["state"], body["served_version"]) == ("completed", two.second)
+        assert body["event"]["actor"] == "api:CREDIT_RISK_ADMIN_TOKEN"  # the caller, not the service's OS user
+        assert {gate["name"] for gate in body["gates"] if gate["passed"]} == {
+            "min_auc",
+            "max_brier",
+            "min_disparate_impact",
+            "max_auc_drop",
+        }
         assert client.get("/v1/model").json()["version"] == two.second
         response = client.post(
             "/v1/admin/rollback", json={"version": None, "reason": "test: api rollback"}, headers=ADMIN
         )
         assert response.status_code == 200, response.text
         assert response.json()["event"]["to_version"] == two.first
+        assert response.json()["event"]["actor"] == "api:CREDIT_RISK_ADMIN_TOKEN"
         assert client.get("/v1/model").json()["version"] == two.first
+        history = client.get("/v1/registry").json()["history"]
+        assert [(e["from_version"], e["to_version"], e["state"]) for e in history[-2:]] == [
+            (two.first, two.second, "completed"),
+            (two.second, two.first, "completed"),
+        ]
+
+
+@pytest.mark.code
+def test_promotion_dry_run_through_the_api_answers_the_gates_and_moves_nothing(
+    on_first: TwoVersions, tmp_path: Path
+) -> None:
+    two = on_first
+    with app_client(two.store, tmp_path, poll_interval_seconds=600) as client:
+        history = client.get("/v1/registry").json()["history"]
+        response = client.post("/v1/admin/promote", json={"dry_run": True}, headers=ADMIN)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["version"], body["champion_version"], body["dry_run"]) == (two.second, two.first, True)
+        assert body["would_promote"] is True and body["failed_gates"] == []
+        for gate in body["gates"]:
+            assert set(gate) == {"name", "passed", "value", "limit", "comparison", "message"}
+        assert client.get("/v1/registry").json()["history"] == history
+        assert registry.aliases_of(two.store.client, NAME)["production"] == two.first
+        assert client.get("/v1/model").json()["version"] == two.first
+
+
+@pytest.mark.code
+def test_a_move_the_service_fails_to_load_answers_409_with_the_event_and_the_reload(
+    on_first: TwoVersions, tmp_path: Path
+) -> None:
+    """Rollback to an earlier holder whose digest matches but whose booster no longer loads."""
+    two = on_first
+    folder = next(_artifact_dir(two.store, two.second).rglob("model.json")).parent
+    kind = json.loads((folder / "model.json").read_text())["kind"]
+    target = folder / ("booster.ubj" if kind == "xgboost" else "model.json")
+    original = target.read_bytes()
+    tag = registry.get_version(two.store.client, NAME, two.second).tags[registry.ARTIFACT_DIGEST_TAG]
+    with app_client(two.store, tmp_path, poll_interval_seconds=600) as client:
+        _move(two, two.second)  # the second version held the alias once (the service does not follow: no poll)
+        _move(two, two.first)
+        try:
+            target.write_bytes(original[: len(original) // 2])
+            download = registry.download_version(two.store.client, NAME, two.second, tmp_path / "broken")
+            two.store.client.set_model_version_tag(
+                NAME, two.second, registry.ARTIFACT_DIGEST_TAG, registry.directory_digest(download)
+            )
+            response = client.post(
+                "/v1/admin/rollback", json={"version": two.second, "reason": "test: broken"}, headers=ADMIN
+            )
+            assert response.status_code == 409, response.text
+            body = response.json()
+            assert (body["event"]["to_version"], body["event"]["state"]) == (two.second, "completed")
+            assert (body["reload"]["outcome"], body["reload"]["version"]) == ("failed", two.second)
+            assert body["served_version"] == two.first and "did not load it" in body["detail"]
+            assert client.get("/v1/model").json()["version"] == two.first
+        finally:
+            target.write_bytes(original)
+            two.store.client.set_model_version_tag(NAME, two.second, registry.ARTIFACT_DIGEST_TAG, tag)
 
 
 @pytest.mark.code

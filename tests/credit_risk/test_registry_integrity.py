@@ -1,0 +1,147 @@
+"""The artifact digest and the signing key: what ``registry.fetch_verified`` checks at every load."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from credit_risk import lifecycle, registry
+from credit_risk.config import PROJECT_ROOT, Settings
+from pipelines.train import train
+from serving.state import ModelHolder
+from tests.conftest import Store, make_store
+
+pytestmark = pytest.mark.code
+
+NAME = "credit-risk"
+KEY = "signing-key-held-outside-mlflow-0123456789"
+
+
+def _folder(root: Path, files: dict[str, bytes]) -> Path:
+    for relative, content in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return root
+
+
+def _previous_digest(files: dict[str, bytes]) -> str:
+    """The encoding used before: ``path NUL content NUL`` per file, in path order."""
+    digest = hashlib.sha256()
+    for relative in sorted(files):
+        digest.update(relative.encode() + b"\0" + files[relative] + b"\0")
+    return digest.hexdigest()
+
+
+def test_two_file_sets_that_collided_before_have_different_digests(tmp_path: Path) -> None:
+    # one file whose content embeds a separator and a second entry, against those two files
+    one = {"MLmodel": b"flavors: {}\0pyfunc_model.py\0import os"}
+    two = {"MLmodel": b"flavors: {}", "pyfunc_model.py": b"import os"}
+    assert _previous_digest(one) == _previous_digest(two)  # what the old scheme could not tell apart
+    assert registry.directory_digest(_folder(tmp_path / "one", one)) != registry.directory_digest(
+        _folder(tmp_path / "two", two)
+    )
+    # the same files give the same digest, wherever they are
+    assert registry.directory_digest(_folder(tmp_path / "copy", one)) == registry.directory_digest(tmp_path / "one")
+
+
+def test_only_the_root_registered_model_meta_is_left_out(tmp_path: Path) -> None:
+    files = {"MLmodel": b"flavors: {}", "artifacts/scoring_model/model.json": b"{}"}
+    folder = _folder(tmp_path / "model", files)
+    base = registry.directory_digest(folder)
+    (folder / "registered_model_meta").write_text("model_name: credit-risk\nmodel_version: '3'\n")
+    assert registry.directory_digest(folder) == base, "MLflow's bookkeeping file at the root is not the model"
+    nested = folder / "artifacts" / "scoring_model" / "registered_model_meta"
+    nested.write_bytes(b"anything")
+    with_nested = registry.directory_digest(folder)
+    assert with_nested != base, "a file of that name below the root is hashed like any model file"
+    nested.write_bytes(b"anything else")
+    assert registry.directory_digest(folder) != with_nested
+
+
+# ------------------------------------------------------------------ the signing key
+
+
+@dataclass
+class Signed:
+    store: Store
+    keyed: Settings  # the same store, with CREDIT_RISK_MODEL_SIGNING_KEY set
+    version: str
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Signed]:
+    """A version trained and promoted with the signing key set."""
+    store = make_store(tmp_path_factory.mktemp("signed"))
+    keyed = Settings(
+        MLFLOW_TRACKING_URI=store.uri,
+        CREDIT_RISK_CONFIG_DIR=store.settings.config_dir,
+        CREDIT_RISK_MODEL_SIGNING_KEY=KEY,
+    )
+    registry.connect(keyed, PROJECT_ROOT)
+    version = str(train(store.config, keyed).version)
+    lifecycle.promote(store.config, keyed, reason="signed first model")
+    yield Signed(store, keyed, version)
+
+
+def _version(signed: Signed):
+    return registry.get_version(signed.store.client, NAME, signed.version)
+
+
+def _model_json(signed: Signed) -> Path:
+    uri = signed.store.client.get_model_version_download_uri(NAME, signed.version)
+    return next(Path(unquote(urlparse(uri).path)).rglob("model.json"))
+
+
+def test_registration_signs_the_digest_and_a_load_checks_it(signed: Signed, tmp_path: Path) -> None:
+    version = _version(signed)
+    digest = version.tags[registry.ARTIFACT_DIGEST_TAG]
+    assert version.tags[registry.ARTIFACT_SIGNATURE_TAG] == registry.sign_digest(
+        KEY, name=NAME, version=signed.version, digest=digest
+    )
+    local = registry.fetch_verified(signed.store.client, version, tmp_path / "ok", signing_key=KEY)
+    assert registry.directory_digest(local) == digest
+    with pytest.raises(registry.UnverifiedArtifactError, match="signature does not match"):
+        registry.fetch_verified(signed.store.client, version, tmp_path / "wrong", signing_key="another key")
+
+
+def test_a_forged_digest_tag_is_refused_when_the_key_is_set(signed: Signed, tmp_path: Path) -> None:
+    """Someone who can write the registry alters the model and rewrites its digest tag: without the
+    key the forgery passes the digest check; with the key every load refuses it."""
+    client = signed.store.client
+    target = _model_json(signed)
+    original_bytes = target.read_bytes()
+    original_tag = _version(signed).tags[registry.ARTIFACT_DIGEST_TAG]
+    try:
+        target.write_bytes(original_bytes.replace(b'"kind"', b'"kind" ', 1))
+        forged = registry.directory_digest(registry.download_version(client, NAME, signed.version, tmp_path / "f"))
+        client.set_model_version_tag(NAME, signed.version, registry.ARTIFACT_DIGEST_TAG, forged)
+        registry.fetch_verified(client, _version(signed), tmp_path / "nokey")  # no key: nothing can tell
+        with pytest.raises(registry.UnverifiedArtifactError, match="signature does not match"):
+            registry.fetch_verified(client, _version(signed), tmp_path / "key", signing_key=KEY)
+        holder = ModelHolder(config=signed.store.config, client_factory=lambda: client, signing_key=KEY)
+        attempt = holder.refresh(trigger="admin")
+        assert (attempt.outcome, attempt.version) == ("refused", signed.version)
+        assert "signature does not match" in attempt.error and holder.served is None
+    finally:
+        target.write_bytes(original_bytes)
+        client.set_model_version_tag(NAME, signed.version, registry.ARTIFACT_DIGEST_TAG, original_tag)
+    holder = ModelHolder(config=signed.store.config, client_factory=lambda: client, signing_key=KEY)
+    assert holder.refresh(trigger="admin").outcome == "loaded"
+
+
+def test_a_version_without_a_signature_is_refused_when_the_key_is_set(signed: Signed, tmp_path: Path) -> None:
+    client = signed.store.client
+    signature = _version(signed).tags[registry.ARTIFACT_SIGNATURE_TAG]
+    client.delete_model_version_tag(NAME, signed.version, registry.ARTIFACT_SIGNATURE_TAG)
+    try:
+        with pytest.raises(registry.UnverifiedArtifactError, match="no artifact_sha256_hmac tag"):
+            registry.fetch_verified(client, _version(signed), tmp_path, signing_key=KEY)
+        registry.fetch_verified(client, _version(signed), tmp_path / "nokey")  # the key is optional
+    finally:
+        client.set_model_version_tag(NAME, signed.version, registry.ARTIFACT_SIGNATURE_TAG, signature)
