@@ -12,6 +12,7 @@ import threading
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
+import pyarrow.dataset as ds
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -21,6 +22,9 @@ from credit_risk.audit import access, notices, replay
 from credit_risk.audit.index import DecisionIndex
 from credit_risk.decision_log.format import FIXED_COLUMNS
 from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.outcomes.paths import resolve_outcomes_dir
+from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
+from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.schema import FeatureSchema
 from serving.api.decision_schemas import DecisionOut, DecisionPage, ReplayOut
 from serving.api.deps import ROLE_HEADER, Caller, Runtime, require_auditor, runtime_of
@@ -100,7 +104,31 @@ def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
         "reasons": reasons,
         "latency_ms": record.get("latency_ms"),
         "notice": notices.build_notice(record, schema, runtime.config.model.notices),
-        "outcome": None,
+        "outcome": outcome_of(runtime, record["request_id"]),
+    }
+
+
+def outcome_of(runtime: Runtime, request_id: str) -> dict[str, Any] | None:
+    """The decision's current outcome (the latest load wins), or None when none is known yet.
+
+    The outcomes table is read with a filter on the request id (one column per file is scanned:
+    outcomes are far fewer files than decisions, one per load)."""
+    folder = resolve_outcomes_dir(runtime.config, resolve_log_dir(runtime.config, runtime.settings))
+    table = OutcomeTable(folder)
+    files = table.files()
+    if not files:
+        return None
+    rows = ds.dataset([str(f) for f in files], schema=OUTCOME_SCHEMA, format="parquet").to_table(
+        filter=ds.field("request_id") == request_id
+    )
+    if rows.num_rows == 0:
+        return None
+    latest = max(rows.to_pylist(), key=lambda row: (row["loaded_at"], row["load_id"]))
+    return {
+        "outcome": latest["outcome"],
+        "label": latest["label"],
+        "observed_at": latest["observed_at"].isoformat(),
+        "loaded_at": latest["loaded_at"].isoformat(),
     }
 
 
@@ -149,7 +177,7 @@ def decisions_router() -> APIRouter:
             )
             raise
         services.access.record(actor=caller.name, role=caller.role, action="view", status=200, request_id=request_id)
-        return json_response(decision_body(runtime, record))
+        return json_response(await run_in_threadpool(decision_body, runtime, record))
 
     @router.get(
         "",
@@ -217,7 +245,7 @@ def decisions_router() -> APIRouter:
                 "total": total,
                 "page": page,
                 "page_size": size,
-                "decisions": [decision_body(runtime, record) for record in records],
+                "decisions": await run_in_threadpool(lambda: [decision_body(runtime, r) for r in records]),
             }
         )
 

@@ -201,3 +201,16 @@ def test_an_applicants_decisions_are_listed_newest_first_and_paged(trained: Trai
     assert [d["request_id"] for d in windowed.json()["decisions"]] == [r["request_id"] for r in mine[:3]]
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["field"] == "start"
+
+
+def test_a_decision_shows_its_outcome_once_one_is_loaded(service: TestClient, applicant: dict[str, Any]) -> None:
+    service.post("/v1/predict", json=applicant, headers={"X-Request-ID": "with-outcome-1"})
+    assert wait_logged(service, "with-outcome-1")["outcome"] is None
+    loaded = service.post(
+        "/v1/outcomes",
+        json={"outcomes": [{"request_id": "with-outcome-1", "outcome": "bad", "observed_at": "2027-01-15"}]},
+        headers=bearer(ADMIN),
+    )
+    assert loaded.status_code == 200, loaded.text
+    outcome = service.get("/v1/decisions/with-outcome-1", headers=bearer(AUDITOR)).json()["outcome"]
+    assert outcome is not None and outcome["outcome"] == "bad" and outcome["label"] == 1
