@@ -214,3 +214,14 @@ def test_a_decision_shows_its_outcome_once_one_is_loaded(service: TestClient, ap
     assert loaded.status_code == 200, loaded.text
     outcome = service.get("/v1/decisions/with-outcome-1", headers=bearer(AUDITOR)).json()["outcome"]
     assert outcome is not None and outcome["outcome"] == "bad" and outcome["label"] == 1
+
+
+def test_decisions_scored_with_an_applicant_id_are_found_by_it(service: TestClient, applicant: dict[str, Any]) -> None:
+    for i in range(3):
+        body = {**applicant, "applicant_id": "applicant-live-7", "duration_in_month": 12 + i}
+        response = service.post("/v1/predict", json=body, headers={"X-Request-ID": f"live-{i}"})
+        assert response.status_code == 200, response.text
+    wait_logged(service, "live-2")
+    listed = service.get("/v1/decisions?applicant_id=applicant-live-7", headers=bearer(AUDITOR)).json()
+    assert [d["request_id"] for d in listed["decisions"]] == ["live-2", "live-1", "live-0"]
+    assert listed["total"] == 3
