@@ -49,6 +49,8 @@ OPERATIONS = [
     ("POST", "/v1/decisions/{request_id}/replay"),
     ("GET", "/v1/decisions/{request_id}/notice.pdf"),
     ("GET", "/v1/registry/versions/{version}/validation_report"),
+    ("POST", "/v1/outcomes"),
+    ("GET", "/v1/performance"),
 ]
 
 
@@ -80,7 +82,7 @@ def test_operation_answers_as_documented(
 ) -> None:
     operation = api_schema[path][method]
     # the decision routes take the admin token too (admin may do what auditor may)
-    headers = fuzz_api.admin_headers() if path.startswith(("/v1/admin/", "/v1/decisions")) else None
+    headers = fuzz_api.admin_headers() if path.startswith(("/v1/admin/", "/v1/decisions", "/v1/outcomes")) else None
 
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     @hypothesis.settings(
