@@ -9,6 +9,7 @@ Environment variables are only for what differs between deployments
 from __future__ import annotations
 
 import math
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -153,12 +154,71 @@ class MonitoringConfig(_Frozen):
         return self
 
 
+class OutcomesConfig(_Frozen):
+    """Loan outcomes loaded back (``mlflow run . -e outcomes``, ``POST /v1/outcomes``)."""
+
+    directory: Path | None = None  # default: <prediction log dir>/../outcomes
+    max_batch_size: int = Field(default=1000, ge=1)  # rows per POST /v1/outcomes
+    # a decision counts in realized figures (and in retraining) once it is this old
+    maturity_days: int = Field(default=365, ge=0)
+
+
+class PerformanceConfig(_Frozen):
+    """Realized performance (``mlflow run . -e performance``): alert thresholds and outputs."""
+
+    min_auc: float = Field(default=0.65, ge=0, le=1)  # realized AUC below this: alert
+    max_auc_drop: float = Field(default=0.05, ge=0, le=1)  # realized AUC this far below the holdout's: alert
+    band_margin: float = Field(default=0.05, ge=0, le=1)  # observed bad rate outside a band's range by more: alert
+    min_outcomes: int = Field(default=200, ge=1)  # fewer outcomes for a version: figures, no alert
+    min_band_outcomes: int = Field(default=50, ge=1)  # fewer outcomes in a band: no band alert
+    experiment: str = "credit-risk-performance"
+    summary_path: Path | None = None  # default: <prediction log dir>/../performance/latest.json
+
+
 class UIConfig(_Frozen):
     api_url: str = "http://127.0.0.1:8000"
     timeout_seconds: float = Field(default=10.0, gt=0)
     admin_timeout_seconds: float = Field(default=300.0, gt=0)
     batch_chunk_size: int = Field(default=200, ge=1)
     max_upload_rows: int = Field(default=100_000, ge=1)
+
+
+class Lender(_Frozen):
+    """The creditor named on an adverse-action notice (Regulation B, 12 CFR 1002.9(a)(2))."""
+
+    name: str = Field(min_length=1)
+    address: tuple[str, ...] = Field(min_length=1)  # one line per item
+    phone: str | None = None
+    contact: str | None = None  # e.g. an email or web address for questions
+
+
+class NoticesConfig(_Frozen):
+    """Adverse-action notices: who sends them, for which decisions, and the fixed texts."""
+
+    decisions: tuple[Literal["decline", "review"], ...] = ("decline",)  # "review": referrals get one too
+    lender: Lender
+    # the federal agency that administers compliance for this creditor (Regulation B appendix A)
+    agency: Lender
+    max_reasons: int = Field(default=4, ge=1, le=4)  # Regulation B: more than four is not likely helpful
+    ecoa_notice: str = Field(min_length=1)
+    statement_of_action: str = "we are unable to approve your application for credit at this time"
+
+
+class AuditConfig(_Frozen):
+    """Finding, replaying and recording decisions."""
+
+    # the decision index (SQLite, built from the prediction log's files) and the access log;
+    # null: beside the prediction log directory, in <log dir>/../audit/
+    index_path: Path | None = None
+    access_log: Path | None = None
+    refresh_seconds: float = Field(default=2.0, ge=0)  # an unknown request id re-reads new log files at most this often
+    page_size: int = Field(default=20, ge=1, le=500)
+    max_page_size: int = Field(default=200, ge=1, le=5000)
+    policy_experiment: str = "credit-risk-policies"  # one run per decision policy version
+    replay_experiment: str = "credit-risk-replay"
+    # probabilities re-computed by another tree runtime than the one that served (numpy vs XGBoost)
+    # agree to this; score, band, decision and reasons must be exactly equal
+    probability_tolerance: float = Field(default=1e-6, ge=0, le=1e-3)
 
 
 class ModelConfig(_Frozen):
@@ -172,7 +232,11 @@ class ModelConfig(_Frozen):
     serving: ServingConfig = ServingConfig()
     prediction_log: PredictionLogConfig = PredictionLogConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    outcomes: OutcomesConfig = OutcomesConfig()
+    performance: PerformanceConfig = PerformanceConfig()
     ui: UIConfig = UIConfig()
+    notices: NoticesConfig
+    audit: AuditConfig = AuditConfig()
 
     @model_validator(mode="after")
     def _bands_cover_all(self) -> ModelConfig:
@@ -187,9 +251,31 @@ class ModelConfig(_Frozen):
 # ---------------------------------------------------------------- training.yaml
 
 
+class ProductionDataConfig(_Frozen):
+    """Training from production: logged applicants joined with their matured outcomes."""
+
+    include_file: bool = False  # add the configured data file's rows to the training part
+    min_outcomes: int = Field(default=300, ge=10)  # fewer matured outcomes: training refuses
+    min_events: int = Field(default=30, ge=2)  # fewer defaults among them: training refuses
+    lookback_days: int | None = Field(default=None, ge=1)  # only decisions this recent (default: all)
+
+
 class DataConfig(_Frozen):
     path: Path
     holdout_fraction: float = Field(gt=0, lt=0.5)
+    # Out-of-time validation: a column of the data file with the application date. The holdout is
+    # then the most recent period (from ``cutoff``, or the latest holdout_fraction of rows) and the
+    # cross-validation runs on the earlier one. Without it, the holdout is a stratified random split.
+    time_column: str | None = Field(default=None, min_length=1)
+    cutoff: date | None = None
+    source: Literal["file", "production"] = "file"
+    production: ProductionDataConfig = ProductionDataConfig()
+
+    @model_validator(mode="after")
+    def _cutoff_needs_time(self) -> DataConfig:
+        if self.cutoff is not None and self.time_column is None:
+            raise ValueError("data.cutoff needs data.time_column")
+        return self
 
 
 class CVConfig(_Frozen):
@@ -313,7 +399,12 @@ class Settings(BaseSettings):
 
     mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
     config_dir: Path = Field(default=DEFAULT_CONFIG_DIR, alias="CREDIT_RISK_CONFIG_DIR")
+    # one bearer token per role; each has a name (recorded in the alias history and the access log):
+    # from *_TOKEN_NAME, or a "name:token" value, else the role's own name
     admin_token: str | None = Field(default=None, alias="CREDIT_RISK_ADMIN_TOKEN")
+    admin_token_name: str | None = Field(default=None, alias="CREDIT_RISK_ADMIN_TOKEN_NAME")
+    auditor_token: str | None = Field(default=None, alias="CREDIT_RISK_AUDITOR_TOKEN")
+    auditor_token_name: str | None = Field(default=None, alias="CREDIT_RISK_AUDITOR_TOKEN_NAME")
     api_url: str | None = Field(default=None, alias="CREDIT_RISK_API_URL")
     log_dir: Path | None = Field(default=None, alias="CREDIT_RISK_LOG_DIR")
     # key of the HMAC that replaces prediction_log.hash_fields; never logged, never in config files

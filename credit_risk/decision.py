@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from credit_risk.config import ModelConfig
 from credit_risk.scoring import ScoringModel
+
+if TYPE_CHECKING:
+    from credit_risk.policy import PolicySnapshot
 
 _EPS = 1e-12
 
@@ -50,7 +53,7 @@ class DecisionEngine:
     same code path.
     """
 
-    def __init__(self, model: ScoringModel, config: ModelConfig) -> None:
+    def __init__(self, model: ScoringModel, config: ModelConfig | PolicySnapshot) -> None:
         self.model = model
         self.policy = config.decision
         self.band_names = tuple(b.name for b in config.risk_bands)

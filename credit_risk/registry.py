@@ -74,6 +74,54 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     return client.create_experiment(name, artifact_location=root.resolve().as_uri() if root else None)
 
 
+def first_tagged_run(client: MlflowClient, experiment: str, tags: dict[str, str], *, run_name: str) -> tuple[Any, bool]:
+    """The oldest run of ``experiment`` carrying all ``tags``, created (with them) when there is none.
+
+    Returns ``(run, created)``. Several processes may create it at once: each keeps the oldest
+    (by start time, then id) and deletes its own duplicate, so all converge on one run.
+    """
+    experiment_id = ensure_experiment(client, experiment)
+    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+
+    def oldest() -> Any:
+        runs = client.search_runs([experiment_id], filter_string=query, max_results=50)
+        return min(runs, key=lambda r: (r.info.start_time, r.info.run_id)) if runs else None
+
+    found = oldest()
+    if found is not None:
+        return found, False
+    mine = client.create_run(experiment_id, tags=tags, run_name=run_name)
+    client.set_terminated(mine.info.run_id)
+    chosen = oldest() or mine
+    if chosen.info.run_id != mine.info.run_id:
+        client.delete_run(mine.info.run_id)
+        return chosen, False
+    return client.get_run(mine.info.run_id), True
+
+
+# the version tag naming the validation report artifact in the version's training run
+VALIDATION_REPORT_TAG = "validation_report"
+
+
+def run_artifact_text(client: MlflowClient, run_id: str, path: str) -> str:
+    """One text artifact of a run (e.g. a version's validation report)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=client.tracking_uri
+        )
+        return Path(local).read_text()
+
+
+def find_tagged_run(client: MlflowClient, experiment: str, tags: dict[str, str]) -> Any | None:
+    """The oldest run of ``experiment`` carrying all ``tags``, or None (also when there is no such experiment)."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in tags.items())
+    runs = client.search_runs([found.experiment_id], filter_string=query, max_results=50)
+    return min(runs, key=lambda r: (r.info.start_time, r.info.run_id)) if runs else None
+
+
 def log_job_params(params: dict[str, Any]) -> None:
     """Log a job's parameters into the active run without clashing with ``mlflow run``.
 

@@ -28,12 +28,13 @@ from sklearn.model_selection import RepeatedStratifiedKFold
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision import DecisionEngine
+from credit_risk.outcomes.training import training_data
 from credit_risk.profile import build_profile
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import Encoder, LinearParams, ScoringModel, impute_missing
-from pipelines import evaluate
+from pipelines import evaluate, validation_report
 from pipelines.cli import add_config_dir, run_job
-from pipelines.data import Split, file_digest, load_split
+from pipelines.data import Split, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -215,14 +216,18 @@ def git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
-    """The whole training step; returns the registered version (alias: challenger)."""
+def train(config: ProjectConfig, settings: Settings, *, source: str | None = None) -> ModelVersion:
+    """The whole training step; returns the registered version (alias: challenger).
+
+    ``source``: ``file`` or ``production`` (default: ``data.source`` in training.yaml)."""
     started = time.perf_counter()
     client = registry.connect(settings, config.root)
     experiment_id = registry.ensure_experiment(client, config.model.registry.experiment)
     data_path = config.resolve(config.training.data.path)
-    split = load_split(config)
+    data = training_data(config, settings, source=source)
+    split = data.split
     with mlflow.start_run(experiment_id=experiment_id, run_name="train") as run:
+        data.log()
         registry.log_job_params(
             {
                 "seed": config.training.seed,
@@ -288,6 +293,7 @@ def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
                 "git_commit": git_commit(config.root),
                 "feature_schema_version": str(config.features.version),
                 "decision_policy_version": config.model.decision.policy_version,
+                **data.tags,
                 **{f"metric.{k}": f"{v:.6f}" for k, v in {**cv, **metrics}.items()},
             }
             version = registry.log_and_register(
@@ -298,6 +304,16 @@ def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
                 output_example=model.predict_frame(example),
                 tags=tags,
                 signing_key=registry.signing_key(settings),
+            )
+            validation_report.attach(
+                client,
+                version,
+                model=model,
+                split=split,
+                config=config,
+                candidates=results,
+                selected=best,
+                fairness=fairness,
             )
         log.info(
             "registered %s version %s (run %s) with alias %r in %.0fs",
@@ -313,9 +329,11 @@ def train(config: ProjectConfig, settings: Settings) -> ModelVersion:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     add_config_dir(parser)
+    parser.add_argument("--source", default="", help="file | production (default: data.source in training.yaml)")
     args = parser.parse_args(argv)
     settings = Settings()
-    return run_job(lambda: train(load_project_config(args.config_dir or settings.config_dir), settings))
+    config_dir = args.config_dir or settings.config_dir
+    return run_job(lambda: train(load_project_config(config_dir), settings, source=args.source or None))
 
 
 if __name__ == "__main__":

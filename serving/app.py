@@ -29,13 +29,16 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk import registry
+from credit_risk import policy, registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
 from serving import errors, prediction_log
 from serving.api.admin import admin_router
-from serving.api.deps import Runtime
+from serving.api.decisions import decisions_router
+from serving.api.deps import Runtime, hide_unavailable_routes
+from serving.api.outcomes import outcomes_router
 from serving.api.probes import probe_router
+from serving.api.reports import reports_router
 from serving.api.scoring import scoring_router
 from serving.metrics import MetricsMiddleware, ServiceMetrics, start_access_log
 from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
@@ -105,6 +108,31 @@ def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
     return writer
 
 
+def _record_policy(config: ProjectConfig, settings: Settings) -> None:
+    """Record the decision policy under its version the first time; a changed policy under a recorded
+    version refuses the start. An unreachable registry only delays it (logged): it is retried at the next start."""
+    try:
+        client = registry.connect(settings, config.root)
+        _, created = policy.record_policy(client, config.model)
+    except policy.PolicyConflictError:
+        raise
+    except Exception as exc:
+        log.warning(
+            "decision policy %s not recorded (registry unreachable?): %s", config.model.decision.policy_version, exc
+        )
+        return
+    if created:
+        log.info("decision policy %s recorded", config.model.decision.policy_version)
+
+
+async def _record_policy_at_start(config: ProjectConfig, settings: Settings, wait: float = 5.0) -> None:
+    """Check the policy before serving; a registry too slow to answer does not hold up the start."""
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_record_policy, config, settings), wait)
+    except TimeoutError:
+        log.warning("decision policy check still running after %.0fs: starting meanwhile", wait)
+
+
 def _fail_fast_registry_calls() -> None:
     # MLflow's HTTP client retries a refused connection for about four minutes by default: /ready
     # would say "starting" and a lost registry would go unreported that long. The poll loop is the
@@ -129,6 +157,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         _fail_fast_registry_calls()
         run_settings = settings or Settings()
         run_config = config or load_project_config(run_settings.config_dir)
+        await _record_policy_at_start(run_config, run_settings)
         writer = await run_in_threadpool(_start_writer, run_config, run_settings)
 
         def record_attempt(attempt: Attempt) -> None:
@@ -181,7 +210,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         default_response_class=Response,
     )
     errors.install(app)
-    routers = [probe_router(), scoring_router(), admin_router(), monitoring_router]
+    routers = [probe_router(), scoring_router(), admin_router(), monitoring_router, outcomes_router()]
+    routers += [decisions_router(), reports_router()]
     for router in routers:
         app.include_router(router)
     known_paths = {"/openapi.json", "/docs", "/redoc"} | {
@@ -197,7 +227,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         if cfg is None:
             return 65536
         serving = cfg.model.serving
-        return serving.max_batch_body_bytes if path == "/v1/predict/batch" else serving.max_body_bytes
+        return serving.max_batch_body_bytes if path in ("/v1/predict/batch", "/v1/outcomes") else serving.max_body_bytes
 
     def _origins() -> tuple[str, ...] | None:
         cfg = _config()
@@ -250,6 +280,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schemas.update(parser.openapi_schemas())
     for model in (PromoteRequest, RollbackRequest):
         schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    if runtime is not None:
+        hide_unavailable_routes(document, runtime.settings)
     app.openapi_schema = document
     app.state.openapi_version = key
     return document

@@ -34,10 +34,12 @@ def score_records(
     with_reasons: bool,
     policy_version: str,
     started: float,
+    now: datetime | None = None,
 ) -> Scored:
-    """Score validated records with one model version; ``started`` is ``time.perf_counter()`` at arrival."""
+    """Score validated records with one model version; ``started`` is ``time.perf_counter()`` at arrival,
+    ``now`` the decision time (default: the wall clock)."""
     assessments = served.engine.assess(records, with_reasons=with_reasons)
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     scored_at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     latency_ms = (time.perf_counter() - started) * 1000.0
     model_ref = served.model_ref

@@ -90,6 +90,11 @@ def _description(spec: FieldSpec) -> str:
     return text
 
 
+# A schema-level key, not a model input: logged with the decision so outcomes can name the applicant.
+_APPLICANT_ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+_APPLICANT_ID_DOC = "Your id for the applicant (optional; not used by the model): outcomes may refer to it."
+
+
 def applicant_model(schema: FeatureSchema) -> type[BaseModel]:
     """The pydantic model of one applicant for this schema."""
     example = schema.example_record()
@@ -103,6 +108,7 @@ def applicant_model(schema: FeatureSchema) -> type[BaseModel]:
         fields[spec.name] = (_field_type(rule), Field(None, validate_default=True, **docs))
         if rule.required:
             required.append(spec.name)
+    fields["applicant_id"] = (_APPLICANT_ID | None, Field(None, description=_APPLICANT_ID_DOC))
     return create_model(  # type: ignore[call-overload,no-any-return]
         "Applicant",
         __config__=ConfigDict(

@@ -138,6 +138,9 @@ class VersionOut(_Out):
     created_at: str
     tags: dict[str, str]
     aliases: list[str]
+    validation_report: str | None = Field(
+        default=None, description="API path of the version's validation report (HTML); null when it has none"
+    )
 
 
 class RegistryOut(_Out):

@@ -60,7 +60,9 @@ def main() -> None:
         st.Page(_VIEWS / "score.py", title="Score an applicant", icon=":material/person_search:", default=True),
         st.Page(_VIEWS / "batch.py", title="Batch", icon=":material/table_view:"),
         st.Page(_VIEWS / "monitoring.py", title="Monitoring", icon=":material/monitoring:"),
+        st.Page(_VIEWS / "performance.py", title="Performance", icon=":material/trending_down:"),
         st.Page(_VIEWS / "models.py", title="Models", icon=":material/inventory_2:"),
+        st.Page(_VIEWS / "decisions.py", title="Decisions", icon=":material/gavel:"),
     ]
     page = st.navigation(pages)
     st.sidebar.caption(f"Scoring API: `{context.client.base_url}`")

@@ -18,6 +18,7 @@ LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("log_schema_version", pa.int16()),
     ("request_id", pa.string()),
     ("batch_id", pa.string()),
+    ("applicant_id", pa.string()),  # the caller's id for the applicant (optional): outcomes may name it
     ("scored_at", pa.timestamp("us", tz="UTC")),
     ("model_name", pa.string()),
     ("model_version", pa.string()),

@@ -21,9 +21,9 @@ from mlflow.tracking import MlflowClient
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings
-from credit_risk.data import load_split
 from credit_risk.lifecycle.gates import Evaluation, GateResult, evaluate_gates, evaluate_version, gate_figures
 from credit_risk.lifecycle.history import AliasEvent, completed_moves, move_alias
+from credit_risk.outcomes.training import gate_split
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _evaluate(
     current = registry.version_for_alias(client, reg.model_name, reg.serving_alias)
     if current is not None and str(current.version) == number:
         raise PromotionRefused(f"version {number} already holds {reg.serving_alias!r}")
-    split = load_split(config)
+    split = gate_split(config, settings, target)  # the kind of holdout the target was trained against
     try:
         challenger = evaluate_version(client, target, split, config, signing_key=key)
     except registry.UnverifiedArtifactError as exc:

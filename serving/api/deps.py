@@ -5,7 +5,9 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -39,6 +41,8 @@ class Runtime:
     holder: ModelHolder
     metrics: ServiceMetrics
     writer: prediction_log.PredictionLogWriter | None
+    # when a decision is made (scored_at); the outcome simulator sets a simulated clock in-process
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     @property
     def serving(self) -> Any:
@@ -73,22 +77,131 @@ def request_id_of(request: Request) -> str:
     return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
-_bearer = HTTPBearer(auto_error=False, description="CREDIT_RISK_ADMIN_TOKEN")
+# ------------------------------------------------------------------ roles
+
+ROLES = ("auditor", "admin")  # each role may do what the roles before it may
+ROLE_HEADER = "x-required-role"  # on an operation in the OpenAPI document: the role it needs
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+_bearer = HTTPBearer(auto_error=False, description="a role token: CREDIT_RISK_ADMIN_TOKEN or CREDIT_RISK_AUDITOR_TOKEN")
+
+
+@dataclass(frozen=True)
+class RoleToken:
+    role: str
+    name: str
+    token: str
+
+
+def role_tokens(settings: Settings) -> list[RoleToken]:
+    """The configured tokens, one per role. A token's name comes from ``CREDIT_RISK_<ROLE>_TOKEN_NAME``,
+    else from a ``name:token`` value, else it is the role's own name."""
+    tokens = []
+    for role in ROLES:
+        value = getattr(settings, f"{role}_token")
+        if not value:
+            continue
+        name = getattr(settings, f"{role}_token_name")
+        if not name and ":" in value and _TOKEN_NAME.match(value.split(":", 1)[0]):
+            name, value = value.split(":", 1)
+        tokens.append(RoleToken(role=role, name=name or role, token=value))
+    return tokens
+
+
+def grants(role: str, needed: str) -> bool:
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def role_available(settings: Settings, needed: str) -> bool:
+    """Some configured token may use routes that need ``needed``: else those routes do not exist."""
+    return any(grants(token.role, needed) for token in role_tokens(settings))
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called: the token's name and role, and the runtime.
+
+    Attributes it lacks are the runtime's, so a route written for ``require_admin`` returning
+    the runtime (``runtime.holder``, ``runtime.config``) works unchanged.
+    """
+
+    runtime: Runtime
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        """How the alias history and the access log name the caller."""
+        return f"{self.name} ({self.role})"
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.runtime, item)
+
+
+def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None, needed: str) -> Caller:
+    runtime = runtime_of(request)
+    allowed = [token for token in role_tokens(runtime.settings) if grants(token.role, needed)]
+    if not allowed:
+        raise NotFoundError("Not Found")
+    if credentials is None or not credentials.credentials:
+        raise UnauthorizedError("a bearer token is required")
+    given = credentials.credentials.encode("utf-8", "surrogateescape")
+    every = role_tokens(runtime.settings)
+    # compare with every token, in constant time each, whatever matches first
+    matches = [token for token in every if hmac.compare_digest(given, token.token.encode())]
+    if not matches:
+        raise ForbiddenError("the bearer token is not valid")
+    token = matches[0]
+    if not grants(token.role, needed):
+        raise ForbiddenError(f"the {token.role} role may not do this: it needs the {needed} role")
+    caller = Caller(runtime=runtime, name=token.name, role=token.role)
+    request.state.actor = caller.actor  # the admin routes record it in the alias history
+    return caller
+
+
+def require_role(needed: str) -> Any:
+    """A dependency: the caller, when its bearer token has ``needed`` (or a role above it);
+    404 when no token could (the routes do not exist), 401 without a token, 403 otherwise."""
+    if needed not in ROLES:
+        raise ValueError(f"unknown role {needed!r}")
+
+    def dependency(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Caller:
+        return _authenticate(request, credentials, needed)
+
+    return dependency
 
 
 def require_admin(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Runtime:
-    """Bearer token, compared in constant time; no token configured: the admin routes do not exist."""
-    runtime = runtime_of(request)
-    token = runtime.settings.admin_token
-    if not token:
-        raise NotFoundError("Not Found")
-    if credentials is None or not credentials.credentials:
-        raise UnauthorizedError("a bearer token is required")
-    if not hmac.compare_digest(credentials.credentials.encode("utf-8", "surrogateescape"), token.encode()):
-        raise ForbiddenError("the bearer token is not valid")
-    return runtime
+) -> Caller:
+    """The admin role (compared in constant time); no admin token configured: the admin routes do not exist."""
+    return _authenticate(request, credentials, "admin")
+
+
+def require_auditor(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Caller:
+    """The auditor role (or admin); no such token configured: the decision routes do not exist."""
+    return _authenticate(request, credentials, "auditor")
+
+
+def hide_unavailable_routes(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Drop from the OpenAPI document the operations whose role no configured token has
+    (operations marked with ``x-required-role``, and every ``/v1/admin/`` one)."""
+    paths = document.get("paths", {})
+    for path in list(paths):
+        for method in list(paths[path]):
+            operation = paths[path][method]
+            needed = operation.get(ROLE_HEADER) if isinstance(operation, dict) else None
+            if needed is None and path.startswith("/v1/admin/"):
+                needed = "admin"
+            if needed is not None and not role_available(settings, needed):
+                del paths[path][method]
+        if not paths[path]:
+            del paths[path]
+    return document
 
 
 def json_body(request_body: bytes, model: Any) -> Any:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from credit_risk import lifecycle, registry
 from serving import prediction_log
 from serving.api.deps import Runtime, body_doc, request_id_of, require_json, runtime_of, served_of
+from serving.api.reports import REPORT_TAG, report_path
 from serving.errors import NoModelError, error_responses, json_response
 from serving.predict import score_records
 from serving.schemas import BatchResponse, ModelInfo, PredictionResponse, RegistryOut
@@ -67,6 +68,7 @@ def _score(
         with_reasons=reasons,
         policy_version=runtime.config.model.decision.policy_version,
         started=started,
+        now=runtime.clock(),
     )
     ticket = _submit(runtime, served, scored.log_records)
     _count(runtime, served, scored.results)
@@ -235,6 +237,7 @@ def _registry_snapshot(runtime: Runtime) -> dict[str, Any]:
                 "created_at": datetime_ms(v.creation_timestamp),
                 "tags": dict(v.tags),
                 "aliases": sorted(by_version.get(str(v.version), [])),
+                "validation_report": report_path(str(v.version)) if REPORT_TAG in v.tags else None,
             }
             for v in versions
         ],

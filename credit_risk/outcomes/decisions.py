@@ -1,0 +1,53 @@
+"""What the prediction log recorded about each decision, read through the log's own reader."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+
+from credit_risk.decision_log.format import LEADING_COLUMNS, TRAILING_COLUMNS
+from credit_risk.decision_log.reader import read_log
+
+_TYPES = dict(LEADING_COLUMNS + TRAILING_COLUMNS)
+# the log columns the outcome checks and the realized figures use
+DECISION_COLUMNS = (
+    "request_id",
+    "applicant_id",
+    "scored_at",
+    "model_name",
+    "model_version",
+    "probability",
+    "risk_band",
+    "decision",
+)
+
+
+def decision_schema(extra: pa.Schema | None = None) -> pa.Schema:
+    """The decision columns (typed as the log writes them), then ``extra``'s other fields."""
+    fields = [pa.field(name, _TYPES[name]) for name in DECISION_COLUMNS]
+    if extra is not None:
+        fields += [f for f in extra if f.name not in DECISION_COLUMNS]
+    return pa.schema(fields)
+
+
+def read_decisions(
+    log_dir: Path,
+    *,
+    model_name: str,
+    columns: list[str] | None = None,
+    start: date | None = None,
+    end: date | None = None,
+    schema: pa.Schema | None = None,
+) -> pa.Table:
+    """Decisions of one model logged between two UTC dates (inclusive; None: unbounded).
+
+    ``schema`` (default: the decision columns) is the read schema: files written
+    before a column existed read it as null.
+    """
+    schema = schema or decision_schema()
+    if columns is not None:  # the reader filters on model_name: read it too
+        schema = pa.schema([schema.field(name) for name in dict.fromkeys([*columns, "model_name"])])
+    table = read_log(log_dir, schema, start=start or date.min, end=end or date.max, model_name=model_name)
+    return table.select(columns) if columns is not None else table

@@ -1,0 +1,3 @@
+from pipelines.performance.job import main
+
+raise SystemExit(main())

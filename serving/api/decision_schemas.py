@@ -1,0 +1,63 @@
+"""Response models of the decision routes (they document the API and the tests check bodies against them)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoggedReason(_Out):
+    code: str
+    field: str | None
+    label: str
+    value: str | int | None
+    value_label: str | None
+
+
+class DecisionOut(_Out):
+    """A logged decision as the log holds it (privacy settings applied), with its notice."""
+
+    request_id: str
+    batch_id: str | None
+    applicant_id: str | None
+    scored_at: str = Field(description="UTC time, ISO 8601")
+    model: dict[str, str | None] = Field(description="name and version of the model that decided")
+    decision_policy_version: str | None
+    inputs: dict[str, str | int | None] = Field(
+        description="The applicant's fields as logged (dropped: absent; hashed: HMAC)"
+    )
+    probability_of_default: float
+    score: int | None
+    risk_band: str | None
+    decision: str | None
+    reasons: list[LoggedReason]
+    latency_ms: float | None
+    notice: dict[str, Any] | None = Field(description="The adverse-action notice (decline, and review when configured)")
+    outcome: dict[str, Any] | None = Field(description="The loan's outcome when one is known")
+
+
+class DecisionPage(_Out):
+    applicant_id: str
+    start: str
+    end: str
+    total: int
+    page: int
+    page_size: int
+    decisions: list[DecisionOut] = Field(description="Newest first")
+
+
+class ReplayOut(_Out):
+    request_id: str
+    model_version: str
+    policy_version: str
+    status: Literal["identical", "different", "not_replayable"]
+    identical: bool
+    differences: dict[str, dict[str, Any]]
+    replayed: dict[str, Any]
+    reasons_compared: bool
+    error: str | None

@@ -1,0 +1,326 @@
+"""Decision routes (auditor role; absent when no auditor or admin token is configured).
+
+Find a logged decision by request id or by applicant, replay it with the model version and
+policy that made it, print its adverse-action notice. Every call is recorded in the access log
+with the caller's token name.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+
+import pyarrow.dataset as ds
+from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from credit_risk import registry
+from credit_risk.audit import access, notices, replay
+from credit_risk.audit.index import DecisionIndex
+from credit_risk.decision_log.format import FIXED_COLUMNS
+from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.outcomes.paths import resolve_outcomes_dir
+from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
+from credit_risk.outcomes.table import OutcomeTable
+from credit_risk.schema import FeatureSchema
+from serving.api.decision_schemas import DecisionOut, DecisionPage, ReplayOut
+from serving.api.deps import ROLE_HEADER, Caller, Runtime, require_auditor, runtime_of
+from serving.errors import InvalidInputError, NotFoundError, error_responses, json_response, problem
+
+_REQUEST_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+_ROLE = {ROLE_HEADER: "auditor"}
+RequestId = Annotated[str, Path(pattern=_REQUEST_ID, max_length=128, description="The decision's request id")]
+Auditor = Annotated[Caller, Depends(require_auditor)]
+
+
+class AuditServices:
+    """The decision index, the access log and a cache of verified versions, built on first use."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        config, settings = runtime.config, runtime.settings
+        self.index = DecisionIndex(
+            resolve_log_dir(config, settings),
+            access.index_path(config, settings),
+            refresh_seconds=config.model.audit.refresh_seconds,
+        )
+        self.access = access.AccessLog(access.access_log_path(config, settings))
+        key = settings.model_signing_key.get_secret_value() if settings.model_signing_key else None
+        self.cache = replay.VersionCache(registry.connect(settings, config.root), config, signing_key=key)
+        self.replay_lock = threading.Lock()
+
+
+_services_lock = threading.Lock()
+
+
+def _services(request: Request, runtime: Runtime) -> AuditServices:
+    with _services_lock:
+        found = getattr(request.app.state, "audit_services", None)
+        if found is None:
+            found = AuditServices(runtime)
+            request.app.state.audit_services = found
+        return found
+
+
+def _schema_for(runtime: Runtime, version: str | None) -> FeatureSchema:
+    """The deciding version's schema when it is the one served, else the project's."""
+    served = runtime.holder.served
+    return served.model.schema if served is not None and served.version == version else runtime.config.features
+
+
+def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
+    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice."""
+    schema = _schema_for(runtime, record.get("model_version"))
+    by_code = {spec.reason_code: spec for spec in schema.fields}
+    reasons = []
+    for code in record.get("reasons") or []:
+        spec = by_code.get(code)
+        value = record.get(spec.name) if spec else None
+        reasons.append(
+            {
+                "code": code,
+                "field": spec.name if spec else None,
+                "label": spec.label if spec else code,
+                "value": value,
+                "value_label": spec.describe_value(value) if spec and value is not None else None,
+            }
+        )
+    scored_at: datetime = record["scored_at"]
+    inputs = {k: v for k, v in record.items() if k not in FIXED_COLUMNS and k not in {"applicant_id", "date"}}
+    return {
+        "request_id": record["request_id"],
+        "batch_id": record.get("batch_id"),
+        "applicant_id": record.get("applicant_id"),
+        "scored_at": scored_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "model": {"name": record.get("model_name"), "version": record.get("model_version")},
+        "decision_policy_version": record.get("decision_policy_version"),
+        "inputs": inputs,
+        "probability_of_default": record["probability"],
+        "score": record.get("score"),
+        "risk_band": record.get("risk_band"),
+        "decision": record.get("decision"),
+        "reasons": reasons,
+        "latency_ms": record.get("latency_ms"),
+        "notice": notices.build_notice(record, schema, runtime.config.model.notices),
+        "outcome": outcome_of(runtime, record["request_id"]),
+    }
+
+
+def outcome_of(runtime: Runtime, request_id: str) -> dict[str, Any] | None:
+    """The decision's current outcome (the latest load wins), or None when none is known yet.
+
+    The outcomes table is read with a filter on the request id (one column per file is scanned:
+    outcomes are far fewer files than decisions, one per load)."""
+    folder = resolve_outcomes_dir(runtime.config, resolve_log_dir(runtime.config, runtime.settings))
+    table = OutcomeTable(folder)
+    files = table.files()
+    if not files:
+        return None
+    rows = ds.dataset([str(f) for f in files], schema=OUTCOME_SCHEMA, format="parquet").to_table(
+        filter=ds.field("request_id") == request_id
+    )
+    if rows.num_rows == 0:
+        return None
+    latest = max(rows.to_pylist(), key=lambda row: (row["loaded_at"], row["load_id"]))
+    return {
+        "outcome": latest["outcome"],
+        "label": latest["label"],
+        "observed_at": latest["observed_at"].isoformat(),
+        "loaded_at": latest["loaded_at"].isoformat(),
+    }
+
+
+def _find(services: AuditServices, request_id: str) -> dict[str, Any]:
+    record = services.index.find(request_id)
+    if record is None:
+        raise NotFoundError(f"no logged decision has request id {request_id!r}")
+    return record
+
+
+def _parse_moment(name: str, text: str | None, default: datetime, *, end: bool) -> datetime:
+    if not text:
+        return default
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = date.fromisoformat(text)
+            # a date as end includes that whole day
+            return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInputError(
+            [problem(["query", name], "must be an ISO 8601 date (YYYY-MM-DD) or UTC date-time", "datetime_parsing")]
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def decisions_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
+    auth = error_responses(401, 403, 404)
+
+    @router.get(
+        "/{request_id}",
+        summary="One logged decision: inputs (privacy applied), outputs, reasons, notice",
+        response_model=None,
+        responses={200: {"model": DecisionOut}, **auth, **error_responses(422, 503)},
+        openapi_extra=_ROLE,
+    )
+    async def get_decision(request: Request, request_id: RequestId, caller: Auditor) -> Response:
+        runtime = runtime_of(request)
+        services = _services(request, runtime)
+        try:
+            record = await run_in_threadpool(_find, services, request_id)
+        except NotFoundError:
+            services.access.record(
+                actor=caller.name, role=caller.role, action="view", status=404, request_id=request_id
+            )
+            raise
+        services.access.record(actor=caller.name, role=caller.role, action="view", status=200, request_id=request_id)
+        return json_response(await run_in_threadpool(decision_body, runtime, record))
+
+    @router.get(
+        "",
+        summary="An applicant's decisions in a time window, newest first, paged",
+        response_model=None,
+        responses={200: {"model": DecisionPage}, **auth, **error_responses(422, 503)},
+        openapi_extra=_ROLE,
+    )
+    async def list_decisions(
+        request: Request,
+        caller: Auditor,
+        applicant_id: Annotated[str, Query(min_length=1, max_length=128, description="The applicant's id")],
+        start: Annotated[
+            str | None, Query(max_length=40, description="From (UTC date or date-time); default: retention_days ago")
+        ] = None,
+        end: Annotated[
+            str | None, Query(max_length=40, description="Until (a date includes that day); default: now")
+        ] = None,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+        page_size: Annotated[
+            int | None, Query(ge=1, le=5000, description="Default audit.page_size, at most audit.max_page_size")
+        ] = None,
+    ) -> Response:
+        runtime = runtime_of(request)
+        audit = runtime.config.model.audit
+        size = page_size or audit.page_size
+        if size > audit.max_page_size:
+            raise InvalidInputError(
+                [
+                    problem(
+                        ["query", "page_size"],
+                        f"at most audit.max_page_size ({audit.max_page_size})",
+                        "less_than_equal",
+                    )
+                ]
+            )
+        now = datetime.now(UTC)
+        retention = timedelta(days=runtime.config.model.prediction_log.retention_days)
+        first = _parse_moment("start", start, now - retention, end=False)
+        last = _parse_moment("end", end, now + timedelta(seconds=1), end=True)
+        services = _services(request, runtime)
+
+        def lookup() -> tuple[list[dict[str, Any]], int]:
+            return services.index.by_applicant(
+                applicant_id, start=first, end=last, limit=size, offset=(page - 1) * size
+            )
+
+        records, total = await run_in_threadpool(lookup)
+        services.access.record(
+            actor=caller.name,
+            role=caller.role,
+            action="search",
+            status=200,
+            applicant_id=applicant_id,
+            start=first.isoformat(),
+            end=last.isoformat(),
+            page=page,
+            returned=[r["request_id"] for r in records],
+        )
+        return json_response(
+            {
+                "applicant_id": applicant_id,
+                "start": first.isoformat(),
+                "end": last.isoformat(),
+                "total": total,
+                "page": page,
+                "page_size": size,
+                "decisions": await run_in_threadpool(lambda: [decision_body(runtime, r) for r in records]),
+            }
+        )
+
+    @router.post(
+        "/{request_id}/replay",
+        summary="Re-make a logged decision with the model version and policy that made it",
+        response_model=None,
+        responses={200: {"model": ReplayOut}, **auth, **error_responses(422, 503)},
+        openapi_extra=_ROLE,
+    )
+    async def replay_decision(request: Request, request_id: RequestId, caller: Auditor) -> Response:
+        runtime = runtime_of(request)
+        services = _services(request, runtime)
+
+        def run() -> replay.RecordReplay:
+            record = _find(services, request_id)
+            with services.replay_lock:  # one download of a version at a time; later ones hit the cache
+                return replay.replay_records([record], services.cache)[0]
+
+        try:
+            result = await run_in_threadpool(run)
+        except NotFoundError:
+            services.access.record(
+                actor=caller.name, role=caller.role, action="replay", status=404, request_id=request_id
+            )
+            raise
+        services.access.record(
+            actor=caller.name,
+            role=caller.role,
+            action="replay",
+            status=200,
+            request_id=request_id,
+            outcome=result.status,
+        )
+        return json_response(result.to_json())
+
+    @router.get(
+        "/{request_id}/notice.pdf",
+        summary="The decision's adverse-action notice as a printable PDF (404 when its decision needs none)",
+        response_model=None,
+        responses={
+            200: {"content": {"application/pdf": {}}, "description": "The notice"},
+            **auth,
+            **error_responses(422, 503),
+        },
+        openapi_extra=_ROLE,
+    )
+    async def notice_pdf(request: Request, request_id: RequestId, caller: Auditor) -> Response:
+        runtime = runtime_of(request)
+        services = _services(request, runtime)
+
+        def build() -> bytes | None:
+            record = _find(services, request_id)
+            notice = notices.build_notice(
+                record, _schema_for(runtime, record.get("model_version")), runtime.config.model.notices
+            )
+            return notices.render_pdf(notice) if notice else None
+
+        try:
+            pdf = await run_in_threadpool(build)
+        except NotFoundError:
+            services.access.record(
+                actor=caller.name, role=caller.role, action="notice", status=404, request_id=request_id
+            )
+            raise
+        status = 200 if pdf is not None else 404
+        services.access.record(
+            actor=caller.name, role=caller.role, action="notice", status=status, request_id=request_id
+        )
+        if pdf is None:
+            raise NotFoundError(f"decision {request_id!r} needs no adverse-action notice")
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="notice-{request_id}.pdf"'},
+        )
+
+    return router

@@ -1,0 +1,209 @@
+"""Performance: realized figures from ``GET /v1/performance``, per model version.
+
+The performance job (``mlflow run . -e performance``) computes every figure;
+this page draws them, each beside the version's holdout figure at training:
+coverage by decision (first, since outcomes exist mostly for approved
+applicants), ROC-AUC, Gini, KS, Brier, calibration per band and per decile,
+and the bad rate per band across decision-month vintages.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from pydantic import ValidationError
+
+from credit_risk.performance import PerformanceSummary, VersionPerformance
+from ui.api_client import ApiClient, ApiError, NotFoundError, ServiceError
+from ui.context import current, show_api_error
+
+_STATUS = {
+    "ok": ("success", "No alert: realized figures are within the configured margins."),
+    "alert": ("error", "Alert: at least one realized figure crossed its threshold."),
+    "no_data": ("info", "No matured decision in the window yet."),
+    "insufficient_data": ("warning", "Too few outcomes per version for alerts to mean much; figures are shown."),
+}
+
+
+def fetch_summary(client: ApiClient) -> PerformanceSummary:
+    """The summary, checked against the one typed model the job writes it with."""
+    # the shared client's plumbing (error mapping, timeouts); the UI's own endpoint methods live in api_client
+    body = client._request("GET", "/v1/performance")
+    try:
+        return PerformanceSummary.model_validate(body)
+    except ValidationError as exc:
+        raise ServiceError(f"/v1/performance sent a summary this UI cannot read: {exc}") from exc
+
+
+def _fmt(value: float | None, pattern: str = "{:.3f}") -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def _figures_table(figures: VersionPerformance) -> pd.DataFrame:
+    h = figures.holdout
+    rows = [
+        ("ROC-AUC", figures.auc, h.get("roc_auc")),
+        ("Gini", figures.gini, h.get("gini")),
+        ("KS", figures.ks, h.get("ks")),
+        ("Brier", figures.brier, h.get("brier")),
+        ("Approval rate", figures.approval_rate, h.get("approval_rate")),
+        ("Bad rate (with outcome)", figures.bad_rate, None),
+        ("Mean predicted P(default)", figures.mean_predicted, None),
+        ("Calibration-in-the-large (observed - predicted)", figures.calibration_in_the_large, None),
+        ("Calibration slope (1 = ideal)", figures.calibration_slope, None),
+    ]
+    return pd.DataFrame(
+        [{"figure": name, "realized": _fmt(real), "holdout at training": _fmt(hold)} for name, real, hold in rows]
+    )
+
+
+def _coverage(figures: VersionPerformance) -> None:
+    table = pd.DataFrame(
+        [
+            {
+                "decision": kind,
+                "decisions": c.decisions,
+                "with outcome": c.with_outcome,
+                "share with outcome": _fmt(c.share_with_outcome, "{:.1%}"),
+                "bad rate": _fmt(c.bad_rate),
+            }
+            for kind, c in figures.coverage_by_decision.items()
+        ]
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+def _calibration(figures: VersionPerformance) -> None:
+    left, right = st.columns(2)
+    bands = pd.DataFrame(
+        [
+            {"band": b.band, "kind": kind, "rate": value}
+            for b in figures.bands
+            for kind, value in (("predicted", b.predicted), ("observed", b.observed))
+            if value is not None
+        ]
+    )
+    if not bands.empty:
+        left.altair_chart(
+            alt.Chart(bands)
+            .mark_bar()
+            .encode(
+                x=alt.X("band:N", title="Risk band"),
+                xOffset="kind:N",
+                y=alt.Y("rate:Q", title="Bad rate", axis=alt.Axis(format="%")),
+                color=alt.Color("kind:N", title=None),
+                tooltip=["band:N", "kind:N", alt.Tooltip("rate:Q", format=".3f")],
+            )
+            .properties(height=260, title="Predicted and observed bad rate per band"),
+            width="stretch",
+        )
+    deciles = pd.DataFrame([d.model_dump() for d in figures.deciles])
+    if not deciles.empty:
+        top = float(max(deciles["predicted"].max(), deciles["observed"].max()))
+        diagonal = alt.Chart(pd.DataFrame({"x": [0, top], "y": [0, top]})).mark_line(color="grey", strokeDash=[4, 4])
+        points = (
+            alt.Chart(deciles)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("predicted:Q", title="Mean predicted P(default)"),
+                y=alt.Y("observed:Q", title="Observed bad rate"),
+                tooltip=[
+                    "bin:O",
+                    "n:Q",
+                    alt.Tooltip("predicted:Q", format=".3f"),
+                    alt.Tooltip("observed:Q", format=".3f"),
+                ],
+            )
+        )
+        right.altair_chart(
+            (diagonal.encode(x="x:Q", y="y:Q") + points).properties(height=260, title="Reliability diagram (deciles)"),
+            width="stretch",
+        )
+
+
+def _vintages(figures: VersionPerformance) -> None:
+    rows = [
+        {"month": v.month, "band": band, "bad rate": rate}
+        for v in figures.vintages
+        for band, rate in v.bad_rate_by_band.items()
+        if rate is not None
+    ]
+    if not rows:
+        return
+    st.altair_chart(
+        alt.Chart(pd.DataFrame(rows))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("month:O", title="Decision month (vintage)"),
+            y=alt.Y("bad rate:Q", axis=alt.Axis(format="%")),
+            color=alt.Color("band:N", title="Band"),
+            tooltip=["month:O", "band:N", alt.Tooltip("bad rate:Q", format=".3f")],
+        )
+        .properties(height=260, title="Bad rate by band across vintages"),
+        width="stretch",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "month": v.month,
+                    "decisions": v.decisions,
+                    "with outcome": v.with_outcome,
+                    "bad rate": _fmt(v.bad_rate),
+                    "AUC": _fmt(v.auc),
+                }
+                for v in figures.vintages
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def render() -> None:
+    st.title("Performance")
+    try:
+        summary = fetch_summary(current().client)
+    except NotFoundError:
+        st.info(
+            "**No performance summary exists yet.** Load outcomes (`mlflow run . -e outcomes -P input=...` or "
+            "`POST /v1/outcomes`), then run `mlflow run . -e performance`.",
+            icon=":material/query_stats:",
+        )
+        return
+    except ApiError as exc:
+        show_api_error(exc, what="read the performance summary")
+        return
+    st.caption(
+        f"Model **{summary.model_name}**: decisions from {summary.window.start or 'the first logged'} to "
+        f"{summary.window.end} (UTC), matured {summary.maturity_days} days as of {summary.as_of}; "
+        f"generated {summary.generated_at}."
+    )
+    kind, text = _STATUS[summary.status]
+    getattr(st, kind)(f"**Status: {summary.status}.** {text}")
+    for alert in summary.alerts:
+        st.markdown(f"- :red[**alert**] {alert.message}")
+    st.warning(f"**Selection bias.** {summary.selection_note}", icon=":material/filter_alt:")
+    for version, figures in summary.versions.items():
+        st.header(f"Version {version}")
+        columns = st.columns(4)
+        columns[0].metric("Matured decisions", f"{figures.decisions:,}")
+        columns[1].metric("With an outcome", f"{figures.with_outcome:,}", _fmt(figures.share_with_outcome, "{:.1%}"))
+        columns[2].metric(
+            "Realized ROC-AUC", _fmt(figures.auc), help="holdout at training: " + _fmt(figures.holdout.get("roc_auc"))
+        )
+        columns[3].metric(
+            "Realized Brier", _fmt(figures.brier), help="holdout at training: " + _fmt(figures.holdout.get("brier"))
+        )
+        st.subheader("Coverage by decision")
+        _coverage(figures)
+        st.subheader("Realized figures beside the holdout at training")
+        st.dataframe(_figures_table(figures), hide_index=True, width="stretch")
+        st.subheader("Calibration")
+        _calibration(figures)
+        st.subheader("Vintages")
+        _vintages(figures)
+
+
+render()
