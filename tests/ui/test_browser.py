@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pipelines.data import load_applicants
@@ -25,7 +26,7 @@ from tests.support.api import RunningApi, running_api
 from tests.support.browser import browser_unavailable_reason, launched_browser
 from tests.support.processes import free_port, running_process
 from tests.ui.conftest import score_and_monitor
-from ui.screenshots import VIEWPORT, capture_all, open_page, submit_score_form, take
+from ui.screenshots import VIEWPORT, applicant_entries, capture_all, open_page, submit_score_form, take
 
 pytestmark = pytest.mark.integration
 
@@ -75,13 +76,12 @@ def test_a_loan_officer_scores_an_applicant_in_the_browser(
     with running_ui(api.url, tmp_path) as ui_url, launched_browser() as browser:
         page = browser.new_page(viewport=VIEWPORT)
         open_page(page, ui_url, "", "Score an applicant")
-        page.get_by_role("combobox", name="Purpose").click()
-        page.get_by_role("option", name="Business").click()
-        submit_score_form(page)  # loan duration 48 months, then "Score applicant"
+        info = httpx.get(f"{api.url}/v1/model").json()
+        submit_score_form(page, applicant_entries(info, duration_in_month=48, purpose="business"))
         # expect() retries until the page settles: Streamlit redraws elements as a run progresses.
-        decision = re.compile(r"^(Approve|Refer to an underwriter|Decline)\s*Band [A-Z]$")
-        expect(page.get_by_text(decision)).to_be_visible()
-        expect(page.get_by_text("Loan duration (months) of 48 increased the assessed risk.")).to_be_visible()
+        decision = re.compile(r"^(Approved|Referred|Declined)\s*Risk band [A-Z]$")
+        expect(page.get_by_test_id("decision-banner")).to_have_text(decision)
+        expect(page.get_by_text("Loan duration (months) is 48, which raised the assessed risk.")).to_be_visible()
         expect(page.get_by_text(f"version {trained.version.version}", exact=False).first).to_be_visible()
         expect(page.get_by_role("combobox", name="Purpose")).to_have_value("Business")
         assert "Traceback" not in page.inner_text("body")
@@ -135,7 +135,8 @@ def test_readme_screenshots_of_every_page(two_versions: Store, tmp_path: Path) -
         # Longer loans than in training: the monitor should show a shift on the duration.
         live = generate_applicants(source, config.features, rows=400, seed=7, shift={"duration_in_month": 1.6})
         score_and_monitor(api, two_versions, json.loads(live.to_json(orient="records")))
-        shots = capture_all(ui_url, tmp_path, batch.to_csv(index=False))
+        entries = applicant_entries(httpx.get(f"{api.url}/v1/model").json(), duration_in_month=48)
+        shots = capture_all(ui_url, tmp_path, batch.to_csv(index=False), entries)
     for shot in shots:
         _publish(shot)
     assert [s.name for s in shots] == ["score.png", "batch.png", "monitoring.png", "models.png"]
