@@ -61,9 +61,21 @@ def applicant_entries(info: Mapping[str, Any], **overrides: Any) -> list[Entry]:
 
 def enter(page: Page, label: str, kind: str, value: str) -> None:
     """Pick an option or type a value (then leave the field) as a person does."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     if kind == "select":
-        page.get_by_role("combobox", name=label, exact=True).click()
-        page.get_by_role("listbox").get_by_role("option", name=value, exact=True).click()
+        # A rerun still under way can close a menu that has just opened: open it again then.
+        combo = page.get_by_role("combobox", name=label, exact=True)
+        option = page.get_by_role("listbox").get_by_role("option", name=value, exact=True)
+        for _ in range(3):
+            combo.click()
+            try:
+                option.wait_for(timeout=3_000)
+                break
+            except PlaywrightTimeout:
+                page.keyboard.press("Escape")
+                wait_idle(page, settle_ms=300)
+        option.click()
     else:
         # Enter commits the value without moving the focus on (Tab would open the next dropdown).
         box = page.get_by_role("textbox", name=label, exact=True)

@@ -241,7 +241,8 @@ def _reasons_chart(reasons: list[Mapping[str, Any]], schema: FormSchema) -> tupl
         value = reason_value_text(r, spec)
         rows.append(
             {
-                "factor": f"{label}: {value if value is not None else 'not provided'}",
+                "factor": label,
+                "value": value if value is not None else "not provided",
                 "share": max(float(r.get("contribution") or 0), 0.0) / total,
             }
         )
@@ -251,12 +252,15 @@ def _reasons_chart(reasons: list[Mapping[str, Any]], schema: FormSchema) -> tupl
         .mark_bar(color=DECISION_COLOURS["decline"])
         .encode(
             x=alt.X("share:Q", title="Share of the added risk", axis=alt.Axis(format="%", tickCount=5)),
-            y=alt.Y("factor:N", sort="-x", title=None, axis=alt.Axis(labelLimit=300)),
-            tooltip=["factor:N", alt.Tooltip("share:Q", title="share of the added risk", format=".0%")],
+            # Labels alone on the axis (the values are in the sentences above): the bars keep their width.
+            y=alt.Y("factor:N", sort="-x", title=None, axis=alt.Axis(labelLimit=170)),
+            tooltip=["factor:N", "value:N", alt.Tooltip("share:Q", title="share of the added risk", format=".0%")],
         )
         .properties(height=36 * len(reasons) + 40)
     )
-    words = "Share of the added risk: " + "; ".join(f"{r['factor']} {r['share']:.0%}" for r in rows) + "."
+    words = (
+        "Share of the added risk: " + "; ".join(f"{r['factor']} ({r['value']}) {r['share']:.0%}" for r in rows) + "."
+    )
     return chart, words
 
 
