@@ -210,7 +210,7 @@ def test_a_refused_rollback_shows_the_reason(api: RunningApi, open_app: OpenApp)
     at.text_input(key="rollback.token").set_value(api.admin_token)
     _button(at, "Roll back...").click().run()
     confirm = _button(at, "Confirm")
-    assert "production: v1 -> " in confirm.label, confirm.label
+    assert "production: v1 → " in confirm.label, confirm.label
     confirm.click().run()
     assert not at.exception
     refusals = [e.value for e in at.error if "Rollback refused" in e.value]

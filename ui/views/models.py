@@ -1,7 +1,7 @@
 """Models: the registry's versions and aliases, the alias history, promote and roll back.
 
 Every move of production goes through a confirmation that names it
-("production: v1 -> v2"); a dry run shows the promotion gates without moving
+("production: v1 → v2"); a dry run shows the promotion gates without moving
 anything; the outcome of an action appears right under the button pressed.
 Rollback without a version undoes the last move of the serving alias.
 """
@@ -107,7 +107,7 @@ def _event_of(body: Any) -> Mapping[str, Any] | None:
 
 
 def _move_text(event: Mapping[str, Any]) -> str:
-    return f"{event.get('alias')}: {_v(event.get('from_version'))} -> {_v(event.get('to_version'))}"
+    return f"{event.get('alias')}: {_v(event.get('from_version'))} → {_v(event.get('to_version'))}"
 
 
 # ------------------------------------------------------------------ outcome, next to the action
@@ -229,7 +229,7 @@ def _history(registry: Mapping[str, Any]) -> None:
         st.info("No alias has moved yet.")
         return
     frame = pd.DataFrame(history).iloc[::-1]
-    frame.insert(0, "move", [f"{_v(e.get('from_version'))} -> {_v(e.get('to_version'))}" for e in history[::-1]])
+    frame.insert(0, "move", [f"{_v(e.get('from_version'))} → {_v(e.get('to_version'))}" for e in history[::-1]])
     frame = frame.drop(columns=[c for c in ("from_version", "to_version") if c in frame.columns])
     if "figures" in frame.columns:
         frame["figures"] = frame["figures"].map(
@@ -243,7 +243,7 @@ def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) 
     aliases = registry.get("aliases") or {}
     current_version = aliases.get(_SERVING_ALIAS)
     promote_col, rollback_col = st.columns(2)
-    with promote_col, st.container(border=True):
+    with promote_col, st.container(border=True, key="promote-form"):
         st.markdown("**Promote a version to production**")
         st.caption("The version must pass the promotion gates against the current champion, unless forced.")
         candidates = [v for v in versions if v != str(current_version)] or versions
@@ -259,13 +259,13 @@ def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) 
         st.checkbox("Force (override failed gates; the reason is recorded)", key="promote.force")
         st.text_input("Admin token", type="password", key="promote.token")
         target = st.session_state.get("promote.version")
-        move = f"{_SERVING_ALIAS}: {_v(current_version)} -> {_v(target)}"
+        move = f"{_SERVING_ALIAS}: {_v(current_version)} → {_v(target)}"
         left, right = st.columns(2)
         left.button("Check the gates (dry run)", on_click=_dry_run, args=(client,), key="promote.dry_run")
         right.button("Promote...", type="primary", on_click=_ask, args=("promote", move), key="promote.ask")
         _confirmation(client, "promote")
         _show_outcome("promote")
-    with rollback_col, st.container(border=True):
+    with rollback_col, st.container(border=True, key="rollback-form"):
         st.markdown("**Roll production back**")
         st.caption("Moves the production alias back; no gates, but a reason is recorded.")
         last = last_move(registry.get("history") or [], _SERVING_ALIAS)
@@ -281,7 +281,7 @@ def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) 
         st.text_input("Admin token", type="password", key="rollback.token")
         choice = st.session_state.get("rollback.version")
         target = undo_to if choice == _UNDO else choice
-        move = f"{_SERVING_ALIAS}: {_v(current_version)} -> {_v(target) if target else 'the version before'}"
+        move = f"{_SERVING_ALIAS}: {_v(current_version)} → {_v(target) if target else 'the version before'}"
         st.button("Roll back...", on_click=_ask, args=("rollback", move), key="rollback.ask")
         _confirmation(client, "rollback")
         _show_outcome("rollback")
