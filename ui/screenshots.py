@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ui.form_schema import read_schema
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 VIEWPORT = {"width": 1400, "height": 1000}
 _RUNNING = "[data-testid='stStatusWidget']"
@@ -120,10 +120,18 @@ def take(page: Page, out: Path, name: str) -> Path:
     return path
 
 
-def capture_all(base_url: str, out: Path, batch_csv: str, entries: Sequence[Entry]) -> list[Path]:
-    """Open each page, drive it to an interesting state, and save ``<page>.png`` under ``out``."""
-    from tests.support.browser import launched_browser
+def capture_all(
+    base_url: str, out: Path, batch_csv: str, entries: Sequence[Entry], *, browser: Browser | None = None
+) -> list[Path]:
+    """Open each page, drive it to an interesting state, and save ``<page>.png`` under ``out``.
 
+    Uses ``browser`` when given (one Playwright per process), else launches the system Chromium.
+    """
+    if browser is None:
+        from tests.support.browser import launched_browser
+
+        with launched_browser() as launched:
+            return capture_all(base_url, out, batch_csv, entries, browser=launched)
     steps: list[tuple[str, str, str, Callable[[Page], None] | None]] = [
         ("score", "", "Score an applicant", lambda page: submit_score_form(page, entries)),
         ("batch", "batch", "Batch scoring", lambda page: upload_batch(page, batch_csv)),
@@ -131,13 +139,13 @@ def capture_all(base_url: str, out: Path, batch_csv: str, entries: Sequence[Entr
         ("models", "models", "Models", None),
     ]
     saved = []
-    with launched_browser() as browser:
-        page = browser.new_page(viewport=VIEWPORT)
-        for name, path, heading, action in steps:
-            open_page(page, base_url, path, heading)
-            if action is not None:
-                action(page)
-            saved.append(take(page, out, name))
+    page = browser.new_page(viewport=VIEWPORT)
+    for name, path, heading, action in steps:
+        open_page(page, base_url, path, heading)
+        if action is not None:
+            action(page)
+        saved.append(take(page, out, name))
+    page.close()
     return saved
 
 

@@ -352,7 +352,7 @@ def test_readme_screenshots_of_every_page(browser: Any, two_versions: Store, tmp
         live = generate_applicants(source, config.features, rows=400, seed=7, shift={"duration_in_month": 1.6})
         score_and_monitor(api, two_versions, json.loads(live.to_json(orient="records")))
         entries = applicant_entries(httpx.get(f"{api.url}/v1/model").json(), duration_in_month=48)
-        shots = capture_all(ui_url, tmp_path, batch.to_csv(index=False), entries)
+        shots = capture_all(ui_url, tmp_path, batch.to_csv(index=False), entries, browser=browser)
     for shot in shots:
         _publish(shot)
     assert [s.name for s in shots] == ["score.png", "batch.png", "monitoring.png", "models.png"]

@@ -294,3 +294,31 @@ def test_a_rejected_field_is_named_next_to_its_input(api: RunningApi, open_app: 
     notes = [m.value for m in at.markdown if "Loan duration (months) refused by the service" in m.value]
     assert notes and "120" in notes[0], [m.value for m in at.markdown]
     assert any("refused this request" in e.value and "duration_in_month" in e.value for e in at.error)
+
+
+def test_monitoring_names_what_it_counts_with_labels_and_ordered_groups(
+    api: RunningApi, trained: TrainedModel, open_app: OpenApp
+) -> None:
+    from serving.prediction_log import summary_path
+    from tests.ui.conftest import score_and_monitor
+
+    schema = _schema(api)
+    sexes = schema.by_name["personal_status_and_sex"].codes
+    applicants = [
+        {**schema.example_record(), "duration_in_month": 6 + i % 40, "age_in_years": (20, 40, 70)[i % 3],
+         "personal_status_and_sex": sexes[i % len(sexes)]}
+        for i in range(60)
+    ]  # fmt: skip
+    config = trained.store.config
+    try:
+        score_and_monitor(api, trained.store, applicants)
+        at = open_app(api.url, page="monitoring")
+        assert "Share not declined across protected groups" in [h.value for h in at.subheader]
+        table = next(d.value for d in at.dataframe if "group" in d.value.columns)
+        ages = list(table[table["attribute"] == "Age (years)"]["group"])
+        assert ages == ["under 25", "25 to 61", "62 and over"], ages
+        groups = set(table[table["attribute"] == "Personal status and sex"]["group"])
+        assert groups == {c.label for c in schema.by_name["personal_status_and_sex"].categories}, groups
+        assert "{" not in _texts(at), "no raw structures on the page"
+    finally:
+        summary_path(config.model.monitoring, api.log_dir, config.root).unlink(missing_ok=True)

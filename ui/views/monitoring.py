@@ -317,7 +317,7 @@ def _fairness(summary: Mapping[str, Any], schema: FormSchema | None, favourable_
                     "group": spec.label_of(group) if spec is not None and spec.choices else str(group),
                     "applicants": stats.get("n"),
                     f"share {word}": stats.get("approval_rate"),
-                    "lowest / highest group (attribute)": entry.get("disparate_impact"),
+                    "lowest / highest": entry.get("disparate_impact"),
                 }
             )
     if limit is not None:
@@ -327,9 +327,9 @@ def _fairness(summary: Mapping[str, Any], schema: FormSchema | None, favourable_
         hide_index=True,
         width="stretch",
         column_config={
-            "group": st.column_config.TextColumn(width="large"),
+            "group": st.column_config.TextColumn(width="medium"),
             f"share {word}": st.column_config.NumberColumn(format="percent"),
-            "lowest / highest group (attribute)": st.column_config.NumberColumn(format="%.3f"),
+            "lowest / highest": st.column_config.NumberColumn(format="%.3f"),
         },
     )
 
