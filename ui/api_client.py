@@ -14,11 +14,18 @@ from typing import Any
 
 import httpx
 
-from credit_risk.schema import FeatureSchema
+from ui.form_schema import FormSchema, SchemaError, read_schema
 
 
 class ApiError(Exception):
-    """Base of every error the client raises; ``str()`` is a message for a person."""
+    """Base of every error the client raises; ``str()`` is the technical account of what happened.
+
+    ``status`` and ``body`` keep the HTTP answer (None when there was none), so a page can read
+    what an admin action did even when the service answered with an error.
+    """
+
+    status: int | None = None
+    body: Any = None
 
 
 class ApiUnavailableError(ApiError):
@@ -58,6 +65,10 @@ class RequestRejectedError(ApiError):
         self.problems = tuple(problems)
         self.status = status
 
+    def names(self, field: str) -> bool:
+        """True when one of the problems is about ``field`` (e.g. a key an older service does not know)."""
+        return any(p.field == field for p in self.problems)
+
 
 class ServiceError(ApiError):
     """An answer the UI cannot use (5xx other than 503, or a body that is not the contract's JSON)."""
@@ -96,6 +107,13 @@ def parse_problems(detail: Any) -> list[Problem]:
     return problems
 
 
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 class ApiClient:
     """Typed calls to the scoring API (see the API contract in the README)."""
 
@@ -122,7 +140,11 @@ class ApiClient:
             raise ApiUnavailableError(message) from exc
         except httpx.TransportError as exc:
             raise ApiUnavailableError(f"The scoring service at {self.base_url} cannot be reached ({exc}).") from exc
-        return self._decode(response, admin=token is not None)
+        try:
+            return self._decode(response, admin=token is not None)
+        except ApiError as exc:
+            exc.status, exc.body = response.status_code, _json_or_none(response)
+            raise
 
     def _decode(self, response: httpx.Response, *, admin: bool) -> Any:
         try:
@@ -159,11 +181,11 @@ class ApiClient:
         """``GET /v1/model``: the served version, its metrics, schema, policy and bands."""
         return self._request("GET", "/v1/model")
 
-    def feature_schema(self, info: Mapping[str, Any]) -> FeatureSchema:
+    def feature_schema(self, info: Mapping[str, Any]) -> FormSchema:
         """The served model's feature schema, from a ``model_info()`` answer."""
         try:
-            return FeatureSchema.model_validate(info["feature_schema"])
-        except (KeyError, ValueError) as exc:
+            return read_schema(info)
+        except SchemaError as exc:
             raise ServiceError(f"/v1/model sent no usable feature_schema: {exc}") from exc
 
     def predict(self, applicant: Mapping[str, Any]) -> dict[str, Any]:
@@ -182,9 +204,17 @@ class ApiClient:
         """``GET /v1/registry``: versions, aliases and alias history."""
         return self._request("GET", "/v1/registry")
 
-    def promote(self, *, token: str, version: str | None, reason: str, force: bool = False) -> dict[str, Any]:
-        """``POST /v1/admin/promote``; a refused gate raises :class:`RequestRejectedError` with its text."""
-        body = {"version": version, "reason": reason, "force": force}
+    def promote(
+        self, *, token: str, version: str | None, reason: str, force: bool = False, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """``POST /v1/admin/promote``; a refused gate raises :class:`RequestRejectedError` with its text.
+
+        ``dry_run`` asks for the gate results without moving the alias; the key is sent only then,
+        so a real promotion reads the same to a service that predates dry runs.
+        """
+        body: dict[str, Any] = {"version": version, "reason": reason, "force": force}
+        if dry_run:
+            body["dry_run"] = True
         return self._request("POST", "/v1/admin/promote", json=body, token=token)
 
     def rollback(self, *, token: str, version: str | None, reason: str) -> dict[str, Any]:

@@ -32,6 +32,8 @@ class UIContext:
     batch_chunk_size: int
     max_body_bytes: int
     max_upload_rows: int
+    # What the fairness figures count as favourable (training.yaml evaluation.favourable_outcome).
+    favourable_outcome: str = "not_declined"
 
 
 def install(context: UIContext) -> None:
@@ -43,26 +45,55 @@ def current() -> UIContext:
     return st.session_state[_SESSION_KEY]
 
 
+def technical_details(exc: BaseException, *, hint: str | None = None) -> None:
+    """What a developer needs (addresses, status codes, the error text), folded away from the message."""
+    with st.expander("Technical details"):
+        st.code(f"{type(exc).__name__}: {exc}", language=None, wrap_lines=True)
+        if hint:
+            st.caption(hint)
+
+
 def show_api_error(exc: ApiError, *, what: str) -> None:
-    """One clear message per failure kind; ``what`` says what the page was trying to do."""
+    """One clear message per failure kind, in a loan officer's words; ``what`` says what the page was doing.
+
+    The technical account (address, HTTP status, the service's own text, how an operator fixes it)
+    sits in an expander under the message.
+    """
     if isinstance(exc, ApiUnavailableError):
         st.error(
-            f"**The scoring service is not reachable**, so the UI cannot {what}.\n\n{exc}\n\n"
-            "Start it with `make up` (or `uvicorn serving.app:app`) or set `CREDIT_RISK_API_URL`.",
+            f"**The scoring service is not reachable right now**, so the UI cannot {what}. "
+            "Try again in a moment; if it keeps failing, tell your system administrator.",
             icon=":material/cloud_off:",
+        )
+        hint = (
+            f"The UI calls the API at {current().client.base_url}. Start it with `make up` (or "
+            "`uvicorn serving.app:app`), or point the UI elsewhere with `CREDIT_RISK_API_URL`."
         )
     elif isinstance(exc, NoModelServedError):
         st.warning(
-            f"**No model is in production**, so the UI cannot {what}.\n\n{exc}\n\n"
-            "Train and promote one (`make train`, `make promote`), or wait for the service to finish loading.",
+            f"**No model is available for scoring yet**, so the UI cannot {what}. "
+            "Try again in a few minutes; if it lasts, tell the model owner.",
             icon=":material/hourglass_empty:",
         )
+        hint = (
+            "The API has no model in production (train and promote one: `make train`, `make promote`) "
+            "or is still loading it."
+        )
     elif isinstance(exc, UnauthorizedError):
-        st.error(f"**Not allowed.** {exc}", icon=":material/lock:")
+        st.error(f"**Not allowed**, so the UI cannot {what}: check the admin token.", icon=":material/lock:")
+        hint = "The service answers 404 to admin calls when it has no admin token configured."
     elif isinstance(exc, RequestRejectedError):
         lines = "\n".join(f"- {problem}" for problem in exc.problems) or str(exc)
-        st.error(f"**The service refused the request** (HTTP {exc.status}):\n\n{lines}", icon=":material/block:")
+        st.error(f"**The scoring service refused this request**:\n\n{lines}", icon=":material/block:")
+        hint = None
     elif isinstance(exc, NotFoundError):
         st.info(f"Nothing to show yet: {exc}")
+        return
     else:
-        st.error(f"**The scoring service failed** while the UI tried to {what}.\n\n{exc}", icon=":material/error:")
+        st.error(
+            f"**The scoring service failed** while the UI tried to {what}. Try again; if it keeps failing, "
+            "tell your system administrator.",
+            icon=":material/error:",
+        )
+        hint = None
+    technical_details(exc, hint=hint)

@@ -1,4 +1,4 @@
-"""Pure helpers behind the pages: wording, client-side validation, tables.
+"""Pure helpers behind the pages: wording, colours, client-side validation, tables.
 
 No Streamlit and no HTTP here, so the rules can be tested on their own and
 every page words things the same way.
@@ -6,19 +6,37 @@ every page words things the same way.
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from credit_risk.schema import FeatureSchema, FieldSpec
+from ui.form_schema import FormField, FormSchema, plain_label
 
-DECISION_COLOURS = {"approve": "#1a7f37", "review": "#b26b00", "decline": "#c62828"}
-DECISION_WORDS = {"approve": "Approve", "review": "Refer to an underwriter", "decline": "Decline"}
+# One word per decision on every page; the keys are the policy's decision names as the API answers them.
+DECISION_WORDS = {"approve": "Approved", "review": "Referred", "refer": "Referred", "decline": "Declined"}
+DECISION_HELP = {
+    "approve": "Approved: the risk is below the approval cut-off.",
+    "review": "Referred: between the cut-offs, an underwriter decides.",
+    "refer": "Referred: between the cut-offs, an underwriter decides.",
+    "decline": "Declined: the risk is at or above the decline cut-off.",
+}
+# Each colour carries white text at 5:1 or more (WCAG AA asks 4.5:1).
+DECISION_COLOURS = {"approve": "#1a7f37", "review": "#9a5b00", "refer": "#9a5b00", "decline": "#c62828"}
+DECISION_ORDER = ("approve", "review", "decline")
 # Best band first: green through amber to red; more bands than colours reuse the last.
 BAND_PALETTE = ("#1a7f37", "#4caf50", "#9ccc65", "#fbc02d", "#f57c00", "#c62828")
+DARK_TEXT, LIGHT_TEXT = "#111111", "#ffffff"
+
+
+def decision_word(decision: Any) -> str:
+    """The one human word for a decision name the API answers ("approve" -> "Approved")."""
+    text = str(decision or "")
+    return DECISION_WORDS.get(text, text.replace("_", " ").capitalize() or "Unknown")
 
 
 def band_colours(band_names: Sequence[str]) -> dict[str, str]:
@@ -30,23 +48,104 @@ def band_colours(band_names: Sequence[str]) -> dict[str, str]:
     return {name: palette[round(i * (len(palette) - 1) / (n - 1))] for i, name in enumerate(band_names)}
 
 
-def reason_sentence(reason: Mapping[str, Any], spec: FieldSpec | None = None) -> str:
-    """One reason as a sentence a loan officer could put in an adverse-action notice.
+# ---------------------------------------------------------------- contrast (WCAG 2.x)
 
-    "Loan duration (months) of 48 increased the assessed risk." for numbers;
-    "Checking account (Overdrawn (below 0 DM)) ..." reads badly, so categories
-    are quoted: 'Checking account "Overdrawn (below 0 DM)" increased ...'.
-    """
-    label = reason.get("label") or reason.get("field", "?")
-    value_label = reason.get("value_label")
+
+def _channels(colour: str) -> tuple[float, float, float]:
+    value = colour.lstrip("#")
+    if len(value) == 3:
+        value = "".join(c * 2 for c in value)
+    return tuple(int(value[i : i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG relative luminance of a ``#rrggbb`` colour."""
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in _channels(colour))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """(L1 + 0.05) / (L2 + 0.05), lighter over darker: 1 to 21."""
+    high, low = sorted((relative_luminance(first), relative_luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def text_colour_on(background: str) -> str:
+    """White or near-black, whichever reads better on ``background``."""
+    return max((LIGHT_TEXT, DARK_TEXT), key=lambda text: contrast_ratio(text, background))
+
+
+# ---------------------------------------------------------------- reasons
+
+
+def reason_value_text(reason: Mapping[str, Any], spec: FormField | None) -> str | None:
+    """The applicant's value in their terms (a category's label), None when it was not provided."""
     value = reason.get("value")
-    categorical = spec.type == "categorical" if spec is not None else isinstance(value, str)
-    if categorical:
-        return f'{label} "{value_label or value}" increased the assessed risk.'
-    return f"{label} of {value_label or value} increased the assessed risk."
+    if value is None:
+        return None
+    if spec is not None and spec.type == "categorical":
+        return spec.label_of(value)
+    return str(reason.get("value_label") or value)
 
 
-# ---------------------------------------------------------------- batch validation
+def reason_label(reason: Mapping[str, Any], spec: FormField | None) -> str:
+    if spec is not None:
+        return spec.plain_label
+    return plain_label(str(reason.get("label") or reason.get("field") or "?"))
+
+
+def reason_sentence(reason: Mapping[str, Any], spec: FormField | None = None) -> str:
+    """One reason as a plain sentence: 'Loan duration (months) is 48, which raised the assessed risk.'"""
+    label = reason_label(reason, spec)
+    value = reason_value_text(reason, spec)
+    if value is None:
+        return f"{label} was not provided, which raised the assessed risk."
+    if spec is not None and spec.type == "categorical":
+        return f'{label} is "{value}", which raised the assessed risk.'
+    return f"{label} is {value}, which raised the assessed risk."
+
+
+def reasons_text(reasons: Sequence[Mapping[str, Any]], schema: FormSchema | None) -> str:
+    """'CHK Checking account; DUR Loan duration (months)': codes with their labels, for tables."""
+    by_name = schema.by_name if schema is not None else {}
+    return "; ".join(
+        f"{r.get('code', '')} {reason_label(r, by_name.get(str(r.get('field', ''))))}".strip() for r in reasons
+    )
+
+
+# ---------------------------------------------------------------- batch: reading and checking
+
+DEFAULT_ID_COLUMN = "applicant_id"  # the batch job's --id-column default (pipelines/batch_score.py)
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
+
+
+def detect_separator(data: bytes) -> str:
+    """The column separator of a CSV, from its first lines (comma when nothing else fits)."""
+    head = data[:20_000].decode("utf-8-sig", errors="replace")
+    first_line = head.splitlines()[0] if head else ""
+    try:
+        return csv.Sniffer().sniff(head, delimiters="".join(_SEPARATORS)).delimiter
+    except csv.Error:
+        counts = {sep: first_line.count(sep) for sep in _SEPARATORS}
+        best = max(counts, key=counts.__getitem__)
+        return best if counts[best] else ","
+
+
+def separator_name(separator: str) -> str:
+    return _SEPARATORS.get(separator, repr(separator))
+
+
+def guess_id_column(columns: Sequence[str], schema: FormSchema) -> str | None:
+    """The id column to carry through: the batch job's default, else the only other column named like an id."""
+    extra = [c for c in columns if c not in schema.by_name]
+    if DEFAULT_ID_COLUMN in extra:
+        return DEFAULT_ID_COLUMN
+    ids = [c for c in extra if re.search(r"(^|_|\b)id$", c, flags=re.IGNORECASE)]
+    return ids[0] if len(ids) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -68,70 +167,56 @@ class CheckedUpload:
     problems: list[RowProblem]
     file_problems: list[str]
     ignored_columns: list[str]
+    ids: dict[int, str] = field(default_factory=dict)
+    id_column: str | None = None
 
     @property
     def bad_rows(self) -> list[int]:
         return sorted({p.row for p in self.problems})
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip() == ""
-
-
-def check_value(spec: FieldSpec, raw: Any) -> tuple[Any, str | None]:
-    """Convert one cell to its API value, or say which rule it breaks."""
-    text = str(raw).strip()
-    if spec.type == "categorical":
-        if text in spec.codes:
-            return text, None
-        return None, f"must be one of the codes {list(spec.codes)}"
-    try:
-        number = float(text)
-    except ValueError:
-        return None, "must be an integer"
-    if not number.is_integer():
-        return None, "must be a whole number"
-    value = int(number)
-    if not spec.min <= value <= spec.max:  # type: ignore[operator]
-        return None, f"must be in [{spec.min}, {spec.max}]"
-    return value, None
-
-
-def check_upload(frame: pd.DataFrame, schema: FeatureSchema) -> CheckedUpload:
+def check_upload(frame: pd.DataFrame, schema: FormSchema, *, id_column: str | None = None) -> CheckedUpload:
     """Check a CSV read as strings against the served schema, row by row, before anything is scored.
 
-    Model inputs are required; protected fields are optional (blank = not sent).
-    Columns the schema does not know are ignored and reported.
+    Required fields need a column and a value in every row; optional fields
+    may be left out or blank (sent as null). Categories are taken by code or
+    label. ``id_column`` is carried through to the results; other columns the
+    schema does not know are ignored and reported.
     """
     columns = [str(c).strip() for c in frame.columns]
     frame = frame.set_axis(columns, axis=1)
-    missing = [spec.name for spec in schema.inputs if spec.name not in columns]
-    ignored = [c for c in columns if c not in schema.by_name]
+    id_column = id_column if id_column in columns else None
+    missing = [spec.name for spec in schema.fields if spec.required and spec.name not in columns]
+    ignored = [c for c in columns if c not in schema.by_name and c != id_column]
     if missing:
-        return CheckedUpload([], [], [], [f"missing required column(s): {', '.join(missing)}"], ignored)
+        hint = ""
+        if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
+            hint = " (the header reads as one column: is the file separated by something other than commas?)"
+        return CheckedUpload([], [], [], [f"missing required column(s): {', '.join(missing)}{hint}"], ignored)
     present = [spec for spec in schema.fields if spec.name in columns]
+    absent_optional = [spec.name for spec in schema.fields if spec.name not in columns]
     records: list[dict[str, Any]] = []
     record_rows: list[int] = []
     problems: list[RowProblem] = []
-    for position, row in enumerate(frame[[spec.name for spec in present]].itertuples(index=False), start=1):
-        record: dict[str, Any] = {}
+    ids: dict[int, str] = {}
+    names = [spec.name for spec in present] + ([id_column] if id_column else [])
+    for position, row in enumerate(frame[names].itertuples(index=False), start=1):
+        cells = list(row)
+        if id_column:
+            ids[position] = str(cells.pop()).strip()
+        record: dict[str, Any] = dict.fromkeys(absent_optional)
         row_ok = True
-        for spec, raw in zip(present, row, strict=True):
-            if _blank(raw):
-                if not spec.protected:
-                    problems.append(RowProblem(position, spec.name, "", "is required"))
-                    row_ok = False
-                continue
-            value, rule = check_value(spec, raw)
+        for spec, raw in zip(present, cells, strict=True):
+            value, rule = spec.parse_text(raw)
             if rule is not None:
-                problems.append(RowProblem(position, spec.name, str(raw), rule))
+                problems.append(RowProblem(position, spec.name, str(raw).strip(), rule))
                 row_ok = False
             else:
                 record[spec.name] = value
         if row_ok:
             records.append(record)
             record_rows.append(position)
-    return CheckedUpload(records, record_rows, problems, [], ignored)
+    return CheckedUpload(records, record_rows, problems, [], ignored, ids, id_column)
 
 
 def chunks(
@@ -154,22 +239,30 @@ def chunks(
         yield start, records[start:]
 
 
+def _id_columns(checked: CheckedUpload, row: int) -> dict[str, Any]:
+    return {checked.id_column: checked.ids.get(row)} if checked.id_column else {}
+
+
 def results_frame(
-    rows: Sequence[int], records: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]]
+    checked: CheckedUpload,
+    results: Sequence[Mapping[str, Any]],
+    schema: FormSchema | None = None,
 ) -> pd.DataFrame:
-    """One line per scored applicant: the inputs sent, then what the service answered."""
+    """One line per scored applicant: row and id, the decision columns, then the inputs sent."""
     lines = []
-    for row, record, result in zip(rows, records, results, strict=True):
+    for row, record, result in zip(checked.record_rows, checked.records, results, strict=True):
         model = result.get("model") or {}
+        probability = result.get("probability_of_default")
         lines.append(
             {
                 "row": row,
-                **record,
-                "probability_of_default": result.get("probability_of_default"),
+                **_id_columns(checked, row),
+                "decision": decision_word(result.get("decision")),
+                "probability_of_default": round(float(probability), 4) if probability is not None else None,
                 "score": result.get("score"),
                 "risk_band": result.get("risk_band"),
-                "decision": result.get("decision"),
-                "reason_codes": " ".join(r.get("code", "") for r in result.get("reasons", [])),
+                "reasons": reasons_text(result.get("reasons") or [], schema),
+                **record,
                 "model_version": model.get("version"),
                 "request_id": result.get("request_id"),
             }
@@ -177,9 +270,55 @@ def results_frame(
     return pd.DataFrame(lines)
 
 
-def template_frame(schema: FeatureSchema) -> pd.DataFrame:
-    """A one-row CSV template: every field, with a valid example value."""
-    return pd.DataFrame([schema.example_record()])
+def rejects_frame(
+    frame: pd.DataFrame, checked: CheckedUpload, refused: Mapping[int, str] | None = None
+) -> pd.DataFrame:
+    """The rows that were not scored, as uploaded, each with what is wrong with it.
+
+    ``refused`` adds rows the service itself refused (file row -> reason).
+    """
+    reasons: dict[int, list[str]] = {}
+    for problem in checked.problems:
+        shown = f" ({problem.value})" if problem.value else ""
+        reasons.setdefault(problem.row, []).append(f"{problem.field}{shown}: {problem.rule}")
+    for row, text in (refused or {}).items():
+        reasons.setdefault(row, []).append(text)
+    if not reasons:
+        return pd.DataFrame(columns=["row", "problems"])
+    rows = sorted(reasons)
+    original = frame.set_axis([str(c).strip() for c in frame.columns], axis=1).iloc[[r - 1 for r in rows]]
+    out = original.reset_index(drop=True)
+    out.insert(0, "problems", ["; ".join(reasons[r]) for r in rows])
+    out.insert(0, "row", rows)
+    if checked.id_column and checked.id_column in out.columns:
+        out.insert(1, checked.id_column, out.pop(checked.id_column))
+    return out
+
+
+def template_frame(schema: FormSchema) -> pd.DataFrame:
+    """A one-row CSV template: the id column and every field, with a valid example value."""
+    return pd.DataFrame([{DEFAULT_ID_COLUMN: "A-0001", **schema.example_record()}])
+
+
+# ---------------------------------------------------------------- monitoring groups
+
+_AGE_UNDER = re.compile(r"^under\s+(-?\d+(?:\.\d+)?)$", re.IGNORECASE)
+_AGE_OVER = re.compile(r"^(-?\d+(?:\.\d+)?)\s+(?:and|or)\s+(?:over|more|above)$", re.IGNORECASE)
+_LEADING_NUMBER = re.compile(r"^(?:[<>]=?\s*)?(-?\d+(?:\.\d+)?)")
+
+
+def group_sort_key(group: str, order: Sequence[str] = ()) -> tuple[int, float, str]:
+    """Groups in their natural order: the schema's category order, or numeric bands by their lower bound."""
+    if group in order:
+        return (0, float(order.index(group)), group)
+    text = group.strip()
+    if match := _AGE_UNDER.match(text):
+        return (1, float(match.group(1)) - 0.5, text)
+    if match := _AGE_OVER.match(text):
+        return (1, float(match.group(1)), text)
+    if match := _LEADING_NUMBER.match(text):
+        return (1, float(match.group(1)), text)
+    return (2, 0.0, text)
 
 
 # ---------------------------------------------------------------- registry
@@ -194,7 +333,7 @@ def version_rows(versions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         for key, value in tags.items():
             if key.startswith("metric."):
                 try:
-                    metrics[key.removeprefix("metric.")] = float(value)
+                    metrics[key.removeprefix("metric.")] = round(float(value), 4)
                 except (TypeError, ValueError):
                     metrics[key.removeprefix("metric.")] = value
         lines.append(

@@ -1,9 +1,10 @@
 """Screenshots of the four pages for the README, taken in headless Chromium.
 
-``python -m ui.screenshots --url http://127.0.0.1:8501 --out docs/screenshots``
-against a running UI (which talks to a running API with a served model). The
-Score page is filled with the form's defaults and submitted; the Batch page
-gets a small CSV with one bad row. Uses the system Chromium through
+``python -m ui.screenshots --url http://127.0.0.1:8501 --api-url http://127.0.0.1:8000
+--batch-csv applicants.csv --out docs/screenshots`` against a running UI (which
+talks to a running API with a served model). The Score page is filled with the
+schema's example applicant (with a longer loan) and submitted; the Batch page
+gets the CSV given. Uses the system Chromium through
 Playwright (``tests/support/browser.py``); nothing is downloaded.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ui.form_schema import read_schema
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 VIEWPORT = {"width": 1400, "height": 1000}
 _RUNNING = "[data-testid='stStatusWidget']"
@@ -25,14 +28,14 @@ _CONTENT_HEIGHT_JS = """() => Math.max(600, ...Array.from(
     (e) => e.scrollHeight))"""
 
 
-def wait_idle(page: Page, *, timeout_ms: float = 30_000) -> None:
+def wait_idle(page: Page, *, timeout_ms: float = 30_000, settle_ms: float = 500) -> None:
     """Wait until Streamlit has finished the current run (its 'Running...' widget is gone)."""
     page.wait_for_load_state("networkidle", timeout=timeout_ms)
     page.wait_for_function(
         f'() => !document.querySelector("{_RUNNING}")',
         timeout=timeout_ms,
     )
-    page.wait_for_timeout(500)  # let charts finish their first paint
+    page.wait_for_timeout(settle_ms)  # let charts finish their first paint
 
 
 def open_page(page: Page, base_url: str, path: str, heading: str) -> None:
@@ -41,11 +44,54 @@ def open_page(page: Page, base_url: str, path: str, heading: str) -> None:
     wait_idle(page)
 
 
-def submit_score_form(page: Page) -> None:
-    """Submit the applicant form (defaults, with a longer loan) and wait for the decision."""
-    duration = page.get_by_role("spinbutton", name="Loan duration (months)")
-    duration.fill("48")
-    duration.press("Tab")
+Entry = tuple[str, str, str]  # (field label, "select" or "text", what a person picks or types)
+
+
+def applicant_entries(info: Mapping[str, Any], **overrides: Any) -> list[Entry]:
+    """The schema's example applicant as a person enters it: a label, a widget kind and a value per input."""
+    schema = read_schema(info)
+    record = {**schema.example_record(), **overrides}
+    return [
+        (spec.label, "select", spec.label_of(record[spec.name]))
+        if spec.type == "categorical"
+        else (spec.label, "text", str(record[spec.name]))
+        for spec in schema.inputs
+    ]
+
+
+def enter(page: Page, label: str, kind: str, value: str) -> None:
+    """Pick an option or type a value (then leave the field) as a person does."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    if kind == "select":
+        # A rerun still under way can close a menu that has just opened: open it again then.
+        combo = page.get_by_role("combobox", name=label, exact=True)
+        option = page.get_by_role("listbox").get_by_role("option", name=value, exact=True)
+        for _ in range(3):
+            combo.click()
+            try:
+                option.wait_for(timeout=3_000)
+                break
+            except PlaywrightTimeout:
+                page.keyboard.press("Escape")
+                wait_idle(page, settle_ms=300)
+        option.click()
+    else:
+        # Enter commits the value without moving the focus on (Tab would open the next dropdown).
+        box = page.get_by_role("textbox", name=label, exact=True)
+        box.fill(value)
+        box.press("Enter")
+    wait_idle(page, settle_ms=100)
+
+
+def fill_applicant(page: Page, entries: Sequence[Entry]) -> None:
+    for label, kind, value in entries:
+        enter(page, label, kind, value)
+
+
+def submit_score_form(page: Page, entries: Sequence[Entry]) -> None:
+    """Fill the applicant form, press Score and wait for the decision."""
+    fill_applicant(page, entries)
     page.get_by_role("button", name="Score applicant").click()
     page.get_by_text("Principal reasons").wait_for(timeout=60_000)
     wait_idle(page)
@@ -74,34 +120,47 @@ def take(page: Page, out: Path, name: str) -> Path:
     return path
 
 
-def capture_all(base_url: str, out: Path, batch_csv: str) -> list[Path]:
-    """Open each page, drive it to an interesting state, and save ``<page>.png`` under ``out``."""
-    from tests.support.browser import launched_browser
+def capture_all(
+    base_url: str, out: Path, batch_csv: str, entries: Sequence[Entry], *, browser: Browser | None = None
+) -> list[Path]:
+    """Open each page, drive it to an interesting state, and save ``<page>.png`` under ``out``.
 
+    Uses ``browser`` when given (one Playwright per process), else launches the system Chromium.
+    """
+    if browser is None:
+        from tests.support.browser import launched_browser
+
+        with launched_browser() as launched:
+            return capture_all(base_url, out, batch_csv, entries, browser=launched)
     steps: list[tuple[str, str, str, Callable[[Page], None] | None]] = [
-        ("score", "", "Score an applicant", submit_score_form),
+        ("score", "", "Score an applicant", lambda page: submit_score_form(page, entries)),
         ("batch", "batch", "Batch scoring", lambda page: upload_batch(page, batch_csv)),
         ("monitoring", "monitoring", "Monitoring", None),
         ("models", "models", "Models", None),
     ]
     saved = []
-    with launched_browser() as browser:
-        page = browser.new_page(viewport=VIEWPORT)
-        for name, path, heading, action in steps:
-            open_page(page, base_url, path, heading)
-            if action is not None:
-                action(page)
-            saved.append(take(page, out, name))
+    page = browser.new_page(viewport=VIEWPORT)
+    for name, path, heading, action in steps:
+        open_page(page, base_url, path, heading)
+        if action is not None:
+            action(page)
+        saved.append(take(page, out, name))
+    page.close()
     return saved
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8501", help="the running UI")
+    parser.add_argument("--api-url", default="http://127.0.0.1:8000", help="the API it talks to (for the schema)")
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     parser.add_argument("--batch-csv", type=Path, required=True, help="CSV uploaded on the Batch page")
     args = parser.parse_args(argv)
-    for path in capture_all(args.url, args.out, args.batch_csv.read_text()):
+    import httpx
+
+    info = httpx.get(f"{args.api_url.rstrip('/')}/v1/model", timeout=30).raise_for_status().json()
+    entries = applicant_entries(info, duration_in_month=48)
+    for path in capture_all(args.url, args.out, args.batch_csv.read_text(), entries):
         print(path)
     return 0
 

@@ -18,17 +18,23 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tests.support.processes import free_port, running_process
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from playwright.sync_api import Browser
 
 __all__ = [
     "CHROMIUM_ARGS",
+    "CONTRAST_JS",
     "browser_unavailable_reason",
     "chromium_executable",
     "launched_browser",
+    "running_ui",
 ]
 
 # Flags needed to run Debian's Chromium headless as root in a sandbox-less,
@@ -91,3 +97,77 @@ def launched_browser(**launch_kwargs: Any) -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextlib.contextmanager
+def running_ui(api_url: str, tmp_path: Path) -> Iterator[str]:
+    """``streamlit run ui/app.py`` on a free port, pointed at ``api_url`` through the environment.
+
+    Yields the UI's address; on exit, fails if the UI logged a traceback.
+    """
+    port = free_port()
+    env = {**os.environ, "CREDIT_RISK_API_URL": api_url}
+    env.pop("CREDIT_RISK_CONFIG_DIR", None)
+    args = [
+        sys.executable, "-m", "streamlit", "run", "ui/app.py",
+        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with running_process(
+        args, env=env, cwd=PROJECT_ROOT, ready_url=f"{url}/_stcore/health", log_path=tmp_path / f"streamlit-{port}.log"
+    ) as process:
+        yield url
+        assert "Traceback" not in process.log_text(), process.log_tail()
+
+
+# Every visible text node in the main area: its colour and the colour behind it, composited through
+# semi-transparent backgrounds up to the first opaque one (the page's white when there is none), and
+# the WCAG contrast ratio of the two. "coloured" is true when some element behind the text paints a colour.
+CONTRAST_JS = """(root) => {
+  const parse = (text) => {
+    const m = text && text.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+  };
+  const over = (top, bottom) => ({
+    r: top.r * top.a + bottom.r * (1 - top.a), g: top.g * top.a + bottom.g * (1 - top.a),
+    b: top.b * top.a + bottom.b * (1 - top.a), a: 1});
+  const behind = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = parse(getComputedStyle(e).backgroundColor);
+      if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    let base = {r: 255, g: 255, b: 255, a: 1};
+    for (let i = layers.length - 1; i >= 0; i--) base = over(layers[i], base);
+    const white = base.r > 250 && base.g > 250 && base.b > 250;
+    return {colour: base, coloured: !white};
+  };
+  const lin = (c) => { c /= 255; return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); };
+  const lum = (c) => 0.2126 * lin(c.r) + 0.7152 * lin(c.g) + 0.0722 * lin(c.b);
+  const ratio = (a, b) => { const [h, l] = [lum(a), lum(b)].sort((x, y) => y - x); return (h + 0.05) / (l + 0.05); };
+  const hex = (c) => '#' + [c.r, c.g, c.b].map((v) => Math.round(v).toString(16).padStart(2, '0')).join('');
+  const found = [];
+  const walker = document.createTreeWalker(root || document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.trim();
+    const el = node.parentElement;
+    if (!text || !el || el.closest('[aria-hidden="true"] svg, svg, style, script, noscript')) continue;
+    const rect = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    if (rect.width === 0 || rect.height === 0 || style.visibility === 'hidden' || el.closest('[hidden]')) continue;
+    if (style.clip === 'rect(0px, 0px, 0px, 0px)' || rect.width <= 1) continue;  // screen-reader-only text
+    const bg = behind(el);
+    const fg = over(parse(style.color) || {r: 0, g: 0, b: 0, a: 1}, bg.colour);
+    const size = parseFloat(style.fontSize), weight = parseInt(style.fontWeight, 10) || 400;
+    const large = size >= 24 || (size >= 18.66 && weight >= 700);
+    found.push({text: text.slice(0, 60), ratio: ratio(fg, bg.colour), needed: large ? 3 : 4.5,
+                coloured: bg.coloured, colour: hex(fg), background: hex(bg.colour)});
+  }
+  return found;
+}"""

@@ -1,37 +1,54 @@
 """End to end in a real headless Chromium: the real API, a real ``streamlit run``, a person's clicks.
 
-With ``CREDIT_RISK_SCREENSHOTS=1`` the screenshots are also written to
-``docs/screenshots/`` (the README's pictures), and a second test, on a store of
+One UI process and one browser serve the module (each test opens its own
+page, so its own Streamlit session); the API is the session's. The window is
+1280 px wide, the narrowest the layout is kept for. With
+``CREDIT_RISK_SCREENSHOTS=1`` the screenshots are also written to
+``docs/screenshots/`` (the README's pictures), and a last test, on a store of
 its own with two versions, drives all four pages for them.
 """
 
 from __future__ import annotations
 
-import contextlib
+import csv
+import io
 import json
 import os
 import re
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from pipelines.data import load_applicants
 from pipelines.synthetic import generate_applicants
 from tests.conftest import Store, TrainedModel, make_store
 from tests.support.api import RunningApi, running_api
-from tests.support.browser import browser_unavailable_reason, launched_browser
-from tests.support.processes import free_port, running_process
+from tests.support.browser import CONTRAST_JS, browser_unavailable_reason, launched_browser, running_ui
+from tests.support.processes import free_port
 from tests.support.required import require_component
 from tests.ui.conftest import score_and_monitor
-from ui.screenshots import VIEWPORT, capture_all, open_page, submit_score_form, take
+from ui.screenshots import (
+    VIEWPORT,
+    applicant_entries,
+    capture_all,
+    enter,
+    fill_applicant,
+    open_page,
+    submit_score_form,
+    take,
+    wait_idle,
+)
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
+NARROWEST = {"width": 1280, "height": 1000}
+DECISION = re.compile(r"^(Approved|Referred|Declined)\s*Risk band [A-Z]$")
 
 
 def _require_browser() -> None:
@@ -45,47 +62,243 @@ def _publish(shot: Path) -> None:
         shutil.copyfile(shot, DOCS_SCREENSHOTS / shot.name)
 
 
-@contextlib.contextmanager
-def running_ui(api_url: str, tmp_path: Path) -> Iterator[str]:
-    """``streamlit run ui/app.py`` on a free port, pointed at ``api_url`` through the environment."""
-    port = free_port()
-    env = {**os.environ, "CREDIT_RISK_API_URL": api_url}
-    env.pop("CREDIT_RISK_CONFIG_DIR", None)
-    args = [
-        sys.executable, "-m", "streamlit", "run", "ui/app.py",
-        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
-    ]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with running_process(
-        args, env=env, cwd=ROOT, ready_url=f"{url}/_stcore/health", log_path=tmp_path / f"streamlit-{port}.log"
-    ) as process:
-        yield url
-        assert "Traceback" not in process.log_text(), process.log_tail()
-
-
-def test_a_loan_officer_scores_an_applicant_in_the_browser(
-    api: RunningApi, trained: TrainedModel, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
     _require_browser()
-    from playwright.sync_api import expect  # installed: _require_browser skipped otherwise
+    with launched_browser() as launched:
+        yield launched
 
-    with running_ui(api.url, tmp_path) as ui_url, launched_browser() as browser:
-        page = browser.new_page(viewport=VIEWPORT)
-        open_page(page, ui_url, "", "Score an applicant")
-        page.get_by_role("combobox", name="Purpose").click()
-        page.get_by_role("option", name="Business").click()
-        submit_score_form(page)  # loan duration 48 months, then "Score applicant"
-        # expect() retries until the page settles: Streamlit redraws elements as a run progresses.
-        decision = re.compile(r"^(Approve|Refer to an underwriter|Decline)\s*Band [A-Z]$")
-        expect(page.get_by_text(decision)).to_be_visible()
-        expect(page.get_by_text("Loan duration (months) of 48 increased the assessed risk.")).to_be_visible()
-        expect(page.get_by_text(f"version {trained.version.version}", exact=False).first).to_be_visible()
-        expect(page.get_by_role("combobox", name="Purpose")).to_have_value("Business")
-        assert "Traceback" not in page.inner_text("body")
-        shot = take(page, tmp_path, "score")
+
+@pytest.fixture(scope="module")
+def ui_url(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_ui(api.url, tmp_path_factory.mktemp("ui")) as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab (so a fresh Streamlit session) at the narrowest supported width."""
+    tab = browser.new_page(viewport=NARROWEST)
+    yield tab
+    tab.close()
+
+
+@pytest.fixture(scope="module")
+def info(api: RunningApi) -> dict:
+    return httpx.get(f"{api.url}/v1/model").json()
+
+
+def _expect():
+    from playwright.sync_api import expect  # installed: the browser fixture skipped otherwise
+
+    return expect
+
+
+def _scored(page: Any) -> Any:
+    """Wait for a decision and return its banner."""
+    banner = page.get_by_test_id("decision-banner")
+    _expect()(banner).to_have_text(DECISION, timeout=60_000)
+    return banner
+
+
+def _press_score(page: Any) -> None:
+    page.get_by_role("button", name="Score applicant").click()
+    wait_idle(page)
+
+
+# ------------------------------------------------------------------ Score an applicant
+
+
+def test_required_fields_start_unselected_and_score_refuses_until_set(ui_url: str, page: Any, info: dict) -> None:
+    expect = _expect()
+    open_page(page, ui_url, "", "Score an applicant")
+    checking = page.get_by_role("combobox", name="Checking account", exact=True)
+    expect(checking).to_have_value("")  # not "Overdrawn", the riskiest first option
+    expect(page.get_by_role("textbox", name="Loan duration (months)", exact=True)).to_have_value("")
+    _press_score(page)
+    expect(page.get_by_text(re.compile(r"Not scored yet: \d+ field\(s\) need attention"))).to_be_visible()
+    expect(page.get_by_text("Checking account choose a value.")).to_be_visible()
+    expect(page.get_by_test_id("decision-banner")).to_have_count(0)
+    # Set all but one: still refused, and only that one is named.
+    entries = [e for e in applicant_entries(info) if e[0] != "Job"]
+    fill_applicant(page, entries)
+    _press_score(page)
+    expect(page.get_by_text("Not scored yet: 1 field(s) need attention (Job)")).to_be_visible()
+    expect(page.get_by_test_id("decision-banner")).to_have_count(0)
+    enter(page, "Job", "select", "Skilled employee or official")
+    _press_score(page)
+    _scored(page)
+
+
+def test_a_loan_officer_scores_an_applicant_and_the_result_is_announced(
+    ui_url: str, page: Any, info: dict, trained: TrainedModel, tmp_path: Path
+) -> None:
+    expect = _expect()
+    open_page(page, ui_url, "", "Score an applicant")
+    submit_score_form(page, applicant_entries(info, duration_in_month=48, purpose="business"))
+    banner = _scored(page)
+    word = banner.inner_text().split("\n")[0].strip()
+    expect(page.get_by_text("Loan duration (months) is 48, which raised the assessed risk.")).to_be_visible()
+    expect(page.get_by_text(f"model version {trained.version.version}", exact=False).first).to_be_visible()
+    expect(page.get_by_role("combobox", name="Purpose", exact=True)).to_have_value("Business")
+    # A screen reader hears the decision from a polite live region, and the gauge and chart have text.
+    live = page.locator('[role="status"][aria-live="polite"]').filter(has_text="probability of default")
+    expect(live).to_have_text(re.compile(rf"^{word}: probability of default \d+\.\d%, risk band [A-Z], score \d+\.$"))
+    gauge = page.get_by_role("img", name=re.compile(r"^Probability of default \d+\.\d%, in risk band [A-Z]"))
+    expect(gauge).to_have_count(1)
+    chart = page.locator('[role="graphics-document"][aria-label^="Share of the added risk: "]')
+    expect(chart).to_have_count(1)
+    assert "Loan duration (months) (48)" in chart.get_attribute("aria-label")
+    plot = chart.locator("path.background").first.bounding_box()  # the plotting area, not just axis labels
+    assert plot and plot["width"] > 100, f"the bars have room to be read: {plot}"
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "(1-4) of" not in body and "log-odds" not in body.split("Technical details")[0]
+    shot = take(page, tmp_path, "score")
     assert shot.stat().st_size > 10_000
-    _publish(shot)
+
+
+def test_a_changed_input_clears_the_previous_result(ui_url: str, page: Any, info: dict) -> None:
+    expect = _expect()
+    open_page(page, ui_url, "", "Score an applicant")
+    submit_score_form(page, applicant_entries(info, duration_in_month=24))
+    _scored(page)
+    enter(page, "Loan duration (months)", "text", "6")
+    enter(page, "Checking account", "select", "No checking account")
+    expect(page.get_by_test_id("decision-banner")).to_have_count(0)
+    expect(page.get_by_text("Principal reasons")).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"The application changed.*\(Checking account, Loan duration"))).to_be_visible()
+    _press_score(page)
+    _scored(page)
+    expect(page.get_by_text("Loan duration (months) is 24", exact=False)).to_have_count(0)
+
+
+def test_out_of_range_decimal_and_cleared_values_are_refused_inline(ui_url: str, page: Any, info: dict) -> None:
+    expect = _expect()
+    open_page(page, ui_url, "", "Score an applicant")
+    fill_applicant(page, applicant_entries(info))
+    enter(page, "Loan duration (months)", "text", "500")
+    enter(page, "Instalment burden (1-4)", "text", "2.5")
+    enter(page, "Credit amount (DM)", "text", "")
+    # The rules show under their fields at once (the cleared one when Score is pressed), nothing is sent.
+    duration = page.get_by_text("Loan duration (months) must be a whole number from 1 to 120 (not 500).")
+    expect(duration).to_be_visible()
+    expect(
+        page.get_by_text("Instalment burden must be a whole number from 1 to 4 (2.5 is not a whole number).")
+    ).to_be_visible()
+    _press_score(page)
+    expect(page.get_by_text("Credit amount (DM) is required.")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Not scored yet: 3 field\(s\) need attention"))).to_be_visible()
+    expect(page.get_by_test_id("decision-banner")).to_have_count(0)
+    expect(page.get_by_role("textbox", name="Instalment burden (1-4)", exact=True)).to_have_value("2.5")  # not cut to 2
+    # The error sits under its own field: between that field and the next one.
+    field_box = page.get_by_role("textbox", name="Loan duration (months)", exact=True).bounding_box()
+    error_box = duration.bounding_box()
+    assert 0 <= error_box["y"] - (field_box["y"] + field_box["height"]) < 60, (field_box, error_box)
+
+
+def test_every_text_on_colour_meets_wcag_aa_and_the_banner_fits(ui_url: str, page: Any, info: dict) -> None:
+    open_page(page, ui_url, "", "Score an applicant")
+    submit_score_form(
+        page, applicant_entries(info, duration_in_month=60, status_of_existing_checking_account="overdrawn")
+    )
+    banner = _scored(page)
+    texts = page.evaluate(CONTRAST_JS, page.get_by_test_id("stMain").element_handle())
+    on_colour = [t for t in texts if t["coloured"]]
+    assert any(t["text"] == "Risk band " or t["text"].startswith("Risk band") for t in texts), "the badge was read"
+    assert len(on_colour) >= 6, f"decision banner and band segments expected among {on_colour}"
+    failing = [t for t in on_colour if t["ratio"] < t["needed"]]
+    assert not failing, f"text on colour under WCAG AA: {failing}"
+    # The band badge stays inside its banner at 1280 px.
+    outer = banner.bounding_box()
+    badge = banner.get_by_text(re.compile(r"^Risk band")).bounding_box()
+    assert outer["x"] <= badge["x"] and badge["x"] + badge["width"] <= outer["x"] + outer["width"] + 0.5, (outer, badge)
+    assert badge["y"] + badge["height"] <= outer["y"] + outer["height"] + 0.5, (outer, badge)
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), "no sideways scroll"
+
+
+def test_the_form_survives_the_api_going_down_and_a_retry_scores_it(
+    trained: TrainedModel, browser: Any, info: dict, tmp_path: Path
+) -> None:
+    expect = _expect()
+    port = free_port()
+    entries = applicant_entries(info, duration_in_month=36, purpose="business")
+    first = running_api(trained.store, tmp_path=tmp_path / "first", port=port)
+    api = first.__enter__()
+    try:
+        with running_ui(api.url, tmp_path) as url:
+            page = browser.new_page(viewport=NARROWEST)
+            open_page(page, url, "", "Score an applicant")
+            fill_applicant(page, entries)
+            first.__exit__(None, None, None)
+            first = None
+            _press_score(page)
+            expect(
+                page.get_by_text("The scoring service is not reachable right now", exact=False).first
+            ).to_be_visible()
+            expect(page.get_by_text("Technical details").first).to_be_visible()
+            assert "Errno" not in page.get_by_role("alert").first.inner_text(), "technical text only in the expander"
+            for label, kind, value in entries:  # nothing reset to a default
+                role = "combobox" if kind == "select" else "textbox"
+                expect(page.get_by_role(role, name=label, exact=True)).to_have_value(value)
+            with running_api(trained.store, tmp_path=tmp_path / "second", port=port):
+                page.get_by_role("button", name="Try again").click()
+                _scored(page)
+            expect(page.get_by_role("combobox", name="Purpose", exact=True)).to_have_value("Business")
+            page.close()
+    finally:
+        if first is not None:
+            first.__exit__(None, None, None)
+
+
+# ------------------------------------------------------------------ Batch
+
+
+def _download(page: Any, button_name: str) -> list[dict[str, str]]:
+    with page.expect_download() as caught:
+        page.get_by_role("button", name=re.compile(button_name)).click()
+    text = Path(caught.value.path()).read_text()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_batch_carries_the_id_column_and_offers_the_rejected_rows(ui_url: str, page: Any, info: dict) -> None:
+    expect = _expect()
+    fields = [f["name"] for f in info["feature_schema"]["fields"]]
+    example = {f["name"]: (f["categories"][0]["code"] if f["type"] == "categorical" else f.get("default") or f["min"])
+               for f in info["feature_schema"]["fields"]}  # fmt: skip
+    rows = [{"customer_id": f"C-{i:03d}", **example, "duration_in_month": 6 + i} for i in range(5)]
+    rows[1]["purpose"] = "Car (new)"  # a label, as the Score page shows it
+    rows[3]["duration_in_month"] = 500
+    header = ["customer_id", *fields]
+    text = "\n".join([";".join(header), *(";".join(str(r[c]) for c in header) for r in rows)]) + "\n"
+    open_page(page, ui_url, "batch", "Batch scoring")
+    page.locator("input[type='file']").set_input_files(
+        files=[{"name": "applicants.csv", "mimeType": "text/csv", "buffer": text.encode()}]
+    )
+    expect(page.get_by_text("Read as semicolon-separated.")).to_be_visible(timeout=60_000)
+    rejects = _download(page, "rejected row")
+    assert [(r["row"], r["customer_id"]) for r in rejects] == [("4", "C-003")], rejects
+    assert "120" in rejects[0]["problems"] and rejects[0]["duration_in_month"] == "500"
+    page.get_by_role("button", name="Score 4 valid row(s)").click()
+    expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=60_000)
+    wait_idle(page)
+    results = _download(page, "Download results")
+    assert [r["customer_id"] for r in results] == ["C-000", "C-001", "C-002", "C-004"]
+    assert list(results[0])[:7] == [
+        "row",
+        "customer_id",
+        "decision",
+        "probability_of_default",
+        "score",
+        "risk_band",
+        "reasons",
+    ]
+    assert {r["decision"] for r in results} <= {"Approved", "Referred", "Declined"}
+    assert all(len(r["probability_of_default"].split(".")[-1]) <= 4 for r in results), "rounded figures"
+    assert results[1]["purpose"] == "car_new"
+    assert re.match(r"^[A-Z]{3} \w", results[0]["reasons"]), "reason codes with their labels"
+
+
+# ------------------------------------------------------------------ README screenshots
 
 
 @pytest.fixture
@@ -101,39 +314,43 @@ def two_versions(tmp_path: Path) -> Store:
     return own
 
 
-def _admin_action(page, form: str, *, token: str, reason: str, button: str) -> None:
-    """Fill a Models-page admin form (reason, token) and submit it."""
-    box = page.get_by_test_id("stForm").filter(has_text=form)
+def _admin_action(page: Any, form: str, *, token: str, reason: str, button: str) -> None:
+    """Fill a Models-page admin form (reason, token), press its button and confirm the move."""
+    box = page.locator(".stVerticalBlock").filter(has=page.get_by_text(form, exact=True)).last
     box.get_by_role("textbox", name="Reason", exact=True).fill(reason)
     box.get_by_label("Admin token", exact=True).fill(token)
+    box.get_by_label("Admin token", exact=True).press("Enter")
+    wait_idle(page, settle_ms=200)
     box.get_by_role("button", name=button).click()
+    page.get_by_role("button", name=re.compile(r"^Confirm: production")).click()
+    wait_idle(page)
 
 
 @pytest.mark.skipif(not os.environ.get("CREDIT_RISK_SCREENSHOTS"), reason="set CREDIT_RISK_SCREENSHOTS=1 to refresh")
-def test_readme_screenshots_of_every_page(two_versions: Store, tmp_path: Path) -> None:
+def test_readme_screenshots_of_every_page(browser: Any, two_versions: Store, tmp_path: Path) -> None:
     """All four pages with real data: a scored batch, a shifted population, a promotion and a rollback."""
-    _require_browser()
-    from playwright.sync_api import expect
-
+    expect = _expect()
     config = two_versions.config
     source, _ = load_applicants(config.root / config.training.data.path, config.features)
     batch = generate_applicants(source, config.features, rows=25, seed=3).astype(object)
+    batch.insert(0, "applicant_id", [f"A-{i:04d}" for i in range(1, 26)])
     batch.loc[4, "purpose"] = "yacht"
     batch.loc[9, "duration_in_month"] = "two years"
     with running_api(two_versions, tmp_path=tmp_path) as api, running_ui(api.url, tmp_path) as ui_url:
-        with launched_browser() as browser:  # promote v2, then roll back to v1, through the UI
-            page = browser.new_page(viewport=VIEWPORT)
-            open_page(page, ui_url, "models", "Models")
-            _admin_action(page, "Promote a version", token=api.admin_token, reason="monthly retrain", button="Promote")
-            expect(page.get_by_text("Promotion done.")).to_be_visible(timeout=120_000)
-            _admin_action(
-                page, "Roll production back", token=api.admin_token, reason="approval rate fell", button="Roll back"
-            )
-            expect(page.get_by_text("Rollback done.")).to_be_visible(timeout=120_000)
+        page = browser.new_page(viewport=VIEWPORT)
+        open_page(page, ui_url, "models", "Models")
+        _admin_action(page, "Promote a version to production", token=api.admin_token, reason="monthly retrain",
+                      button="Promote...")  # fmt: skip
+        expect(page.get_by_text("Promotion done.")).to_be_visible(timeout=120_000)
+        _admin_action(page, "Roll production back", token=api.admin_token, reason="approval rate fell",
+                      button="Roll back...")  # fmt: skip
+        expect(page.get_by_text("Rollback done.")).to_be_visible(timeout=120_000)
+        page.close()
         # Longer loans than in training: the monitor should show a shift on the duration.
         live = generate_applicants(source, config.features, rows=400, seed=7, shift={"duration_in_month": 1.6})
         score_and_monitor(api, two_versions, json.loads(live.to_json(orient="records")))
-        shots = capture_all(ui_url, tmp_path, batch.to_csv(index=False))
+        entries = applicant_entries(httpx.get(f"{api.url}/v1/model").json(), duration_in_month=48)
+        shots = capture_all(ui_url, tmp_path, batch.to_csv(index=False), entries, browser=browser)
     for shot in shots:
         _publish(shot)
     assert [s.name for s in shots] == ["score.png", "batch.png", "monitoring.png", "models.png"]

@@ -54,49 +54,68 @@ def test_score_form_offers_category_labels_ranges_and_optional_protected_fields(
     schema = _schema(api)
     checking = at.selectbox(key="applicant.status_of_existing_checking_account")
     assert checking.options == [c.label for c in schema.by_name["status_of_existing_checking_account"].categories]
-    duration = at.number_input(key="applicant.duration_in_month")
-    spec = schema.by_name["duration_in_month"]
-    assert (duration.min, duration.max, duration.value) == (spec.min, spec.max, spec.default)
+    assert checking.value is None, "a required category starts unselected, not on its first option"
+    duration = at.text_input(key="applicant.duration_in_month")
+    assert duration.value in (None, ""), "a required number starts empty"
+    assert "1 to 120" in duration.placeholder
     fairness = at.expander[0]
     assert fairness.label == "For fairness monitoring only (optional)"
-    inside = {w.key for w in (*fairness.selectbox, *fairness.number_input)}
+    inside = {w.key for w in (*fairness.selectbox, *fairness.text_input)}
     assert inside == {f"applicant.{f.name}" for f in schema.protected_fields}
-    for protected in schema.protected_fields:
-        assert at.session_state[f"applicant.{protected.name}"] is None, f"{protected.name} must start empty"
+    assert at.selectbox(key="applicant.personal_status_and_sex").value == "__not_provided__"
+
+
+def _fill(at: AppTest, schema: FeatureSchema, **overrides: object) -> None:
+    """Every model input from the schema's example record, with ``overrides``."""
+    record = {**schema.example_record(), **overrides}
+    for spec in schema.inputs:
+        if spec.type == "categorical":
+            at.selectbox(key=f"applicant.{spec.name}").set_value(record[spec.name])
+        else:
+            at.text_input(key=f"applicant.{spec.name}").input(str(record[spec.name]))
 
 
 def test_scoring_shows_what_the_api_answered_with_reasons_and_version(
     api: RunningApi, open_app: OpenApp, trained: TrainedModel
 ) -> None:
     at = open_app(api.url)
-    at.number_input(key="applicant.duration_in_month").set_value(48)
-    at.selectbox(key="applicant.status_of_existing_checking_account").set_value("overdrawn")
+    schema = _schema(api)
+    _fill(at, schema, duration_in_month=48, status_of_existing_checking_account="overdrawn")
     _button(at, "Score applicant").click().run()
     assert not at.exception
     record = {
-        **_schema(api).example_record(),
+        **schema.example_record(),
         "duration_in_month": 48,
         "status_of_existing_checking_account": "overdrawn",
     }
-    record = {k: v for k, v in record.items() if k in {f.name for f in _schema(api).inputs}}
+    record = {k: v for k, v in record.items() if k in {f.name for f in schema.inputs}}
     expected = httpx.post(f"{api.url}/v1/predict", json=record).json()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Probability of default"] == f"{expected['probability_of_default']:.1%}"
-    assert metrics["Score"] == str(expected["score"]) and metrics["Risk band"] == expected["risk_band"]
-    assert metrics["Model version"] == f"v{trained.version.version}"
+    assert metrics["Score"] == str(expected["score"])
     text = _texts(at)
+    assert f"Risk band {expected['risk_band']}" in text
     assert expected["reasons"], "this applicant should have reasons"
     for reason in expected["reasons"]:
-        assert f"**{reason['code']}**" in text and reason["label"] in text
-    assert "Loan duration (months) of 48 increased the assessed risk." in text
-    assert f"version **{trained.version.version}**" in text
+        assert f"({reason['code']})" in text
+    assert "Loan duration (months) is 48, which raised the assessed risk." in text
+    assert f"model version {trained.version.version}" in text
 
 
-def test_protected_fields_left_empty_are_not_sent(api: RunningApi, open_app: OpenApp) -> None:
+def test_score_refuses_until_required_fields_are_set(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url)
     _button(at, "Score applicant").click().run()
-    assert not at.exception and at.session_state["score.error"] is None
-    assert at.session_state["score.result"]["decision"] in {"approve", "review", "decline"}
+    assert not at.exception and at.session_state["score.state"]["result"] is None
+    assert any("need attention" in w.value for w in at.warning), [w.value for w in at.warning]
+
+
+def test_protected_fields_not_provided_are_sent_as_null(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url)
+    _fill(at, _schema(api))
+    _button(at, "Score applicant").click().run()
+    state = at.session_state["score.state"]
+    assert not at.exception and state["error"] is None and not state["refused"]
+    assert state["result"]["decision"] in {"approve", "review", "decline"}
 
 
 # ------------------------------------------------------------------ Batch
@@ -120,8 +139,9 @@ def test_batch_shows_bad_rows_before_scoring(api: RunningApi, open_app: OpenApp)
     metrics = {m.label: m.value for m in at.metric}
     assert (metrics["Rows"], metrics["Valid"], metrics["With errors"]) == ("4", "3", "1")
     problems = at.dataframe[-1].value
-    assert problems.to_dict("records")[0]["row"] == 3 and problems.to_dict("records")[0]["field"] == "purpose"
+    assert problems.to_dict("records")[0]["row"] == 3 and problems.to_dict("records")[0]["field"] == "Purpose"
     assert not [d for d in at.get("download_button") if "results" in str(d.proto.label)], "nothing scored yet"
+    assert [d for d in at.get("download_button") if "rejected row" in str(d.proto.label)], "rejects downloadable"
 
 
 def test_batch_scores_valid_rows_through_the_api_in_chunks(
@@ -134,6 +154,8 @@ def test_batch_scores_valid_rows_through_the_api_in_chunks(
     service_errors = [e.value for e in at.error if "break the schema" not in e.value]
     assert not at.exception and not service_errors, service_errors
     results = at.dataframe[-1].value
+    assert list(results.columns[:5]) == ["row", "decision", "probability_of_default", "score", "risk_band"]
+    assert set(results["decision"]) <= {"Approved", "Referred", "Declined"}
     assert list(results["row"]) == list(range(2, 151))
     assert list(results["duration_in_month"]) == [6 + i % 100 for i in range(1, 150)], "results in file order"
     assert set(results["model_version"]) == {str(trained.version.version)}
@@ -167,24 +189,29 @@ def test_models_page_lists_versions_and_the_production_alias(
 def test_promote_without_token_is_not_sent(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="models")
     at.text_input(key="promote.reason").set_value("try")
-    _button(at, "Promote").click().run()
+    _button(at, "Promote...").click().run()
     assert any("Give the admin token and a reason" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.label.startswith("Confirm")], "nothing to confirm"
 
 
 def test_a_wrong_admin_token_is_refused_clearly(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="models")
     at.text_input(key="rollback.reason").set_value("test")
     at.text_input(key="rollback.token").set_value("not-the-token")
-    _button(at, "Roll back").click().run()
+    _button(at, "Roll back...").click().run()
+    _button(at, "Confirm").click().run()
     assert not at.exception
-    assert any("admin token was refused" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("Not allowed" in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_a_refused_rollback_shows_the_reason(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="models")
     at.text_input(key="rollback.reason").set_value("nothing to roll back to")
     at.text_input(key="rollback.token").set_value(api.admin_token)
-    _button(at, "Roll back").click().run()
+    _button(at, "Roll back...").click().run()
+    confirm = _button(at, "Confirm")
+    assert "production: v1 → " in confirm.label, confirm.label
+    confirm.click().run()
     assert not at.exception
     refusals = [e.value for e in at.error if "Rollback refused" in e.value]
     assert refusals, [e.value for e in (*at.error, *at.success)]
@@ -208,7 +235,7 @@ def test_monitoring_draws_the_latest_summary(api: RunningApi, open_app: OpenApp,
     for heading in (
         "Volume and latency over time",
         "Decision mix",
-        "Score distribution against training",
+        "Probability of default: logged applicants against training",
         "Population stability index per feature",
     ):
         assert heading in headings
@@ -238,7 +265,9 @@ def test_no_model_in_production_gives_a_message(store: Store, tmp_path: Path, op
     with running_api(store, tmp_path=tmp_path, wait_ready=False) as empty:
         at = open_app(empty.url)
         assert not at.selectbox, "no form without a served model"
-        assert any("No model is in production" in w.value for w in at.warning), [w.value for w in at.warning]
+        assert any("No model is available for scoring yet" in w.value for w in at.warning), [
+            w.value for w in at.warning
+        ]
 
 
 def test_the_client_reads_a_real_422_into_field_and_rule(api: RunningApi) -> None:
@@ -249,15 +278,47 @@ def test_the_client_reads_a_real_422_into_field_and_rule(api: RunningApi) -> Non
 
 
 def test_a_rejected_field_is_named_next_to_its_input(api: RunningApi, open_app: OpenApp) -> None:
-    # Widgets keep values in range, so a refusal comes from a service whose rules differ from the form's;
+    # The form checks ranges itself, so a refusal comes from a service whose rules differ from the form's;
     # the page is shown the service's own 422 for an out-of-range duration.
     applicant = {**_schema(api).example_record(), "duration_in_month": 500}
     with pytest.raises(RequestRejectedError) as caught:
         ApiClient(api.url).predict(applicant)
     at = open_app(api.url)
-    at.session_state["score.error"] = caught.value
+    schema = _schema(api)
+    _fill(at, schema)
+    at.run()
+    inputs = {spec.name: at.session_state[f"applicant.{spec.name}"] for spec in schema.fields}
+    at.session_state["score.state"] = {"error": caught.value, "inputs": inputs, "attempted": True}
     at.run()
     assert not at.exception
-    notes = [m.value for m in at.markdown if m.value.startswith(":red[**Loan duration (months)**")]
+    notes = [m.value for m in at.markdown if "Loan duration (months) refused by the service" in m.value]
     assert notes and "120" in notes[0], [m.value for m in at.markdown]
-    assert any("refused the request" in e.value and "duration_in_month" in e.value for e in at.error)
+    assert any("refused this request" in e.value and "duration_in_month" in e.value for e in at.error)
+
+
+def test_monitoring_names_what_it_counts_with_labels_and_ordered_groups(
+    api: RunningApi, trained: TrainedModel, open_app: OpenApp
+) -> None:
+    from serving.prediction_log import summary_path
+    from tests.ui.conftest import score_and_monitor
+
+    schema = _schema(api)
+    sexes = schema.by_name["personal_status_and_sex"].codes
+    applicants = [
+        {**schema.example_record(), "duration_in_month": 6 + i % 40, "age_in_years": (20, 40, 70)[i % 3],
+         "personal_status_and_sex": sexes[i % len(sexes)]}
+        for i in range(60)
+    ]  # fmt: skip
+    config = trained.store.config
+    try:
+        score_and_monitor(api, trained.store, applicants)
+        at = open_app(api.url, page="monitoring")
+        assert "Share not declined across protected groups" in [h.value for h in at.subheader]
+        table = next(d.value for d in at.dataframe if "group" in d.value.columns)
+        ages = list(table[table["attribute"] == "Age (years)"]["group"])
+        assert ages == ["under 25", "25 to 61", "62 and over"], ages
+        groups = set(table[table["attribute"] == "Personal status and sex"]["group"])
+        assert groups == {c.label for c in schema.by_name["personal_status_and_sex"].categories}, groups
+        assert "{" not in _texts(at), "no raw structures on the page"
+    finally:
+        summary_path(config.model.monitoring, api.log_dir, config.root).unlink(missing_ok=True)

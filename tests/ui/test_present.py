@@ -8,24 +8,38 @@ import pandas as pd
 import pytest
 
 from credit_risk.config import load_project_config
-from credit_risk.schema import FeatureSchema
 from ui.api_client import parse_problems
-from ui.present import band_colours, check_upload, chunks, reason_sentence
+from ui.form_schema import FormSchema, read_schema
+from ui.present import (
+    BAND_PALETTE,
+    DECISION_COLOURS,
+    band_colours,
+    check_upload,
+    chunks,
+    contrast_ratio,
+    decision_word,
+    detect_separator,
+    group_sort_key,
+    reason_sentence,
+    rejects_frame,
+    text_colour_on,
+)
 
 pytestmark = pytest.mark.code
 
 
 @pytest.fixture(scope="module")
-def schema() -> FeatureSchema:
-    return load_project_config().features
+def schema() -> FormSchema:
+    """The project's schema as the UI reads it from ``GET /v1/model``."""
+    return read_schema({"feature_schema": json.loads(load_project_config().features.to_json())})
 
 
-def _upload(schema: FeatureSchema, rows: list[dict]) -> pd.DataFrame:
+def _upload(schema: FormSchema, rows: list[dict]) -> pd.DataFrame:
     """A CSV as the Batch page reads it: every cell as text."""
     return pd.DataFrame(rows).astype(str)
 
 
-def test_integer_reason_reads_as_a_notice_sentence(schema: FeatureSchema) -> None:
+def test_integer_reason_reads_as_a_notice_sentence(schema: FormSchema) -> None:
     reason = {
         "code": "DUR",
         "field": "duration_in_month",
@@ -35,10 +49,10 @@ def test_integer_reason_reads_as_a_notice_sentence(schema: FeatureSchema) -> Non
         "contribution": 0.4,
     }
     sentence = reason_sentence(reason, schema.by_name["duration_in_month"])
-    assert sentence == "Loan duration (months) of 48 increased the assessed risk."
+    assert sentence == "Loan duration (months) is 48, which raised the assessed risk."
 
 
-def test_categorical_reason_quotes_the_category_label(schema: FeatureSchema) -> None:
+def test_categorical_reason_quotes_the_category_label(schema: FormSchema) -> None:
     reason = {
         "code": "CHK",
         "field": "status_of_existing_checking_account",
@@ -48,48 +62,103 @@ def test_categorical_reason_quotes_the_category_label(schema: FeatureSchema) -> 
         "contribution": 0.3,
     }
     sentence = reason_sentence(reason, schema.by_name["status_of_existing_checking_account"])
-    assert sentence == 'Checking account "Overdrawn (below 0 DM)" increased the assessed risk.'
+    assert sentence == 'Checking account is "Overdrawn (below 0 DM)", which raised the assessed risk.'
 
 
-def test_valid_rows_become_api_records_with_integers(schema: FeatureSchema) -> None:
+def test_valid_rows_become_api_records_with_integers(schema: FormSchema) -> None:
     checked = check_upload(_upload(schema, [schema.example_record()]), schema)
     assert checked.problems == [] and checked.record_rows == [1]
     assert checked.records[0]["duration_in_month"] == schema.example_record()["duration_in_month"]
     assert isinstance(checked.records[0]["duration_in_month"], int)
 
 
-def test_each_bad_value_is_reported_with_row_field_and_rule(schema: FeatureSchema) -> None:
+def test_each_bad_value_is_reported_with_row_field_and_rule(schema: FormSchema) -> None:
     good = schema.example_record()
     rows = [good, {**good, "duration_in_month": "abc"}, {**good, "purpose": "yacht"}, {**good, "credit_amount": "0"}]
     checked = check_upload(_upload(schema, rows), schema)
     found = {(p.row, p.field, p.rule) for p in checked.problems}
     assert found == {
-        (2, "duration_in_month", "must be an integer"),
-        (3, "purpose", f"must be one of the codes {list(schema.by_name['purpose'].codes)}"),
-        (4, "credit_amount", "must be in [1, 1000000]"),
+        (2, "duration_in_month", "must be a whole number from 1 to 120 (not 'abc')"),
+        (3, "purpose", f"must be {schema.by_name['purpose'].rule} (not 'yacht')"),
+        (4, "credit_amount", "must be a whole number from 1 to 1 000 000 (not 0)"),
     }
     assert checked.record_rows == [1], "only the good row is sent for scoring"
 
 
-def test_blank_protected_field_is_optional_but_blank_input_is_not(schema: FeatureSchema) -> None:
+def test_blank_protected_field_is_optional_but_blank_input_is_not(schema: FormSchema) -> None:
     protected = schema.protected_fields[0].name
     required = schema.inputs[0].name
     rows = [{**schema.example_record(), protected: ""}, {**schema.example_record(), required: ""}]
     checked = check_upload(_upload(schema, rows), schema)
-    assert checked.record_rows == [1] and protected not in checked.records[0]
+    assert checked.record_rows == [1] and checked.records[0][protected] is None, "not provided: sent as null"
     assert [(p.row, p.field, p.rule) for p in checked.problems] == [(2, required, "is required")]
 
 
-def test_missing_required_column_refuses_the_file(schema: FeatureSchema) -> None:
+def test_missing_required_column_refuses_the_file(schema: FormSchema) -> None:
     frame = _upload(schema, [schema.example_record()]).drop(columns=["purpose"])
     checked = check_upload(frame, schema)
     assert checked.records == [] and checked.file_problems == ["missing required column(s): purpose"]
 
 
-def test_unknown_columns_are_ignored_and_named(schema: FeatureSchema) -> None:
+def test_unknown_columns_are_ignored_and_named(schema: FormSchema) -> None:
     frame = _upload(schema, [{**schema.example_record(), "customer_id": "42"}])
     checked = check_upload(frame, schema)
     assert checked.ignored_columns == ["customer_id"] and "customer_id" not in checked.records[0]
+
+
+def test_the_id_column_is_carried_and_not_sent(schema: FormSchema) -> None:
+    frame = _upload(schema, [{"customer_id": "C-7", **schema.example_record()}])
+    checked = check_upload(frame, schema, id_column="customer_id")
+    assert checked.ignored_columns == [] and checked.ids == {1: "C-7"} and "customer_id" not in checked.records[0]
+
+
+def test_rejected_rows_keep_their_cells_id_and_reasons(schema: FormSchema) -> None:
+    good = {"applicant_id": "A1", **schema.example_record()}
+    frame = _upload(schema, [good, {**good, "applicant_id": "A2", "duration_in_month": "500"}])
+    checked = check_upload(frame, schema, id_column="applicant_id")
+    rejects = rejects_frame(frame, checked)
+    assert list(rejects.columns[:3]) == ["row", "applicant_id", "problems"]
+    assert rejects.to_dict("records")[0]["applicant_id"] == "A2" and "120" in rejects["problems"][0]
+    assert rejects["duration_in_month"][0] == "500", "the row as uploaded"
+
+
+def test_category_labels_are_accepted_where_unambiguous(schema: FormSchema) -> None:
+    frame = _upload(schema, [{**schema.example_record(), "purpose": "car (new)", "housing": "Rents"}])
+    checked = check_upload(frame, schema)
+    record = checked.records[0]
+    assert checked.problems == [] and (record["purpose"], record["housing"]) == ("car_new", "rent")
+
+
+def test_a_semicolon_file_is_read_with_its_separator() -> None:
+    assert detect_separator(b"a;b;c\n1;2;3\n") == ";" and detect_separator(b"a,b\n1,2\n") == ","
+
+
+def test_decimals_and_cleared_values_are_refused_not_rounded(schema: FormSchema) -> None:
+    spec = schema.by_name["installment_rate_in_percentage_of_disposable_income"]
+    assert spec.parse_text("2.5") == (None, "must be a whole number from 1 to 4 (2.5 is not a whole number)")
+    assert spec.parse_text("") == (None, "is required") and spec.parse_text("4") == (4, None)
+
+
+def test_labels_lose_their_range_hint_in_sentences(schema: FormSchema) -> None:
+    reason = {"code": "INS", "field": "installment_rate_in_percentage_of_disposable_income", "value": 4}
+    sentence = reason_sentence(reason, schema.by_name[reason["field"]])
+    assert sentence == "Instalment burden is 4, which raised the assessed risk."
+
+
+def test_one_word_per_decision() -> None:
+    assert [decision_word(d) for d in ("approve", "review", "decline")] == ["Approved", "Referred", "Declined"]
+
+
+def test_every_colour_carries_its_text_at_wcag_aa() -> None:
+    for colour in DECISION_COLOURS.values():
+        assert contrast_ratio("#ffffff", colour) >= 4.5, colour
+    for colour in BAND_PALETTE:
+        assert contrast_ratio(text_colour_on(colour), colour) >= 4.5, colour
+
+
+def test_age_bands_sort_by_age_not_alphabetically() -> None:
+    groups = ["25 to 61", "62 and over", "under 25"]
+    assert sorted(groups, key=group_sort_key) == ["under 25", "25 to 61", "62 and over"]
 
 
 def test_batch_422_rows_and_fields_are_read_from_the_detail() -> None:

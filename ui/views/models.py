@@ -1,68 +1,202 @@
-"""Models: the registry's versions and aliases, the alias history, promote and roll back."""
+"""Models: the registry's versions and aliases, the alias history, promote and roll back.
+
+Every move of production goes through a confirmation that names it
+("production: v1 → v2"); a dry run shows the promotion gates without moving
+anything; the outcome of an action appears right under the button pressed.
+Rollback without a version undoes the last move of the serving alias.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from ui.api_client import ApiClient, ApiError, RequestRejectedError
-from ui.context import current, show_api_error
+from ui.context import current, show_api_error, technical_details
 from ui.present import version_rows
 
-_OUTCOME_KEY = "models.outcome"
-_PREVIOUS = "(the version that held it before)"
+_OUTCOME_KEY = "models.outcome"  # (action, kind, payload) of the last admin call
+_PENDING_KEY = "models.pending"  # the move waiting for confirmation
+_UNDO = "undo"
 _HEADLINE_METRICS = ("roc_auc_cv_mean", "roc_auc", "gini", "ks", "brier", "expected_cost")
+_SERVING_ALIAS = "production"
 
 
-def _act(client: ApiClient, action: str) -> None:
-    """Form callback: run the admin call before the page re-renders, so the tables show its effect."""
+def _v(version: Any) -> str:
+    return f"v{version}" if version not in (None, "") else "none"
+
+
+def last_move(history: Sequence[Mapping[str, Any]], alias: str) -> Mapping[str, Any] | None:
+    """The newest event that moved ``alias`` (the history is oldest first)."""
+    moves = [e for e in history if e.get("alias") == alias]
+    return max(moves, key=lambda e: (e.get("sequence") or 0, str(e.get("at")))) if moves else None
+
+
+# ------------------------------------------------------------------ actions
+
+
+def _form_values(action: str) -> tuple[str, str, str | None]:
     token = st.session_state.get(f"{action}.token") or ""
     reason = (st.session_state.get(f"{action}.reason") or "").strip()
     version = st.session_state.get(f"{action}.version")
+    return token, reason, version
+
+
+def _ask(action: str, move: str) -> None:
+    """First press: check the form, then ask for confirmation of the move it names."""
+    token, reason, version = _form_values(action)
+    st.session_state[_OUTCOME_KEY] = None
     if not token or not reason:
+        st.session_state[_PENDING_KEY] = None
         st.session_state[_OUTCOME_KEY] = (action, "missing", "Give the admin token and a reason.")
         return
+    st.session_state[_PENDING_KEY] = {"action": action, "move": move, "version": version, "reason": reason}
+
+
+def _cancel() -> None:
+    st.session_state[_PENDING_KEY] = None
+
+
+def _confirm(client: ApiClient) -> None:
+    """Second press: run the admin call before the page re-renders, so the tables show its effect."""
+    pending = st.session_state.get(_PENDING_KEY) or {}
+    st.session_state[_PENDING_KEY] = None
+    action = pending.get("action", "")
+    token, _, _ = _form_values(action)
+    version, reason = pending.get("version"), pending.get("reason", "")
     try:
         if action == "promote":
-            answer = client.promote(
-                token=token, version=version, reason=reason, force=bool(st.session_state.get("promote.force"))
-            )
+            force = bool(st.session_state.get("promote.force"))
+            answer = client.promote(token=token, version=version, reason=reason, force=force)
         else:
-            answer = client.rollback(token=token, version=None if version == _PREVIOUS else version, reason=reason)
-    except RequestRejectedError as exc:
-        st.session_state[_OUTCOME_KEY] = (action, "refused", exc)
+            answer = client.rollback(token=token, version=None if version == _UNDO else version, reason=reason)
     except ApiError as exc:
-        st.session_state[_OUTCOME_KEY] = (action, "error", exc)
+        st.session_state[_OUTCOME_KEY] = (action, "refused" if _is_refusal(exc) else "error", exc)
     else:
         st.session_state[_OUTCOME_KEY] = (action, "done", answer)
 
 
-def _show_outcome() -> None:
-    outcome = st.session_state.get(_OUTCOME_KEY)
-    if outcome is None:
+def _dry_run(client: ApiClient) -> None:
+    token, reason, version = _form_values("promote")
+    st.session_state[_PENDING_KEY] = None
+    if not token:
+        st.session_state[_OUTCOME_KEY] = ("promote", "missing", "Give the admin token.")
         return
-    action, kind, payload = outcome
-    verb = "Promotion" if action == "promote" else "Rollback"
-    if kind == "done":
-        st.success(f"**{verb} done.** {_summary(payload)}", icon=":material/check_circle:")
-    elif kind == "missing":
-        st.warning(f"**{verb} not sent.** {payload}")
-    elif kind == "refused":
-        gates = "\n".join(f"- {p.message}" for p in payload.problems) or f"- {payload}"
-        st.error(f"**{verb} refused** (HTTP {payload.status}). Failed checks:\n\n{gates}", icon=":material/gpp_bad:")
+    try:
+        answer = client.promote(token=token, version=version, reason=reason or "dry run", dry_run=True)
+    except RequestRejectedError as exc:
+        kind = "no_dry_run" if exc.names("dry_run") else "refused"
+        st.session_state[_OUTCOME_KEY] = ("promote", kind, exc)
+    except ApiError as exc:
+        st.session_state[_OUTCOME_KEY] = ("promote", "error", exc)
     else:
-        show_api_error(payload, what=action)
+        st.session_state[_OUTCOME_KEY] = ("promote", "dry_run", answer)
 
 
-def _summary(answer: Any) -> str:
-    """'production: v1 -> v2' from the alias event the service answers with."""
-    event = answer.get("event", answer) if isinstance(answer, Mapping) else {}
-    if not isinstance(event, Mapping) or "to_version" not in event:
+def _is_refusal(exc: ApiError) -> bool:
+    """A refusal of the move itself (gates, nothing to roll back), not a failure of the follow-up reload."""
+    return isinstance(exc, RequestRejectedError) and exc.status == 422 and not _event_of(exc.body)
+
+
+def _event_of(body: Any) -> Mapping[str, Any] | None:
+    event = body.get("event") if isinstance(body, Mapping) else None
+    return event if isinstance(event, Mapping) and "to_version" in event else None
+
+
+def _move_text(event: Mapping[str, Any]) -> str:
+    return f"{event.get('alias')}: {_v(event.get('from_version'))} → {_v(event.get('to_version'))}"
+
+
+# ------------------------------------------------------------------ outcome, next to the action
+
+
+def _gate_rows(gates: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for gate in gates:
+        figures = {k: v for k, v in gate.items() if k not in ("name", "passed")}
+        rows.append(
+            {
+                "gate": gate.get("name"),
+                "result": "passed" if gate.get("passed") else "failed",
+                "figures": ", ".join(
+                    f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _reload_text(reload: Any) -> str:
+    if not isinstance(reload, Mapping):
         return ""
-    return f"`{event.get('alias')}`: v{event.get('from_version') or '-'} -> v{event.get('to_version')}."
+    outcome, version = reload.get("outcome"), reload.get("version")
+    if outcome == "loaded":
+        return f" The scoring service now serves {_v(version)}."
+    if outcome == "unchanged":
+        return f" The scoring service serves {_v(version)}."
+    return f" The scoring service did not load it ({outcome}: {reload.get('error')})."
+
+
+def _show_outcome(action: str) -> None:
+    outcome = st.session_state.get(_OUTCOME_KEY)
+    if outcome is None or outcome[0] != action:
+        return
+    _, kind, payload = outcome
+    verb = "Promotion" if action == "promote" else "Rollback"
+    with st.container(key=f"outcome-{action}"):
+        if kind == "done":
+            event = _event_of(payload) or {}
+            moved = f" `{_move_text(event)}`." if event else ""
+            st.success(f"**{verb} done.**{moved}{_reload_text(payload.get('reload'))}", icon=":material/check_circle:")
+        elif kind == "missing":
+            st.warning(f"**{verb} not sent.** {payload}")
+        elif kind == "dry_run":
+            verdict = "would be promoted" if payload.get("would_promote") else "would be refused"
+            target = payload.get("version") or st.session_state.get("promote.version")
+            st.info(f"**Dry run: {_v(target)} {verdict}.** Nothing was moved.", icon=":material/fact_check:")
+            gates = payload.get("gates") or []
+            if gates:
+                st.dataframe(_gate_rows(gates), hide_index=True)
+        elif kind == "no_dry_run":
+            st.info(
+                "**This scoring service does not offer a dry run yet**, so the gates cannot be checked without "
+                "promoting. Nothing was moved.",
+                icon=":material/info:",
+            )
+            technical_details(payload)
+        elif kind == "refused":
+            gates = "\n".join(f"- {p.message}" for p in payload.problems) or f"- {payload}"
+            st.error(f"**{verb} refused**; production did not move:\n\n{gates}", icon=":material/gpp_bad:")
+        else:
+            event = _event_of(payload.body)
+            if event is not None:
+                st.error(
+                    f"**Production moved** (`{_move_text(event)}`), **but the scoring service did not switch to it.**"
+                    f"{_reload_text((payload.body or {}).get('reload'))} It keeps serving the version it had.",
+                    icon=":material/sync_problem:",
+                )
+                technical_details(payload)
+            else:
+                show_api_error(payload, what="change production")
+
+
+def _confirmation(client: ApiClient, action: str) -> None:
+    pending = st.session_state.get(_PENDING_KEY)
+    if not pending or pending.get("action") != action:
+        return
+    with st.container(border=True, key=f"confirm-{action}"):
+        st.markdown(f"**Move `{pending['move']}`?** Reason recorded: _{pending['reason']}_")
+        yes, no = st.columns(2)
+        yes.button(
+            f"Confirm: {pending['move']}", type="primary", on_click=_confirm, args=(client,), key=f"{action}.confirm"
+        )
+        no.button("Cancel", on_click=_cancel, key=f"{action}.cancel")
+
+
+# ------------------------------------------------------------------ tables
 
 
 def _aliases(registry: Mapping[str, Any]) -> None:
@@ -72,7 +206,7 @@ def _aliases(registry: Mapping[str, Any]) -> None:
         return
     columns = st.columns(max(len(aliases), 1))
     for column, (alias, version) in zip(columns, sorted(aliases.items()), strict=True):
-        column.metric(f"`{alias}`", f"v{version}")
+        column.metric(f"`{alias}`", _v(version))
 
 
 def _versions(registry: Mapping[str, Any]) -> list[str]:
@@ -95,40 +229,67 @@ def _history(registry: Mapping[str, Any]) -> None:
         st.info("No alias has moved yet.")
         return
     frame = pd.DataFrame(history).iloc[::-1]
+    frame.insert(0, "move", [f"{_v(e.get('from_version'))} → {_v(e.get('to_version'))}" for e in history[::-1]])
+    frame = frame.drop(columns=[c for c in ("from_version", "to_version") if c in frame.columns])
     if "figures" in frame.columns:
-        frame["figures"] = frame["figures"].map(lambda f: ", ".join(f"{k}={v}" for k, v in (f or {}).items()))
-    st.dataframe(frame, hide_index=True)
+        frame["figures"] = frame["figures"].map(
+            lambda f: ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (f or {}).items())
+        )
+    first = [c for c in ("at", "alias", "move", "action", "actor", "reason") if c in frame.columns]
+    st.dataframe(frame[first + [c for c in frame.columns if c not in first]], hide_index=True)
 
 
-def _forms(client: ApiClient, versions: list[str], aliases: Mapping[str, str]) -> None:
+def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) -> None:
+    aliases = registry.get("aliases") or {}
+    current_version = aliases.get(_SERVING_ALIAS)
     promote_col, rollback_col = st.columns(2)
-    with promote_col, st.form("promote"):
+    with promote_col, st.container(border=True, key="promote-form"):
         st.markdown("**Promote a version to production**")
         st.caption("The version must pass the promotion gates against the current champion, unless forced.")
-        challenger = next((str(v) for a, v in aliases.items() if a != "production"), None)
+        candidates = [v for v in versions if v != str(current_version)] or versions
+        challenger = next((str(v) for a, v in aliases.items() if a != _SERVING_ALIAS), None)
         st.selectbox(
             "Version",
-            versions,
-            index=versions.index(challenger) if challenger in versions else 0,
+            candidates,
+            index=candidates.index(challenger) if challenger in candidates else 0,
             key="promote.version",
+            format_func=_v,
         )
         st.text_input("Reason", key="promote.reason", placeholder="e.g. monthly retrain, passes all gates")
         st.checkbox("Force (override failed gates; the reason is recorded)", key="promote.force")
         st.text_input("Admin token", type="password", key="promote.token")
-        st.form_submit_button("Promote", type="primary", on_click=_act, args=(client, "promote"))
-    with rollback_col, st.form("rollback"):
+        target = st.session_state.get("promote.version")
+        move = f"{_SERVING_ALIAS}: {_v(current_version)} → {_v(target)}"
+        left, right = st.columns(2)
+        left.button("Check the gates (dry run)", on_click=_dry_run, args=(client,), key="promote.dry_run")
+        right.button("Promote...", type="primary", on_click=_ask, args=("promote", move), key="promote.ask")
+        _confirmation(client, "promote")
+        _show_outcome("promote")
+    with rollback_col, st.container(border=True, key="rollback-form"):
         st.markdown("**Roll production back**")
         st.caption("Moves the production alias back; no gates, but a reason is recorded.")
-        st.selectbox("To version", [_PREVIOUS, *versions], key="rollback.version")
+        last = last_move(registry.get("history") or [], _SERVING_ALIAS)
+        undo_to = last.get("from_version") if last else None
+        undo_label = f"Undo the last move (back to {_v(undo_to)})" if undo_to else "Undo the last move"
+        st.selectbox(
+            "To version",
+            [_UNDO, *[v for v in versions if v != str(current_version)]],
+            key="rollback.version",
+            format_func=lambda v: undo_label if v == _UNDO else _v(v),
+        )
         st.text_input("Reason", key="rollback.reason", placeholder="e.g. approval rate dropped after v5")
         st.text_input("Admin token", type="password", key="rollback.token")
-        st.form_submit_button("Roll back", on_click=_act, args=(client, "rollback"))
+        choice = st.session_state.get("rollback.version")
+        target = undo_to if choice == _UNDO else choice
+        move = f"{_SERVING_ALIAS}: {_v(current_version)} → {_v(target) if target else 'the version before'}"
+        st.button("Roll back...", on_click=_ask, args=("rollback", move), key="rollback.ask")
+        _confirmation(client, "rollback")
+        _show_outcome("rollback")
 
 
 def render() -> None:
     st.title("Models")
     client = current().client
-    _show_outcome()
     try:
         registry = client.registry()
     except ApiError as exc:
@@ -137,13 +298,15 @@ def render() -> None:
     st.caption(f"Registered model **{registry.get('name')}**: the registry is the model inventory and its audit trail.")
     st.subheader("Aliases")
     _aliases(registry)
-    st.subheader("Versions")
-    versions = _versions(registry)
-    st.subheader("Alias history")
-    _history(registry)
+    numbers = [str(v.get("version")) for v in registry.get("versions") or []]
+    versions = sorted(numbers, key=lambda v: int(v) if v.isdigit() else 0, reverse=True)
     if versions:
         st.subheader("Actions")
-        _forms(client, versions, registry.get("aliases") or {})
+        _forms(client, versions, registry)
+    st.subheader("Versions")
+    _versions(registry)
+    st.subheader("Alias history")
+    _history(registry)
 
 
 render()

@@ -18,7 +18,8 @@ import streamlit as st
 
 from ui.api_client import ApiError, NotFoundError
 from ui.context import current, show_api_error
-from ui.present import DECISION_COLOURS
+from ui.form_schema import FormSchema
+from ui.present import DECISION_COLOURS, DECISION_ORDER, decision_word, group_sort_key
 
 _STATUS = {
     "ok": ("success", "No alert: the population looks like the training data."),
@@ -27,6 +28,11 @@ _STATUS = {
     "insufficient_data": ("warning", "Too few logged predictions in this window for drift figures to mean much."),
 }
 _LEVEL_COLOURS = {"none": "#1a7f37", "moderate": "#f57c00", "major": "#c62828"}
+_LEVEL_WORDS = {"none": "stable", "moderate": "moderate shift", "major": "major shift"}
+_FAVOURABLE = {
+    "not_declined": ("not declined", "approved or referred to an underwriter"),
+    "approved": ("approved", "approved outright"),
+}
 
 
 def _percent(value: Any) -> str:
@@ -37,19 +43,38 @@ def _ms(value: Any) -> str:
     return "n/a" if value is None else f"{value:.1f} ms"
 
 
-def _header(summary: Mapping[str, Any]) -> None:
+def alert_text(alert: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+    """An alert in words, with the field's label rather than its name."""
+    subject = str(alert.get("subject", ""))
+    name = "Probability of default" if subject == "probability" else labels.get(subject, subject)
+    value, threshold = alert.get("value"), alert.get("threshold")
+    if not (isinstance(value, int | float) and isinstance(threshold, int | float)):
+        return str(alert.get("message", ""))
+    if alert.get("kind") == "psi":
+        level = _LEVEL_WORDS.get(str(alert.get("level")), str(alert.get("level")))
+        return f"{name}: population stability index {value:.3f}, above {threshold:.2f} ({level})."
+    if alert.get("kind") == "disparate_impact":
+        return (
+            f"{name}: the lowest group's favourable-outcome rate is {value:.2f} of the highest's "
+            f"(below {threshold:.2f})."
+        )
+    return str(alert.get("message", ""))
+
+
+def _header(summary: Mapping[str, Any], labels: Mapping[str, str]) -> None:
     model, window = summary.get("model") or {}, summary.get("window") or {}
     st.caption(
         f"Model **{model.get('name')}** version **{model.get('version')}**, window {window.get('start')} to "
         f"{window.get('end')} (UTC); summary generated {summary.get('generated_at')}."
     )
     kind, text = _STATUS.get(str(summary.get("status")), ("info", f"Status: {summary.get('status')}"))
-    getattr(st, kind)(f"**Status: {summary.get('status')}** (alert level {summary.get('alert_level')}). {text}")
+    getattr(st, kind)(f"**{text}**")
     for alert in summary.get("alerts") or []:
-        st.markdown(f"- :red[**{alert.get('level')}**] {alert.get('message')}")
+        st.markdown(f"- **{str(alert.get('level', '')).capitalize()}**: {alert_text(alert, labels)}")
     other = summary.get("other_versions") or {}
     if other:
-        st.caption(f"Rows from other versions in the window (not included): {other}")
+        counts = ", ".join(f"version {v}: {n:,} row(s)" for v, n in sorted(other.items()))
+        st.caption(f"Rows scored by other versions in this window are not included ({counts}).")
 
 
 def _headline(summary: Mapping[str, Any]) -> None:
@@ -59,9 +84,8 @@ def _headline(summary: Mapping[str, Any]) -> None:
     columns[1].metric("Latency p50", _ms(latency.get("p50")))
     columns[2].metric("Latency p95", _ms(latency.get("p95")))
     columns[3].metric("Latency p99", _ms(latency.get("p99")))
-    columns[4].metric("Approved", _percent(rates.get("approve")))
-    columns[5].metric("Referred", _percent(rates.get("review")))
-    columns[6].metric("Declined", _percent(rates.get("decline")))
+    for column, decision in zip(columns[4:], DECISION_ORDER, strict=True):
+        column.metric(decision_word(decision), _percent(rates.get(decision)), help="Share of all decisions.")
 
 
 def _over_time(summary: Mapping[str, Any]) -> None:
@@ -85,7 +109,12 @@ def _over_time(summary: Mapping[str, Any]) -> None:
         )
         .properties(height=260, title=f"Volume per {unit}")
     )
-    left.altair_chart(volume, width="stretch")
+    left.altair_chart(
+        volume,
+        width="stretch",
+        alt=f"Bar chart of scored applicants per {unit}: {len(points)} {unit}(s), "
+        f"{int(points['volume'].sum()):,} in all, at most {int(points['volume'].max()):,} in one {unit}.",
+    )
     latency = points.melt(
         id_vars=["start"], value_vars=["latency_p50", "latency_p95", "latency_p99"], var_name="percentile"
     )
@@ -101,9 +130,18 @@ def _over_time(summary: Mapping[str, Any]) -> None:
         )
         .properties(height=260, title="Latency percentiles")
     )
-    right.altair_chart(lines, width="stretch")
+    p99 = points["latency_p99"].dropna()
+    right.altair_chart(
+        lines,
+        width="stretch",
+        alt=f"Line chart of server-side latency percentiles (p50, p95, p99) per {unit}"
+        + (f"; the highest p99 is {p99.max():.1f} ms." if not p99.empty else "."),
+    )
     st.subheader("Decision mix")
-    mix = points.melt(id_vars=["start"], value_vars=list(DECISION_COLOURS), var_name="decision", value_name="count")
+    decisions = [d for d in DECISION_ORDER if d in points.columns]
+    mix = points.melt(id_vars=["start"], value_vars=decisions, var_name="decision", value_name="count")
+    mix["decision"] = mix["decision"].map(decision_word)
+    words = [decision_word(d) for d in decisions]
     stacked = (
         alt.Chart(mix)
         .mark_bar()
@@ -112,13 +150,23 @@ def _over_time(summary: Mapping[str, Any]) -> None:
             y=alt.Y("count:Q", stack="normalize", title="Share of decisions", axis=alt.Axis(format="%")),
             color=alt.Color(
                 "decision:N",
-                scale=alt.Scale(domain=list(DECISION_COLOURS), range=list(DECISION_COLOURS.values())),
+                title="Decision",
+                sort=words,
+                scale=alt.Scale(domain=words, range=[DECISION_COLOURS[d] for d in decisions]),
             ),
             tooltip=["start:O", "decision:N", "count:Q"],
         )
         .properties(height=240)
     )
-    st.altair_chart(stacked, width="stretch")
+    totals = {decision_word(d): int(points[d].sum()) for d in decisions}
+    all_decisions = sum(totals.values()) or 1
+    st.altair_chart(
+        stacked,
+        width="stretch",
+        alt=f"Share of decisions per {unit}: over the window "
+        + ", ".join(f"{word} {count / all_decisions:.1%}" for word, count in totals.items())
+        + ".",
+    )
 
 
 def bin_labels(edges: Sequence[float], *, percent: bool) -> list[str]:
@@ -148,10 +196,12 @@ def _distribution(summary: Mapping[str, Any]) -> None:
         ]
     )
     psi = entry.get("psi")
-    st.subheader("Score distribution against training")
+    level = _LEVEL_WORDS.get(str(entry.get("level")), str(entry.get("level")))
+    st.subheader("Probability of default: logged applicants against training")
     st.caption(
-        "Probability of default in the training deciles (bins fixed on the training data). "
-        + (f"PSI {psi:.3f} ({entry.get('level')} shift)." if psi is not None else "")
+        "Share of applicants in each band of the probability of default; the bands are the training data's "
+        "deciles, so each holds a tenth of the training applicants. "
+        + (f"PSI {psi:.3f} ({level})." if psi is not None else "")
     )
     chart = (
         alt.Chart(frame)
@@ -167,7 +217,13 @@ def _distribution(summary: Mapping[str, Any]) -> None:
         )
         .properties(height=280)
     )
-    st.altair_chart(chart, width="stretch")
+    largest = max(zip(labels, actual, strict=True), key=lambda pair: pair[1])
+    st.altair_chart(
+        chart,
+        width="stretch",
+        alt="Grouped bar chart of the share of applicants per probability-of-default band, training against "
+        f"logged; the largest logged share is {largest[1]:.1%}, in the band {largest[0]}.",
+    )
 
 
 def _psi(summary: Mapping[str, Any], labels: Mapping[str, str]) -> None:
@@ -177,7 +233,7 @@ def _psi(summary: Mapping[str, Any], labels: Mapping[str, str]) -> None:
         {
             "field": "Probability of default" if name == "probability" else labels.get(name, name),
             "psi": entry["psi"],
-            "level": entry.get("level", "none"),
+            "level": _LEVEL_WORDS.get(entry.get("level", "none"), entry.get("level", "none")),
             "protected": bool(entry.get("protected")),
         }
         for name, entry in entries.items()
@@ -193,12 +249,14 @@ def _psi(summary: Mapping[str, Any], labels: Mapping[str, str]) -> None:
         alt.Chart(frame)
         .mark_bar()
         .encode(
-            x=alt.X("psi:Q", title="PSI"),
+            x=alt.X("psi:Q", title="Population stability index (PSI)"),
             y=alt.Y("field:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
             color=alt.Color(
                 "level:N",
                 title="Shift",
-                scale=alt.Scale(domain=list(_LEVEL_COLOURS), range=list(_LEVEL_COLOURS.values())),
+                scale=alt.Scale(
+                    domain=[_LEVEL_WORDS[level] for level in _LEVEL_COLOURS], range=list(_LEVEL_COLOURS.values())
+                ),
             ),
             tooltip=["field:N", alt.Tooltip("psi:Q", format=".4f"), "level:N", "protected:N"],
         )
@@ -218,50 +276,71 @@ def _psi(summary: Mapping[str, Any], labels: Mapping[str, str]) -> None:
             )
         )
     st.caption("Below 0.1 stable, 0.1 to 0.25 moderate shift, above 0.25 major shift (thresholds from config).")
-    st.altair_chart(alt.layer(*layers).properties(height=alt.Step(28)), width="stretch")
+    worst = max(scored, key=lambda row: row["psi"])
+    st.altair_chart(
+        alt.layer(*layers).properties(height=alt.Step(28)),
+        width="stretch",
+        alt=f"Bar chart of the PSI of {len(scored)} figures; the largest is {worst['field']} at "
+        f"{worst['psi']:.3f} ({worst['level']}).",
+    )
     other = {name: entry.get("status") for name, entry in entries.items() if entry.get("status") not in ("scored",)}
     if other:
-        st.caption("Not compared: " + ", ".join(f"{labels.get(n, n)} ({status})" for n, status in other.items()))
+        st.caption(
+            "Not compared: "
+            + ", ".join(f"{labels.get(n, n)} ({str(status).replace('_', ' ')})" for n, status in other.items())
+        )
 
 
-def _fairness(summary: Mapping[str, Any], labels: Mapping[str, str]) -> None:
+def _fairness(summary: Mapping[str, Any], schema: FormSchema | None, favourable_outcome: str) -> None:
     fairness = summary.get("fairness") or {}
-    st.subheader("Approval rates across protected groups")
+    outcome = str(summary.get("favourable_outcome") or favourable_outcome)
+    word, meaning = _FAVOURABLE.get(outcome, (outcome.replace("_", " "), outcome.replace("_", " ")))
+    st.subheader(f"Share {word} across protected groups")
     if not fairness:
         st.caption("No protected attributes were sent with the logged requests in this window.")
         return
+    st.caption(
+        f"The favourable outcome compared here is **{word}** ({meaning}), as configured "
+        "(`favourable_outcome` in training.yaml); the headline above counts straight approvals."
+    )
     limit = (summary.get("thresholds") or {}).get("min_disparate_impact")
-    rows = [
-        {
-            "attribute": labels.get(attribute, attribute),
-            "group": group,
-            "applicants": stats.get("n"),
-            "approval rate": stats.get("approval_rate"),
-            "disparate impact (attribute)": entry.get("disparate_impact"),
-        }
-        for attribute, entry in fairness.items()
-        for group, stats in (entry.get("groups") or {}).items()
-    ]
+    by_name = schema.by_name if schema is not None else {}
+    rows = []
+    for attribute, entry in fairness.items():
+        spec = by_name.get(attribute)
+        order = [c.code for c in spec.choices] if spec is not None else []
+        groups = sorted((entry.get("groups") or {}).items(), key=lambda item: group_sort_key(str(item[0]), order))
+        for group, stats in groups:
+            rows.append(
+                {
+                    "attribute": spec.plain_label if spec is not None else attribute,
+                    "group": spec.label_of(group) if spec is not None and spec.choices else str(group),
+                    "applicants": stats.get("n"),
+                    f"share {word}": stats.get("approval_rate"),
+                    "lowest / highest": entry.get("disparate_impact"),
+                }
+            )
     if limit is not None:
-        st.caption(f"Warning sign: a ratio below {limit:g} (the four-fifths rule).")
+        st.caption(f"Warning sign: a lowest-to-highest ratio below {limit:g} (the four-fifths rule).")
     st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
+        width="stretch",
         column_config={
-            "approval rate": st.column_config.NumberColumn(format="percent"),
-            "disparate impact (attribute)": st.column_config.NumberColumn(format="%.3f"),
+            "group": st.column_config.TextColumn(width="medium"),
+            f"share {word}": st.column_config.NumberColumn(format="percent"),
+            "lowest / highest": st.column_config.NumberColumn(format="%.3f"),
         },
     )
 
 
-def _field_labels() -> dict[str, str]:
-    """Human labels of the fields, from the served schema when the service has one."""
+def _served_schema() -> FormSchema | None:
+    """The served schema, for labels; None when the service has none (codes are shown then)."""
     client = current().client
     try:
-        schema = client.feature_schema(client.model_info())
+        return client.feature_schema(client.model_info())
     except ApiError:
-        return {}
-    return {spec.name: spec.label for spec in schema.fields}
+        return None
 
 
 def render() -> None:
@@ -279,13 +358,14 @@ def render() -> None:
     except ApiError as exc:
         show_api_error(exc, what="read the monitoring summary")
         return
-    labels = _field_labels()
-    _header(summary)
+    schema = _served_schema()
+    labels = schema.labels() if schema is not None else {}
+    _header(summary, labels)
     _headline(summary)
     _over_time(summary)
     _distribution(summary)
     _psi(summary, labels)
-    _fairness(summary, labels)
+    _fairness(summary, schema, current().favourable_outcome)
 
 
 render()

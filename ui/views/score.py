@@ -1,4 +1,11 @@
-"""Score an applicant: a form built from the served model's schema, the decision and its reasons."""
+"""Score an applicant: a form built from the served model's schema, the decision and its reasons.
+
+Required fields start empty and Score refuses until they are set; each value
+is checked against the schema's rule as it is entered, so nothing out of range
+or malformed is ever sent. A result belongs to the inputs it was scored on: a
+changed input clears it. The entries survive an API failure (and a page
+switch), and a failed call can be retried as it was.
+"""
 
 from __future__ import annotations
 
@@ -6,236 +13,304 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
-from credit_risk.schema import FeatureSchema, FieldSpec
 from ui.api_client import ApiClient, ApiError, RequestRejectedError
-from ui.context import current, show_api_error
-from ui.present import DECISION_COLOURS, DECISION_WORDS, band_colours, reason_sentence
+from ui.context import current, show_api_error, technical_details
+from ui.form_schema import FormField, FormSchema
+from ui.present import DECISION_COLOURS, DECISION_HELP, band_colours, decision_word, reason_sentence
+from ui.result_graphics import gauge_html, reasons_chart
 
 _FIELD_KEY = "applicant.{}"
-_RESULT_KEY = "score.result"
-_ERROR_KEY = "score.error"
+_STATE_KEY = "score.state"  # what the last press of Score gave: result or error, and the inputs it was for
+_INFO_KEY = "score.model_info"  # the last /v1/model answer, to keep the form while the API is away
+NOT_PROVIDED = "__not_provided__"
+_ERROR_COLOUR = "#b3261e"  # 6.5:1 on white
+_SR_ONLY = "position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0"
 
 
-def _field_input(spec: FieldSpec, *, optional: bool) -> None:
-    """One widget per field: labels shown, codes sent; protected fields may be left empty."""
-    key = _FIELD_KEY.format(spec.name)
+def _key(spec: FormField) -> str:
+    return _FIELD_KEY.format(spec.name)
+
+
+def _state() -> dict[str, Any]:
+    return st.session_state.setdefault(_STATE_KEY, {})
+
+
+# ------------------------------------------------------------------ the entries
+
+
+def _raw_inputs(schema: FormSchema) -> dict[str, Any]:
+    """What the form holds now, as the widgets hold it (codes, typed text)."""
+    return {spec.name: st.session_state.get(_key(spec)) for spec in schema.fields}
+
+
+def _check(spec: FormField, raw: Any) -> tuple[Any, str | None]:
+    """One entry -> (API value, None) or (None, the rule it breaks); None is "not provided"."""
     if spec.type == "categorical":
-        labels = {c.code: c.label for c in spec.categories}
-        options: list[str | None] = [None, *spec.codes] if optional else list(spec.codes)
+        if raw is None:
+            return None, "choose a value" if spec.required else None
+        return (None if raw == NOT_PROVIDED else raw), None
+    return spec.parse_text(raw)
+
+
+def _applicant(schema: FormSchema, raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The record to send (every field; optional ones not provided are null) and the problems."""
+    record, problems = {}, {}
+    for spec in schema.fields:
+        value, problem = _check(spec, raw.get(spec.name))
+        if problem is not None:
+            problems[spec.name] = problem
+        else:
+            record[spec.name] = value
+    return record, problems
+
+
+def _submit(client: ApiClient, schema: FormSchema) -> None:
+    """Score button (and Retry): check every entry first, then score, before the page re-renders."""
+    raw = _raw_inputs(schema)
+    record, problems = _applicant(schema, raw)
+    state = _state()
+    state.update(attempted=True, inputs=raw, result=None, error=None, refused=problems)
+    if problems:
+        return
+    try:
+        state["result"] = client.predict(record)
+    except ApiError as exc:
+        state["error"] = exc
+
+
+def _field_input(spec: FormField, problem: str | None) -> None:
+    """One widget per field: labels shown, codes sent; the rule in the placeholder, a broken rule under it."""
+    key = _key(spec)
+    help_text = " ".join(part for part in (spec.description, f"Accepted: {spec.rule}.") if part)
+    if spec.type == "categorical":
+        options = [*spec.codes] if spec.required else [NOT_PROVIDED, *spec.codes]
         st.selectbox(
             spec.label,
             options,
-            index=0,
+            index=None if spec.required else 0,
             key=key,
-            help=spec.description,
-            format_func=lambda code: "(not given)" if code is None else labels[code],
+            help=help_text,
+            placeholder="Choose an option",
+            format_func=lambda code: "Not provided" if code == NOT_PROVIDED else spec.label_of(code),
+            persist_state="session",
         )
     else:
-        default = None if optional else (spec.default if spec.default is not None else spec.min)
-        st.number_input(
+        st.text_input(
             spec.label,
-            min_value=spec.min,
-            max_value=spec.max,
-            value=default,
-            step=1,
             key=key,
-            help=f"{spec.description} Range {spec.min} to {spec.max}.",
-            placeholder="(not given)" if optional else None,
+            help=help_text,
+            placeholder=spec.range_text + ("" if spec.required else " (blank: not provided)"),
+            persist_state="session",
+        )
+    if problem is not None:
+        st.markdown(
+            f'<p role="alert" style="color:{_ERROR_COLOUR};margin:-0.6rem 0 0.6rem 0;font-size:0.9rem">'
+            f"&#9888; {escape(spec.plain_label)} {escape(problem)}.</p>",
+            unsafe_allow_html=True,
         )
 
 
-def _applicant(schema: FeatureSchema) -> dict[str, Any]:
-    """The record to send: every model input, and the protected fields that were filled in."""
-    record = {}
-    for spec in schema.fields:
-        value = st.session_state.get(_FIELD_KEY.format(spec.name))
-        if value is None:
-            continue
-        record[spec.name] = int(value) if spec.type == "integer" else value
-    return record
+def _service_problems(schema: FormSchema, raw: Mapping[str, Any]) -> dict[str, str]:
+    """The fields the service itself refused at the last Score, while they still hold what was sent."""
+    state = _state()
+    error, sent = state.get("error"), state.get("inputs") or {}
+    if not isinstance(error, RequestRejectedError):
+        return {}
+    return {
+        p.field: f"refused by the service: {p.message}"
+        for p in error.problems
+        if p.field in schema.by_name and raw.get(p.field) == sent.get(p.field)
+    }
 
 
-def _submit(client: ApiClient, schema: FeatureSchema) -> None:
-    """Form callback: score before the page re-renders, so errors can sit next to their fields."""
-    st.session_state[_RESULT_KEY] = None
-    st.session_state[_ERROR_KEY] = None
-    try:
-        st.session_state[_RESULT_KEY] = client.predict(_applicant(schema))
-    except ApiError as exc:
-        st.session_state[_ERROR_KEY] = exc
+def _render_form(client: ApiClient, schema: FormSchema) -> None:
+    raw = _raw_inputs(schema)
+    _, problems = _applicant(schema, raw)
+    problems = {**_service_problems(schema, raw), **problems}
+    attempted = bool(_state().get("attempted"))
+
+    def shown(spec: FormField) -> str | None:
+        # A rule broken by what was typed shows at once; an empty required field only after Score.
+        problem = problems.get(spec.name)
+        empty = raw.get(spec.name) in (None, "")
+        return problem if problem is not None and (attempted or not empty) else None
+
+    columns = st.columns(2)
+    for i, spec in enumerate(schema.inputs):
+        with columns[i % 2]:
+            _field_input(spec, shown(spec))
+    if schema.protected_fields:
+        with st.expander("For fairness monitoring only (optional)"):
+            st.caption(
+                "These attributes are never passed to the model. If given, they are logged so that "
+                "approval rates can be compared across groups."
+            )
+            columns = st.columns(2)
+            for i, spec in enumerate(schema.protected_fields):
+                with columns[i % 2]:
+                    _field_input(spec, shown(spec))
+    st.button("Score applicant", type="primary", on_click=_submit, args=(client, schema))
 
 
-def _field_problems() -> dict[str, list[str]]:
-    error = st.session_state.get(_ERROR_KEY)
-    problems: dict[str, list[str]] = {}
-    if isinstance(error, RequestRejectedError):
-        for problem in error.problems:
-            problems.setdefault(problem.field, []).append(problem.message)
-    return problems
+# ------------------------------------------------------------------ the result
 
 
-def _render_form(client: ApiClient, schema: FeatureSchema) -> None:
-    problems = _field_problems()
-
-    def field(spec: FieldSpec, *, optional: bool) -> None:
-        _field_input(spec, optional=optional)
-        for message in problems.get(spec.name, []):
-            st.markdown(f":red[**{escape(spec.label)}**: {escape(message)}]")
-
-    with st.form("applicant"):
-        columns = st.columns(2)
-        for i, spec in enumerate(schema.inputs):
-            with columns[i % 2]:
-                field(spec, optional=False)
-        if schema.protected_fields:
-            with st.expander("For fairness monitoring only (optional)"):
-                st.caption(
-                    "These attributes are never passed to the model. If given, they are logged so that "
-                    "approval rates can be compared across groups."
-                )
-                columns = st.columns(2)
-                for i, spec in enumerate(schema.protected_fields):
-                    with columns[i % 2]:
-                        field(spec, optional=True)
-        st.form_submit_button("Score applicant", type="primary", on_click=_submit, args=(client, schema))
-
-
-def _position(probability: float) -> float:
-    """Where a probability sits on the gauge, in percent of its width.
-
-    A square-root scale spreads the low probabilities, where most bands and
-    both cut-offs sit, over most of the gauge.
-    """
-    return 100 * min(max(probability, 0.0), 1.0) ** 0.5
-
-
-def _gauge_html(probability: float, info: Mapping[str, Any]) -> str | None:
-    """The risk bands as coloured segments, a marker at the applicant and ticks at the policy's cut-offs."""
-    bands = info.get("risk_bands") or []
-    if not bands:
-        return None
-    colours = band_colours([b["name"] for b in bands])
-    segments, lower = [], 0.0
-    for band in bands:
-        width = _position(band["max_probability"]) - _position(lower)
-        segments.append(
-            f'<div title="{escape(band["name"])}: {lower:.1%} to {band["max_probability"]:.1%}" '
-            f'style="width:{width:.2f}%;background:{colours[band["name"]]};color:white;text-align:center;'
-            f'font-weight:600;line-height:1.8rem">{escape(band["name"])}</div>'
-        )
-        lower = band["max_probability"]
-    policy = info.get("decision") or {}
-    # The approve label ends at its tick and the decline label starts at its own, so they never overlap.
-    ticks = "".join(
-        f'<div style="position:absolute;left:{_position(policy[key]):.2f}%;top:0;height:2.6rem;'
-        f'border-left:2px dashed #333"></div>'
-        f'<div style="position:absolute;left:{_position(policy[key]):.2f}%;top:2.6rem;transform:translateX({shift});'
-        f'font-size:0.75rem;color:#333;white-space:nowrap;padding:0 0.3rem">{text} {policy[key]:.1%}</div>'
-        for key, text, shift in (
-            ("approve_below", "approve below", "-100%"),
-            ("decline_at_or_above", "decline from", "0"),
-        )
-        if isinstance(policy.get(key), int | float)
+def _announcement(text: str) -> None:
+    """A polite live region that is always on the page, so screen readers read each new result."""
+    st.markdown(
+        f'<div role="status" aria-live="polite" aria-atomic="true" data-testid="score-announcement" '
+        f'style="{_SR_ONLY}">{escape(text)}</div>',
+        unsafe_allow_html=True,
     )
-    marker = (
-        f'<div style="position:absolute;left:{_position(probability):.2f}%;top:-2.3rem;transform:translateX(-50%);'
-        f'font-weight:700;white-space:nowrap;text-align:center;line-height:1.1rem">{probability:.1%}<br>&#9660;</div>'
-    )
+
+
+def _result_summary(result: Mapping[str, Any]) -> str:
     return (
-        '<div style="position:relative;margin:2.6rem 0.5rem 2.2rem 0.5rem">'
-        f'{marker}<div style="display:flex;border-radius:0.3rem;overflow:hidden;margin-top:0.4rem">'
-        f"{''.join(segments)}</div>{ticks}</div>"
+        f"{decision_word(result.get('decision'))}: probability of default "
+        f"{float(result['probability_of_default']):.1%}, risk band {result.get('risk_band')}, "
+        f"score {result.get('score')}."
     )
 
 
-def _reasons_chart(reasons: list[Mapping[str, Any]]) -> alt.Chart:
-    frame = pd.DataFrame(
-        [{"factor": f"{r['label']} ({r['code']})", "contribution": r["contribution"]} for r in reasons]
-    )
-    return (
-        alt.Chart(frame)
-        .mark_bar(color=DECISION_COLOURS["decline"])
-        .encode(
-            x=alt.X("contribution:Q", title="Added risk (log-odds of default)"),
-            y=alt.Y("factor:N", sort="-x", title=None, axis=alt.Axis(labelLimit=260)),
-            tooltip=["factor", alt.Tooltip("contribution:Q", format=".3f")],
-        )
-        .properties(height=36 * len(reasons) + 40)
-    )
-
-
-def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: FeatureSchema) -> None:
+def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: FormSchema) -> None:
     decision = str(result.get("decision", ""))
     probability = float(result["probability_of_default"])
     band = str(result.get("risk_band", ""))
-    colour = DECISION_COLOURS.get(decision, "#555")
-    band_colour = band_colours([b["name"] for b in info.get("risk_bands") or [{"name": band}]]).get(band, "#555")
+    colour = DECISION_COLOURS.get(decision, "#444444")
+    band_colour = band_colours([b["name"] for b in info.get("risk_bands") or [{"name": band}]]).get(band, "#555555")
     st.subheader("Decision")
     st.markdown(
-        f'<div style="background:{colour};color:white;padding:0.8rem 1.2rem;border-radius:0.5rem;'
-        f'font-size:1.4rem;font-weight:600">{escape(DECISION_WORDS.get(decision, decision))}'
-        f'<span style="float:right;background:{band_colour};border:2px solid white;border-radius:0.4rem;'
-        f'padding:0 0.6rem">Band {escape(band)}</span></div>',
+        f'<div data-testid="decision-banner" style="display:flex;flex-wrap:wrap;gap:0.5rem;align-items:center;'
+        f"justify-content:space-between;background:{colour};color:#ffffff;padding:0.8rem 1.2rem;"
+        f'border-radius:0.5rem;font-size:1.4rem;font-weight:600">'
+        f"<span>{escape(decision_word(decision))}</span>"
+        f'<span style="background:#ffffff;color:#111111;border-radius:0.4rem;padding:0 0.6rem;font-size:1.1rem;'
+        f'white-space:nowrap"><span aria-hidden="true" style="display:inline-block;width:0.8em;height:0.8em;'
+        f'border-radius:50%;border:1px solid #111111;background:{band_colour};margin-right:0.35em"></span>'
+        f"Risk band {escape(band)}</span></div>",
         unsafe_allow_html=True,
     )
-    top, bottom = st.columns(2), st.columns(2)
+    if decision in DECISION_HELP:
+        st.caption(DECISION_HELP[decision])
+    top = st.columns(2)
     top[0].metric("Probability of default", f"{probability:.1%}")
     top[1].metric("Score", result.get("score"), help="Scorecard points: higher means lower risk.")
-    bottom[0].metric("Risk band", band)
-    bottom[1].metric("Model version", f"v{(result.get('model') or {}).get('version', '?')}")
-    gauge = _gauge_html(probability, info)
+    gauge = gauge_html(probability, band, info)
     if gauge is not None:
         st.markdown(gauge, unsafe_allow_html=True)
-        st.caption("Probability of default on the risk bands (square-root scale); dashed: the decision cut-offs.")
+        st.caption("Where this applicant sits on the risk bands; the dashed lines are the decision cut-offs.")
 
     st.subheader("Principal reasons")
     reasons = list(result.get("reasons") or [])
     if reasons:
-        st.caption("The factors that raised this applicant's assessed risk the most (TreeSHAP attributions).")
+        st.caption(
+            "The factors that raised this applicant's assessed risk the most, compared with a typical applicant. "
+            "They are what the model learned from past loans: a value that sounds favourable can still raise "
+            "the risk when it went with more defaults in that history."
+        )
         for reason in reasons:
-            sentence = reason_sentence(reason, schema.by_name.get(reason.get("field", "")))
-            st.markdown(f"- **{escape(str(reason.get('code')))}**: {escape(sentence)}")
-        st.altair_chart(_reasons_chart(reasons), width="stretch")
+            sentence = reason_sentence(reason, schema.by_name.get(str(reason.get("field", ""))))
+            st.markdown(f"- {escape(sentence)} ({escape(str(reason.get('code')))})")
+        chart, words = reasons_chart(reasons, schema)
+        st.altair_chart(chart, width="stretch", alt=words)
     else:
-        st.info("No factor raised this applicant's assessed risk above the model's baseline.")
+        st.info("No factor raised this applicant's assessed risk above a typical applicant's.")
 
     model = result.get("model") or {}
-    st.caption(
-        f"Scored by model **{model.get('name')}** version **{model.get('version')}** "
-        f"(alias `{model.get('alias')}`), decision policy `{result.get('decision_policy_version')}`, "
-        f"at {result.get('scored_at')}; request id `{result.get('request_id')}`."
-    )
+    st.caption(f"Scored by model version {model.get('version')} at {result.get('scored_at')}.")
+    with st.expander("Technical details"):
+        st.markdown(
+            f"Model **{model.get('name')}** version **{model.get('version')}** (alias `{model.get('alias')}`), "
+            f"decision policy `{result.get('decision_policy_version')}`, request id `{result.get('request_id')}`. "
+            "Reasons are TreeSHAP attributions in log-odds of default:"
+        )
+        if reasons:
+            rows = [
+                {"code": r.get("code"), "field": r.get("field"), "value": str(r.get("value")),
+                 "contribution": r.get("contribution")}
+                for r in reasons
+            ]  # fmt: skip
+            st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def _changed_fields(schema: FormSchema, before: Mapping[str, Any]) -> list[str]:
+    now = _raw_inputs(schema)
+    return [spec.plain_label for spec in schema.fields if now.get(spec.name) != before.get(spec.name)]
+
+
+def _render_outcome(client: ApiClient, info: Mapping[str, Any], schema: FormSchema) -> None:
+    """The result column: what the last Score gave, unless the inputs have changed since."""
+    state = _state()
+    result, error, refused = state.get("result"), state.get("error"), state.get("refused") or {}
+    changed = _changed_fields(schema, state.get("inputs") or {}) if (result or error) else []
+    if changed:
+        _announcement("The application changed: the previous result was cleared.")
+        st.info(
+            f"**The application changed** since it was scored ({', '.join(changed)}), so the previous result "
+            "was cleared. Press **Score applicant** for a decision on the current entries.",
+            icon=":material/update:",
+        )
+        return
+    if error is not None:
+        _announcement("Not scored: the scoring service could not be used. Your entries are kept.")
+        show_api_error(error, what="score this applicant")
+        if not isinstance(error, RequestRejectedError):
+            st.caption("Your entries are kept.")
+            st.button("Try again", icon=":material/refresh:", on_click=_submit, args=(client, schema))
+        return
+    if result:
+        _announcement(_result_summary(result))
+        _render_result(result, info, schema)
+        return
+    if refused:
+        labels = ", ".join(schema.by_name[name].plain_label for name in refused)
+        _announcement(f"Not scored: {len(refused)} field(s) need attention: {labels}.")
+        st.warning(
+            f"**Not scored yet: {len(refused)} field(s) need attention** ({labels}). Each is marked under its input.",
+            icon=":material/edit_note:",
+        )
+        return
+    _announcement("")
+    st.info("Fill in the application and press **Score applicant**: the decision and its reasons appear here.")
+
+
+def _model_info(client: ApiClient) -> tuple[Mapping[str, Any] | None, ApiError | None]:
+    """The served model's description, or the last one seen when the service is away now."""
+    try:
+        info = client.model_info()
+        client.feature_schema(info)
+    except ApiError as exc:
+        return st.session_state.get(_INFO_KEY), exc
+    st.session_state[_INFO_KEY] = info
+    return info, None
 
 
 def render() -> None:
     st.title("Score an applicant")
     client = current().client
-    try:
-        info = client.model_info()
-        schema = client.feature_schema(info)
-    except ApiError as exc:
-        show_api_error(exc, what="load the served model's form")
+    info, failure = _model_info(client)
+    if info is None:
+        show_api_error(failure, what="show the application form")  # type: ignore[arg-type]
+        st.button("Try again", icon=":material/refresh:")
         return
-    st.caption(
-        f"Served model: **{info.get('name')}** version **{info.get('version')}** (alias `{info.get('alias')}`). "
-        "Fields and ranges come from that model's feature schema."
-    )
+    schema = client.feature_schema(info)
+    if failure is not None:
+        st.warning(
+            "**The scoring service is not reachable right now.** The form below is the one it served last; "
+            "your entries are kept, and Score works again as soon as the service is back.",
+            icon=":material/cloud_off:",
+        )
+        technical_details(failure)
+    else:
+        st.caption(f"Served model version {info.get('version')}. Fields and their rules come from that model's schema.")
     form_column, result_column = st.columns([3, 2], gap="large")
     with form_column:
         _render_form(client, schema)
     with result_column:
-        error = st.session_state.get(_ERROR_KEY)
-        if error is not None:
-            show_api_error(error, what="score this applicant")
-        result = st.session_state.get(_RESULT_KEY)
-        if result:
-            _render_result(result, info, schema)
-        elif error is None:
-            st.info("Fill in the application and press **Score applicant**: the decision and its reasons appear here.")
+        _render_outcome(client, info, schema)
 
 
 render()
