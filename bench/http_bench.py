@@ -163,6 +163,25 @@ def _measure(
     return result
 
 
+def _print_fsync_cost(folder: Path, rounds: int = 300) -> None:
+    """What one fdatasync of a small append costs on this disk right now (the durable log pays it per group)."""
+    path = folder / "fsync-probe"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    times = []
+    try:
+        for _ in range(rounds):
+            os.write(descriptor, b"x" * 400)
+            started = time.perf_counter()
+            os.fdatasync(descriptor)
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        os.close(descriptor)
+        path.unlink()
+    times.sort()
+    median, p99 = times[len(times) // 2], times[int(len(times) * 0.99)]
+    print(f"fdatasync of a 400-byte append: median {median:.2f} ms, p99 {p99:.2f} ms")
+
+
 def _print_durability(results: dict[str, Result]) -> None:
     """fsync against interval, per reasons setting, over the rounds (mean req/s, worst p99)."""
     print("\ndurable log cost (target: fsync >= 85% of interval's req/s)")
@@ -302,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
 
         if opts.durability:
+            _print_fsync_cost(work)
             for round_ in range(1, opts.rounds + 1):
                 for query, label in (("", "reasons on"), ("?reasons=false", "reasons off")):
                     for mode in ("fsync", "interval"):
