@@ -5,7 +5,7 @@
 ``--durability`` runs only the prediction log's cost arms instead: this service
 with ``prediction_log.durability: fsync`` (every answer waits for its record's
 group-committed fsync) against ``interval`` (answers do not wait), reasons on
-and off, each arm twice in alternation (a shared machine drifts), and prints
+and off, each arm ``--rounds`` times in alternation (a shared machine drifts), and prints
 the req/s and p99 ratios (target: fsync no more than 15% fewer req/s).
 
 In one run, on 127.0.0.1 and one after the other (so they never compete for
@@ -163,8 +163,27 @@ def _measure(
     return result
 
 
+def _print_fsync_cost(folder: Path, rounds: int = 300) -> None:
+    """What one fdatasync of a small append costs on this disk right now (the durable log pays it per group)."""
+    path = folder / "fsync-probe"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    times = []
+    try:
+        for _ in range(rounds):
+            os.write(descriptor, b"x" * 400)
+            started = time.perf_counter()
+            os.fdatasync(descriptor)
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        os.close(descriptor)
+        path.unlink()
+    times.sort()
+    median, p99 = times[len(times) // 2], times[int(len(times) * 0.99)]
+    print(f"fdatasync of a 400-byte append: median {median:.2f} ms, p99 {p99:.2f} ms")
+
+
 def _print_durability(results: dict[str, Result]) -> None:
-    """fsync against interval, per reasons setting, over both rounds (sums of req/s, worst p99)."""
+    """fsync against interval, per reasons setting, over the rounds (mean req/s, worst p99)."""
     print("\ndurable log cost (target: fsync >= 85% of interval's req/s)")
     for label in ("reasons on", "reasons off"):
         arms = {
@@ -267,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-mlflow", action="store_true", help="leave out mlflow models serve (slow to start)")
     parser.add_argument("--profile", action="store_true", help="also profile the scoring path in-process")
     parser.add_argument("--durability", action="store_true", help="only the durable log's cost: fsync vs interval")
+    parser.add_argument("--rounds", type=int, default=2, help="with --durability: alternations of the arms")
     opts = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (scripts/install-system-deps.sh installs it)", file=sys.stderr)
@@ -301,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
 
         if opts.durability:
-            for round_ in (1, 2):
+            _print_fsync_cost(work)
+            for round_ in range(1, opts.rounds + 1):
                 for query, label in (("", "reasons on"), ("?reasons=false", "reasons off")):
                     for mode in ("fsync", "interval"):
                         log = {"durability": mode, "upload_artifacts": False}

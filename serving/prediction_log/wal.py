@@ -77,10 +77,11 @@ def read_segment(path: Path, number: int) -> Segment:
 
 def segments_of(folder: Path) -> list[tuple[int, Path]]:
     found = []
-    for path in folder.iterdir():
-        match = _SEGMENT.match(path.name)
-        if match:
-            found.append((int(match.group(1)), path))
+    with contextlib.suppress(FileNotFoundError):  # another worker recovered and removed it meanwhile
+        for path in folder.iterdir():
+            match = _SEGMENT.match(path.name)
+            if match:
+                found.append((int(match.group(1)), path))
     return sorted(found)
 
 

@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.privacy import PrivacyError, check_privacy, private_record
 from credit_risk.schema import FeatureSchema
+from serving.prediction_log.commits import Commits
 from serving.prediction_log.files import SegmentOutput, write_segment
 from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
 from serving.prediction_log.uploads import Upload, Uploader
@@ -67,7 +68,6 @@ HIGH_WATER = 0.8  # /ready turns 503 once this share of queue_max_records is wai
 _RETENTION_EVERY = 24 * 3600.0
 _IDLE_WAKE = 60.0
 _RETRY_PAUSE = 0.5
-_KEPT_FAILURES = 256
 
 
 class PredictionLogError(RuntimeError):
@@ -120,9 +120,7 @@ class PredictionLogWriter:
         self._closed_segments: list[Segment] = []
         self._wal_done = False  # the WAL thread has closed its last segment (after close())
         self._seq = 0  # last ticket handed out
-        self._durable = 0  # every ticket up to this one is on disk (unless failed)
-        self._failed: list[tuple[int, int]] = []
-        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._commits = Commits(PredictionLogWriteError)
         self._in_memory = 0  # accepted records not yet in Parquet (or refused)
         self._problems: dict[str, str] = {}  # "wal" / "parquet" -> the last error, until the next success
         self._threads: list[threading.Thread] = []
@@ -262,25 +260,15 @@ class PredictionLogWriter:
         """
         if ticket is None or self.durability != "fsync":
             return
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._settled(ticket):
-                return
-            future: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((ticket, loop, future))
+        future = self._commits.future_for(ticket)
+        if future is None:
+            return
         try:
             await asyncio.wait_for(future, self.config.submit_timeout_seconds)
         except TimeoutError:
             raise PredictionLogError(
                 f"the prediction log did not confirm the write within {self.config.submit_timeout_seconds}s"
             ) from None
-
-    def _settled(self, ticket: int) -> bool:
-        """True when durable; raises when failed; False while pending (call under the lock)."""
-        for low, high in self._failed:
-            if low <= ticket <= high:
-                raise PredictionLogWriteError(f"prediction log write failed: {self._problems.get('wal', 'disk error')}")
-        return ticket <= self._durable
 
     # ------------------------------------------------------------ the WAL thread
 
@@ -356,35 +344,18 @@ class PredictionLogWriter:
         segment.records.extend(records)
         with self._lock:
             self._problems.pop("wal", None)
-            self._durable = group[-1][0]
             self._stats["fsyncs"] += self.durability == "fsync"
-            settled = [w for w in self._waiters if w[0] <= self._durable]
-            self._waiters = [w for w in self._waiters if w[0] > self._durable]
-        self._wake_waiters(settled, None)
+        self._commits.confirm(group[-1][0])
 
     def _refuse(self, group: list[tuple[int, Mapping[str, Any]]], exc: OSError) -> None:
-        low, high = group[0][0], group[-1][0]
-        log.error("prediction log: write-ahead append failed (%s); %d record(s) refused", exc, len(group))
+        reason = str(exc.strerror or exc)
+        log.error("prediction log: write-ahead append failed (%s); %d record(s) refused", reason, len(group))
         with self._lock:
-            self._problems["wal"] = str(exc.strerror or exc)
+            self._problems["wal"] = reason
             self._stats["write_errors"] += 1
             self._stats["rejected_records"] += len(group)
             self._in_memory -= len(group)
-            self._failed = [*self._failed[-_KEPT_FAILURES:], (low, high)]
-            settled = [w for w in self._waiters if low <= w[0] <= high]
-            self._waiters = [w for w in self._waiters if not low <= w[0] <= high]
-        self._wake_waiters(settled, PredictionLogWriteError(f"prediction log write failed: {exc.strerror or exc}"))
-
-    @staticmethod
-    def _wake_waiters(
-        waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]], error: Exception | None
-    ) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for _, loop, future in waiters:
-            by_loop.setdefault(loop, []).append(future)
-        for loop, futures in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a loop that has closed meanwhile
-                loop.call_soon_threadsafe(_resolve, futures, error)
+        self._commits.refuse(group[0][0], group[-1][0], reason)
 
     def _close_segment(self, segment: Segment, descriptor: int) -> None:
         while True:
@@ -501,12 +472,3 @@ class PredictionLogWriter:
         with self._lock:
             self._problems[where] = str(getattr(exc, "strerror", None) or exc)[:300]
             self._stats["write_errors"] += 1
-
-
-def _resolve(futures: Sequence[asyncio.Future[None]], error: Exception | None) -> None:
-    for future in futures:
-        if not future.done():  # a request that timed out has cancelled its future
-            if error is None:
-                future.set_result(None)
-            else:
-                future.set_exception(error)

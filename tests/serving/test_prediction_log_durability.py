@@ -22,6 +22,7 @@ from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import ARTIFACT_DIR, INVALID_DIR
 from credit_risk.decision_log.privacy import keyed_hash
 from credit_risk.schema import FeatureSchema
+from serving.prediction_log import PredictionLogWriteError
 from serving.prediction_log.files import write_segment
 from serving.prediction_log.wal import WAL_DIR, Segment, record_line, schema_line, segment_path
 from tests.serving.test_prediction_log import KEY, SCHEMA, make_records, read_rows, running_writer, wait_until_true
@@ -268,3 +269,21 @@ def test_fsync_durability_groups_concurrent_records_into_few_fsyncs(tmp_path: Pa
         fsyncs = writer.stats()["fsyncs"]
     assert 1 <= fsyncs < 200, f"{fsyncs} fsyncs for 200 concurrent records: no group commit"
     assert read_rows(tmp_path / "log").num_rows == 200
+
+
+def test_a_failed_wal_append_refuses_its_requests_and_leaves_no_row(tmp_path: Path) -> None:
+    async def submit_and_wait(writer, records) -> None:
+        await writer.wait_durable(writer.submit(records))
+
+    directory = tmp_path / "log"
+    with running_writer(directory, flush_interval_seconds=0.2) as writer:
+        # the first segment is a full disk: every append to it fails with ENOSPC
+        (directory / WAL_DIR / writer.wal_id / "seg-000000001.jsonl").symlink_to("/dev/full")
+        with pytest.raises(PredictionLogWriteError, match="write failed"):
+            asyncio.run(submit_and_wait(writer, make_records(3)))
+        assert "write errors" in (writer.health_problem() or ""), writer.health_problem()
+        time.sleep(0.5)  # the failed segment closes; the next one is a normal file
+        asyncio.run(submit_and_wait(writer, make_records(2, start=3)))
+        assert writer.health_problem() is None
+    ids = sorted(read_rows(directory).column("request_id").to_pylist())
+    assert ids == ["req-0000003", "req-0000004"], "a refused (503) record reached the table"

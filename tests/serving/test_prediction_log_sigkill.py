@@ -115,7 +115,12 @@ def test_kill_9_under_load_loses_no_answered_decision_and_logs_none_twice(
 
 def test_a_stuck_log_turns_ready_503_and_never_stalls_health_or_metrics(trained: TrainedModel, tmp_path: Path) -> None:
     config = config_dir_with_log(
-        trained, tmp_path / "config", queue_max_records=20, flush_every_records=5, upload_artifacts=False
+        trained,
+        tmp_path / "config",
+        queue_max_records=20,
+        flush_every_records=5,
+        upload_artifacts=False,
+        submit_timeout_seconds=5.0,  # a log that made the loop wait would stall every probe this long
     )
     log_dir = tmp_path / "log"
     log_dir.mkdir()
@@ -162,7 +167,8 @@ def test_a_stuck_log_turns_ready_503_and_never_stalls_health_or_metrics(trained:
             stop.set()
             for thread in threads:
                 thread.join(timeout=30)
-        assert max(slowest.values()) < 0.5, f"probes stalled behind the stuck log: {slowest}"
+        # far below the 5 s a waiting submit would cost; slack for a busy shared machine
+        assert max(slowest.values()) < 1.5, f"probes stalled behind the stuck log: {slowest}"
         assert not not_refused, f"a full log must answer 503 at once: {not_refused[:3]}"
 
         blocker.unlink()  # the disk is back: what was answered is written, /ready recovers
@@ -170,4 +176,6 @@ def test_a_stuck_log_turns_ready_503_and_never_stalls_health_or_metrics(trained:
         while client.get("/ready").status_code != 200:
             assert time.monotonic() < deadline, client.get("/ready").text
             time.sleep(0.1)
-        assert set(answered) <= set(logged_ids(log_dir))
+        while not set(answered) <= set(logged_ids(log_dir)):  # the backlog reaches Parquet
+            assert time.monotonic() < deadline, f"{len(set(answered) - set(logged_ids(log_dir)))} answers not logged"
+            time.sleep(0.1)
