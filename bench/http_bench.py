@@ -1,6 +1,12 @@
 """HTTP benchmark: this service against ``mlflow models serve`` and a constant-answer endpoint.
 
-``python -m bench.http_bench [--duration 15] [--connections 32] [--threads 2]``.
+``python -m bench.http_bench [--duration 15] [--connections 32] [--threads 2] [--durability]``.
+
+``--durability`` runs only the prediction log's cost arms instead: this service
+with ``prediction_log.durability: fsync`` (every answer waits for its record's
+group-committed fsync) against ``interval`` (answers do not wait), reasons on
+and off, each arm ``--rounds`` times in alternation (a shared machine drifts), and prints
+the req/s and p99 ratios (target: fsync no more than 15% fewer req/s).
 
 In one run, on 127.0.0.1 and one after the other (so they never compete for
 the CPU): ``mlflow models serve`` on the registered production version, this
@@ -157,12 +163,30 @@ def _measure(
     return result
 
 
-def _config_dir(target: Path, serving: dict) -> Path:
-    """A copy of ``config/`` with some ``serving:`` keys changed."""
+def _print_durability(results: dict[str, Result]) -> None:
+    """fsync against interval, per reasons setting, over the rounds (mean req/s, worst p99)."""
+    print("\ndurable log cost (target: fsync >= 85% of interval's req/s)")
+    for label in ("reasons on", "reasons off"):
+        arms = {
+            mode: [r for name, r in results.items() if name.startswith(f"log {mode}, {label},")]
+            for mode in ("fsync", "interval")
+        }
+        rps = {mode: sum(r.requests_per_second for r in rs) / len(rs) for mode, rs in arms.items()}
+        p99 = {mode: max(r.p99_ms for r in rs) for mode, rs in arms.items()}
+        print(
+            f"  {label:<12} fsync {rps['fsync']:>7.0f} req/s p99 {p99['fsync']:.2f} ms | interval "
+            f"{rps['interval']:>7.0f} req/s p99 {p99['interval']:.2f} ms | fsync/interval "
+            f"{rps['fsync'] / rps['interval']:.1%} req/s"
+        )
+
+
+def _config_dir(target: Path, serving: dict, prediction_log: dict | None = None) -> Path:
+    """A copy of ``config/`` with some ``serving:`` (and ``prediction_log:``) keys changed."""
     shutil.copytree(PROJECT_ROOT / "config", target)
     path = target / "model_config.yaml"
     data = yaml.safe_load(path.read_text())
     data["serving"] = {**data.get("serving", {}), **serving}
+    data["prediction_log"] = {**data.get("prediction_log", {}), **(prediction_log or {})}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return target
 
@@ -242,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--skip-mlflow", action="store_true", help="leave out mlflow models serve (slow to start)")
     parser.add_argument("--profile", action="store_true", help="also profile the scoring path in-process")
+    parser.add_argument("--durability", action="store_true", help="only the durable log's cost: fsync vs interval")
+    parser.add_argument("--rounds", type=int, default=2, help="with --durability: alternations of the arms")
     opts = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (scripts/install-system-deps.sh installs it)", file=sys.stderr)
@@ -261,11 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         results: dict[str, Result] = {}
 
-        def run_service(name: str, serving: dict, query: str = "") -> None:
+        def run_service(name: str, serving: dict, query: str = "", log: dict | None = None) -> None:
             port = _free_port()
             env = {
                 **base_env,
-                "CREDIT_RISK_CONFIG_DIR": str(_config_dir(work / f"config-{len(results)}", serving)),
+                "CREDIT_RISK_CONFIG_DIR": str(_config_dir(work / f"config-{len(results)}", serving, log)),
                 "CREDIT_RISK_LOG_DIR": str(work / f"log-{len(results)}"),
             }
             args = [sys.executable, "-m", "uvicorn", "serving.app:app", "--host", "127.0.0.1", "--port", str(port)]
@@ -275,6 +301,14 @@ def main(argv: list[str] | None = None) -> int:
                 work=work, opts=opts,
             )  # fmt: skip
 
+        if opts.durability:
+            for round_ in range(1, opts.rounds + 1):
+                for query, label in (("", "reasons on"), ("?reasons=false", "reasons off")):
+                    for mode in ("fsync", "interval"):
+                        log = {"durability": mode, "upload_artifacts": False}
+                        run_service(f"log {mode}, {label}, round {round_}", {"prediction_log": True}, query, log)
+            _print_durability(results)
+            return 0
         if not opts.skip_mlflow:
             port = _free_port()
             mlflow_cli = str(Path(sys.executable).with_name("mlflow"))

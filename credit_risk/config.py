@@ -112,8 +112,10 @@ class PredictionLogConfig(_Frozen):
     serving_experiment: str = "credit-risk-serving"
     drop_fields: tuple[str, ...] = ()
     hash_fields: tuple[str, ...] = ()
-    # back-pressure: how long submit() waits for room in a full queue before it
-    # raises PredictionLogFullError (the service answers 503: nothing is dropped silently)
+    # "fsync": a response leaves only once its record is fsync'd to the write-ahead file (group commit);
+    # "interval": the response does not wait, the write-ahead segment is synced when it closes
+    durability: Literal["fsync", "interval"] = "fsync"
+    # how long a request waits for its record's fsync before it answers 503 (a full queue refuses at once)
     submit_timeout_seconds: float = Field(default=2.0, gt=0)
     upload_artifacts: bool = True  # copy closed files to the serving run in MLflow
     upload_retry_max_seconds: float = Field(default=60.0, gt=0)  # cap of the upload retry backoff

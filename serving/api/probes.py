@@ -5,9 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from serving.api.deps import runtime_of
+from serving.api.deps import Runtime, runtime_of
 from serving.errors import json_response
 from serving.schemas import Health, Readiness
+
+
+def not_ready_reason(runtime: Runtime) -> str | None:
+    """No model, draining, or a prediction log that cannot take records (write errors, queue past its mark)."""
+    reason = runtime.holder.not_ready_reason()
+    if reason is None and runtime.writer is not None:
+        reason = runtime.writer.health_problem()
+    return reason
 
 
 def probe_router() -> APIRouter:
@@ -19,13 +27,13 @@ def probe_router() -> APIRouter:
 
     @router.get(
         "/ready",
-        summary="Readiness: a model is loaded and warm, and the service is not draining",
+        summary="Readiness: a model is loaded and warm, the prediction log is healthy, the service is not draining",
         response_model=None,
         responses={200: {"model": Readiness}, 503: {"model": Readiness, "description": "Not ready, with the reason"}},
     )
     async def ready(request: Request) -> Response:
         runtime = getattr(request.app.state, "runtime", None)
-        reason = "starting" if runtime is None else runtime.holder.not_ready_reason()
+        reason = "starting" if runtime is None else not_ready_reason(runtime)
         if reason is not None:
             return json_response({"ready": False, "reason": reason}, 503)
         return json_response({"ready": True, "version": runtime.holder.served.version})
@@ -38,7 +46,7 @@ def probe_router() -> APIRouter:
     )
     async def metrics(request: Request) -> Response:
         runtime = runtime_of(request)
-        runtime.metrics.ready.set(0 if runtime.holder.not_ready_reason() else 1)
+        runtime.metrics.ready.set(0 if not_ready_reason(runtime) else 1)
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router

@@ -20,12 +20,22 @@ from serving.schemas import BatchResponse, ModelInfo, PredictionResponse, Regist
 from serving.state import Served
 
 
-def _submit(runtime: Runtime, records: list[dict[str, Any]]) -> None:
-    """Hand records to the prediction log; an answer the log cannot take is not given (503)."""
+def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> int | None:
+    """Hand records to the prediction log (never waits); an answer the log cannot take is not given (503)."""
     if runtime.writer is None:
+        return None
+    try:
+        return runtime.writer.submit(records, schema=served.model.schema)
+    except prediction_log.PredictionLogError as exc:
+        raise NoModelError(f"prediction log unavailable: {exc}") from None
+
+
+async def _durable(runtime: Runtime, ticket: int | None) -> None:
+    """Wait, off the loop's critical path, until the records are on disk: no answer leaves before its record."""
+    if runtime.writer is None or ticket is None:
         return
     try:
-        runtime.writer.submit(records)
+        await runtime.writer.wait_durable(ticket)
     except prediction_log.PredictionLogError as exc:
         raise NoModelError(f"prediction log unavailable: {exc}") from None
 
@@ -45,8 +55,10 @@ def _score(
     batch_id: str | None,
     reasons: bool,
     started: float,
-) -> list[dict[str, Any]]:
-    """Score, hand the records to the log, count: the one code path for every prediction."""
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Score, hand the records to the log, count: the one code path for every prediction.
+
+    Returns the bodies and the log's ticket; the route awaits the ticket before answering."""
     scored = score_records(
         served,
         records,
@@ -57,25 +69,26 @@ def _score(
         started=started,
         now=runtime.clock(),
     )
-    _submit(runtime, scored.log_records)
+    ticket = _submit(runtime, served, scored.log_records)
     _count(runtime, served, scored.results)
-    return scored.results
+    return scored.results, ticket
 
 
 def _score_one(runtime: Runtime, served: Served, body: bytes, request_id: str, reasons: bool, started: float) -> Any:
     record = served.parser.single(body)
-    return _score(runtime, served, [record], request_ids=[request_id], batch_id=None, reasons=reasons, started=started)[
-        0
-    ]
+    results, ticket = _score(
+        runtime, served, [record], request_ids=[request_id], batch_id=None, reasons=reasons, started=started
+    )
+    return results[0], ticket
 
 
 def _score_many(runtime: Runtime, served: Served, body: bytes, batch_id: str, reasons: bool, started: float) -> Any:
     records = served.parser.many(body)
     request_ids = [f"{batch_id}-{i}" for i in range(len(records))]
-    results = _score(
+    results, ticket = _score(
         runtime, served, records, request_ids=request_ids, batch_id=batch_id, reasons=reasons, started=started
     )
-    return {"batch_id": batch_id, "model": served.model_ref, "results": results}
+    return {"batch_id": batch_id, "model": served.model_ref, "results": results}, ticket
 
 
 async def _offload(runtime: Runtime, heavy: bool, func: Any, *args: Any) -> Any:
@@ -120,7 +133,8 @@ def scoring_router() -> APIRouter:
         body = await request.body()
         request_id = request_id_of(request)
         heavy = reasons and not served.light_single  # XGBoost's TreeSHAP releases the GIL: worth a thread
-        result = await _offload(runtime, heavy, _score_one, runtime, served, body, request_id, reasons, started)
+        result, ticket = await _offload(runtime, heavy, _score_one, runtime, served, body, request_id, reasons, started)
+        await _durable(runtime, ticket)
         return json_response(result, headers={"X-Request-ID": request_id})
 
     @router.post(
@@ -142,7 +156,8 @@ def scoring_router() -> APIRouter:
         served = served_of(runtime)
         body = await request.body()
         batch_id = request_id_of(request)
-        result = await _offload(runtime, True, _score_many, runtime, served, body, batch_id, reasons, started)
+        result, ticket = await _offload(runtime, True, _score_many, runtime, served, body, batch_id, reasons, started)
+        await _durable(runtime, ticket)
         return json_response(result, headers={"X-Request-ID": batch_id})
 
     @router.get(

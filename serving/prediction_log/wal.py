@@ -1,0 +1,148 @@
+"""The write-ahead file: each writer's own folder of JSON-lines segments, locked while it lives.
+
+``<log dir>/_wal/<wal id>/`` holds a ``lock`` file (an exclusive ``flock`` held
+by the writing process, released by the kernel even on SIGKILL) and segments
+``seg-NNNNNNNNN.jsonl``. A segment holds, per model version, one line with that
+version's feature schema, then one line per record (privacy already applied).
+A segment becomes Parquet files named after it (``part-<wal id>-<segment>-<k>``)
+and is deleted only once they are on disk, so replaying a leftover segment
+rewrites the very same files: a record reaches the table exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from credit_risk.schema import FeatureSchema
+
+WAL_DIR = "_wal"
+LOCK_FILE = "lock"
+_SEGMENT = re.compile(r"^seg-(\d{9})\.jsonl$")
+
+VersionKey = tuple[str, str]  # (model name, model version)
+
+
+@dataclass
+class Segment:
+    """One segment's records in memory, in WAL order, with the schema of every version they name."""
+
+    number: int
+    path: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+    schemas: dict[VersionKey, FeatureSchema] = field(default_factory=dict)
+
+
+def segment_path(folder: Path, number: int) -> Path:
+    return folder / f"seg-{number:09d}.jsonl"
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return str(value)
+
+
+def schema_line(key: VersionKey, schema: FeatureSchema) -> bytes:
+    return (json.dumps({"schema": list(key), "fields": schema.model_dump(mode="json")}) + "\n").encode()
+
+
+def record_line(record: Mapping[str, Any]) -> bytes:
+    return (json.dumps({"r": record}, default=_json_default, separators=(",", ":")) + "\n").encode()
+
+
+def read_segment(path: Path, number: int) -> Segment:
+    """A segment from disk; a torn last line (a write the crash cut, never acknowledged) is ignored."""
+    segment = Segment(number, path)
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    for raw in complete.splitlines():
+        item = json.loads(raw)
+        if "schema" in item:
+            segment.schemas[tuple(item["schema"])] = FeatureSchema.model_validate(item["fields"])  # type: ignore[index]
+        else:
+            segment.records.append(item["r"])
+    return segment
+
+
+def segments_of(folder: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in folder.iterdir():
+        match = _SEGMENT.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_all(descriptor: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view) :]
+
+
+class WalLock:
+    """The exclusive lock on one WAL folder: held by its writer, taken by whoever recovers it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._descriptor: int | None = None
+
+    def acquire(self, *, create: bool) -> bool:
+        """True once held; False when another process holds it (that writer is alive)."""
+        if create:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(self.folder / LOCK_FILE, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            return False
+        self._descriptor = descriptor
+        return True
+
+    def release(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)  # closing the descriptor drops the flock
+            self._descriptor = None
+
+
+def orphaned_wals(log_dir: Path, *, own: str) -> Iterator[tuple[str, WalLock]]:
+    """WAL folders whose writer is gone (their lock can be taken), each yielded locked."""
+    root = Path(log_dir) / WAL_DIR
+    with contextlib.suppress(FileNotFoundError):
+        for folder in sorted(root.iterdir()):
+            if folder.name == own or not folder.is_dir():
+                continue
+            lock = WalLock(folder)
+            if lock.acquire(create=False):
+                yield folder.name, lock
+
+
+def is_live(log_dir: Path, wal_id: str) -> bool:
+    """Whether the writer of ``wal_id`` still holds its lock."""
+    lock = WalLock(Path(log_dir) / WAL_DIR / wal_id)
+    if lock.acquire(create=False):
+        lock.release()
+        return False
+    return (Path(log_dir) / WAL_DIR / wal_id / LOCK_FILE).exists()
