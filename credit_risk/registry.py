@@ -296,7 +296,8 @@ def fetch_verified(
     actual = directory_digest(local)
     if not hmac.compare_digest(actual.encode(), expected.encode()):
         raise UnverifiedArtifactError(
-            f"version {number}: artifact hash mismatch (registered {expected[:12]}..., downloaded {actual[:12]}...)"
+            f"version {number}: artifact hash mismatch (the download's {actual[:12]}... does not match "
+            f"the registered {expected[:12]}...)"
         )
     return local
 

@@ -169,7 +169,9 @@ def _claim(client: MlflowClient, name: str, template: AliasEvent, *, stale_after
             ]
             if not rivals:
                 return mine
-            client.delete_registered_model_tag(name, mine.key)
+            client.delete_registered_model_tag(name, mine.key)  # another writer claimed at once: retry
+            if time.monotonic() > deadline:
+                raise registry.RegistryError(f"could not take the next alias history number of {name!r}; try again")
         elif not stale and time.monotonic() > deadline:
             holder = open_[0].event
             raise registry.RegistryError(

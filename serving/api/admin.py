@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from credit_risk import lifecycle, registry
+from credit_risk.schema import DataValidationError
 from serving.api.deps import Runtime, body_doc, json_body, require_admin, require_json
 from serving.errors import ConflictError, InvalidInputError, NoModelError, error_responses, json_response, problem
 from serving.schemas import AdminActionOut, PromoteRequest, PromotionCheckOut, ReloadOut, RollbackRequest
@@ -117,7 +118,7 @@ async def _run(call: Callable[[], Any]) -> Any:
     """A lifecycle call in a worker thread; its refusals are 422 naming why, the registry's failures 503."""
     try:
         return await run_in_threadpool(call)
-    except registry.RegistryError as exc:  # PromotionRefused, RollbackRefused: the gates' text
+    except (registry.RegistryError, DataValidationError) as exc:  # PromotionRefused, RollbackRefused: the gates' text
         raise InvalidInputError([problem(["body", "version"], str(exc), type(exc).__name__)]) from None
     except Exception as exc:
         log.exception("admin alias action failed")
