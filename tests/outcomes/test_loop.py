@@ -11,12 +11,16 @@ the recent out-of-time window and pass the promotion gates.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from credit_risk.config import PROJECT_ROOT
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
 from pipelines.data import load_applicants
@@ -130,3 +134,35 @@ def test_a_challenger_retrained_from_production_beats_the_champion_and_passes_th
     assert event is not None
     assert event.to_version == str(challenger.version)
     assert event.figures["challenger_auc"] > event.figures["champion_auc"] + 0.05, event.figures
+
+
+def test_the_performance_command_exits_2_and_logs_its_plots_to_mlflow(loop: Loop) -> None:
+    store = loop.store
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store.uri,
+        "CREDIT_RISK_CONFIG_DIR": str(store.config.config_dir),
+        "CREDIT_RISK_LOG_DIR": str(loop.log_dir),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    start = loop.plan.shift_on.isoformat()
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.performance", "--start", start, "--maturity-days", str(MATURITY)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == EXIT_ALERT, done.stderr[-3000:]
+    summary = json.loads((loop.log_dir.parent / "performance" / "latest.json").read_text())
+    run = store.client.get_run(summary["mlflow_run_id"])
+    assert run.data.metrics[f"v{loop.champion}_auc"] == pytest.approx(summary["versions"][loop.champion]["auc"])
+    artifacts = {a.path for a in store.client.list_artifacts(run.info.run_id, "performance_report")}
+    assert {
+        "performance_report/roc_curve.png",
+        "performance_report/reliability_diagram.png",
+        "performance_report/bad_rate_by_band.png",
+        "performance_report/summary.json",
+        "performance_report/performance_report.md",
+    } <= artifacts
