@@ -69,11 +69,20 @@ def load_commands() -> list[Command]:
     return commands
 
 
+def code_in(markdown: Path) -> list[str]:
+    """The README's code: fenced blocks and inline code spans (commands are written as code, prose is not)."""
+    text = markdown.read_text()
+    blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    return blocks + re.findall(r"`([^`\n]+)`", prose)
+
+
 def documented_keys() -> dict[str, str]:
     """Every command form the README, the Makefile and the MLproject name, with where."""
     found: dict[str, str] = {}
-    for match in _BASE_KEY.finditer((PROJECT_ROOT / "README.md").read_text()):
-        found.setdefault(base_key(match.group(1)), "README.md")
+    for snippet in code_in(PROJECT_ROOT / "README.md"):
+        for match in _BASE_KEY.finditer(snippet):
+            found.setdefault(base_key(match.group(1)), "README.md")
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     phony = re.search(r"^\.PHONY:(.*)$", makefile, re.MULTILINE)
     assert phony, "the Makefile declares its targets in .PHONY"

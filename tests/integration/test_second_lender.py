@@ -36,6 +36,7 @@ from pipelines.synthetic import generate_applicants
 from pipelines.train import train
 from tests.conftest import FAST_TRAINING, Store
 from tests.serving.conftest import app_client
+from tests.support.required import require_component, spark_unavailable_reason
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +163,7 @@ def test_batch_rows_with_gaps_are_scored_and_a_bad_row_is_named(client: TestClie
 
 
 def test_local_and_spark_engines_agree_on_a_portfolio_with_gaps(lender: Lender, tmp_path: Path) -> None:
-    pytest.importorskip("pyspark", reason="pyspark is an optional extra (requirements-dev.txt)")
+    require_component(spark_unavailable_reason())
     from pipelines.batch_score import spark_session
 
     store = lender.store
