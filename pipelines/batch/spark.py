@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -84,7 +85,11 @@ def _numbered(spark: SparkSession, frame: SparkFrame, files: list[Path]) -> Spar
     order = {path.resolve().as_uri(): i for i, path in enumerate(files)}
 
     def file_rank(uri: str) -> int:
-        return order.get(Path(uri.removeprefix("file:")).resolve().as_uri(), len(order))
+        path = Path(unquote(urlparse(uri).path))
+        rank = order.get(path.resolve().as_uri())
+        if rank is None:
+            raise DataValidationError(f"spark read a file not in the input: {uri}")
+        return rank
 
     offsets, total = [], 0
     for split in sorted(splits, key=lambda s: (file_rank(s["_file"]), s["_start"])):
