@@ -1,13 +1,15 @@
-"""The Spark engine: Spark reads and validates, the project's own scoring runs on Arrow batches.
+"""The Spark engine: Spark reads and numbers the rows, the project's own code validates and scores Arrow batches.
 
 Each executor's Python worker loads the model once, from its copy of the
 driver's verified download (shipped with ``SparkContext.addFile``), checks
-the copy's digest against the registered one, and scores every Arrow batch
-with the local engine's code (:func:`pipelines.batch.local.scored_table`):
-the same probabilities, scores, bands, decisions and reason codes, each row
-with its number in the input (as the local engine counts them) and its id.
-``spark_scorer="mlflow"`` keeps MLflow's own route (``mlflow.pyfunc.spark_udf``,
-no reasons).
+the copy's digest against the registered one, and runs every Arrow batch
+(``mapInArrow``) through the local engine's rule table, encoding and scoring
+(:class:`pipelines.batch.validation.ChunkEncoder`,
+:func:`pipelines.batch.local.scored_table`): the same rejects, probabilities,
+scores, bands, decisions and reason codes, each row with its number in the
+input (as the local engine counts them) and its id. ``spark_scorer="mlflow"``
+keeps MLflow's own route (the rule table in Spark SQL, then
+``mlflow.pyfunc.spark_udf``; no reasons).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from credit_risk.decision import DECISIONS, DecisionEngine
 from credit_risk.rules import FieldRule
 from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
-from pipelines.batch.local import output_schema, scored_table
+from pipelines.batch.local import output_schema, rejects_table, scored_table
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.options import BatchOptions, rejects_path
 from pipelines.batch.reader import input_files
@@ -109,8 +111,8 @@ def _read_spark(spark: SparkSession, files: list[Path], fmt: str) -> SparkFrame:
     return spark.read.parquet(*paths)
 
 
-def _validated(spark: SparkSession, model: ScoringModel, options: BatchOptions) -> tuple[SparkFrame, str | None]:
-    """The input with ``_row``, the schema's missing markers as null, and each row's broken rules."""
+def _read_numbered(spark: SparkSession, model: ScoringModel, options: BatchOptions) -> tuple[SparkFrame, str | None]:
+    """The input's id and model columns with ``_row``, the schema's missing markers read as null."""
     from pyspark.sql import functions as F  # noqa: N812
 
     files, fmt = input_files(options.input)
@@ -131,58 +133,25 @@ def _validated(spark: SparkSession, model: ScoringModel, options: BatchOptions) 
                 for c in frame.columns
             ]
         )
-    rules = {spec.name: FieldRule(spec).spark_rule(F.col(spec.name)) for spec in schema.inputs}
-    frame = frame.select(
-        "_row",
-        *([F.col(id_name)] if id_name else []),
-        *[F.col(spec.name) for spec in schema.inputs],
-        F.concat_ws("; ", *[F.when(r.isNotNull(), F.concat(F.lit(f"{n}: "), r)) for n, r in rules.items()]).alias(
-            "_reason"
-        ),
-        F.coalesce(*[F.when(r.isNotNull(), F.lit(n)) for n, r in rules.items()]).alias("_field"),
-        F.coalesce(*rules.values()).alias("_rule"),
-    )
+    parallelism = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() < parallelism:  # one large Parquet row group is one partition
+        frame = frame.repartition(parallelism)
     return frame, id_name
 
 
 def score_spark(
     spark: SparkSession, model_dir: Path, model: ScoringModel, columns: DecisionColumns, options: BatchOptions
 ) -> tuple[int, int]:
-    """Validate in Spark, write the rejects, score the valid rows on Arrow batches.
+    """Score the input in Spark into ``options.output`` and its rejects file; (rows read, rows rejected).
 
     ``model_dir`` is the registered version's folder whose digest was checked:
-    Spark scores exactly those bytes. Returns (rows read, rows rejected).
+    Spark scores exactly those bytes.
     """
-    from pyspark.sql import functions as F  # noqa: N812
-
-    frame, id_name = _validated(spark, model, options)
-    schema = model.schema
-    rejects = frame.where(F.col("_reason") != "").select(
-        F.col("_row").alias("row"),
-        *([F.col(id_name).alias("id")] if id_name else []),
-        F.col("_field").alias("field"),
-        F.col("_rule").alias("rule"),
-        F.col("_reason").alias("reason"),
-    )
-    rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
-    valid = frame.where(F.col("_reason") == "").select(
-        "_row",
-        *([F.col(id_name)] if id_name else []),
-        *[
-            F.col(s.name).cast("string")
-            if s.type == "categorical"
-            else F.col(s.name).cast("double").cast("long" if s.type == "integer" else "double")
-            for s in schema.inputs
-        ],
-    )
-    parallelism = spark.sparkContext.defaultParallelism
-    if valid.rdd.getNumPartitions() < parallelism:  # one large Parquet row group is one partition
-        valid = valid.repartition(parallelism)
+    frame, id_name = _read_numbered(spark, model, options)
     if options.spark_scorer == "mlflow":
-        scored = _mlflow_scored(spark, valid, model_dir, columns, id_name, [s.name for s in schema.inputs])
+        _score_with_mlflow(spark, frame, model_dir, model, columns, id_name, options)
     else:
-        scored = _project_scored(spark, valid, model_dir, columns.config, id_name, options.reasons)
-    scored.write.mode("overwrite").parquet(str(options.output))
+        _score_with_project(spark, frame, model_dir, columns.config, id_name, options)
     n_rejected = spark.read.parquet(str(rejects_path(options.output))).count()
     n_scored = spark.read.parquet(str(options.output)).count()
     return n_scored + n_rejected, n_rejected
@@ -191,12 +160,16 @@ def score_spark(
 # ------------------------------------------------------------------ the project's scoring on executors
 
 
-def _spark_output_type(valid: SparkFrame, id_name: str | None, reasons: bool) -> Any:
+_REJECT_COLUMNS = ("field", "rule", "reason")
+
+
+def _spark_output_type(frame: SparkFrame, id_name: str | None, reasons: bool) -> Any:
+    """Scored rows and rejected rows in one stream: a reject has ``field`` set and no scores."""
     from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType
 
     fields = [StructField("row", LongType())]
     if id_name is not None:
-        fields.append(valid.schema[id_name])
+        fields.append(frame.schema[id_name])
     fields += [
         StructField("probability", DoubleType()),
         StructField("score", LongType()),
@@ -205,14 +178,25 @@ def _spark_output_type(valid: SparkFrame, id_name: str | None, reasons: bool) ->
     ]
     if reasons:
         fields.append(StructField("reasons", ArrayType(StringType())))
+    fields += [StructField(name, StringType()) for name in _REJECT_COLUMNS]
     return StructType(fields)
 
 
-def _project_scored(
-    spark: SparkSession, valid: SparkFrame, model_dir: Path, config: ModelConfig, id_name: str | None, reasons: bool
-) -> SparkFrame:
-    """``valid`` scored by :func:`_score_batches` on every executor (``mapInArrow``)."""
+def _score_with_project(
+    spark: SparkSession,
+    frame: SparkFrame,
+    model_dir: Path,
+    config: ModelConfig,
+    id_name: str | None,
+    options: BatchOptions,
+) -> None:
+    """Every row through :func:`_score_batches` on the executors (``mapInArrow``), once: the rule
+    table, encoding, scores and reasons are the local engine's; scored rows and rejects are then
+    written from the one cached result."""
     import functools
+
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F  # noqa: N812
 
     shipped = model_dir.parent  # a fresh temporary folder per run: a unique name for addFile
     spark.sparkContext.addFile(str(shipped), recursive=True)
@@ -221,10 +205,20 @@ def _project_scored(
         relative=str(model_dir.relative_to(shipped)),
         digest=registry.directory_digest(model_dir),
         config=config,
-        reasons=reasons,
+        reasons=options.reasons,
         id_name=id_name,
     )
-    return valid.mapInArrow(functools.partial(_score_batches, job), _spark_output_type(valid, id_name, reasons))
+    kind = _spark_output_type(frame, id_name, options.reasons)
+    out = frame.mapInArrow(functools.partial(_score_batches, job), kind).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        scored = [name for name in kind.fieldNames() if name not in _REJECT_COLUMNS]
+        out.where(F.col("field").isNull()).select(*scored).write.mode("overwrite").parquet(str(options.output))
+        rejects = out.where(F.col("field").isNotNull()).select(
+            "row", *([F.col(id_name).alias("id")] if id_name else []), *_REJECT_COLUMNS
+        )
+        rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
+    finally:
+        out.unpersist()
 
 
 class _ExecutorJob:
@@ -265,48 +259,87 @@ def _executor_model(job: _ExecutorJob) -> tuple[ScoringModel, DecisionColumns, C
 
 
 def _score_batches(job: _ExecutorJob, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow: each batch through the local engine's encoding and scoring (rows are valid already)."""
+    """mapInArrow: each batch validated, encoded and scored by the local engine's code."""
     model, columns, encoder = _executor_model(job)
     for batch in batches:
         if batch.num_rows == 0:
             continue
-        chunk = encoder.encode(batch)
-        if chunk.rejects:  # Spark applied the same rule table: a row failing here is a bug, not bad input
-            raise DataValidationError(f"row {batch.column('_row')[chunk.rejects[0][0]]}: {chunk.rejects[0][3]}")
         id_type = batch.schema.field(job.id_name).type if job.id_name else None
         schema = output_schema(job.id_name, id_type, job.reasons)
+        union = pa.schema(
+            [f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f for f in schema]
+            + [pa.field(name, pa.string()) for name in _REJECT_COLUMNS]
+        )
         rows = np.asarray(batch.column("_row"), dtype=np.int64)
-        table = scored_table(model, columns, chunk, rows, batch, job.id_name, schema)
-        table = table.set_column(
-            table.schema.get_field_index("risk_band"), "risk_band", table["risk_band"].cast(pa.string())
-        )
-        table = table.set_column(
-            table.schema.get_field_index("decision"), "decision", table["decision"].cast(pa.string())
-        )
-        yield from table.to_batches()
+        chunk = encoder.encode(batch)
+        if len(chunk.matrix):
+            table = scored_table(model, columns, chunk, rows, batch, job.id_name, schema)
+            for name in ("risk_band", "decision"):
+                table = table.set_column(table.schema.get_field_index(name), name, table[name].cast(pa.string()))
+            for name in _REJECT_COLUMNS:
+                table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+            yield from table.cast(union).to_batches()
+        if chunk.rejects:
+            bad = rejects_table(chunk.rejects, rows, batch, job.id_name, id_type)
+            data = {name: pa.nulls(bad.num_rows, union.field(name).type) for name in union.names}
+            data["row"] = bad["row"]
+            if job.id_name is not None:
+                data[job.id_name] = bad["id"]
+            data.update({name: bad[name] for name in _REJECT_COLUMNS})
+            yield from pa.Table.from_pydict(data, schema=union).to_batches()
 
 
 # ------------------------------------------------------------------ MLflow's own route
 
 
-def _mlflow_scored(
+def _score_with_mlflow(
     spark: SparkSession,
-    valid: SparkFrame,
+    frame: SparkFrame,
     model_dir: Path,
+    model: ScoringModel,
     columns: DecisionColumns,
     id_name: str | None,
-    inputs: list[str],
-) -> SparkFrame:
-    """``mlflow.pyfunc.spark_udf`` for the probability, the policy in a pandas UDF; no reasons."""
+    options: BatchOptions,
+) -> None:
+    """The rule table in Spark SQL, ``mlflow.pyfunc.spark_udf`` for the probability, the policy in a
+    pandas UDF; no reasons."""
     import mlflow
     from pyspark.sql import functions as F  # noqa: N812
     from pyspark.sql.types import LongType, StringType, StructField, StructType
 
+    schema = model.schema
+    rules = {spec.name: FieldRule(spec).spark_rule(F.col(spec.name)) for spec in schema.inputs}
+    frame = frame.select(
+        "*",
+        F.concat_ws("; ", *[F.when(r.isNotNull(), F.concat(F.lit(f"{n}: "), r)) for n, r in rules.items()]).alias(
+            "_reason"
+        ),
+        F.coalesce(*[F.when(r.isNotNull(), F.lit(n)) for n, r in rules.items()]).alias("_field"),
+        F.coalesce(*rules.values()).alias("_rule"),
+    )
+    rejects = frame.where(F.col("_reason") != "").select(
+        F.col("_row").alias("row"),
+        *([F.col(id_name).alias("id")] if id_name else []),
+        F.col("_field").alias("field"),
+        F.col("_rule").alias("rule"),
+        F.col("_reason").alias("reason"),
+    )
+    rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
+    valid = frame.where(F.col("_reason") == "").select(
+        "_row",
+        *([F.col(id_name)] if id_name else []),
+        *[
+            F.col(s.name).cast("string")
+            if s.type == "categorical"
+            else F.col(s.name).cast("double").cast("long" if s.type == "integer" else "double")
+            for s in schema.inputs
+        ],
+    )
     predict = mlflow.pyfunc.spark_udf(spark, str(model_dir), result_type="double", env_manager="local")
     scored = valid.select(
         F.col("_row").alias("row"),
         *([F.col(id_name)] if id_name else []),
-        predict(*[F.col(name) for name in inputs]).alias("probability"),
+        predict(*[F.col(s.name) for s in schema.inputs]).alias("probability"),
     )
     out_schema = StructType(
         [
@@ -316,7 +349,7 @@ def _mlflow_scored(
             StructField("decision", StringType()),
         ]
     )
-    return scored.mapInPandas(_policy_udf(columns), out_schema)
+    scored.mapInPandas(_policy_udf(columns), out_schema).write.mode("overwrite").parquet(str(options.output))
 
 
 def _policy_udf(columns: DecisionColumns) -> Any:
