@@ -1,6 +1,6 @@
-"""Batch scoring benchmark: local engine vs raw ``Booster.inplace_predict``, memory, Spark.
+"""Batch scoring benchmark: local engine with and without reasons, raw ``Booster.inplace_predict``, Spark.
 
-``python -m bench.batch_bench [--rows 100000 1000000] [--no-spark]``
+``python -m bench.batch_bench [--rows 100000 1000000] [--candidate fast] [--no-spark] [--spark-udf] [--baseline]``
 
 Trains one model in a throw-away SQLite store (the first XGBoost candidate of
 ``config/training.yaml``, or ``--candidate fast`` for the test suite's small
@@ -11,8 +11,12 @@ model), promotes it, writes seeded synthetic applicants to Parquet, then:
   write) and reporting the child's peak RSS (VmHWM, model and libraries included);
 - times raw ``Booster.inplace_predict`` on the pre-encoded matrix of the
   largest file (same thread count), and prints the ratio;
-- scores the largest file on Spark in local mode (``local[*]``) and times it
-  after the session is up.
+- scores the largest file on Spark in local mode (``local[*]``), reasons on,
+  with the project's scoring on Arrow batches, and times it after the session
+  is up (``--spark-udf`` adds MLflow's ``spark_udf`` route, no reasons);
+- ``--baseline`` adds the smallest file with reasons from XGBoost's
+  ``pred_contribs`` (the engine's path before the TreeSHAP tables);
+- prints the ratios of one run: local with / without reasons, Spark / local.
 """
 
 from __future__ import annotations
@@ -105,12 +109,15 @@ def child(argv: list[str]) -> int:
     settings = Settings(MLFLOW_TRACKING_URI=job["uri"], CREDIT_RISK_CONFIG_DIR=job["config_dir"])
     with tempfile.TemporaryDirectory() as tmp:
         config, model, model_dir = load_model(settings, Path(tmp))
-        columns = bs.DecisionColumns(DecisionEngine(model, config.model), config.model)
+        columns = bs.DecisionColumns(DecisionEngine(model, config.model), config.model, reasons=job["reasons"])
+        if job.get("baseline"):
+            columns.contributions = model.field_contributions  # XGBoost's pred_contribs
         options = bs.BatchOptions(
             input=Path(job["input"]),
             output=Path(job["output"]),
             engine=job["engine"],
             reasons=job["reasons"],
+            spark_scorer=job.get("spark_scorer", "project"),
             progress=False,
         )
         if job["engine"] == "local":
@@ -163,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--candidate", choices=["production", "fast"], default="production")
     parser.add_argument("--no-spark", action="store_true")
+    parser.add_argument("--spark-udf", action="store_true", help="also time MLflow's spark_udf route (no reasons)")
+    parser.add_argument("--baseline", action="store_true", help="also time reasons from XGBoost's pred_contribs")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as name:
         tmp = Path(name)
@@ -175,25 +184,51 @@ def main(argv: list[str] | None = None) -> int:
             for reasons in (False, True):
                 job = {**common, "input": str(source), "output": str(tmp / "out.parquet"), "engine": "local"}
                 result = run_child({**job, "reasons": reasons})
-                results.append({"rows": rows, "reasons": reasons, **result})
-        largest = tmp / f"applicants-{max(args.rows)}.parquet"
-        raw = raw_rows_per_second(settings, largest, tmp / "raw")
-        print(f"\nraw Booster.inplace_predict on the pre-encoded matrix ({max(args.rows):,} rows): {raw:,.0f} rows/s")
-        print(f"{'rows':>10} {'reasons':>8} {'seconds':>8} {'rows/s':>12} {'of raw':>7} {'peak RSS':>9}")
+                results.append({"rows": rows, "reasons": reasons, "how": "local", **result})
+        smallest, largest = min(args.rows), max(args.rows)
+        if args.baseline:
+            job = {**common, "input": str(tmp / f"applicants-{smallest}.parquet"), "output": str(tmp / "out.parquet")}
+            result = run_child({**job, "engine": "local", "reasons": True, "baseline": True})
+            results.append({"rows": smallest, "reasons": True, "how": "local, pred_contribs", **result})
+        spark_runs = [("project", True)] + ([("mlflow", False)] if args.spark_udf else [])
+        for scorer, reasons in [] if args.no_spark else spark_runs:
+            job = {**common, "input": str(tmp / f"applicants-{largest}.parquet"), "output": str(tmp / "spark-out")}
+            result = run_child({**job, "engine": "spark", "reasons": reasons, "spark_scorer": scorer})
+            how = f"spark local[*], {'Arrow batches' if scorer == 'project' else 'spark_udf'}"
+            results.append({"rows": largest, "reasons": reasons, "how": how, **result})
+        raw = raw_rows_per_second(settings, tmp / f"applicants-{largest}.parquet", tmp / "raw")
+        print(f"\nraw Booster.inplace_predict on the pre-encoded matrix ({largest:,} rows): {raw:,.0f} rows/s")
+        print(f"{'rows':>10} {'reasons':>8} {'seconds':>8} {'rows/s':>12} {'of raw':>7} {'peak RSS':>9}  engine")
         for r in results:
-            rate = r["rows"] / r["seconds"]
+            r["rate"] = r["rows"] / r["seconds"]
             print(
-                f"{r['rows']:>10,} {r['reasons']!s:>8} {r['seconds']:>8.2f} {rate:>12,.0f} {rate / raw:>7.1%} "
-                f"{r['peak_rss_mb']:>7.0f}MB"
+                f"{r['rows']:>10,} {r['reasons']!s:>8} {r['seconds']:>8.2f} {r['rate']:>12,.0f} "
+                f"{r['rate'] / raw:>7.1%} {r['peak_rss_mb']:>7.0f}MB  {r['how']}"
             )
-        if not args.no_spark:
-            job = {**common, "input": str(largest), "output": str(tmp / "spark-out"), "engine": "spark"}
-            spark = run_child({**job, "reasons": False})
-            print(
-                f"spark local[*] ({os.cpu_count()} cores), {spark['rows']:,} rows: {spark['seconds']:.1f}s, "
-                f"{spark['rows'] / spark['seconds']:,.0f} rows/s (session start excluded; no reasons)"
-            )
+        print_ratios(results, largest, smallest)
     return 0
+
+
+def print_ratios(results: list[dict[str, Any]], largest: int, smallest: int) -> None:
+    """The ratios the targets are set in, from this one run (spark: session start excluded)."""
+
+    def rate(rows: int, reasons: bool, how: str) -> float | None:
+        found = [r["rate"] for r in results if r["rows"] == rows and r["reasons"] == reasons and r["how"] == how]
+        return found[0] if found else None
+
+    local_with, local_without = rate(largest, True, "local"), rate(largest, False, "local")
+    print(f"\nratios on {largest:,} rows ({os.cpu_count()} cores):")
+    if local_with and local_without:
+        print(f"  local, reasons on / off:              {local_with / local_without:6.1%}")
+    spark = rate(largest, True, "spark local[*], Arrow batches")
+    if spark and local_with:
+        print(f"  spark (reasons) / local (reasons):    {spark / local_with:6.1%}")
+    udf = rate(largest, False, "spark local[*], spark_udf")
+    if udf and local_without:
+        print(f"  spark_udf (no reasons) / local (off): {udf / local_without:6.1%}")
+    baseline, new = rate(smallest, True, "local, pred_contribs"), rate(smallest, True, "local")
+    if baseline and new:
+        print(f"  reasons: TreeSHAP tables / pred_contribs ({smallest:,} rows): {new / baseline:5.1f}x")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.batch_score import BatchOptions, batch_score, rejects_path, spark_session
+from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, rejects_path, spark_session
 from pipelines.data import load_applicants
 from pipelines.synthetic import generate_applicants
 from tests.conftest import TrainedModel
@@ -35,12 +36,16 @@ def spark() -> Iterator[object]:
     session.stop()
 
 
+def applicants(trained: TrainedModel, rows: int, seed: int) -> pd.DataFrame:
+    config = trained.store.config
+    source, _ = load_applicants(config.resolve(config.training.data.path), config.features)
+    return generate_applicants(source, config.features, rows=rows, seed=seed).astype(object)
+
+
 @pytest.fixture(scope="module")
 def portfolio(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """10k synthetic applicants with an id, as CSV, with three bad rows."""
-    config = trained.store.config
-    source, _ = load_applicants(config.resolve(config.training.data.path), config.features)
-    frame = generate_applicants(source, config.features, rows=ROWS, seed=11).astype(object)
+    frame = applicants(trained, ROWS, seed=11)
     frame.insert(0, "applicant_id", [f"S{i:06d}" for i in range(ROWS)])
     frame.loc[5, "duration_in_month"] = 999
     frame.loc[6, "purpose"] = "yacht"
@@ -50,38 +55,87 @@ def portfolio(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -
     return path
 
 
-def score(trained: TrainedModel, source: Path, output: Path, spark: object | None = None, **options: object) -> None:
+@pytest.fixture(scope="module")
+def parquet_folder(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three Parquet files of different sizes (Spark packs them largest first), no id column, one bad row."""
+    folder = tmp_path_factory.mktemp("folder")
+    for name, rows, seed in (("a.parquet", 700, 1), ("b.parquet", 3000, 2), ("c.parquet", 1500, 3)):
+        frame = applicants(trained, rows, seed)
+        if name == "b.parquet":
+            frame.loc[10, "duration_in_month"] = 999
+        frame.infer_objects().to_parquet(folder / name, index=False, row_group_size=1000)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def local_csv(trained: TrainedModel, portfolio: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local engine's output for the CSV portfolio, reasons on: what Spark must reproduce."""
+    output = tmp_path_factory.mktemp("local") / "local.parquet"
+    score(trained, portfolio, output, engine="local")
+    return output
+
+
+def score(
+    trained: TrainedModel, source: Path, output: Path, spark: object | None = None, **options: object
+) -> BatchSummary:
     store = trained.store
-    batch_score(
+    return batch_score(
         store.config, store.settings, BatchOptions(input=source, output=output, progress=False, **options), spark=spark
     )
 
 
-def read(path: Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas().sort_values("applicant_id").reset_index(drop=True)
+def read(path: Path, key: str = "row") -> pd.DataFrame:
+    return pq.read_table(path).to_pandas().sort_values(key).reset_index(drop=True)
 
 
-def test_spark_and_local_engines_give_identical_results(
-    trained: TrainedModel, portfolio: Path, spark: object, tmp_path: Path
-) -> None:
-    score(trained, portfolio, tmp_path / "local.parquet", engine="local", reasons=False)
-    score(trained, portfolio, tmp_path / "spark.parquet", spark=spark, engine="spark")
-    local, remote = read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet")
-    assert len(remote) == ROWS - 3
-    assert remote["applicant_id"].tolist() == local["applicant_id"].tolist()
+def assert_same_scores(local: pd.DataFrame, remote: pd.DataFrame, *, reasons: bool) -> None:
+    assert remote["row"].tolist() == local["row"].tolist()
     np.testing.assert_array_equal(remote["probability"].to_numpy(), local["probability"].to_numpy())
     assert remote["score"].tolist() == local["score"].tolist()
     assert remote["risk_band"].astype(str).tolist() == local["risk_band"].astype(str).tolist()
     assert remote["decision"].astype(str).tolist() == local["decision"].astype(str).tolist()
+    if reasons:
+        assert [list(r) for r in remote["reasons"]] == [list(r) for r in local["reasons"]]
+        assert any(len(r) for r in local["reasons"])
 
 
-def test_spark_rejects_the_same_rows_with_the_same_rules(
-    trained: TrainedModel, portfolio: Path, spark: object, tmp_path: Path
+def test_spark_and_local_engines_give_identical_results_reasons_rejects_and_row_numbers_included(
+    trained: TrainedModel, portfolio: Path, local_csv: Path, spark: object, tmp_path: Path
 ) -> None:
-    score(trained, portfolio, tmp_path / "local.parquet", engine="local", reasons=False)
-    score(trained, portfolio, tmp_path / "spark.parquet", spark=spark, engine="spark")
-    columns = ["id", "field", "rule", "reason"]
-    local = pq.read_table(rejects_path(tmp_path / "local.parquet")).to_pandas()[columns].sort_values("id")
-    remote = pq.read_table(rejects_path(tmp_path / "spark.parquet")).to_pandas()[columns].sort_values("id")
-    assert remote["id"].tolist() == ["S000005", "S000006", "S000007"]
-    pd.testing.assert_frame_equal(remote.reset_index(drop=True), local.reset_index(drop=True))
+    summary = score(trained, portfolio, tmp_path / "spark.parquet", spark=spark, engine="spark")
+    local, remote = read(local_csv), read(tmp_path / "spark.parquet")
+    assert len(remote) == ROWS - 3
+    assert remote["applicant_id"].tolist() == local["applicant_id"].tolist()
+    assert_same_scores(local, remote, reasons=True)
+    # the same bad rows, with the same row numbers, fields and rules
+    columns = ["row", "id", "field", "rule", "reason"]
+    local_bad = pq.read_table(rejects_path(local_csv)).to_pandas()[columns].sort_values("row")
+    remote_bad = pq.read_table(rejects_path(tmp_path / "spark.parquet")).to_pandas()[columns].sort_values("row")
+    assert remote_bad["id"].tolist() == ["S000005", "S000006", "S000007"]
+    pd.testing.assert_frame_equal(remote_bad.reset_index(drop=True), local_bad.reset_index(drop=True))
+    # rows_per_second of the whole job (read, validate, score, write) is in the Spark run too
+    run = mlflow.get_run(mlflow.last_active_run().info.run_id)
+    assert run.data.params["engine"] == "spark" and run.data.params["reasons"] == "True"
+    assert run.data.metrics["rows_per_second"] == pytest.approx(summary.rows_per_second)
+    assert run.data.metrics["rows_per_second"] > 0
+
+
+def test_row_numbers_follow_the_files_in_name_order_as_the_local_engine_counts(
+    trained: TrainedModel, parquet_folder: Path, spark: object, tmp_path: Path
+) -> None:
+    score(trained, parquet_folder, tmp_path / "local.parquet", engine="local")
+    score(trained, parquet_folder, tmp_path / "spark.parquet", spark=spark, engine="spark")
+    local, remote = read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet")
+    assert len(local) == 5199 and "applicant_id" not in remote.columns
+    assert_same_scores(local, remote, reasons=True)
+    remote_bad = pq.read_table(rejects_path(tmp_path / "spark.parquet"))["row"].to_pylist()
+    assert remote_bad == [700 + 11] == pq.read_table(rejects_path(tmp_path / "local.parquet"))["row"].to_pylist()
+
+
+def test_mlflow_spark_udf_stays_available(
+    trained: TrainedModel, portfolio: Path, local_csv: Path, spark: object, tmp_path: Path
+) -> None:
+    score(trained, portfolio, tmp_path / "udf.parquet", spark=spark, engine="spark", spark_scorer="mlflow")
+    local, remote = read(local_csv), read(tmp_path / "udf.parquet")
+    assert "reasons" not in remote.columns
+    assert_same_scores(local, remote, reasons=False)

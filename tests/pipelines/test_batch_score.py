@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import xgboost as xgb
+import yaml
 
 from credit_risk import registry
+from credit_risk.config import PROJECT_ROOT, load_project_config
 from credit_risk.decision import DecisionEngine
-from credit_risk.schema import DataValidationError
-from credit_risk.scoring import ScoringModel
+from credit_risk.profile import build_profile
+from credit_risk.schema import DataValidationError, FeatureSchema
+from credit_risk.scoring import Encoder, ScoringModel
+from credit_risk.trees import FastModel, TreeEnsemble, _applicants
+from pipelines.batch import DecisionColumns
 from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, main, rejects_path
 from pipelines.data import load_applicants
 from pipelines.synthetic import generate_applicants
+from pipelines.train import Candidate, fit_model
 from tests.conftest import TrainedModel
 
 pytestmark = pytest.mark.code
@@ -64,7 +72,13 @@ def test_local_engine_matches_the_decision_engine_row_for_row(
     assert out["score"].tolist() == [a.score for a in expected]
     assert out["risk_band"].astype(str).tolist() == [a.band for a in expected]
     assert out["decision"].astype(str).tolist() == [a.decision for a in expected]
-    assert [list(r) for r in out["reasons"]] == [[reason.code for reason in a.reasons] for a in expected]
+    # reasons: exactly the service's, which scores one applicant per request with the verified numpy runtime
+    service = DecisionEngine(FastModel(scoring_model, TreeEnsemble.verified(scoring_model)), trained.store.config.model)
+    served = [service.assess([record])[0] for record in records]
+    assert [list(r) for r in out["reasons"]] == [[reason.code for reason in a.reasons] for a in served]
+    # every run logs its throughput (read, validate, score, write)
+    run_data = mlflow.get_run(mlflow.last_active_run().info.run_id).data
+    assert run_data.metrics["rows_per_second"] == pytest.approx(summary.rows_per_second) and summary.rows_per_second > 0
 
 
 def test_output_records_the_model_version_and_policy(
@@ -191,3 +205,62 @@ def test_cli_writes_scores_and_progress(
     assert code == 0, capsys.readouterr().err
     assert "scored 200 rows, rejected 0" in capsys.readouterr().err
     assert pq.read_metadata(tmp_path / "out.parquet").num_rows == 200
+
+
+# ------------------------------------------------------------------ reasons identical to the service's
+
+
+@pytest.fixture(scope="module")
+def home_equity() -> tuple[ScoringModel, pd.DataFrame]:
+    """An XGBoost model on the second example's file (optional fields, values missing), and its applicants."""
+    example = PROJECT_ROOT / "examples" / "home_equity"
+    schema = FeatureSchema.model_validate(yaml.safe_load((example / "config" / "features.yaml").read_text()))
+    frame, label = load_applicants(example / "home_equity.csv", schema)
+    matrix = Encoder(schema).encode_frame(frame)
+    params = {"max_depth": 3, "learning_rate": 0.1, "n_estimators": 120, "subsample": 0.9, "colsample_bytree": 0.9}
+    model = fit_model(Candidate("xgboost", params), matrix, label.to_numpy(), schema=schema, seed=0)
+    model.profile = build_profile(schema, frame, model.predict_proba(matrix))
+    return model, frame
+
+
+def test_batch_reasons_are_the_services_on_random_applicants_with_missing_values(
+    home_equity: tuple[ScoringModel, pd.DataFrame],
+) -> None:
+    """Random applicants (each range's edges, values on the profile's bin edges, a quarter of optional
+    values missing) plus the file's own rows: the batch's contributions, computed for 3,000 rows at once
+    (the parallel kernel), are bit for bit the service's for each applicant alone, and so are the reasons."""
+    model, frame = home_equity
+    config = load_project_config(None).model
+    records = _applicants(model, 2000, seed=3) + frame[model.schema.input_names].head(1000).to_dict("records")
+    records = [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in records]
+    matrix = model.encoder.encode_records(records)
+    assert np.isnan(matrix).any(axis=1).mean() > 0.3, "many rows take the missing-value branches"
+    service = DecisionEngine(FastModel(model, TreeEnsemble.verified(model)), config)
+    columns = DecisionColumns(DecisionEngine(model, config), config)
+    batch = columns.contributions(matrix)
+    alone = np.concatenate([service.model.field_contributions(matrix[i : i + 1]) for i in range(len(matrix))])
+    np.testing.assert_array_equal(batch, alone)
+    exact = model.booster.predict(xgb.DMatrix(matrix), pred_contribs=True)[:, :-1] @ model.encoder.column_to_field
+    np.testing.assert_allclose(batch, exact, rtol=0, atol=1e-5)  # and they are XGBoost's TreeSHAP
+    served = [[r.code for r in service.assess([record])[0].reasons] for record in records]
+    assert columns.reasons(matrix).to_pylist() == served
+
+
+def test_reason_ranking_breaks_ties_as_the_service_does(home_equity: tuple[ScoringModel, pd.DataFrame]) -> None:
+    """Equal contributions (the lower field first), zeros and negatives (never reasons), fewer positive
+    fields than reasons, all alike: the batch's ranking is the engine's stable sort."""
+    model, _ = home_equity
+    config = load_project_config(None).model
+    engine = DecisionEngine(model, config)
+    fields = len(model.encoder.fields)
+    rng = np.random.default_rng(5)
+    contributions = rng.choice([-0.5, -0.0, 0.0, 0.1, 0.25, 0.25, 0.7], size=(5000, fields))
+    contributions[0] = 0.25  # every field tied
+    contributions[1] = -1.0  # no reason at all
+    contributions[2, :] = 0.0
+    contributions[2, fields - 1] = 1e-300  # one tiny positive field, the last one
+    record = dict.fromkeys(model.schema.input_names)
+    expected = [[r.code for r in engine.reasons(row, record)] for row in contributions]
+    got = DecisionColumns(engine, config, reasons=False).reason_lists(contributions).to_pylist()
+    assert got == expected
+    assert len(expected[0]) == config.decision.max_reasons and expected[1] == [] and len(expected[2]) == 1

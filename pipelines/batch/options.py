@@ -1,0 +1,53 @@
+"""What a batch run is asked to do, and what it reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Engine = Literal["local", "spark"]
+SparkScorer = Literal["project", "mlflow"]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """What to score, where to write it, with which model and engine."""
+
+    input: Path
+    output: Path
+    engine: Engine = "local"
+    model: str = "production"  # an alias, or a version number
+    reasons: bool = True
+    id_column: str = "applicant_id"  # carried through to the output when the input has it
+    chunk_rows: int = 65_536
+    spark_master: str = "local[*]"
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    # project: the local engine's scoring on Arrow batches; mlflow: mlflow.pyfunc.spark_udf (no reasons)
+    spark_scorer: SparkScorer = "project"
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    engine: str
+    model_name: str
+    model_version: str
+    rows_read: int
+    rows_scored: int
+    rows_rejected: int
+    seconds: float  # the whole job: read, validate, score, write
+    output: Path
+    rejects: Path
+    reasons: bool = True
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+def rejects_path(output: Path) -> Path:
+    """Bad rows are written next to the output: ``scores.parquet`` -> ``scores.rejects.parquet``."""
+    output = Path(output)
+    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
+    return output.with_name(f"{stem}.rejects.parquet")

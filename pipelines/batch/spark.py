@@ -1,0 +1,368 @@
+"""The Spark engine: Spark reads and numbers the rows, the project's own code validates and scores Arrow batches.
+
+Each executor's Python worker loads the model once, from its copy of the
+driver's verified download (shipped with ``SparkContext.addFile``), checks
+the copy's digest against the registered one, and runs every Arrow batch
+(``mapInArrow``) through the local engine's rule table, encoding and scoring
+(:class:`pipelines.batch.validation.ChunkEncoder`,
+:func:`pipelines.batch.local.scored_table`): the same rejects, probabilities,
+scores, bands, decisions and reason codes, each row with its number in the
+input (as the local engine counts them) and its id. ``spark_scorer="mlflow"``
+keeps MLflow's own route (the rule table in Spark SQL, then
+``mlflow.pyfunc.spark_udf``; no reasons).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pyarrow as pa
+
+from credit_risk import registry
+from credit_risk.config import ModelConfig
+from credit_risk.decision import DECISIONS, DecisionEngine
+from credit_risk.rules import FieldRule
+from credit_risk.schema import DataValidationError
+from credit_risk.scoring import ScoringModel
+from pipelines.batch.local import output_schema, rejects_table, scored_table
+from pipelines.batch.model import DecisionColumns
+from pipelines.batch.options import BatchOptions, rejects_path
+from pipelines.batch.reader import input_files
+from pipelines.batch.validation import ChunkEncoder
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame as SparkFrame
+    from pyspark.sql import SparkSession
+
+
+def spark_session(master: str, conf: dict[str, str] | None = None) -> SparkSession:
+    """A SparkSession on ``master`` (``local[*]``, ``spark://host:7077``, ...); pyspark is an optional extra."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise registry.RegistryError(
+            "the spark engine needs pyspark: pip install -r requirements-dev.txt (or use --engine local)"
+        ) from exc
+    # Executors must run this interpreter (it has the model's dependencies).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName("credit-risk-batch-score")
+    builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true").config("spark.ui.enabled", "false")
+    if master.startswith("local"):
+        # loopback only on a single machine
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _read_spark(spark: SparkSession, files: list[Path], fmt: str) -> SparkFrame:
+    paths = [str(p) for p in files]
+    if fmt == "csv":
+        # all columns as text, validated below like the local engine does
+        return spark.read.option("header", True).option("inferSchema", False).csv(paths)
+    return spark.read.parquet(*paths)
+
+
+def _numbered(spark: SparkSession, frame: SparkFrame, files: list[Path]) -> SparkFrame:
+    """``frame`` with ``_row``: each row's 1-based number in the input, files in name order (as the
+    local engine counts). One extra pass counts the rows of each file split; a row's number is its
+    split's offset plus its position in the split (from ``monotonically_increasing_id``)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    framed = frame.select(
+        "*",
+        F.monotonically_increasing_id().alias("_mid"),
+        F.col("_metadata.file_path").alias("_file"),
+        F.col("_metadata.file_block_start").alias("_start"),
+    )
+    splits = framed.groupBy("_file", "_start").agg(F.min("_mid").alias("_first"), F.count("*").alias("_n")).collect()
+    order = {path.resolve().as_uri(): i for i, path in enumerate(files)}
+
+    def file_rank(uri: str) -> int:
+        path = Path(unquote(urlparse(uri).path))
+        rank = order.get(path.resolve().as_uri())
+        if rank is None:
+            raise DataValidationError(f"spark read a file not in the input: {uri}")
+        return rank
+
+    offsets, total = [], 0
+    for split in sorted(splits, key=lambda s: (file_rank(s["_file"]), s["_start"])):
+        offsets.append((split["_file"], split["_start"], split["_first"], total))
+        total += split["_n"]
+    table = spark.createDataFrame(offsets, "_file string, _start long, _first long, _offset long")
+    joined = framed.join(F.broadcast(table), ["_file", "_start"])
+    row = F.col("_offset") + F.col("_mid") - F.col("_first") + F.lit(1)
+    return joined.withColumn("_row", row).drop("_mid", "_file", "_start", "_first", "_offset")
+
+
+def _read_spark(spark: SparkSession, files: list[Path], fmt: str) -> SparkFrame:
+    paths = [str(p) for p in files]
+    if fmt == "csv":
+        # all columns as text, validated below like the local engine does
+        return spark.read.option("header", True).option("inferSchema", False).csv(paths)
+    return spark.read.parquet(*paths)
+
+
+def _read_numbered(spark: SparkSession, model: ScoringModel, options: BatchOptions) -> tuple[SparkFrame, str | None]:
+    """The input's id and model columns with ``_row``, the schema's missing markers read as null."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    files, fmt = input_files(options.input)
+    frame = _read_spark(spark, files, fmt)
+    schema = model.schema
+    missing = [spec.name for spec in schema.inputs if spec.name not in frame.columns]
+    if missing:
+        raise DataValidationError(f"{options.input}: missing column(s) the model needs: {', '.join(missing)}")
+    id_name = options.id_column if options.id_column in frame.columns else None
+    frame = _numbered(spark, frame.select(*([id_name] if id_name else []), *schema.input_names), files)
+    if fmt == "csv":  # the schema's missing markers read as missing, as in the local engine
+        markers = sorted({"", *schema.missing_values})
+        frame = frame.select(
+            *[
+                F.when(F.trim(F.col(c)).isin(markers), F.lit(None)).otherwise(F.col(c)).alias(c)
+                if c in schema.by_name
+                else F.col(c)
+                for c in frame.columns
+            ]
+        )
+    parallelism = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() < parallelism:  # one large Parquet row group is one partition
+        frame = frame.repartition(parallelism)
+    return frame, id_name
+
+
+def score_spark(
+    spark: SparkSession, model_dir: Path, model: ScoringModel, columns: DecisionColumns, options: BatchOptions
+) -> tuple[int, int]:
+    """Score the input in Spark into ``options.output`` and its rejects file; (rows read, rows rejected).
+
+    ``model_dir`` is the registered version's folder whose digest was checked:
+    Spark scores exactly those bytes.
+    """
+    frame, id_name = _read_numbered(spark, model, options)
+    if options.spark_scorer == "mlflow":
+        _score_with_mlflow(spark, frame, model_dir, model, columns, id_name, options)
+    else:
+        _score_with_project(spark, frame, model_dir, columns.config, id_name, options)
+    n_rejected = spark.read.parquet(str(rejects_path(options.output))).count()
+    n_scored = spark.read.parquet(str(options.output)).count()
+    return n_scored + n_rejected, n_rejected
+
+
+# ------------------------------------------------------------------ the project's scoring on executors
+
+
+_REJECT_COLUMNS = ("field", "rule", "reason")
+
+
+def _spark_output_type(frame: SparkFrame, id_name: str | None, reasons: bool) -> Any:
+    """Scored rows and rejected rows in one stream: a reject has ``field`` set and no scores."""
+    from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType
+
+    fields = [StructField("row", LongType())]
+    if id_name is not None:
+        fields.append(frame.schema[id_name])
+    fields += [
+        StructField("probability", DoubleType()),
+        StructField("score", LongType()),
+        StructField("risk_band", StringType()),
+        StructField("decision", StringType()),
+    ]
+    if reasons:
+        fields.append(StructField("reasons", ArrayType(StringType())))
+    fields += [StructField(name, StringType()) for name in _REJECT_COLUMNS]
+    return StructType(fields)
+
+
+def _score_with_project(
+    spark: SparkSession,
+    frame: SparkFrame,
+    model_dir: Path,
+    config: ModelConfig,
+    id_name: str | None,
+    options: BatchOptions,
+) -> None:
+    """Every row through :func:`_score_batches` on the executors (``mapInArrow``), once: the rule
+    table, encoding, scores and reasons are the local engine's; scored rows and rejects are then
+    written from the one cached result."""
+    import functools
+
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F  # noqa: N812
+
+    shipped = model_dir.parent  # a fresh temporary folder per run: a unique name for addFile
+    spark.sparkContext.addFile(str(shipped), recursive=True)
+    job = _ExecutorJob(
+        shipped=shipped.name,
+        relative=str(model_dir.relative_to(shipped)),
+        digest=registry.directory_digest(model_dir),
+        config=config,
+        reasons=options.reasons,
+        id_name=id_name,
+    )
+    kind = _spark_output_type(frame, id_name, options.reasons)
+    out = frame.mapInArrow(functools.partial(_score_batches, job), kind).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        scored = [name for name in kind.fieldNames() if name not in _REJECT_COLUMNS]
+        out.where(F.col("field").isNull()).select(*scored).write.mode("overwrite").parquet(str(options.output))
+        rejects = out.where(F.col("field").isNotNull()).select(
+            "row", *([F.col(id_name).alias("id")] if id_name else []), *_REJECT_COLUMNS
+        )
+        rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
+    finally:
+        out.unpersist()
+
+
+class _ExecutorJob:
+    """What an executor needs to score: where its copy of the model is, its digest, the policy."""
+
+    def __init__(
+        self, *, shipped: str, relative: str, digest: str, config: ModelConfig, reasons: bool, id_name: str | None
+    ) -> None:
+        self.shipped, self.relative, self.digest = shipped, relative, digest
+        self.config, self.reasons, self.id_name = config, reasons, id_name
+
+    @property
+    def key(self) -> tuple[str, str, str, bool]:
+        return self.shipped, self.relative, self.digest, self.reasons
+
+
+_LOADED: dict[tuple[str, str, str, bool], tuple[ScoringModel, DecisionColumns, ChunkEncoder]] = {}
+
+
+def _executor_model(job: _ExecutorJob) -> tuple[ScoringModel, DecisionColumns, ChunkEncoder]:
+    """The model, loaded once per executor process from its verified local copy."""
+    loaded = _LOADED.get(job.key)
+    if loaded is None:
+        import numba
+        from pyspark import SparkFiles
+
+        numba.set_num_threads(1)  # Spark runs one task per core: no threads within a task
+        local = Path(SparkFiles.get(job.shipped)) / job.relative
+        actual = registry.directory_digest(local)
+        if actual != job.digest:
+            raise registry.RegistryError(
+                f"executor's model copy {local}: digest {actual[:12]}... is not the verified {job.digest[:12]}..."
+            )
+        model = ScoringModel.load(registry.scoring_dir(local), threads=1)
+        columns = DecisionColumns(DecisionEngine(model, job.config), job.config, reasons=job.reasons)
+        loaded = _LOADED[job.key] = (model, columns, ChunkEncoder(model))
+    return loaded
+
+
+def _score_batches(job: _ExecutorJob, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow: each batch validated, encoded and scored by the local engine's code."""
+    model, columns, encoder = _executor_model(job)
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        id_type = batch.schema.field(job.id_name).type if job.id_name else None
+        schema = output_schema(job.id_name, id_type, job.reasons)
+        union = pa.schema(
+            [f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f for f in schema]
+            + [pa.field(name, pa.string()) for name in _REJECT_COLUMNS]
+        )
+        rows = np.asarray(batch.column("_row"), dtype=np.int64)
+        chunk = encoder.encode(batch)
+        if len(chunk.matrix):
+            table = scored_table(model, columns, chunk, rows, batch, job.id_name, schema)
+            for name in ("risk_band", "decision"):
+                table = table.set_column(table.schema.get_field_index(name), name, table[name].cast(pa.string()))
+            for name in _REJECT_COLUMNS:
+                table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+            yield from table.cast(union).to_batches()
+        if chunk.rejects:
+            bad = rejects_table(chunk.rejects, rows, batch, job.id_name, id_type)
+            data = {name: pa.nulls(bad.num_rows, union.field(name).type) for name in union.names}
+            data["row"] = bad["row"]
+            if job.id_name is not None:
+                data[job.id_name] = bad["id"]
+            data.update({name: bad[name] for name in _REJECT_COLUMNS})
+            yield from pa.Table.from_pydict(data, schema=union).to_batches()
+
+
+# ------------------------------------------------------------------ MLflow's own route
+
+
+def _score_with_mlflow(
+    spark: SparkSession,
+    frame: SparkFrame,
+    model_dir: Path,
+    model: ScoringModel,
+    columns: DecisionColumns,
+    id_name: str | None,
+    options: BatchOptions,
+) -> None:
+    """The rule table in Spark SQL, ``mlflow.pyfunc.spark_udf`` for the probability, the policy in a
+    pandas UDF; no reasons."""
+    import mlflow
+    from pyspark.sql import functions as F  # noqa: N812
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    schema = model.schema
+    rules = {spec.name: FieldRule(spec).spark_rule(F.col(spec.name)) for spec in schema.inputs}
+    frame = frame.select(
+        "*",
+        F.concat_ws("; ", *[F.when(r.isNotNull(), F.concat(F.lit(f"{n}: "), r)) for n, r in rules.items()]).alias(
+            "_reason"
+        ),
+        F.coalesce(*[F.when(r.isNotNull(), F.lit(n)) for n, r in rules.items()]).alias("_field"),
+        F.coalesce(*rules.values()).alias("_rule"),
+    )
+    rejects = frame.where(F.col("_reason") != "").select(
+        F.col("_row").alias("row"),
+        *([F.col(id_name).alias("id")] if id_name else []),
+        F.col("_field").alias("field"),
+        F.col("_rule").alias("rule"),
+        F.col("_reason").alias("reason"),
+    )
+    rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
+    valid = frame.where(F.col("_reason") == "").select(
+        "_row",
+        *([F.col(id_name)] if id_name else []),
+        *[
+            F.col(s.name).cast("string")
+            if s.type == "categorical"
+            else F.col(s.name).cast("double").cast("long" if s.type == "integer" else "double")
+            for s in schema.inputs
+        ],
+    )
+    predict = mlflow.pyfunc.spark_udf(spark, str(model_dir), result_type="double", env_manager="local")
+    scored = valid.select(
+        F.col("_row").alias("row"),
+        *([F.col(id_name)] if id_name else []),
+        predict(*[F.col(s.name) for s in schema.inputs]).alias("probability"),
+    )
+    out_schema = StructType(
+        [
+            *scored.schema.fields,
+            StructField("score", LongType()),
+            StructField("risk_band", StringType()),
+            StructField("decision", StringType()),
+        ]
+    )
+    scored.mapInPandas(_policy_udf(columns), out_schema).write.mode("overwrite").parquet(str(options.output))
+
+
+def _policy_udf(columns: DecisionColumns) -> Any:
+    """A mapInPandas function adding score, band and decision with the local engine's code."""
+    band_names = np.asarray(columns.engine.band_names, dtype=object)
+    decisions = np.asarray(DECISIONS, dtype=object)
+
+    def apply(frames: Iterator[Any]) -> Iterator[Any]:
+        for frame in frames:
+            p = frame["probability"].to_numpy(dtype=np.float64)
+            frame["score"] = columns.engine.scores(p)
+            frame["risk_band"] = band_names[columns.engine.band_index(p)]
+            frame["decision"] = decisions[columns.engine.decision_index(p)]
+            yield frame
+
+    return apply
