@@ -180,7 +180,8 @@ def _field(raw: Mapping[str, Any]) -> FormField:
         description=str(raw.get("description") or ""),
         reason_code=str(raw.get("reason_code") or ""),
         protected=protected,
-        required=bool(raw["required"]) if raw.get("required") is not None else not protected,
+        # protected fields are never model inputs: the API takes them absent or null, whatever `required` says
+        required=(bool(raw["required"]) if raw.get("required") is not None else True) and not protected,
         choices=choices,
         min=raw.get("min"),
         max=raw.get("max"),

@@ -152,7 +152,7 @@ def _match_decisions(frame: pd.DataFrame, by_request: pd.Series, decisions: pa.T
     frame["_before"] = False
     table = decisions.select(["request_id", "applicant_id", "scored_at"]).to_pandas()
     table["scored_at"] = table["scored_at"].astype("datetime64[us, UTC]")
-    if by_request.any():
+    if by_request.any() and len(table):  # no decision logged yet: every row stays unmatched (NaT)
         lookup = table.drop_duplicates("request_id").set_index("request_id")["scored_at"]
         scored[by_request] = frame.loc[by_request, "request_id"].map(lookup).astype("datetime64[us, UTC]")
     by_applicant = ~by_request & frame["applicant_id"].notna() & frame["observed_at"].notna()

@@ -115,7 +115,7 @@ def test_spark_and_local_engines_give_identical_results_reasons_rejects_and_row_
     pd.testing.assert_frame_equal(remote_bad.reset_index(drop=True), local_bad.reset_index(drop=True))
     # rows_per_second of the whole job (read, validate, score, write) is in the Spark run too
     run = mlflow.get_run(mlflow.last_active_run().info.run_id)
-    assert run.data.params["engine"] == "spark" and run.data.params["reasons"] == "True"
+    assert run.data.params["engine"] == "spark" and run.data.params["reasons"] == "true"
     assert run.data.metrics["rows_per_second"] == pytest.approx(summary.rows_per_second)
     assert run.data.metrics["rows_per_second"] > 0
 

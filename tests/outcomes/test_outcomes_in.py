@@ -230,3 +230,23 @@ def test_get_performance_serves_the_summary_the_job_wrote(logged: Logged) -> Non
     assert body["versions"][version]["decisions"] == summary.versions[version].decisions == COUNT
     assert body["versions"][version]["with_outcome"] == summary.versions[version].with_outcome >= len(rows)
     assert {"auc", "ks", "brier", "coverage_by_decision"} <= set(body["versions"][version])
+
+
+def test_outcomes_before_any_decision_is_logged_are_refused_not_a_crash(tmp_path: Path) -> None:
+    """An empty log (a new service) answers 'unknown id' for each row; it used to raise (500 on the API)."""
+    import pandas as pd
+
+    from credit_risk.config import load_project_config
+    from credit_risk.outcomes.ingest import check_rows
+
+    target = load_project_config().features.target
+    rows = pd.DataFrame(
+        [
+            {"request_id": "3f2a9c", "applicant_id": None, "outcome": "good", "observed_at": "2027-01-15"},
+            {"request_id": None, "applicant_id": "A-1", "outcome": "bad", "observed_at": "2027-01-15"},
+        ],
+        dtype=object,
+    )
+    checked = check_rows(rows, log_dir=tmp_path / "no-log", model_name="credit-risk", target=target)
+    assert checked.rejected == 2
+    assert set(checked.rejects["rule"]) == {"unknown_id"}, checked.rejects.to_dict("records")

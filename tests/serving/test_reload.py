@@ -137,7 +137,7 @@ def test_promote_and_rollback_through_the_api_follow_the_alias_at_once(on_first:
         body = response.json()
         assert (body["event"]["to_version"], body["reload"]["outcome"]) == (two.second, "loaded")
         assert (body["event"]["state"], body["served_version"]) == ("completed", two.second)
-        assert body["event"]["actor"] == "api:CREDIT_RISK_ADMIN_TOKEN"  # the caller, not the service's OS user
+        assert body["event"]["actor"] == "admin (admin)"  # the caller, not the service's OS user
         assert {gate["name"] for gate in body["gates"] if gate["passed"]} == {
             "min_auc",
             "max_brier",
@@ -150,7 +150,7 @@ def test_promote_and_rollback_through_the_api_follow_the_alias_at_once(on_first:
         )
         assert response.status_code == 200, response.text
         assert response.json()["event"]["to_version"] == two.first
-        assert response.json()["event"]["actor"] == "api:CREDIT_RISK_ADMIN_TOKEN"
+        assert response.json()["event"]["actor"] == "admin (admin)"
         assert client.get("/v1/model").json()["version"] == two.first
         history = client.get("/v1/registry").json()["history"]
         assert [(e["from_version"], e["to_version"], e["state"]) for e in history[-2:]] == [

@@ -299,7 +299,7 @@ def test_a_rejected_field_is_named_next_to_its_input(api: RunningApi, open_app: 
 def test_monitoring_names_what_it_counts_with_labels_and_ordered_groups(
     api: RunningApi, trained: TrainedModel, open_app: OpenApp
 ) -> None:
-    from serving.prediction_log import summary_path
+    from credit_risk.decision_log.paths import summary_path
     from tests.ui.conftest import score_and_monitor
 
     schema = _schema(api)
