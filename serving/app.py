@@ -55,8 +55,9 @@ API_VERSION = "1.0.0"
 # ------------------------------------------------------------------ lifespan
 
 
-async def _poll_forever(runtime: Runtime) -> None:
-    """Resolve the alias at start, then every ``poll_interval_seconds`` (``retry_seconds`` while nothing is served)."""
+async def _poll_forever(runtime: Runtime, first_attempt: asyncio.Event) -> None:
+    """Resolve the alias at start, then every ``poll_interval_seconds`` (``retry_seconds`` while nothing is served).
+    ``first_attempt`` is set once the start's attempt has loaded a version or failed."""
     trigger = "startup"
     while True:
         try:
@@ -65,6 +66,8 @@ async def _poll_forever(runtime: Runtime) -> None:
             )
         except Exception:
             log.exception("model poll failed")
+        finally:
+            first_attempt.set()
         trigger = "poll"
         serving = runtime.serving
         await asyncio.sleep(serving.poll_interval_seconds if runtime.holder.served else serving.retry_seconds)
@@ -179,8 +182,13 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         if run_config.model.serving.access_log:
             app.state.access_log, stop_access_log = start_access_log()
         app.openapi_schema = None
-        poller = asyncio.create_task(_poll_forever(runtime), name="model-poller")
+        first_attempt = asyncio.Event()
+        poller = asyncio.create_task(_poll_forever(runtime, first_attempt), name="model-poller")
         restore_sigterm = _drain_on_sigterm(holder, run_config.model.serving.drain_grace_seconds)
+        # uvicorn accepts only once the lifespan has started: a worker (of several sharing the socket)
+        # takes no request before its model is warm, unless the registry keeps it waiting longer than this
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_attempt.wait(), run_config.model.serving.startup_wait_seconds)
         log.info("scoring service started (config %s)", run_config.config_dir)
         try:
             yield
