@@ -91,7 +91,8 @@ class ServingConfig(_Frozen):
     cors_origins: tuple[str, ...] = ()
     retry_seconds: float = Field(default=2.0, gt=0)  # registry re-check interval while no model is served
     warmup_rounds: int = Field(default=20, ge=1)  # example scorings before a version is switched in
-    startup_wait_seconds: float = Field(default=60.0, ge=0)  # accept requests once the first load is done, or after this
+    # a worker accepts requests once its first load is done (or failed), or after this
+    startup_wait_seconds: float = Field(default=60.0, ge=0)
     # where scoring runs: "auto" = the threadpool for batches and XGBoost calls (they release the GIL),
     # the event loop for a single applicant on the numpy runtime (~100 us: cheaper than a thread hand-off);
     # "always" / "never" to compare

@@ -1,4 +1,4 @@
-"""What every job's ``main`` shares: logging set-up and clean failure messages."""
+"""What every job's ``main`` shares: logging set-up, clean failure messages and the common arguments."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from credit_risk.config import ConfigError
@@ -38,4 +39,23 @@ def add_config_dir(parser: argparse.ArgumentParser) -> None:
         type=_optional_path,
         default=None,
         help="folder with the YAML configuration (default: CREDIT_RISK_CONFIG_DIR, else config/)",
+    )
+
+
+def _optional_date(text: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def add_window(parser: argparse.ArgumentParser, *, start_help: str, end_help: str) -> None:
+    """``--start`` and ``--end`` (UTC dates) and ``--log-dir`` (the prediction log) of the jobs that read
+    the log; empty values (as ``mlflow run`` passes its defaults) mean the job's default."""
+    parser.add_argument("--start", type=_optional_date, default=None, help=start_help)
+    parser.add_argument("--end", type=_optional_date, default=None, help=end_help)
+    parser.add_argument(
+        "--log-dir", type=_optional_path, default=None, help="prediction log folder (default: as the service)"
     )

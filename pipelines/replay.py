@@ -27,7 +27,7 @@ from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.decision_log.reader import read_log
-from pipelines.cli import add_config_dir, run_job
+from pipelines.cli import add_config_dir, add_window, run_job
 
 log = logging.getLogger(__name__)
 
@@ -121,32 +121,19 @@ def log_run(client: Any, config: ProjectConfig, summary: dict[str, Any], log_dir
         return run.info.run_id
 
 
-def _date(text: str) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_dir(parser)
-    parser.add_argument("--start", type=_date, default=None, help="first UTC date (default: retention_days ago)")
-    parser.add_argument("--end", type=_date, default=None, help="last UTC date (default: today)")
-    parser.add_argument("--log-dir", default="", help="prediction log folder (default: as the service)")
+    add_window(
+        parser, start_help="first UTC date (default: retention_days ago)", end_help="last UTC date (default: today)"
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     result: dict[str, Any] = {}
 
     def job() -> None:
         config = load_project_config(args.config_dir or settings.config_dir)
-        result.update(
-            replay_window(
-                config, settings, start=args.start, end=args.end, log_dir=Path(args.log_dir) if args.log_dir else None
-            )
-        )
+        result.update(replay_window(config, settings, start=args.start, end=args.end, log_dir=args.log_dir))
         print(json.dumps({k: result[k] for k in ("window", "records", "identical", "different", "not_replayable")}))
 
     code = run_job(job)

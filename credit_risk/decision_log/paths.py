@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from pathlib import Path
+from typing import Any
 
 from credit_risk.config import PROJECT_ROOT, MonitoringConfig, ProjectConfig, Settings
 
@@ -28,3 +31,14 @@ def summary_path(monitoring: MonitoringConfig, log_dir: Path, root: Path = PROJE
     if monitoring.summary_path is not None:
         return monitoring.summary_path if monitoring.summary_path.is_absolute() else root / monitoring.summary_path
     return Path(log_dir).parent / "monitoring" / "latest.json"
+
+
+def write_summary(path: Path, document: dict[str, Any]) -> None:
+    """Atomically replace a job's latest summary (JSON, fsynced): the API never reads half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("w") as handle:
+        json.dump(document, handle, indent=2)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

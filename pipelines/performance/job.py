@@ -14,14 +14,14 @@ import pyarrow.compute as pc
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import resolve_log_dir, write_summary
 from credit_risk.outcomes.join import matured_decisions, maturity_cutoff
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.performance import PerformanceSummary, VersionPerformance, Window, summary_path
-from pipelines.cli import add_config_dir, run_job
+from pipelines.cli import add_config_dir, add_window, run_job
 from pipelines.performance.figures import version_figures
-from pipelines.performance.report import log_run, version_alerts, write_summary
+from pipelines.performance.report import log_run, version_alerts
 
 log = logging.getLogger(__name__)
 
@@ -164,20 +164,11 @@ def performance(
         "outcomes_sha256": summary.outcomes_digest,
     }
     summary = summary.model_copy(update={"mlflow_run_id": log_run(client, summary, config, params)})
-    write_summary(summary_path(config.model.performance, log_dir, config.root), summary)
+    write_summary(summary_path(config.model.performance, log_dir, config.root), summary.model_dump(mode="json"))
     for alert in summary.alerts:
         log.warning("alert: %s", alert.message)
     log.info("status %s, run %s", summary.status, summary.mlflow_run_id)
     return summary
-
-
-def _date(text: str) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def _instant(text: str) -> datetime | None:
@@ -201,11 +192,13 @@ def _days(text: str) -> int | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_dir(parser)
-    parser.add_argument("--start", type=_date, default=None, help="first decision date (UTC; default: all)")
-    parser.add_argument("--end", type=_date, default=None, help="last decision date (default: as of - maturity)")
+    add_window(
+        parser,
+        start_help="first decision date (UTC; default: all)",
+        end_help="last decision date (default: as of - maturity)",
+    )
     parser.add_argument("--maturity-days", type=_days, default=None, help="default: outcomes.maturity_days")
     parser.add_argument("--as-of", type=_instant, default=None, help="the point in time (default: now)")
-    parser.add_argument("--log-dir", default="", help="prediction log folder (default: as the service)")
     args = parser.parse_args(argv)
     settings = Settings()
     result: list[PerformanceSummary] = []
@@ -220,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 end=args.end,
                 maturity_days=args.maturity_days,
                 as_of=args.as_of,
-                log_dir=Path(args.log_dir) if args.log_dir else None,
+                log_dir=args.log_dir,
             )
         )
 

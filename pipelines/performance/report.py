@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -202,14 +200,3 @@ def log_run(client: Any, summary: PerformanceSummary, config: ProjectConfig, par
         plot_bad_rate_by_band(summary, report / "bad_rate_by_band.png")
         mlflow.log_artifacts(str(report), artifact_path="performance_report")
         return run.info.run_id
-
-
-def write_summary(path: Path, summary: PerformanceSummary) -> None:
-    """Atomically replace the latest summary: the API never reads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w") as handle:
-        json.dump(summary.model_dump(mode="json"), handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)

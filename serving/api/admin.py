@@ -13,9 +13,10 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -27,6 +28,8 @@ from serving.schemas import AdminActionOut, PromoteRequest, PromotionCheckOut, R
 from serving.state import Attempt
 
 log = logging.getLogger(__name__)
+
+Body = TypeVar("Body", bound=BaseModel)
 
 # Who asked, for the alias history: the authentication dependency may name the caller in
 # ``request.state.actor``; otherwise the one admin token is the identity.
@@ -60,17 +63,15 @@ def admin_router() -> APIRouter:
         openapi_extra=body_doc("PromoteRequest"),
     )
     async def promote_version(request: Request, runtime: Annotated[Runtime, Depends(require_admin)]) -> Response:
-        require_json(request)
-        body: PromoteRequest = json_body(await request.body(), PromoteRequest)
-        call = functools.partial(
+        body = await _read(request, PromoteRequest)
+        call = _lifecycle_call(
             lifecycle.promote,
-            runtime.config,
-            runtime.settings,
+            runtime,
+            request,
             reason=body.reason,
             force=body.force,
             version=body.version,
             dry_run=body.dry_run,
-            actor=actor_of(request),
         )
         if body.dry_run:
             report = await _run(call)
@@ -85,19 +86,23 @@ def admin_router() -> APIRouter:
         openapi_extra=body_doc("RollbackRequest"),
     )
     async def rollback_version(request: Request, runtime: Annotated[Runtime, Depends(require_admin)]) -> Response:
-        require_json(request)
-        body: RollbackRequest = json_body(await request.body(), RollbackRequest)
-        call = functools.partial(
-            lifecycle.rollback,
-            runtime.config,
-            runtime.settings,
-            version=body.version,
-            reason=body.reason,
-            actor=actor_of(request),
-        )
+        body = await _read(request, RollbackRequest)
+        call = _lifecycle_call(lifecycle.rollback, runtime, request, version=body.version, reason=body.reason)
         return await _alias_action(runtime, call)
 
     return router
+
+
+async def _read(request: Request, model: type[Body]) -> Body:
+    require_json(request)
+    return json_body(await request.body(), model)
+
+
+def _lifecycle_call(
+    action: Callable[..., Any], runtime: Runtime, request: Request, **options: Any
+) -> Callable[[], Any]:
+    """``action`` (promote or rollback) on this deployment's configuration, recorded as the caller's."""
+    return functools.partial(action, runtime.config, runtime.settings, actor=actor_of(request), **options)
 
 
 def _reload_answer(runtime: Runtime, attempt: Attempt) -> Response:

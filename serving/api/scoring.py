@@ -102,6 +102,20 @@ async def _offload(runtime: Runtime, heavy: bool, func: Any, *args: Any) -> Any:
     return func(*args)
 
 
+async def _accept(request: Request) -> tuple[Runtime, Served, bytes, str]:
+    """A scoring request's runtime, the version it finishes on (whatever reloads meanwhile), body and id."""
+    runtime = runtime_of(request)
+    require_json(request)
+    served = served_of(runtime)
+    return runtime, served, await request.body(), request_id_of(request)
+
+
+async def _answer(runtime: Runtime, ticket: int | None, result: Any, request_id: str) -> Response:
+    """Answer once the log holds the request's rows (as durable as configured)."""
+    await _durable(runtime, ticket)
+    return json_response(result, headers={"X-Request-ID": request_id})
+
+
 def scoring_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["scoring"])
     scoring_errors = error_responses(400, 413, 415, 422, 503)
@@ -128,15 +142,10 @@ def scoring_router() -> APIRouter:
         request: Request, reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)")
     ) -> Response:
         started = time.perf_counter()
-        runtime = runtime_of(request)
-        require_json(request)
-        served = served_of(runtime)  # this request finishes on this version, whatever reloads meanwhile
-        body = await request.body()
-        request_id = request_id_of(request)
+        runtime, served, body, request_id = await _accept(request)
         heavy = reasons and not served.light_single  # XGBoost's TreeSHAP releases the GIL: worth a thread
         result, ticket = await _offload(runtime, heavy, _score_one, runtime, served, body, request_id, reasons, started)
-        await _durable(runtime, ticket)
-        return json_response(result, headers={"X-Request-ID": request_id})
+        return await _answer(runtime, ticket, result, request_id)
 
     @router.post(
         "/predict/batch",
@@ -152,14 +161,9 @@ def scoring_router() -> APIRouter:
         request: Request, reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)")
     ) -> Response:
         started = time.perf_counter()
-        runtime = runtime_of(request)
-        require_json(request)
-        served = served_of(runtime)
-        body = await request.body()
-        batch_id = request_id_of(request)
+        runtime, served, body, batch_id = await _accept(request)
         result, ticket = await _offload(runtime, True, _score_many, runtime, served, body, batch_id, reasons, started)
-        await _durable(runtime, ticket)
-        return json_response(result, headers={"X-Request-ID": batch_id})
+        return await _answer(runtime, ticket, result, batch_id)
 
     @router.get(
         "/model",

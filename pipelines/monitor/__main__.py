@@ -1,0 +1,3 @@
+from pipelines.monitor.job import main
+
+raise SystemExit(main())
