@@ -97,6 +97,9 @@ class ServingConfig(_Frozen):
     # the event loop for a single applicant on the numpy runtime (~100 us: cheaper than a thread hand-off);
     # "always" / "never" to compare
     offload_scoring: Literal["auto", "always", "never"] = "auto"
+    # POST /v1/predict's common case answered in front of FastAPI's routing and middleware (same checks,
+    # scoring, log, metrics; every refusal still through the framework); false to compare
+    fast_path: bool = True
     prediction_log: bool = True  # hand every scored applicant to the prediction log writer
     drain_timeout_seconds: float = Field(default=30.0, gt=0)  # shutdown: time allowed to flush the log
     drain_grace_seconds: float = Field(default=1.0, ge=0)  # SIGTERM: not ready, keep serving this long, then stop
@@ -126,6 +129,9 @@ class PredictionLogConfig(_Frozen):
     durability: Literal["fsync", "interval"] = "fsync"
     # how long a request waits for its record's fsync before it answers 503 (a full queue refuses at once)
     submit_timeout_seconds: float = Field(default=2.0, gt=0)
+    # group commit: under load (the previous group found waiting) the write-ahead thread gathers records
+    # this long before its write and fsync, so one fsync carries many records (0: never waits)
+    group_commit_ms: float = Field(default=1.0, ge=0, le=50)
     upload_artifacts: bool = True  # copy closed files to the serving run in MLflow
     upload_retry_max_seconds: float = Field(default=60.0, gt=0)  # cap of the upload retry backoff
 

@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from credit_risk import policy, registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
@@ -36,6 +37,7 @@ from serving import errors, prediction_log
 from serving.api.admin import admin_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
+from serving.api.fast import FastPredict
 from serving.api.outcomes import outcomes_router
 from serving.api.probes import probe_router
 from serving.api.reports import reports_router
@@ -150,6 +152,22 @@ def _configure_logging() -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+class ServiceApp(FastAPI):
+    """The FastAPI app with ``POST /v1/predict``'s common case answered in front of it
+    (:mod:`serving.api.fast`; ``serving.fast_path: false`` sends every request through the framework)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fast = FastPredict(super().__call__, self._fast_runtime, lambda: getattr(self.state, "access_log", None))
+
+    def _fast_runtime(self) -> Runtime | None:
+        runtime: Runtime | None = getattr(self.state, "runtime", None)
+        return runtime if runtime is not None and runtime.serving.fast_path else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._fast(scope, receive, send)
+
+
 def create_app(config: ProjectConfig | None = None, settings: Settings | None = None) -> FastAPI:
     """The FastAPI app. Nothing is read or started here: the lifespan does it."""
     metrics = ServiceMetrics()
@@ -206,7 +224,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
                 await run_in_threadpool(writer.close, run_config.model.serving.drain_timeout_seconds)
             log.info("scoring service stopped")
 
-    app = FastAPI(
+    app = ServiceApp(
         title="Credit-risk scoring API",
         version=API_VERSION,
         description=(

@@ -20,10 +20,10 @@ _DRAIN_SECONDS = 1.0  # ... and for at most this long
 
 
 async def _send_413(send: Send, limit: int) -> None:
-    await _send_error(send, 413, f"request body over the limit of {limit} bytes")
+    await send_error(send, 413, f"request body over the limit of {limit} bytes")
 
 
-async def _send_error(send: Send, status: int, detail: str) -> None:
+async def send_error(send: Send, status: int, detail: str) -> None:
     body = orjson.dumps({"detail": detail})
     await send(
         {
@@ -95,7 +95,7 @@ class BodyLimitMiddleware:
         except BodyTimeoutError as exc:
             if started:
                 raise
-            await _send_error(send, 408, exc.detail)
+            await send_error(send, 408, exc.detail)
         except BodyTooLargeError:
             # normally the app's error handler answers; this catches a body read outside a route
             if started:

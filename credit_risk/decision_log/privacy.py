@@ -41,6 +41,8 @@ def private_record(
     record: Mapping[str, Any], *, drop_fields: Sequence[str], hash_fields: Sequence[str], key: bytes | None
 ) -> dict[str, Any]:
     """A copy of the record with dropped fields removed and hashed fields replaced by their HMAC."""
+    if not drop_fields and not hash_fields:
+        return dict(record)
     out = {name: value for name, value in record.items() if name not in drop_fields}
     for name in hash_fields:
         value = out.get(name)

@@ -20,6 +20,8 @@ from serving.predict import score_records
 from serving.schemas import BatchResponse, ModelInfo, PredictionResponse, RegistryOut
 from serving.state import Served
 
+ROUTE = "/v1/predict"  # one applicant: also answered by serving.api.fast, in front of the framework
+
 
 def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> int | None:
     """Hand records to the prediction log (never waits); an answer the log cannot take is not given (503)."""
@@ -76,7 +78,12 @@ def _score(
 
 
 def _score_one(runtime: Runtime, served: Served, body: bytes, request_id: str, reasons: bool, started: float) -> Any:
-    record = served.parser.single(body)
+    return _score_record(runtime, served, served.parser.single(body), request_id, reasons, started)
+
+
+def _score_record(
+    runtime: Runtime, served: Served, record: dict[str, Any], request_id: str, reasons: bool, started: float
+) -> Any:
     results, ticket = _score(
         runtime, served, [record], request_ids=[request_id], batch_id=None, reasons=reasons, started=started
     )
@@ -132,7 +139,7 @@ def scoring_router() -> APIRouter:
     }
 
     @router.post(
-        "/predict",
+        ROUTE.removeprefix(router.prefix),
         summary="Score one applicant",
         response_model=None,
         responses={200: {"model": PredictionResponse, "description": "The decision and its reasons"}, **scoring_errors},

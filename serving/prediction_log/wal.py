@@ -22,10 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from credit_risk.schema import FeatureSchema
 
 WAL_DIR = "_wal"
 LOCK_FILE = "lock"
+_ORJSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _SEGMENT = re.compile(r"^seg-(\d{9})\.jsonl$")
 
 VersionKey = tuple[str, str]  # (model name, model version)
@@ -58,7 +61,10 @@ def schema_line(key: VersionKey, schema: FeatureSchema) -> bytes:
 
 
 def record_line(record: Mapping[str, Any]) -> bytes:
-    return (json.dumps({"r": record}, default=_json_default, separators=(",", ":")) + "\n").encode()
+    try:  # orjson: a few microseconds a record, the same text for what a record holds
+        return orjson.dumps({"r": record}, default=_json_default, option=_ORJSON) + b"\n"
+    except orjson.JSONEncodeError:  # what orjson refuses (an int over 64 bits): the standard library's
+        return (json.dumps({"r": record}, default=_json_default, separators=(",", ":")) + "\n").encode()
 
 
 def read_segment(path: Path, number: int) -> Segment:

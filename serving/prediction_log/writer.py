@@ -277,13 +277,27 @@ class PredictionLogWriter:
         descriptor: int | None = None
         number = 0
         closes_at = 0.0
+        gather = self.config.group_commit_ms / 1000.0
+        busy = False  # the last group's records were already waiting when it was taken: load
         while True:
             with self._lock:
+                waited = False
                 while self._state == "running" and not self._incoming:
                     if segment is not None and time.monotonic() >= closes_at:
                         break
                     wake = closes_at if segment is not None else time.monotonic() + _IDLE_WAKE
+                    waited = True
                     self._wal_wake.wait(max(wake - time.monotonic(), 0.001))
+                if gather and busy and self._incoming and self._state == "running":
+                    # group commit (as PostgreSQL's commit_delay): under load, gather more records for
+                    # this write and fsync; a request on a quiet service never waits. Fewer, larger groups
+                    # also mean fewer GIL hand-offs with the event loop (bench/http_bench.py --durability)
+                    self._lock.release()
+                    try:
+                        time.sleep(gather)
+                    finally:
+                        self._lock.acquire()
+                busy = bool(self._incoming) and not waited
                 group, self._incoming = self._incoming, []
                 stopping = self._state != "running"
             if group:
