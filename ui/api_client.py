@@ -204,6 +204,18 @@ class ApiClient:
         """``GET /v1/registry``: versions, aliases and alias history."""
         return self._request("GET", "/v1/registry")
 
+    def validation_report(self, path: str) -> str:
+        """The HTML validation report at ``path`` (a version's ``validation_report`` in ``/v1/registry``)."""
+        try:
+            response = self._http.get(path)
+        except httpx.TransportError as exc:
+            raise ApiUnavailableError(f"The scoring service at {self.base_url} cannot be reached ({exc}).") from exc
+        if response.status_code == 404:
+            raise NotFoundError(f"{path}: no validation report")
+        if response.status_code >= 300 or "html" not in response.headers.get("content-type", ""):
+            raise ServiceError(f"{path} answered HTTP {response.status_code} without the report")
+        return response.text
+
     def promote(
         self, *, token: str, version: str | None, reason: str, force: bool = False, dry_run: bool = False
     ) -> dict[str, Any]:

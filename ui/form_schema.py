@@ -16,10 +16,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from credit_risk.rules import REQUIRED, FieldRule, RuleError
+from credit_risk.schema import Category, FieldSpec
+
 FIELD_TYPES = ("categorical", "integer", "number")
+_NUMBER_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 # "Instalment burden (1-4)": the range belongs to the form's rule, not to a sentence about the applicant.
 _RANGE_HINT = re.compile(r"\s*\(\s*-?\d+(?:\.\d+)?\s*(?:-|–|to)\s*-?\d+(?:\.\d+)?\s*\)\s*$")
 
@@ -54,6 +60,8 @@ class FormField:
     min: float | None = None
     max: float | None = None
     default: Any = None
+    # the rule table's verdict and wording for a value (credit_risk.rules): the API's, batch's and training's
+    checker: FieldRule | None = field(default=None, compare=False, repr=False)
 
     @property
     def plain_label(self) -> str:
@@ -92,30 +100,22 @@ class FormField:
         return int(self.min) if self.type == "integer" else self.min  # type: ignore[arg-type]
 
     def parse_text(self, text: Any) -> tuple[Any, str | None]:
-        """A typed or uploaded value -> (API value, None), or (None, what is wrong) in a person's words.
+        """A typed or uploaded value -> (API value, None), or (None, the broken rule and the value).
 
-        Blank is "not provided": None for an optional field, "is required" otherwise.
-        Categories are taken by code or, when unambiguous, by label (any case).
+        Blank is "not provided": None for an optional field, "is required" otherwise. Categories are
+        taken by code or, when unambiguous, by label (any case). The verdict and its wording are the
+        rule table's (:mod:`credit_risk.rules`), as the API, batch scoring and training give them.
         """
         raw = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text).strip()
         if raw == "":
-            return None, None if not self.required else "is required"
-        if self.type == "categorical":
-            code = self._code_for(raw)
-            if code is None:
-                return None, f"must be {self.rule} (not {raw!r})"
-            return code, None
+            return None, None if not self.required else REQUIRED.message
+        value = (self._code_for(raw) or raw) if self.type == "categorical" else raw
+        assert self.checker is not None, "a FormField is made by read_schema"
         try:
-            number = float(raw)
-        except ValueError:
-            return None, f"must be {self.rule} (not {raw!r})"
-        if not math.isfinite(number):
-            return None, f"must be {self.rule} (not {raw!r})"
-        if self.type == "integer" and not number.is_integer():
-            return None, f"must be {self.rule} ({raw} is not a whole number)"
-        if (self.min is not None and number < self.min) or (self.max is not None and number > self.max):
-            return None, f"must be {self.rule} (not {raw})"
-        return (int(number) if self.type == "integer" else number), None
+            return self.checker.parse_text(value, missing_values=()), None
+        except RuleError as exc:
+            shown = raw if self.type != "categorical" and _NUMBER_TEXT.match(raw) else repr(raw)
+            return None, f"{exc.rule.message} (not {shown})"
 
     def _code_for(self, raw: str) -> str | None:
         if raw in self.codes:
@@ -173,7 +173,9 @@ def _field(raw: Mapping[str, Any]) -> FormField:
         raise SchemaError(f"categorical field {name!r} has no categories")
     if kind != "categorical" and (raw.get("min") is None or raw.get("max") is None):
         raise SchemaError(f"field {name!r} has no min or max")
+    required = (bool(raw["required"]) if raw.get("required") is not None else True) and not protected
     return FormField(
+        checker=_checker(raw, name, required),
         name=name,
         type=kind,
         label=str(raw.get("label") or name),
@@ -181,12 +183,34 @@ def _field(raw: Mapping[str, Any]) -> FormField:
         reason_code=str(raw.get("reason_code") or ""),
         protected=protected,
         # protected fields are never model inputs: the API takes them absent or null, whatever `required` says
-        required=(bool(raw["required"]) if raw.get("required") is not None else True) and not protected,
+        required=required,
         choices=choices,
         min=raw.get("min"),
         max=raw.get("max"),
         default=raw.get("default"),
     )
+
+
+def _checker(raw: Mapping[str, Any], name: str, required: bool) -> FieldRule:
+    """The field's rules from the rule table, on the keys this UI knows (a newer service's others are ignored)."""
+    known = {k: v for k, v in raw.items() if k in FieldSpec.model_fields and k != "source_column"}
+    categories = [
+        {"source": c.get("code"), **{k: v for k, v in c.items() if k in Category.model_fields}}
+        for c in raw.get("categories") or ()
+        if isinstance(c, Mapping)
+    ]
+    known.update(
+        categories=categories,
+        required=required,
+        label=str(raw.get("label") or name),
+        description=str(raw.get("description") or raw.get("label") or name),
+        reason_code=str(raw.get("reason_code") or "X")[:8],
+    )
+    try:
+        return FieldRule(FieldSpec.model_validate(known))
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise SchemaError(f"field {name!r}: {first['msg']}") from None
 
 
 def read_schema(info: Mapping[str, Any]) -> FormSchema:

@@ -27,8 +27,12 @@ def read_log(log_dir: Path) -> list[dict[str, Any]]:
 class Load:
     """Threads posting applicants until stopped; remembers every answered request id."""
 
-    def __init__(self, url: str, applicant: dict[str, Any], *, threads: int = 4) -> None:
+    def __init__(
+        self, url: str, applicant: dict[str, Any], *, threads: int = 4, reconnect_every: int | None = None
+    ) -> None:
         self.url, self.applicant = url, applicant
+        # a new connection every N requests: the kernel spreads connections, not requests, over workers
+        self.reconnect_every = reconnect_every
         self.answered: list[str] = []
         self.statuses: dict[int, int] = {}
         self._stop = threading.Event()
@@ -36,8 +40,14 @@ class Load:
         self._threads = [threading.Thread(target=self._run) for _ in range(threads)]
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            self._run_connection()
+
+    def _run_connection(self) -> None:
+        sent = 0
         with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and (self.reconnect_every is None or sent < self.reconnect_every):
+                sent += 1
                 request_id = uuid.uuid4().hex
                 try:
                     response = client.post(
@@ -121,7 +131,7 @@ def test_sigterm_under_load_keeps_every_answered_request(trained, tmp_path: Path
 
 def test_two_workers_under_load_log_every_answered_request_once(trained, tmp_path: Path) -> None:
     with running_api(trained.store, tmp_path=tmp_path, workers=2) as api:
-        with Load(api.url, applicant(trained), threads=6) as load:
+        with Load(api.url, applicant(trained), threads=6, reconnect_every=10) as load:
             time.sleep(3.0)
         stop_gracefully(api)
     logged = [row["request_id"] for row in read_log(api.log_dir)]

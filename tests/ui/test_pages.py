@@ -186,6 +186,24 @@ def test_models_page_lists_versions_and_the_production_alias(
     assert "test session model" in set(history["reason"])
 
 
+def test_models_page_offers_each_versions_validation_report(
+    api: RunningApi, open_app: OpenApp, trained: TrainedModel
+) -> None:
+    from ui.api_client import ApiClient
+
+    at = open_app(api.url, page="models")
+    version = str(trained.version.version)
+    assert not at.exception and not at.error
+    assert at.selectbox(key="models.report_version").value == version, "the served version's report first"
+    history = at.dataframe[1].value
+    assert f"report of v{version}" in set(history["validation report"]), "each move names the report it was judged on"
+    path = next(
+        v["validation_report"] for v in ApiClient(api.url).registry()["versions"] if str(v["version"]) == version
+    )
+    html = ApiClient(api.url).validation_report(path)
+    assert f"version {version}</h1>" in html
+
+
 def test_promote_without_token_is_not_sent(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="models")
     at.text_input(key="promote.reason").set_value("try")

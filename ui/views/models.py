@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+import streamlit.components.v1 as components
 
 from ui.api_client import ApiClient, ApiError, RequestRejectedError
 from ui.context import current, show_api_error, technical_details
@@ -223,13 +224,63 @@ def _versions(registry: Mapping[str, Any]) -> list[str]:
     return [str(v) for v in table["version"]]
 
 
+def _reports(registry: Mapping[str, Any]) -> dict[str, str]:
+    """Version -> the API path of its validation report, for the versions that have one."""
+    return {
+        str(v.get("version")): str(v["validation_report"])
+        for v in registry.get("versions") or []
+        if v.get("validation_report")
+    }
+
+
+def _report(client: ApiClient, registry: Mapping[str, Any]) -> None:
+    """A version's validation report (the one the gates and the move were judged on): shown and downloadable."""
+    reports = _reports(registry)
+    if not reports:
+        st.info("No version has a validation report.")
+        return
+    versions = sorted(reports, key=lambda v: int(v) if v.isdigit() else 0, reverse=True)
+    served = str((registry.get("aliases") or {}).get(_SERVING_ALIAS) or "")
+    chosen = st.selectbox(
+        "Validation report of version",
+        versions,
+        index=versions.index(served) if served in versions else 0,
+        format_func=_v,
+        key="models.report_version",
+        help="Each move in the alias history names the version it moved to: its report is the one it was judged on.",
+    )
+    try:
+        html = client.validation_report(reports[chosen])
+    except ApiError as exc:
+        show_api_error(exc)
+        return
+    st.download_button(
+        f"Download the validation report of {_v(chosen)} (HTML)",
+        data=html.encode(),
+        file_name=f"validation-report-v{chosen}.html",
+        mime="text/html",
+        key="models.report_download",
+    )
+    with st.expander(f"Read the validation report of {_v(chosen)}"):
+        components.html(html, height=640, scrolling=True)
+
+
 def _history(registry: Mapping[str, Any]) -> None:
     history = registry.get("history") or []
     if not history:
         st.info("No alias has moved yet.")
         return
+    reports = _reports(registry)
     frame = pd.DataFrame(history).iloc[::-1]
     frame.insert(0, "move", [f"{_v(e.get('from_version'))} → {_v(e.get('to_version'))}" for e in history[::-1]])
+    frame.insert(
+        1,
+        "validation report",
+        [
+            f"report of {_v(e.get('to_version'))}" if str(e.get("to_version")) in reports else "none"
+            for e in history[::-1]
+        ],
+    )
     frame = frame.drop(columns=[c for c in ("from_version", "to_version") if c in frame.columns])
     if "figures" in frame.columns:
         frame["figures"] = frame["figures"].map(
@@ -307,6 +358,8 @@ def render() -> None:
     _versions(registry)
     st.subheader("Alias history")
     _history(registry)
+    st.subheader("Validation reports")
+    _report(client, registry)
 
 
 render()
