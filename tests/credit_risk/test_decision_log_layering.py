@@ -23,13 +23,23 @@ def _imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_no_pipeline_module_imports_the_serving_package() -> None:
-    offenders = {
-        str(path.relative_to(PROJECT_ROOT)): sorted(m for m in _imported_modules(path) if m.split(".")[0] == "serving")
-        for path in sorted((PROJECT_ROOT / "pipelines").rglob("*.py"))
+def _offenders(package: str, forbidden: str) -> dict[str, list[str]]:
+    found = {
+        str(path.relative_to(PROJECT_ROOT)): sorted(m for m in _imported_modules(path) if m.split(".")[0] == forbidden)
+        for path in sorted((PROJECT_ROOT / package).rglob("*.py"))
     }
-    offenders = {path: modules for path, modules in offenders.items() if modules}
+    return {path: modules for path, modules in found.items() if modules}
+
+
+def test_no_pipeline_module_imports_the_serving_package() -> None:
+    offenders = _offenders("pipelines", "serving")
     assert not offenders, f"pipelines/ must not import serving/ (move what both need to credit_risk/): {offenders}"
+
+
+def test_no_serving_module_imports_the_pipelines_package() -> None:
+    # the service runs only vetted, core code: lifecycle, log format and scoring live in credit_risk/
+    offenders = _offenders("serving", "pipelines")
+    assert not offenders, f"serving/ must not import pipelines/ (move what both need to credit_risk/): {offenders}"
 
 
 def test_the_core_decision_log_imports_neither_serving_nor_pipelines() -> None:
