@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from credit_risk.config import load_project_config
+from credit_risk.config import PROJECT_ROOT, load_project_config
 from ui.api_client import parse_problems
 from ui.form_schema import FormSchema, read_schema
 from ui.present import (
@@ -194,3 +194,20 @@ def test_the_form_words_each_broken_rule_as_the_api_does(schema: FormSchema) -> 
         api_message = rules[name].check_text(text)
         assert form_message is not None and api_message is not None
         assert form_message.startswith(api_message + " (not "), (name, form_message, api_message)
+
+
+def test_a_second_lenders_decimal_and_optional_fields_read_as_the_api_takes_them() -> None:
+    # the home-equity example: `number` fields with decimals, optional fields that are not protected
+    from credit_risk.rules import field_rules
+
+    features = load_project_config(PROJECT_ROOT / "examples" / "home_equity" / "config").features
+    form = read_schema({"feature_schema": json.loads(features.to_json())})
+    rules = field_rules(features)
+    dti = form.by_name["debt_to_income"]
+    assert (dti.type, dti.required, dti.protected) == ("number", False, False)
+    assert dti.parse_text("35.75") == (35.75, None) and dti.parse_text("") == (None, None), "blank: not provided"
+    too_high = str(float(rules["debt_to_income"].max) + 0.5)
+    assert dti.parse_text(too_high) == (None, f"{rules['debt_to_income'].check(float(too_high))} (not {too_high})")
+    amount = form.by_name["loan_amount"]
+    assert amount.required and amount.parse_text("") == (None, "is required")
+    assert amount.parse_text("1200.5") == (None, "must be a whole number (not 1200.5)")
