@@ -114,7 +114,7 @@ class MetricsMiddleware:
     """Counts every HTTP request and its latency; unknown paths share one label (no cardinality blow-up).
 
     With ``serving.access_log`` on it also writes one JSON line per request to the ``credit_risk.access``
-    logger (method, path, status, milliseconds, request id), handed to a background thread by a queue,
+    logger (method, path, status, milliseconds, client address), handed to a background thread by a queue,
     so the request never waits on the terminal.
     """
 
@@ -152,23 +152,28 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            took = time.perf_counter() - started
-            self.metrics.latency.labels(route).observe(took)
-            self.metrics.requests.labels(route, str(status)).inc()
-            access = self._access_log()
-            if access is not None:
-                access.info(
-                    orjson.dumps(
-                        {
-                            "ts": time.time(),
-                            "method": scope["method"],
-                            "path": path,
-                            "status": status,
-                            "ms": round(took * 1000, 3),
-                            "client": (scope.get("client") or ("", 0))[0],
-                        }
-                    ).decode()
-                )
+            observe_request(self.metrics, self._access_log(), scope, route, status, time.perf_counter() - started)
+
+
+def observe_request(
+    metrics: ServiceMetrics, access: logging.Logger | None, scope: Scope, route: str, status: int, took: float
+) -> None:
+    """Count one answered request and its latency; with the access log on, write its JSON line."""
+    metrics.latency.labels(route).observe(took)
+    metrics.requests.labels(route, str(status)).inc()
+    if access is not None:
+        access.info(
+            orjson.dumps(
+                {
+                    "ts": time.time(),
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round(took * 1000, 3),
+                    "client": (scope.get("client") or ("", 0))[0],
+                }
+            ).decode()
+        )
 
 
 def start_access_log() -> tuple[logging.Logger, Callable[[], None]]:

@@ -128,18 +128,21 @@ class ApiClient:
 
     # ------------------------------------------------------------ plumbing
 
-    def _request(self, method: str, path: str, *, json: Any = None, token: str | None = None) -> Any:
+    def _send(self, method: str, path: str, *, json: Any = None, token: str | None = None) -> httpx.Response:
+        """The HTTP exchange; a service that cannot be reached or does not answer in time is ApiUnavailableError."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             if token is None:
-                response = self._http.request(method, path, json=json)
-            else:
-                response = self._http.request(method, path, json=json, headers=headers, timeout=self._admin_timeout)
+                return self._http.request(method, path, json=json)
+            return self._http.request(method, path, json=json, headers=headers, timeout=self._admin_timeout)
         except httpx.TimeoutException as exc:
             message = f"The scoring service at {self.base_url} did not answer in time ({exc})."
             raise ApiUnavailableError(message) from exc
         except httpx.TransportError as exc:
             raise ApiUnavailableError(f"The scoring service at {self.base_url} cannot be reached ({exc}).") from exc
+
+    def _request(self, method: str, path: str, *, json: Any = None, token: str | None = None) -> Any:
+        response = self._send(method, path, json=json, token=token)
         try:
             return self._decode(response, admin=token is not None)
         except ApiError as exc:
@@ -206,14 +209,11 @@ class ApiClient:
 
     def validation_report(self, path: str) -> str:
         """The HTML validation report at ``path`` (a version's ``validation_report`` in ``/v1/registry``)."""
-        try:
-            response = self._http.get(path)
-        except httpx.TransportError as exc:
-            raise ApiUnavailableError(f"The scoring service at {self.base_url} cannot be reached ({exc}).") from exc
-        if response.status_code == 404:
-            raise NotFoundError(f"{path}: no validation report")
-        if response.status_code >= 300 or "html" not in response.headers.get("content-type", ""):
-            raise ServiceError(f"{path} answered HTTP {response.status_code} without the report")
+        response = self._send("GET", path)
+        if response.status_code >= 300:
+            self._decode(response, admin=False)  # raises the API error the status and detail name
+        if "html" not in response.headers.get("content-type", ""):
+            raise ServiceError(f"{path} answered HTTP {response.status_code} without an HTML report")
         return response.text
 
     def promote(

@@ -21,11 +21,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from credit_risk.rules import REQUIRED, FieldRule, RuleError
+from credit_risk.rules import NUMBER_PATTERN, REQUIRED, FieldRule, RuleError
 from credit_risk.schema import Category, FieldSpec
 
 FIELD_TYPES = ("categorical", "integer", "number")
-_NUMBER_TEXT = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+_NUMBER_TEXT = re.compile(NUMBER_PATTERN)  # the rule table's: a value shown unquoted in a message
 # "Instalment burden (1-4)": the range belongs to the form's rule, not to a sentence about the applicant.
 _RANGE_HINT = re.compile(r"\s*\(\s*-?\d+(?:\.\d+)?\s*(?:-|–|to)\s*-?\d+(?:\.\d+)?\s*\)\s*$")
 

@@ -27,12 +27,11 @@ from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.schema import FeatureSchema
 from serving.api.decision_schemas import DecisionOut, DecisionPage, ReplayOut
-from serving.api.deps import ROLE_HEADER, Caller, Runtime, require_auditor, runtime_of
+from serving.api.deps import REQUEST_ID_PATTERN, ROLE_HEADER, Caller, Runtime, require_auditor, runtime_of
 from serving.errors import InvalidInputError, NotFoundError, error_responses, json_response, problem
 
-_REQUEST_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 _ROLE = {ROLE_HEADER: "auditor"}
-RequestId = Annotated[str, Path(pattern=_REQUEST_ID, max_length=128, description="The decision's request id")]
+RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, max_length=128, description="The decision's request id")]
 Auditor = Annotated[Caller, Depends(require_auditor)]
 
 

@@ -28,7 +28,8 @@ from serving.metrics import ServiceMetrics
 from serving.requests import load_json
 from serving.state import ModelHolder, Served
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # a client's X-Request-ID, and the decision routes' id
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _JSON_TYPES = ("application/json",)
 
 
@@ -66,15 +67,23 @@ def served_of(runtime: Runtime) -> Served:
     return served
 
 
+def is_json(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() in _JSON_TYPES
+
+
 def require_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "")
-    if content_type.split(";", 1)[0].strip().lower() not in _JSON_TYPES:
+    if not is_json(content_type):
         raise UnsupportedMediaTypeError(f"expected Content-Type application/json, got {content_type[:100]!r}")
 
 
-def request_id_of(request: Request) -> str:
-    given = request.headers.get("x-request-id")
+def request_id_from(given: str | None) -> str:
+    """The client's request id when it is a valid one, else a new one."""
     return given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def request_id_of(request: Request) -> str:
+    return request_id_from(request.headers.get("x-request-id"))
 
 
 # ------------------------------------------------------------------ roles

@@ -16,24 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from serving.api.deps import is_json, request_id_from
 from serving.api.scoring import ROUTE, _durable, _offload, _score_record
 from serving.errors import ServiceError, error_response, json_response
+from serving.metrics import observe_request
 from serving.middleware import send_error
 
 log = logging.getLogger(__name__)
 
-_REQUEST_ID = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _QUERIES = {b"": True, b"reasons=true": True, b"reasons=false": False}
-_JSON = b"application/json"
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -68,14 +65,14 @@ class FastPredict:
             return
         length = -1
         json_type = False
-        request_id = b""
-        for name, value in scope["headers"]:
+        given_id: str | None = None
+        for name, value in scope["headers"]:  # ASGI header values are latin-1, as Starlette reads them
             if name == b"content-length":
                 length = int(value) if value.isdigit() else -1
             elif name == b"content-type":
-                json_type = value.split(b";", 1)[0].strip().lower() == _JSON
+                json_type = is_json(value.decode("latin-1"))
             elif name == b"x-request-id":
-                request_id = value
+                given_id = value.decode("latin-1")
             elif name == b"origin" or name == b"transfer-encoding":
                 length = -1  # CORS and chunked bodies: the full app's
                 break
@@ -94,7 +91,7 @@ class FastPredict:
                         break
         except TimeoutError:
             await send_error(send, 408, f"the request body did not arrive within {serving.body_timeout_seconds:g} s")
-            self._record(runtime, scope, 408, started, request_id)
+            self._record(runtime, scope, 408, started)
             return
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
         served = runtime.holder.served
@@ -106,58 +103,22 @@ class FastPredict:
         except ServiceError:
             await self.app(scope, _replay(messages, receive), send)  # the full app answers every refusal
             return
-        rid = request_id.decode() if request_id and _REQUEST_ID.match(request_id) else uuid.uuid4().hex
-        status = 200
+        rid = request_id_from(given_id)
         try:
             heavy = reasons and not served.light_single
             result, ticket = await _offload(
                 runtime, heavy, _score_record, runtime, served, record, rid, reasons, started
             )
             await _durable(runtime, ticket)
-            payload = orjson.dumps(result)
+            response = json_response(result, headers={"X-Request-ID": rid})  # as the route answers
+            self.answered += 1
         except ServiceError as exc:  # after scoring: the log could not take it (503)
             response = error_response(exc)
-            status = response.status_code
-            await response(scope, _replay(messages, receive), send)
-            self._record(runtime, scope, status, started, request_id)
-            return
         except Exception:
             log.exception("unhandled error on POST %s", ROUTE)
-            status = 500
-            await json_response({"detail": "internal error"}, 500)(scope, receive, send)
-            self._record(runtime, scope, status, started, request_id)
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"content-type", _JSON),
-                    (b"x-request-id", rid.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
-        self.answered += 1
-        self._record(runtime, scope, status, started, request_id)
+            response = json_response({"detail": "internal error"}, 500)
+        await response(scope, receive, send)
+        self._record(runtime, scope, response.status_code, started)
 
-    def _record(self, runtime: Any, scope: Scope, status: int, started: float, request_id: bytes) -> None:
-        took = time.perf_counter() - started
-        metrics = runtime.metrics
-        metrics.latency.labels(ROUTE).observe(took)
-        metrics.requests.labels(ROUTE, str(status)).inc()
-        access = self._access_log()
-        if access is not None:
-            access.info(
-                orjson.dumps(
-                    {
-                        "ts": time.time(),
-                        "method": "POST",
-                        "path": ROUTE,
-                        "status": status,
-                        "ms": round(took * 1000, 3),
-                        "client": (scope.get("client") or ("", 0))[0],
-                    }
-                ).decode()
-            )
+    def _record(self, runtime: Any, scope: Scope, status: int, started: float) -> None:
+        observe_request(runtime.metrics, self._access_log(), scope, ROUTE, status, time.perf_counter() - started)

@@ -8,7 +8,7 @@ Rollback without a version undoes the last move of the serving alias.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -224,6 +224,20 @@ def _versions(registry: Mapping[str, Any]) -> list[str]:
     return [str(v) for v in table["version"]]
 
 
+def newest_first(versions: Iterable[str]) -> list[str]:
+    return sorted(versions, key=lambda v: int(v) if v.isdigit() else 0, reverse=True)
+
+
+@st.cache_data(ttl=3600, show_spinner=False)
+def _report_html(base_url: str, path: str) -> str:
+    # a version's report is fixed at registration: fetched once, not at every rerun of the page
+    client = ApiClient(base_url)
+    try:
+        return client.validation_report(path)
+    finally:
+        client.close()
+
+
 def _reports(registry: Mapping[str, Any]) -> dict[str, str]:
     """Version -> the API path of its validation report, for the versions that have one."""
     return {
@@ -239,7 +253,7 @@ def _report(client: ApiClient, registry: Mapping[str, Any]) -> None:
     if not reports:
         st.info("No version has a validation report.")
         return
-    versions = sorted(reports, key=lambda v: int(v) if v.isdigit() else 0, reverse=True)
+    versions = newest_first(reports)
     served = str((registry.get("aliases") or {}).get(_SERVING_ALIAS) or "")
     chosen = st.selectbox(
         "Validation report of version",
@@ -250,7 +264,7 @@ def _report(client: ApiClient, registry: Mapping[str, Any]) -> None:
         help="Each move in the alias history names the version it moved to: its report is the one it was judged on.",
     )
     try:
-        html = client.validation_report(reports[chosen])
+        html = _report_html(client.base_url, reports[chosen])
     except ApiError as exc:
         show_api_error(exc)
         return
@@ -350,7 +364,7 @@ def render() -> None:
     st.subheader("Aliases")
     _aliases(registry)
     numbers = [str(v.get("version")) for v in registry.get("versions") or []]
-    versions = sorted(numbers, key=lambda v: int(v) if v.isdigit() else 0, reverse=True)
+    versions = newest_first(numbers)
     if versions:
         st.subheader("Actions")
         _forms(client, versions, registry)
