@@ -8,7 +8,9 @@ spread over the cores; smaller ones run on the calling thread.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import types
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
@@ -23,51 +25,81 @@ BLOCK = 64  # rows per block: a block's rows and sums, and one tree's table, fit
 def _field_shap_rows(
     x, split_feature, split_threshold, split_default, tree_splits, tree_fields, tree_width, table, n_fields
 ):
-    rows, trees = x.shape[0], split_feature.shape[0]
+    rows, trees, columns = x.shape[0], split_feature.shape[0], x.shape[1]
     out = np.zeros((rows, n_fields))
     blocks = (rows + BLOCK - 1) // BLOCK
     for b in numba.prange(blocks):  # a block of rows against one tree at a time: the tree stays in cache
         first, last = b * BLOCK, min(rows, (b + 1) * BLOCK)
+        n = last - first
+        block = np.empty((columns, n), dtype=np.float32)  # the block transposed: a split reads one run
+        for r in range(n):
+            for c in range(columns):
+                block[c, r] = x[first + r, c]
+        sums = np.zeros((n, n_fields))
+        pattern = np.empty(n, dtype=np.int64)
         for t in range(trees):
-            for r in range(first, last):
-                pattern = 0
-                for j in range(tree_splits[t]):  # branch-free: a missing value takes the default direction
-                    value = x[r, split_feature[t, j]]
-                    right = (value >= split_threshold[t, j]) | ((value != value) & split_default[t, j])
-                    pattern |= np.int64(right) << j
-                for k in range(tree_width[t]):
-                    out[r, tree_fields[t, k]] += table[t, pattern, k]
+            pattern[:] = 0
+            for j in range(tree_splits[t]):  # one split over the block's rows: a loop LLVM vectorises
+                feature = split_feature[t, j]
+                threshold = split_threshold[t, j]
+                default = split_default[t, j]
+                for r in range(n):  # branch-free: a missing value takes the default direction
+                    value = block[feature, r]
+                    right = (value >= threshold) | ((value != value) & default)
+                    pattern[r] |= np.int64(right) << j
+            width = tree_width[t]
+            for r in range(n):  # per row, the tree's fields in slot order: the same sums whatever the block
+                row_pattern = pattern[r]  # a local: the loop below must not reload it
+                for k in range(width):
+                    sums[r, tree_fields[t, k]] += table[t, row_pattern, k]
+        out[first:last] = sums
     return out
 
 
 def _top_reasons_rows(contributions, k):
     """Per row, up to ``k`` field indices, largest positive contribution first, ties to the lower index
-    (what ``np.argsort(-c, kind="stable")[:k]`` then ``c > 0`` gives); -1 pads."""
+    (what ``np.argsort(-c, kind="stable")[:k]`` then ``c > 0`` gives); -1 pads.
+
+    One pass over the fields per row, each positive value inserted into the
+    row's sorted top ``k`` after any equal one (fields come in index order).
+    """
     rows, fields = contributions.shape
     out = np.full((rows, k), -1, dtype=np.int32)
     for r in numba.prange(rows):
-        for slot in range(k):
-            best = -1
-            best_value = 0.0
-            for f in range(fields):
-                value = contributions[r, f]
-                if value > best_value:
-                    taken = False
-                    for s in range(slot):
-                        if out[r, s] == f:
-                            taken = True
-                    if not taken:
-                        best, best_value = f, value
-            if best < 0:
-                break
-            out[r, slot] = best
+        kept = np.zeros(k)  # the values of out[r], descending
+        n = 0
+        for f in range(fields):
+            value = contributions[r, f]
+            if value > 0.0 and (n < k or value > kept[k - 1]):
+                slot = min(n, k - 1)
+                while slot > 0 and kept[slot - 1] < value:
+                    kept[slot], out[r, slot] = kept[slot - 1], out[r, slot - 1]
+                    slot -= 1
+                kept[slot], out[r, slot] = value, f
+                n = min(n + 1, k)
     return out
 
 
-_serial_shap = numba.njit(cache=True, nogil=True)(_field_shap_rows)
-_parallel_shap = numba.njit(cache=True, nogil=True, parallel=True)(_field_shap_rows)
-_serial_top = numba.njit(cache=True, nogil=True)(_top_reasons_rows)
-_parallel_top = numba.njit(cache=True, nogil=True, parallel=True)(_top_reasons_rows)
+def compiled(function: Callable[..., Any], *, parallel: bool) -> Any:
+    """``function`` compiled with numba and cached on disk, on the calling thread or over the cores.
+
+    numba names a cached compilation after the function's qualified name and
+    first line, not its flags: the serial and parallel builds of one function
+    would share a cache entry, and whichever was compiled first would run for
+    both (the parallel build ran on one core that way). The parallel build is
+    therefore compiled from a copy named ``<name>_parallel``.
+    """
+    if parallel:
+        name = f"{function.__name__}_parallel"
+        function = types.FunctionType(function.__code__, function.__globals__, name, function.__defaults__)
+        function.__qualname__ = name
+    return numba.njit(cache=True, nogil=True, parallel=parallel)(function)
+
+
+_serial_shap = compiled(_field_shap_rows, parallel=False)
+_parallel_shap = compiled(_field_shap_rows, parallel=True)
+_serial_top = compiled(_top_reasons_rows, parallel=False)
+_parallel_top = compiled(_top_reasons_rows, parallel=True)
 
 
 def field_shap(tables: FieldTables, matrix: np.ndarray) -> np.ndarray:

@@ -130,3 +130,26 @@ def test_a_model_folder_with_imputation_round_trips(tmp_path: Path) -> None:
     loaded = ScoringModel.load(tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(matrix), model.predict_proba(matrix))
     assert not np.isnan(loaded.predict_proba(matrix)).any()
+
+
+def test_the_parallel_kernels_have_their_own_cache_entries(tmp_path: Path) -> None:
+    """numba names a cached compilation after the function, not its flags: a parallel build that shared
+    the serial build's entry ran on one core. In a fresh cache, a serial then a parallel call of the ranking
+    kernel leave two compilations, each under its own name; every parallel build is compiled as parallel."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from credit_risk.trees import kernels as k\n"
+        "for run in (k._serial_top, k._parallel_top):\n"
+        "    run(np.ones((3, 4)), 2)\n"
+        "for build, parallel in ((k._serial_shap, False), (k._parallel_shap, True), (k._parallel_top, True)):\n"
+        "    assert build.targetoptions.get('parallel', False) == parallel, build\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name.split("-")[0] for p in tmp_path.rglob("*.nbi"))
+    assert names == ["kernels._top_reasons_rows", "kernels._top_reasons_rows_parallel"]
