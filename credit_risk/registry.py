@@ -6,7 +6,6 @@ PostgreSQL) is a change of ``MLFLOW_TRACKING_URI`` and nothing else.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import shutil
 import tempfile
@@ -23,21 +22,20 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from credit_risk.config import RegistryConfig, Settings
+from credit_risk.digest import (
+    SCORING_ARTIFACT,
+    RegistryError,
+    UnverifiedArtifactError,
+    directory_digest,
+    sign_digest,
+)
+from credit_risk.digest import scoring_dir as scoring_dir  # re-exported; register() has a parameter of that name
 
 ARTIFACT_DIGEST_TAG = "artifact_sha256"
 # HMAC-SHA256 of the digest under CREDIT_RISK_MODEL_SIGNING_KEY, a key held outside MLflow
 ARTIFACT_SIGNATURE_TAG = "artifact_sha256_hmac"
-SCORING_ARTIFACT = "scoring_model"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 _PYFUNC_REQUIREMENTS = ("mlflow", "xgboost-cpu", "pandas", "numpy", "pydantic")
-
-
-class RegistryError(RuntimeError):
-    """A registry operation cannot be done; the message says why."""
-
-
-class UnverifiedArtifactError(RegistryError):
-    """A version whose artifacts cannot be trusted: no digest tag, a digest or signature mismatch."""
 
 
 def default_tracking_uri(root: Path) -> str:
@@ -144,51 +142,6 @@ def log_job_params(params: dict[str, Any]) -> None:
         mlflow.log_params(out)
 
 
-# MLflow writes this bookkeeping file (model name and version) at the root of a version's folder
-# when the version is registered or downloaded; it is not part of the model and is not hashed.
-# Only the root one: a file of that name anywhere below is a model file like any other.
-_ROOT_UNHASHED = "registered_model_meta"
-_DIGEST_DOMAIN = b"credit-risk artifact digest v2"
-_SIGNATURE_DOMAIN = b"credit-risk artifact signature v1"
-
-
-def _framed(data: bytes) -> bytes:
-    """``data`` preceded by its length (8 bytes, big-endian): a sequence of these parses one way only."""
-    return len(data).to_bytes(8, "big") + data
-
-
-def directory_digest(directory: Path) -> str:
-    """SHA-256 over every model file, each entry its length-prefixed relative path and bytes, in path order.
-
-    The length prefixes make the encoding injective: two different sets of
-    files (paths and contents) never feed the hash the same bytes.
-    """
-    root = Path(directory)
-    digest = hashlib.sha256(_framed(_DIGEST_DOMAIN))
-    entries = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
-    for relative, path in entries:
-        if relative == _ROOT_UNHASHED:
-            continue
-        digest.update(_framed(relative.encode("utf-8", "surrogateescape")))
-        size = path.stat().st_size
-        digest.update(size.to_bytes(8, "big"))
-        read = 0
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-                read += len(chunk)
-        if read != size:
-            raise UnverifiedArtifactError(f"{relative}: changed while it was being hashed")
-    return digest.hexdigest()
-
-
-def sign_digest(key: str, *, name: str, version: str | int, digest: str) -> str:
-    """HMAC-SHA256 of a version's digest, bound to the model's name and version number."""
-    parts = (_SIGNATURE_DOMAIN, name.encode(), str(version).encode(), digest.encode())
-    message = b"".join(_framed(part) for part in parts)
-    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
-
-
 def signing_key(settings: Settings) -> str | None:
     """``CREDIT_RISK_MODEL_SIGNING_KEY``, or None when it is not set."""
     key = settings.model_signing_key
@@ -255,11 +208,6 @@ def download_version(client: MlflowClient, name: str, version: str | int, destin
         artifact_uri=source, dst_path=str(destination), tracking_uri=client.tracking_uri
     )
     return Path(local)
-
-
-def scoring_dir(model_dir: Path) -> Path:
-    """Where the plain-data scoring model sits inside a downloaded pyfunc model folder."""
-    return Path(model_dir) / "artifacts" / SCORING_ARTIFACT
 
 
 def version_for_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:

@@ -22,19 +22,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
-import pyarrow as pa
+import pyarrow.parquet as pq
 
 from credit_risk import registry
 from credit_risk.config import ModelConfig
-from credit_risk.decision import DECISIONS, DecisionEngine
+from credit_risk.decision import DECISIONS
 from credit_risk.rules import FieldRule
 from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
-from pipelines.batch.local import output_schema, rejects_table, scored_table
+from pipelines.batch.executor import REJECT_COLUMNS, ExecutorJob, score_batches
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.options import BatchOptions, rejects_path
 from pipelines.batch.reader import input_files
-from pipelines.batch.validation import ChunkEncoder
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
@@ -63,18 +62,36 @@ def spark_session(master: str, conf: dict[str, str] | None = None) -> SparkSessi
     return builder.getOrCreate()
 
 
-def _read_spark(spark: SparkSession, files: list[Path], fmt: str) -> SparkFrame:
-    paths = [str(p) for p in files]
-    if fmt == "csv":
-        # all columns as text, validated below like the local engine does
-        return spark.read.option("header", True).option("inferSchema", False).csv(paths)
-    return spark.read.parquet(*paths)
+def _spark_path(path: Path) -> str:
+    """The absolute, normalised path Spark is given for ``path``: what its ``_metadata.file_path`` decodes to."""
+    return os.path.abspath(path)
+
+
+def _numbered_parquet(frame: SparkFrame, files: list[Path]) -> SparkFrame:
+    """``frame`` with ``_row``: each row's 1-based number in the input, files in name order (as the
+    local engine counts), with no extra pass: the file's offset (row counts from the Parquet footers,
+    read here) plus the row's index in its file (``_metadata.row_index``)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    offsets, total = [], 0
+    for path in files:
+        offsets += [F.lit(_spark_path(path)), F.lit(total).cast("long")]
+        total += pq.read_metadata(path).num_rows
+    # Spark names a file by its percent-encoded URI (file:/a%20b.parquet); "+" is not encoded and
+    # url_decode would read it as a space
+    encoded = F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B"))
+    local = F.regexp_replace(F.url_decode(encoded), "^file:(//)?", "")
+    offset = F.create_map(*offsets)[local]
+    unknown = F.raise_error(F.concat(F.lit("spark read a file not in the input: "), local))
+    row = F.when(offset.isNull(), unknown).otherwise(offset + F.col("_metadata.row_index") + F.lit(1))
+    return frame.withColumn("_row", row.cast("long"))
 
 
 def _numbered(spark: SparkSession, frame: SparkFrame, files: list[Path]) -> SparkFrame:
     """``frame`` with ``_row``: each row's 1-based number in the input, files in name order (as the
-    local engine counts). One extra pass counts the rows of each file split; a row's number is its
-    split's offset plus its position in the split (from ``monotonically_increasing_id``)."""
+    local engine counts). For CSV, which has no row index: one extra pass counts the rows of each file
+    split; a row's number is its split's offset plus its position in the split (from
+    ``monotonically_increasing_id``)."""
     from pyspark.sql import functions as F  # noqa: N812
 
     framed = frame.select(
@@ -104,7 +121,7 @@ def _numbered(spark: SparkSession, frame: SparkFrame, files: list[Path]) -> Spar
 
 
 def _read_spark(spark: SparkSession, files: list[Path], fmt: str) -> SparkFrame:
-    paths = [str(p) for p in files]
+    paths = [_spark_path(p) for p in files]
     if fmt == "csv":
         # all columns as text, validated below like the local engine does
         return spark.read.option("header", True).option("inferSchema", False).csv(paths)
@@ -122,7 +139,8 @@ def _read_numbered(spark: SparkSession, model: ScoringModel, options: BatchOptio
     if missing:
         raise DataValidationError(f"{options.input}: missing column(s) the model needs: {', '.join(missing)}")
     id_name = options.id_column if options.id_column in frame.columns else None
-    frame = _numbered(spark, frame.select(*([id_name] if id_name else []), *schema.input_names), files)
+    frame = frame.select(*([id_name] if id_name else []), *schema.input_names)
+    frame = _numbered_parquet(frame, files) if fmt == "parquet" else _numbered(spark, frame, files)
     if fmt == "csv":  # the schema's missing markers read as missing, as in the local engine
         markers = sorted({"", *schema.missing_values})
         frame = frame.select(
@@ -160,9 +178,6 @@ def score_spark(
 # ------------------------------------------------------------------ the project's scoring on executors
 
 
-_REJECT_COLUMNS = ("field", "rule", "reason")
-
-
 def _spark_output_type(frame: SparkFrame, id_name: str | None, reasons: bool) -> Any:
     """Scored rows and rejected rows in one stream: a reject has ``field`` set and no scores."""
     from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType
@@ -178,7 +193,7 @@ def _spark_output_type(frame: SparkFrame, id_name: str | None, reasons: bool) ->
     ]
     if reasons:
         fields.append(StructField("reasons", ArrayType(StringType())))
-    fields += [StructField(name, StringType()) for name in _REJECT_COLUMNS]
+    fields += [StructField(name, StringType()) for name in REJECT_COLUMNS]
     return StructType(fields)
 
 
@@ -200,7 +215,7 @@ def _score_with_project(
 
     shipped = model_dir.parent  # a fresh temporary folder per run: a unique name for addFile
     spark.sparkContext.addFile(str(shipped), recursive=True)
-    job = _ExecutorJob(
+    job = ExecutorJob(
         shipped=shipped.name,
         relative=str(model_dir.relative_to(shipped)),
         digest=registry.directory_digest(model_dir),
@@ -209,84 +224,16 @@ def _score_with_project(
         id_name=id_name,
     )
     kind = _spark_output_type(frame, id_name, options.reasons)
-    out = frame.mapInArrow(functools.partial(_score_batches, job), kind).persist(StorageLevel.MEMORY_AND_DISK)
+    out = frame.mapInArrow(functools.partial(score_batches, job), kind).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        scored = [name for name in kind.fieldNames() if name not in _REJECT_COLUMNS]
+        scored = [name for name in kind.fieldNames() if name not in REJECT_COLUMNS]
         out.where(F.col("field").isNull()).select(*scored).write.mode("overwrite").parquet(str(options.output))
         rejects = out.where(F.col("field").isNotNull()).select(
-            "row", *([F.col(id_name).alias("id")] if id_name else []), *_REJECT_COLUMNS
+            "row", *([F.col(id_name).alias("id")] if id_name else []), *REJECT_COLUMNS
         )
         rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
     finally:
         out.unpersist()
-
-
-class _ExecutorJob:
-    """What an executor needs to score: where its copy of the model is, its digest, the policy."""
-
-    def __init__(
-        self, *, shipped: str, relative: str, digest: str, config: ModelConfig, reasons: bool, id_name: str | None
-    ) -> None:
-        self.shipped, self.relative, self.digest = shipped, relative, digest
-        self.config, self.reasons, self.id_name = config, reasons, id_name
-
-    @property
-    def key(self) -> tuple[str, str, str, bool]:
-        return self.shipped, self.relative, self.digest, self.reasons
-
-
-_LOADED: dict[tuple[str, str, str, bool], tuple[ScoringModel, DecisionColumns, ChunkEncoder]] = {}
-
-
-def _executor_model(job: _ExecutorJob) -> tuple[ScoringModel, DecisionColumns, ChunkEncoder]:
-    """The model, loaded once per executor process from its verified local copy."""
-    loaded = _LOADED.get(job.key)
-    if loaded is None:
-        import numba
-        from pyspark import SparkFiles
-
-        numba.set_num_threads(1)  # Spark runs one task per core: no threads within a task
-        local = Path(SparkFiles.get(job.shipped)) / job.relative
-        actual = registry.directory_digest(local)
-        if actual != job.digest:
-            raise registry.RegistryError(
-                f"executor's model copy {local}: digest {actual[:12]}... is not the verified {job.digest[:12]}..."
-            )
-        model = ScoringModel.load(registry.scoring_dir(local), threads=1)
-        columns = DecisionColumns(DecisionEngine(model, job.config), job.config, reasons=job.reasons)
-        loaded = _LOADED[job.key] = (model, columns, ChunkEncoder(model))
-    return loaded
-
-
-def _score_batches(job: _ExecutorJob, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow: each batch validated, encoded and scored by the local engine's code."""
-    model, columns, encoder = _executor_model(job)
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        id_type = batch.schema.field(job.id_name).type if job.id_name else None
-        schema = output_schema(job.id_name, id_type, job.reasons)
-        union = pa.schema(
-            [f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f for f in schema]
-            + [pa.field(name, pa.string()) for name in _REJECT_COLUMNS]
-        )
-        rows = np.asarray(batch.column("_row"), dtype=np.int64)
-        chunk = encoder.encode(batch)
-        if len(chunk.matrix):
-            table = scored_table(model, columns, chunk, rows, batch, job.id_name, schema)
-            for name in ("risk_band", "decision"):
-                table = table.set_column(table.schema.get_field_index(name), name, table[name].cast(pa.string()))
-            for name in _REJECT_COLUMNS:
-                table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
-            yield from table.cast(union).to_batches()
-        if chunk.rejects:
-            bad = rejects_table(chunk.rejects, rows, batch, job.id_name, id_type)
-            data = {name: pa.nulls(bad.num_rows, union.field(name).type) for name in union.names}
-            data["row"] = bad["row"]
-            if job.id_name is not None:
-                data[job.id_name] = bad["id"]
-            data.update({name: bad[name] for name in _REJECT_COLUMNS})
-            yield from pa.Table.from_pydict(data, schema=union).to_batches()
 
 
 # ------------------------------------------------------------------ MLflow's own route

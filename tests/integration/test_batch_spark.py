@@ -57,11 +57,14 @@ def portfolio(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="module")
 def parquet_folder(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three Parquet files of different sizes (Spark packs them largest first), no id column, one bad row."""
+    """Three Parquet files of different sizes (Spark packs them largest first), one in a subfolder, names
+    that Spark's file URIs percent-encode ("+", "%", a space, a non-ASCII letter); no id column, one bad row."""
     folder = tmp_path_factory.mktemp("folder")
-    for name, rows, seed in (("a.parquet", 700, 1), ("b.parquet", 3000, 2), ("c.parquet", 1500, 3)):
+    (folder / "x y").mkdir()
+    files = (("a+1 b.parquet", 700, 1), ("b%20.parquet", 3000, 2), ("x y/c é.parquet", 1500, 3))
+    for name, rows, seed in files:
         frame = applicants(trained, rows, seed)
-        if name == "b.parquet":
+        if name == "b%20.parquet":
             frame.loc[10, "duration_in_month"] = 999
         frame.infer_objects().to_parquet(folder / name, index=False, row_group_size=1000)
     return folder
