@@ -30,7 +30,7 @@ from credit_risk.decision import DECISIONS
 from credit_risk.rules import FieldRule
 from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
-from pipelines.batch.executor import REJECT_COLUMNS, ExecutorJob, score_batches
+from pipelines.batch.executor import ExecutorJob, reject_batches, score_batches
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.options import BatchOptions, rejects_path
 from pipelines.batch.reader import input_files
@@ -67,16 +67,16 @@ def _spark_path(path: Path) -> str:
     return os.path.abspath(path)
 
 
-def _numbered_parquet(frame: SparkFrame, files: list[Path]) -> SparkFrame:
+def _numbered_parquet(frame: SparkFrame, files: list[Path], footers: list[pq.FileMetaData]) -> SparkFrame:
     """``frame`` with ``_row``: each row's 1-based number in the input, files in name order (as the
-    local engine counts), with no extra pass: the file's offset (row counts from the Parquet footers,
-    read here) plus the row's index in its file (``_metadata.row_index``)."""
+    local engine counts), with no extra pass: the file's offset (row counts from the Parquet footers)
+    plus the row's index in its file (``_metadata.row_index``)."""
     from pyspark.sql import functions as F  # noqa: N812
 
     offsets, total = [], 0
-    for path in files:
+    for path, footer in zip(files, footers, strict=True):
         offsets += [F.lit(_spark_path(path)), F.lit(total).cast("long")]
-        total += pq.read_metadata(path).num_rows
+        total += footer.num_rows
     # Spark names a file by its percent-encoded URI (file:/a%20b.parquet); "+" is not encoded and
     # url_decode would read it as a space
     encoded = F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B"))
@@ -128,8 +128,11 @@ def _read_spark(spark: SparkSession, files: list[Path], fmt: str) -> SparkFrame:
     return spark.read.parquet(*paths)
 
 
-def _read_numbered(spark: SparkSession, model: ScoringModel, options: BatchOptions) -> tuple[SparkFrame, str | None]:
-    """The input's id and model columns with ``_row``, the schema's missing markers read as null."""
+def _read_numbered(
+    spark: SparkSession, model: ScoringModel, options: BatchOptions
+) -> tuple[SparkFrame, str | None, int]:
+    """The input's id and model columns with ``_row``, the schema's missing markers read as null, spread
+    over the cores; and the scoring threads each task gets (:func:`_spread`)."""
     from pyspark.sql import functions as F  # noqa: N812
 
     files, fmt = input_files(options.input)
@@ -140,7 +143,14 @@ def _read_numbered(spark: SparkSession, model: ScoringModel, options: BatchOptio
         raise DataValidationError(f"{options.input}: missing column(s) the model needs: {', '.join(missing)}")
     id_name = options.id_column if options.id_column in frame.columns else None
     frame = frame.select(*([id_name] if id_name else []), *schema.input_names)
-    frame = _numbered_parquet(frame, files) if fmt == "parquet" else _numbered(spark, frame, files)
+    if fmt == "parquet":
+        footers = [pq.read_metadata(path) for path in files]
+        frame = _numbered_parquet(frame, files, footers)
+        # Spark reads a row group in one task (a split that holds no row group's middle reads nothing)
+        pieces = sum(footer.num_row_groups for footer in footers)
+    else:
+        frame = _numbered(spark, frame, files)
+        pieces = frame.rdd.getNumPartitions()  # CSV splits by bytes
     if fmt == "csv":  # the schema's missing markers read as missing, as in the local engine
         markers = sorted({"", *schema.missing_values})
         frame = frame.select(
@@ -151,10 +161,30 @@ def _read_numbered(spark: SparkSession, model: ScoringModel, options: BatchOptio
                 for c in frame.columns
             ]
         )
+    frame, threads = _spread(spark, frame, pieces)
+    return frame, id_name, threads
+
+
+def _spread(spark: SparkSession, frame: SparkFrame, pieces: int) -> tuple[SparkFrame, int]:
+    """``frame`` over the cores, and the scoring threads per task, for an input Spark reads in ``pieces``
+    tasks. On one machine (``local[...]``) an input of fewer pieces than cores (one large row group) is
+    read in that many tasks (Spark's other splits would start a Python worker for no rows), each scoring
+    on its share of the cores' threads, without shuffling the rows; on a cluster it is repartitioned,
+    and each task scores on ``spark.task.cpus`` threads."""
     parallelism = spark.sparkContext.defaultParallelism
-    if frame.rdd.getNumPartitions() < parallelism:  # one large Parquet row group is one partition
-        frame = frame.repartition(parallelism)
-    return frame, id_name
+    if pieces >= parallelism:
+        return frame, int(spark.conf.get("spark.task.cpus", "1"))
+    if spark.sparkContext.master.startswith("local"):
+        pieces = max(1, pieces)
+        return frame.coalesce(pieces), parallelism // pieces
+    return frame.repartition(parallelism), int(spark.conf.get("spark.task.cpus", "1"))
+
+
+def _parquet_rows(folder: Path) -> int:
+    """The rows of the Parquet files Spark wrote into ``folder``, from their footers."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset(str(folder), format="parquet").count_rows()
 
 
 def score_spark(
@@ -165,21 +195,20 @@ def score_spark(
     ``model_dir`` is the registered version's folder whose digest was checked:
     Spark scores exactly those bytes.
     """
-    frame, id_name = _read_numbered(spark, model, options)
+    frame, id_name, threads = _read_numbered(spark, model, options)
     if options.spark_scorer == "mlflow":
         _score_with_mlflow(spark, frame, model_dir, model, columns, id_name, options)
     else:
-        _score_with_project(spark, frame, model_dir, columns.config, id_name, options)
-    n_rejected = spark.read.parquet(str(rejects_path(options.output))).count()
-    n_scored = spark.read.parquet(str(options.output)).count()
-    return n_scored + n_rejected, n_rejected
+        _score_with_project(spark, frame, model_dir, columns.config, id_name, threads, options)
+    n_rejected = _parquet_rows(rejects_path(options.output))
+    return _parquet_rows(options.output) + n_rejected, n_rejected
 
 
 # ------------------------------------------------------------------ the project's scoring on executors
 
 
 def _spark_output_type(frame: SparkFrame, id_name: str | None, reasons: bool) -> Any:
-    """Scored rows and rejected rows in one stream: a reject has ``field`` set and no scores."""
+    """The scored rows' Spark schema (the local engine's, band and decision as strings)."""
     from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType
 
     fields = [StructField("row", LongType())]
@@ -193,8 +222,17 @@ def _spark_output_type(frame: SparkFrame, id_name: str | None, reasons: bool) ->
     ]
     if reasons:
         fields.append(StructField("reasons", ArrayType(StringType())))
-    fields += [StructField(name, StringType()) for name in REJECT_COLUMNS]
     return StructType(fields)
+
+
+def _rejects_type(frame: SparkFrame, id_name: str | None) -> Any:
+    """The rejected rows' Spark schema: row, id, field, rule, reason (the local engine's)."""
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    fields = [StructField("row", LongType())]
+    if id_name is not None:
+        fields.append(StructField("id", frame.schema[id_name].dataType))
+    return StructType(fields + [StructField(name, StringType()) for name in ("field", "rule", "reason")])
 
 
 def _score_with_project(
@@ -203,15 +241,14 @@ def _score_with_project(
     model_dir: Path,
     config: ModelConfig,
     id_name: str | None,
+    threads: int,
     options: BatchOptions,
 ) -> None:
-    """Every row through :func:`_score_batches` on the executors (``mapInArrow``), once: the rule
-    table, encoding, scores and reasons are the local engine's; scored rows and rejects are then
-    written from the one cached result."""
+    """Every row through the local engine's rule table, encoding, scores and reasons on the executors
+    (``mapInArrow``, :func:`~pipelines.batch.executor.score_batches`), the scored rows written as they
+    come; the rejected rows are counted on the way, and only an input with rejects is read a second
+    time, by the rule table alone (:func:`~pipelines.batch.executor.reject_batches`)."""
     import functools
-
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F  # noqa: N812
 
     shipped = model_dir.parent  # a fresh temporary folder per run: a unique name for addFile
     spark.sparkContext.addFile(str(shipped), recursive=True)
@@ -222,18 +259,20 @@ def _score_with_project(
         config=config,
         reasons=options.reasons,
         id_name=id_name,
+        threads=threads,
     )
-    kind = _spark_output_type(frame, id_name, options.reasons)
-    out = frame.mapInArrow(functools.partial(score_batches, job), kind).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        scored = [name for name in kind.fieldNames() if name not in REJECT_COLUMNS]
-        out.where(F.col("field").isNull()).select(*scored).write.mode("overwrite").parquet(str(options.output))
-        rejects = out.where(F.col("field").isNotNull()).select(
-            "row", *([F.col(id_name).alias("id")] if id_name else []), *REJECT_COLUMNS
-        )
-        rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
-    finally:
-        out.unpersist()
+    rejected = spark.sparkContext.accumulator(0)
+    scored = frame.mapInArrow(
+        functools.partial(score_batches, job, rejected), _spark_output_type(frame, id_name, options.reasons)
+    )
+    scored.write.mode("overwrite").parquet(str(options.output))
+    kind = _rejects_type(frame, id_name)
+    rejects = (
+        frame.mapInArrow(functools.partial(reject_batches, job), kind)
+        if rejected.value
+        else spark.createDataFrame([], kind)
+    )
+    rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
 
 
 # ------------------------------------------------------------------ MLflow's own route

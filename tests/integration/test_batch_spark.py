@@ -142,3 +142,23 @@ def test_mlflow_spark_udf_stays_available(
     local, remote = read(local_csv), read(tmp_path / "udf.parquet")
     assert "reasons" not in remote.columns
     assert_same_scores(local, remote, reasons=False)
+
+
+def test_one_row_group_is_read_in_one_task_scoring_on_every_core(
+    trained: TrainedModel, spark: object, tmp_path: Path
+) -> None:
+    """Spark reads a row group in one task: the engine keeps that one task, on both cores' threads
+    (no shuffle), and an input without bad rows is read once and still gets its (empty) rejects file."""
+    from pipelines.batch.spark import _spread
+
+    source = tmp_path / "one.parquet"
+    applicants(trained, 4000, seed=5).infer_objects().to_parquet(source, index=False)
+    assert pq.read_metadata(source).num_row_groups == 1
+    frame, threads = _spread(spark, spark.read.parquet(str(source)), pieces=1)  # type: ignore[attr-defined]
+    assert (frame.rdd.getNumPartitions(), threads) == (1, 2)
+
+    score(trained, source, tmp_path / "local.parquet", engine="local")
+    summary = score(trained, source, tmp_path / "spark.parquet", spark=spark, engine="spark")
+    assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (4000, 4000, 0)
+    assert_same_scores(read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet"), reasons=True)
+    assert pq.read_table(rejects_path(tmp_path / "spark.parquet")).num_rows == 0
