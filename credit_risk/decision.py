@@ -7,6 +7,7 @@ configuration, versioned apart from the model.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -60,9 +61,13 @@ class DecisionEngine:
         self._factor = config.scorecard.factor
         self._offset = config.scorecard.offset
         self._band_edges = np.asarray([b.max_probability for b in config.risk_bands])
+        self._band_list = self._band_edges.tolist()
 
     def scores(self, probabilities: np.ndarray) -> np.ndarray:
         """Scorecard points: higher is lower risk."""
+        if len(probabilities) == 1:  # one applicant: the same IEEE operations on scalars, without the array calls
+            q = min(max(float(probabilities[0]), _EPS), 1 - _EPS)
+            return np.asarray([np.rint(self._offset + self._factor * np.log((1 - q) / q))], dtype=np.int64)
         p = np.clip(probabilities, _EPS, 1 - _EPS)
         return np.rint(self._offset + self._factor * np.log((1 - p) / p)).astype(np.int64)
 
@@ -80,27 +85,38 @@ class DecisionEngine:
         return index
 
     def bands(self, probabilities: np.ndarray) -> list[str]:
+        if len(probabilities) == 1:  # one applicant: band_index's comparisons on a float
+            index = bisect.bisect_left(self._band_list, float(probabilities[0]))
+            return [self.band_names[min(index, len(self.band_names) - 1)]]
         return [self.band_names[i] for i in self.band_index(probabilities)]
 
     def decisions(self, probabilities: np.ndarray) -> list[str]:
+        if len(probabilities) == 1:  # one applicant: decision_index's comparisons on a float
+            p = float(probabilities[0])
+            return [DECISIONS[2 if p >= self.policy.decline_at_or_above else 0 if p < self.policy.approve_below else 1]]
         return [DECISIONS[i] for i in self.decision_index(probabilities)]
 
     def reasons(self, contributions: np.ndarray, record: Mapping[str, Any]) -> tuple[Reason, ...]:
         """The fields that raised the risk most, largest first; at most ``max_reasons``."""
-        order = np.argsort(-contributions, kind="stable")[: self.policy.max_reasons]
+        order = np.argsort(-contributions, kind="stable")[: self.policy.max_reasons].tolist()
+        values = contributions.tolist()  # Python ints and floats: no numpy scalar per lookup
         fields = self.model.encoder.fields
-        return tuple(
-            Reason(
-                code=fields[i].reason_code,
-                field=fields[i].name,
-                label=fields[i].label,
-                value=record[fields[i].name],
-                value_label=fields[i].describe_value(record[fields[i].name]),
-                contribution=float(contributions[i]),
-            )
-            for i in order
-            if contributions[i] > 0
-        )
+        reasons = []
+        for i in order:
+            if values[i] > 0:
+                field = fields[i]
+                value = record[field.name]
+                reasons.append(
+                    Reason(
+                        code=field.reason_code,
+                        field=field.name,
+                        label=field.label,
+                        value=value,
+                        value_label=field.describe_value(value),
+                        contribution=values[i],
+                    )
+                )
+        return tuple(reasons)
 
     def assess(self, records: Sequence[Mapping[str, Any]], *, with_reasons: bool = True) -> list[Assessment]:
         """Score validated records end to end."""

@@ -80,6 +80,19 @@ def _top_reasons_rows(contributions, k):
     return out
 
 
+def _leaf_values_row(row, features, thresholds, node_offset, leaf_offset, leaves, depth):
+    """One row's leaf value in every tree (a row without missing values): the level-by-level walk of
+    :meth:`credit_risk.trees.layout.TreeEnsemble.margin`, right when ``x >= split``."""
+    out = np.empty(node_offset.shape[0], dtype=leaves.dtype)
+    for t in range(node_offset.shape[0]):
+        flat = 0
+        for _ in range(depth):
+            node = node_offset[t] + flat
+            flat = 2 * flat + 2 if row[features[node]] >= thresholds[node] else 2 * flat + 1
+        out[t] = leaves[leaf_offset[t] + flat]
+    return out
+
+
 def compiled(function: Callable[..., Any], *, parallel: bool) -> Any:
     """``function`` compiled with numba and cached on disk, on the calling thread or over the cores.
 
@@ -99,6 +112,7 @@ def compiled(function: Callable[..., Any], *, parallel: bool) -> Any:
 _serial_shap = compiled(_field_shap_rows, parallel=False)
 _parallel_shap = compiled(_field_shap_rows, parallel=True)
 _serial_top = compiled(_top_reasons_rows, parallel=False)
+leaf_values_row = compiled(_leaf_values_row, parallel=False)
 _parallel_top = compiled(_top_reasons_rows, parallel=True)
 
 

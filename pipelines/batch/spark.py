@@ -197,6 +197,8 @@ def score_spark(
     """
     frame, id_name, threads = _read_numbered(spark, model, options)
     if options.spark_scorer == "mlflow":
+        if threads > 1:  # spark_udf scores on one thread a task: spread the rows over the cores
+            frame = frame.repartition(spark.sparkContext.defaultParallelism)
         _score_with_mlflow(spark, frame, model_dir, model, columns, id_name, options)
     else:
         _score_with_project(spark, frame, model_dir, columns.config, id_name, threads, options)

@@ -64,6 +64,19 @@ def test_score_falls_as_the_probability_of_default_rises(trained: TrainedModel, 
     assert engine.scores(np.array([1 / 101]))[0] == 620, "20 points to double the odds"
 
 
+def test_one_applicants_score_band_and_decision_are_the_arrays_own(trained: TrainedModel, served: ScoringModel) -> None:
+    """One applicant takes scalar arithmetic (no array calls): the same points, band and decision as a
+    portfolio gets, on random probabilities and on each band edge and threshold and their neighbours."""
+    engine = DecisionEngine(served, trained.store.config.model)
+    edges = [*engine._band_list, engine.policy.approve_below, engine.policy.decline_at_or_above]
+    near = [np.nextafter(e, d) for e in edges for d in (0.0, 1.0)]
+    p = np.concatenate([np.random.default_rng(3).random(5000), edges, near, [0.0, 1.0, 1e-13, 1 - 1e-13]])
+    scores, bands, decisions = engine.scores(p), engine.bands(p), engine.decisions(p)
+    alone = [(engine.scores(q)[0], engine.bands(q)[0], engine.decisions(q)[0]) for q in p[:, None]]
+    assert alone == list(zip(scores, bands, decisions, strict=True))
+    assert len(set(decisions)) == 3 and len(set(bands)) == len(engine.band_names)
+
+
 def test_contributions_add_up_to_the_model_margin(served: ScoringModel, applicants: pd.DataFrame) -> None:
     matrix = served.encoder.encode_frame(applicants.head(100))
     margin = served.booster.predict(xgb.DMatrix(matrix), output_margin=True)
