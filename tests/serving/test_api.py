@@ -62,6 +62,26 @@ def test_predict_replaces_an_invalid_request_id_header(client: TestClient, appli
     assert len(response.json()["request_id"]) == 32
 
 
+def test_new_request_ids_are_random_uuid4s_and_a_forked_worker_draws_its_own() -> None:
+    """Ids come from a pool of the OS's random bytes; a fork must not hand the parent's pool on."""
+    import os
+    import uuid
+
+    from serving.api.deps import request_id_from
+
+    ids = [request_id_from(None) for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    assert all(uuid.UUID(hex=i).version == 4 and uuid.UUID(hex=i).hex == i for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then exit without running the rest of the session
+        os.write(write, request_id_from(None).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child != request_id_from(None) and child not in ids
+
+
 def test_predictions_agree_with_mlflow_pyfunc(client: TestClient, trained: TrainedModel) -> None:
     records = _records(trained, 40)
     response = client.post("/v1/predict/batch", json={"applicants": records})
