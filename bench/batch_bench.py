@@ -123,20 +123,21 @@ def child(argv: list[str]) -> int:
             spark_scorer=job.get("spark_scorer", "project"),
             progress=False,
         )
+        extra: dict[str, float] = {}
         if job["engine"] == "local":
             started = time.perf_counter()
             rows, _ = bs.score_local(model, columns, options, metadata={})
+            seconds = time.perf_counter() - started
         else:
             spark = bs.spark_session("local[*]", {"spark.driver.memory": "4g"})
             spark.range(1).count()  # the JVM and session are up before timing
             started = time.perf_counter()
             rows, _ = bs.score_spark(spark, model_dir, model, columns, options)
+            seconds = time.perf_counter() - started
             # the same job again on the session: Python workers up, modules imported, the JVM's code compiled
-            again = time.perf_counter()
+            started = time.perf_counter()
             bs.score_spark(spark, model_dir, model, columns, options)
-            second = time.perf_counter() - again
-        seconds = time.perf_counter() - started if job["engine"] == "local" else again - started
-    extra = {"second_seconds": second} if job["engine"] == "spark" else {}
+            extra["second_seconds"] = time.perf_counter() - started
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), **extra}))
     return 0
 

@@ -151,7 +151,7 @@ def _read_numbered(
     else:
         frame = _numbered(spark, frame, files)
         pieces = frame.rdd.getNumPartitions()  # CSV splits by bytes
-    if fmt == "csv":  # the schema's missing markers read as missing, as in the local engine
+        # the schema's missing markers read as missing, as in the local engine
         markers = sorted({"", *schema.missing_values})
         frame = frame.select(
             *[
@@ -161,23 +161,25 @@ def _read_numbered(
                 for c in frame.columns
             ]
         )
-    frame, threads = _spread(spark, frame, pieces)
+    frame, threads = _spread(spark, frame, pieces, threaded=options.spark_scorer == "project")
     return frame, id_name, threads
 
 
-def _spread(spark: SparkSession, frame: SparkFrame, pieces: int) -> tuple[SparkFrame, int]:
+def _spread(spark: SparkSession, frame: SparkFrame, pieces: int, *, threaded: bool) -> tuple[SparkFrame, int]:
     """``frame`` over the cores, and the scoring threads per task, for an input Spark reads in ``pieces``
-    tasks. On one machine (``local[...]``) an input of fewer pieces than cores (one large row group) is
-    read in that many tasks (Spark's other splits would start a Python worker for no rows), each scoring
-    on its share of the cores' threads, without shuffling the rows; on a cluster it is repartitioned,
-    and each task scores on ``spark.task.cpus`` threads."""
+    tasks. On one machine (``local[...]``), for a scorer that runs on threads (``threaded``: the
+    project's), an input of fewer pieces than cores (one large row group) is read in that many tasks
+    (Spark's other splits would start a Python worker for no rows), each scoring on its share of the
+    cores' threads, without shuffling the rows; otherwise (a cluster, or ``spark_udf``, one thread a
+    task) it is repartitioned, and each task scores on ``spark.task.cpus`` threads."""
     parallelism = spark.sparkContext.defaultParallelism
+    task_cpus = int(spark.conf.get("spark.task.cpus", "1"))
     if pieces >= parallelism:
-        return frame, int(spark.conf.get("spark.task.cpus", "1"))
-    if spark.sparkContext.master.startswith("local"):
+        return frame, task_cpus
+    if threaded and spark.sparkContext.master.startswith("local"):
         pieces = max(1, pieces)
         return frame.coalesce(pieces), parallelism // pieces
-    return frame.repartition(parallelism), int(spark.conf.get("spark.task.cpus", "1"))
+    return frame.repartition(parallelism), task_cpus
 
 
 def _parquet_rows(folder: Path) -> int:
@@ -197,8 +199,6 @@ def score_spark(
     """
     frame, id_name, threads = _read_numbered(spark, model, options)
     if options.spark_scorer == "mlflow":
-        if threads > 1:  # spark_udf scores on one thread a task: spread the rows over the cores
-            frame = frame.repartition(spark.sparkContext.defaultParallelism)
         _score_with_mlflow(spark, frame, model_dir, model, columns, id_name, options)
     else:
         _score_with_project(spark, frame, model_dir, columns.config, id_name, threads, options)

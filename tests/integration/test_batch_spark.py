@@ -154,8 +154,11 @@ def test_one_row_group_is_read_in_one_task_scoring_on_every_core(
     source = tmp_path / "one.parquet"
     applicants(trained, 4000, seed=5).infer_objects().to_parquet(source, index=False)
     assert pq.read_metadata(source).num_row_groups == 1
-    frame, threads = _spread(spark, spark.read.parquet(str(source)), pieces=1)  # type: ignore[attr-defined]
+    frame, threads = _spread(spark, spark.read.parquet(str(source)), pieces=1, threaded=True)  # type: ignore[attr-defined]
     assert (frame.rdd.getNumPartitions(), threads) == (1, 2)
+    # spark_udf scores on one thread a task: the rows are spread over the cores instead
+    frame, threads = _spread(spark, spark.read.parquet(str(source)), pieces=1, threaded=False)  # type: ignore[attr-defined]
+    assert (frame.rdd.getNumPartitions(), threads) == (2, 1)
 
     score(trained, source, tmp_path / "local.parquet", engine="local")
     summary = score(trained, source, tmp_path / "spark.parquet", spark=spark, engine="spark")
