@@ -33,6 +33,7 @@ class ServiceMetrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._own: list[_DictCollector] = []
         self._served_labels: tuple[str, str] | None = None
+        self._children: dict[tuple[Any, ...], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "credit_risk_http_requests",
@@ -69,6 +70,15 @@ class ServiceMetrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: the labels' lookup under prometheus' lock costs more than the count
+        (their number is bounded: routes x statuses, versions x bands x decisions)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def set_served(self, name: str, version: str) -> None:
         # set the old series to 0 rather than clearing it: multiprocess mode cannot clear labels
@@ -159,8 +169,8 @@ def observe_request(
     metrics: ServiceMetrics, access: logging.Logger | None, scope: Scope, route: str, status: int, took: float
 ) -> None:
     """Count one answered request and its latency; with the access log on, write its JSON line."""
-    metrics.latency.labels(route).observe(took)
-    metrics.requests.labels(route, str(status)).inc()
+    metrics.child(metrics.latency, route).observe(took)
+    metrics.child(metrics.requests, route, str(status)).inc()
     if access is not None:
         access.info(
             orjson.dumps(

@@ -14,6 +14,7 @@ each within the schema's range.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -95,14 +96,20 @@ _APPLICANT_ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A
 _APPLICANT_ID_DOC = "Your id for the applicant (optional; not used by the model): outcomes may refer to it."
 
 
+def request_rules(schema: FeatureSchema) -> list[FieldRule]:
+    """Each field's rule as a request applies it: protected fields are optional to send whatever the
+    schema says (the model never sees them)."""
+    return [
+        FieldRule(spec.model_copy(update={"required": False}) if spec.protected else spec) for spec in schema.fields
+    ]
+
+
 def applicant_model(schema: FeatureSchema) -> type[BaseModel]:
     """The pydantic model of one applicant for this schema."""
     example = schema.example_record()
     fields: dict[str, Any] = {}
     required: list[str] = []
-    for spec in schema.fields:
-        # protected fields are optional to send whatever the schema says: the model never sees them
-        rule = FieldRule(spec.model_copy(update={"required": False}) if spec.protected else spec)
+    for spec, rule in zip(schema.fields, request_rules(schema), strict=True):
         docs = {"title": spec.label, "description": _description(spec), "examples": [example[spec.name]]}
         # absent is None, judged by the rule like a null: one wording for "is required"
         fields[spec.name] = (_field_type(rule), Field(None, validate_default=True, **docs))
@@ -143,6 +150,52 @@ def batch_model(applicant: type[BaseModel], max_batch: int, example: dict[str, A
     )
 
 
+_APPLICANT_ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+class _RefusedError(Exception):
+    """The quick check could not accept the body: the full parse judges it (and words the error)."""
+
+
+def _quick_applicant(rules: tuple[tuple[str, Any], ...], known: frozenset[str], body: bytes) -> dict[str, Any]:
+    """The applicant the full parse would return, for a well-formed body; :class:`_RefusedError` otherwise.
+
+    A valid single applicant is a flat JSON object of known fields, so it can be judged with the C
+    JSON parser and each field's rule directly, without the pydantic model (about a third of its
+    cost, ``bench/http_bench.py``). Duplicate keys, which a dict cannot show, are caught by counting
+    quotes: without a backslash every JSON string is two quote marks, so a body whose quotes are more
+    than its keys' and string values' holds a key twice. Anything unusual is :class:`_RefusedError` and
+    left to :meth:`RequestParser.single`'s full parse, which answers it exactly as before.
+    """
+    if b"\\" in body:
+        raise _RefusedError
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError, JSONDecodeError, a body nested too deeply
+        raise _RefusedError from None
+    if type(data) is not dict or not data.keys() <= known:
+        raise _RefusedError  # not an object, or an unknown field
+    strings = len(data)
+    record: dict[str, Any] = {}
+    try:
+        for name, parse in rules:
+            value = data.get(name)
+            if type(value) is str:
+                strings += 1
+            record[name] = parse(value)
+    except RuleError:
+        raise _RefusedError from None
+    applicant_id = data.get("applicant_id")
+    if applicant_id is not None:
+        if type(applicant_id) is not str or not _APPLICANT_ID_TEXT.fullmatch(applicant_id):
+            raise _RefusedError
+        strings += 1
+    record["applicant_id"] = applicant_id
+    if body.count(b'"') != 2 * strings:
+        raise _RefusedError  # a key given twice
+    return record
+
+
 @dataclass(frozen=True)
 class RequestParser:
     """Validates bodies against one schema; built once per loaded model version."""
@@ -151,14 +204,26 @@ class RequestParser:
     applicant: type[BaseModel]
     batch: type[BaseModel]
     max_batch: int
+    rules: tuple[tuple[str, Any], ...] = ()  # (field, its rule's parse) in schema order: the quick check
+    known: frozenset[str] = frozenset()  # the keys an applicant may have
 
     @classmethod
     def for_schema(cls, schema: FeatureSchema, *, max_batch: int) -> RequestParser:
         applicant = applicant_model(schema)
-        return cls(schema, applicant, batch_model(applicant, max_batch, schema.example_record()), max_batch)
+        rules = tuple((rule.name, rule.parse) for rule in request_rules(schema))
+        known = frozenset(name for name, _ in rules) | {"applicant_id"}
+        batch = batch_model(applicant, max_batch, schema.example_record())
+        return cls(schema, applicant, batch, max_batch, rules, known)
 
     def single(self, body: bytes) -> dict[str, Any]:
         """One applicant as a plain dict (every schema field; None for optional and protected fields not sent)."""
+        try:
+            return _quick_applicant(self.rules, self.known, body)
+        except _RefusedError:
+            return self.single_in_full(body)
+
+    def single_in_full(self, body: bytes) -> dict[str, Any]:
+        """:meth:`single` through the pydantic model alone: the reference the quick check is tested against."""
         data = load_json(body)
         try:
             return dict(self.applicant.model_validate(data).__dict__)

@@ -14,7 +14,6 @@ handed back, so every error is answered by the one error mapping
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from serving.api.deps import is_json, request_id_from
 from serving.api.scoring import ROUTE, _durable, _offload, _score_record
+from serving.deadlines import DEADLINES
 from serving.errors import ServiceError, error_response, json_response
 from serving.metrics import observe_request
 from serving.middleware import send_error
@@ -83,7 +83,7 @@ class FastPredict:
         started = time.perf_counter()
         messages: list[Message] = []
         try:
-            async with asyncio.timeout(serving.body_timeout_seconds):
+            with DEADLINES.within(serving.body_timeout_seconds):
                 while True:
                     message = await receive()
                     messages.append(message)

@@ -44,9 +44,9 @@ async def _durable(runtime: Runtime, ticket: int | None) -> None:
 
 
 def _count(runtime: Runtime, served: Served, results: list[dict[str, Any]]) -> None:
-    counter = runtime.metrics.predictions
+    metrics = runtime.metrics
     for result in results:
-        counter.labels(served.version, result["risk_band"], result["decision"]).inc()
+        metrics.child(metrics.predictions, served.version, result["risk_band"], result["decision"]).inc()
 
 
 def _score(

@@ -20,7 +20,6 @@ past it ``submit`` refuses at once (the service answers 503).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -43,6 +42,7 @@ from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.privacy import PrivacyError, check_privacy, private_record
 from credit_risk.schema import FeatureSchema
+from serving.deadlines import DEADLINES
 from serving.prediction_log.commits import Commits
 from serving.prediction_log.files import SegmentOutput, write_segment
 from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
@@ -264,7 +264,8 @@ class PredictionLogWriter:
         if future is None:
             return
         try:
-            await asyncio.wait_for(future, self.config.submit_timeout_seconds)
+            with DEADLINES.within(self.config.submit_timeout_seconds):
+                await future
         except TimeoutError:
             raise PredictionLogError(
                 f"the prediction log did not confirm the write within {self.config.submit_timeout_seconds}s"
