@@ -80,15 +80,18 @@ def _top_reasons_rows(contributions, k):
     return out
 
 
-def _leaf_values_row(row, features, thresholds, node_offset, leaf_offset, leaves, depth):
-    """One row's leaf value in every tree (a row without missing values): the level-by-level walk of
-    :meth:`credit_risk.trees.layout.TreeEnsemble.margin`, right when ``x >= split``."""
+def _leaf_values_row(row, features, thresholds, default_right, node_offset, leaf_offset, leaves, depth):
+    """One row's leaf value in every tree: the level-by-level walk of
+    :meth:`credit_risk.trees.layout.TreeEnsemble.margin`, right when ``x >= split``, a missing value
+    (NaN) taking the node's default branch."""
     out = np.empty(node_offset.shape[0], dtype=leaves.dtype)
     for t in range(node_offset.shape[0]):
         flat = 0
         for _ in range(depth):
             node = node_offset[t] + flat
-            flat = 2 * flat + 2 if row[features[node]] >= thresholds[node] else 2 * flat + 1
+            value = row[features[node]]
+            right = default_right[node] if value != value else value >= thresholds[node]
+            flat = 2 * flat + 2 if right else 2 * flat + 1
         out[t] = leaves[leaf_offset[t] + flat]
     return out
 

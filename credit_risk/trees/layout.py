@@ -102,19 +102,20 @@ class TreeEnsemble:
     def margin(self, matrix: np.ndarray) -> np.ndarray:
         """Raw log-odds per row: every tree walked at once, one level at a time."""
         matrix = np.asarray(matrix, dtype=np.float32)
-        if np.isnan(matrix).any():
-            return self._margin_with_missing(matrix)
         if len(matrix) == 1:  # the common case: one compiled walk, the leaves summed as the batch walk sums them
             leaves = leaf_values_row(
                 matrix[0],
                 self._features,
                 self._thresholds,
+                self._default_right,
                 self._node_offset,
                 self._leaf_offset,
                 self._leaves,
                 self.depth,
             )
             return np.asarray([leaves.sum() + self.base_margin])
+        if np.isnan(matrix).any():
+            return self._margin_with_missing(matrix)
         position = np.zeros((len(matrix), self.trees), dtype=np.intp)
         for _ in range(self.depth):
             node = self._node_offset + position

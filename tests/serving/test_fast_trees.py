@@ -73,10 +73,11 @@ def test_probabilities_and_treeshap_match_xgboost_with_missing_values(
     expected = booster.inplace_predict(rows)
     np.testing.assert_allclose(ensemble.predict_proba(rows), expected, rtol=0, atol=1e-6)
     np.testing.assert_allclose(ensemble.predict_proba(rows[:1]), expected[:1], rtol=0, atol=1e-6)
-    # a row without missing values alone takes the compiled walk: the batch walk's margins, bit for bit
+    # a row alone takes the compiled walk, missing values included: the batch walk's margins, bit for bit
     complete = np.where(np.isnan(rows), np.float32(0.0), rows)
-    alone = np.array([ensemble.margin(row[None])[0] for row in complete])
-    np.testing.assert_array_equal(alone, ensemble.margin(complete))
+    for batch in (rows, complete):
+        alone = np.array([ensemble.margin(row[None])[0] for row in batch])
+        np.testing.assert_array_equal(alone, ensemble.margin(batch))
     np.testing.assert_allclose(ensemble.predict_proba(complete), booster.inplace_predict(complete), rtol=0, atol=1e-6)
     assert ensemble.shap is not None
     contributions = booster.predict(xgb.DMatrix(rows, nthread=1), pred_contribs=True)[:, :-1]
