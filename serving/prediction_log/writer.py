@@ -11,8 +11,10 @@ when it closes (a SIGKILL then loses nothing written, a power cut up to one
 segment).
 
 A segment closes every ``flush_every_records`` records or
-``flush_interval_seconds`` seconds; the Parquet thread turns it into files
-(:mod:`serving.prediction_log.files`) and deletes it. At start, segments left
+``flush_interval_seconds`` seconds; the Parquet thread has it turned into files
+(:mod:`serving.prediction_log.files`) by a child process, off this process's GIL
+(:mod:`serving.prediction_log.converter`; in this process when the child cannot),
+and deletes it. At start, segments left
 by writers that are gone (their lock is free) are converted first. Records in
 memory (accepted, not yet in Parquet) are bounded by ``queue_max_records``:
 past it ``submit`` refuses at once (the service answers 503).
@@ -44,6 +46,7 @@ from credit_risk.decision_log.privacy import PrivacyError, check_privacy, privat
 from credit_risk.schema import FeatureSchema
 from serving.deadlines import DEADLINES
 from serving.prediction_log.commits import Commits
+from serving.prediction_log.converter import Converter, ConverterError
 from serving.prediction_log.files import SegmentOutput, write_segment
 from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
 from serving.prediction_log.uploads import Upload, Uploader
@@ -97,6 +100,7 @@ class PredictionLogWriter:
         schema: FeatureSchema,
         client_factory: Callable[[], MlflowClient] | None,
         hash_key: str | bytes | SecretStr | None = None,
+        out_of_process: bool = True,
     ) -> None:
         self.config = config
         self.directory = Path(directory)
@@ -142,7 +146,10 @@ class PredictionLogWriter:
             "upload_failures": 0,
             "deleted_partitions": 0,
             "fsyncs": 0,
+            "converted_out_of_process": 0,
+            "converter_failures": 0,
         }
+        self._converter: Converter | None = Converter() if out_of_process else None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -187,6 +194,8 @@ class PredictionLogWriter:
         else:
             self._wal_lock.release()
             shutil.rmtree(self._wal_folder, ignore_errors=True)
+        if self._converter is not None:
+            self._converter.close()
         if self._uploader is not None:
             self._uploader.stop(deadline)
         self._state = "closed"
@@ -405,7 +414,7 @@ class PredictionLogWriter:
                     continue
                 return
             try:
-                output = write_segment(self.directory, self.wal_id, segment, self._arrow_schema_of)
+                output = self._convert(segment)
                 segment.path.unlink(missing_ok=True)
                 fsync_dir(self._wal_folder)
             except Exception as exc:  # a disk error or a bug: keep the segment, retry (nothing is dropped)
@@ -418,6 +427,21 @@ class PredictionLogWriter:
                 self._in_memory -= len(segment.records)
                 self._problems.pop("parquet", None)
             self._written(output)
+
+    def _convert(self, segment: Segment) -> SegmentOutput:
+        """A closed segment's Parquet files, written by the converter process (off this process's GIL);
+        in this process when the converter cannot."""
+        if self._converter is not None:
+            schemas = {key: self._arrow_schema_of(key, schema) for key, schema in segment.schemas.items()}
+            try:
+                output = self._converter.convert(self.directory, self.wal_id, segment.path, segment.number, schemas)
+            except ConverterError as exc:
+                log.warning("prediction log: segment %d converted in the service's process (%s)", segment.number, exc)
+                self._count("converter_failures", 1)
+            else:
+                self._count("converted_out_of_process", 1)
+                return output
+        return write_segment(self.directory, self.wal_id, segment, self._arrow_schema_of)
 
     def _written(self, output: SegmentOutput, *, recovered: bool = False) -> None:
         rows = sum(item.rows for item in output.files)

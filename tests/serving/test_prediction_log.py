@@ -35,6 +35,7 @@ from serving.prediction_log import (
     PredictionLogFullError,
     PredictionLogWriter,
 )
+from serving.prediction_log.converter import Converter
 
 pytestmark = pytest.mark.code
 
@@ -78,7 +79,12 @@ def read_rows(directory: Path) -> pa.Table:
 
 @contextmanager
 def running_writer(
-    directory: Path, client_factory: Callable | None = None, *, hash_key: str | None = KEY, **overrides: Any
+    directory: Path,
+    client_factory: Callable | None = None,
+    *,
+    hash_key: str | None = KEY,
+    out_of_process: bool = True,
+    **overrides: Any,
 ) -> Iterator[PredictionLogWriter]:
     settings = {"flush_every_records": 100, "flush_interval_seconds": 0.2, **overrides}
     writer = PredictionLogWriter(
@@ -87,6 +93,7 @@ def running_writer(
         schema=SCHEMA,
         client_factory=client_factory,
         hash_key=hash_key,
+        out_of_process=out_of_process,
     )
     writer.start()
     try:
@@ -282,6 +289,34 @@ def test_a_full_queue_refuses_at_once_and_nothing_accepted_is_lost(tmp_path: Pat
     table = read_rows(directory)
     assert table.num_rows == 55
     assert "req-0000050" not in table.column("request_id").to_pylist()
+
+
+@pytest.mark.parametrize("converter", ["a child process", "a child killed between segments", "a child that dies"])
+def test_segments_become_the_same_parquet_rows_in_a_child_process_or_in_this_one(
+    tmp_path: Path, converter: str
+) -> None:
+    records = make_records(300)
+    with running_writer(tmp_path / "here", out_of_process=False) as writer:
+        writer.submit(records)
+        wait_until_true(lambda: writer.queued == 0)
+    expected = read_rows(tmp_path / "here").sort_by("request_id")
+    with running_writer(tmp_path / "child") as writer:
+        if converter == "a child that dies":  # a real process that ends at once: every segment falls back
+            writer._converter = Converter([sys.executable, "-c", "raise SystemExit(3)"])
+        for start in (0, 100, 200):
+            writer.submit(records[start : start + 100])
+            wait_until_true(lambda: writer.queued == 0)
+            child = writer._converter.pid if writer._converter else None
+            if converter == "a child killed between segments" and child is not None:
+                os.kill(child, 9)
+        stats = writer.stats()
+    if converter == "a child that dies":
+        assert stats["converted_out_of_process"] == 0 and stats["converter_failures"] >= 3, stats
+    else:
+        assert stats["converted_out_of_process"] >= 3 and stats["converter_failures"] == 0, stats
+    assert stats["written_records"] == 300
+    got = read_rows(tmp_path / "child").sort_by("request_id")
+    assert got.equals(expected), "the child's Parquet rows differ from this process's"
 
 
 def test_a_queue_above_its_high_water_mark_is_a_health_problem(tmp_path: Path) -> None:
