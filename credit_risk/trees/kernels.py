@@ -96,32 +96,41 @@ def _leaf_values_row(row, features, thresholds, default_right, node_offset, leaf
     return out
 
 
-def compiled(function: Callable[..., Any], *, parallel: bool) -> Any:
+def compiled(function: Callable[..., Any], *, parallel: bool, nogil: bool = True) -> Any:
     """``function`` compiled with numba and cached on disk, on the calling thread or over the cores.
 
     numba names a cached compilation after the function's qualified name and
     first line, not its flags: the serial and parallel builds of one function
     would share a cache entry, and whichever was compiled first would run for
     both (the parallel build ran on one core that way). The parallel build is
-    therefore compiled from a copy named ``<name>_parallel``.
+    therefore compiled from a copy named ``<name>_parallel``, the build that
+    keeps the GIL (``nogil=False``) from one named ``<name>_gil``.
+
+    A batch releases the GIL while it runs (other threads go on meanwhile).
+    One applicant's few microseconds on the service's event loop keep it: a
+    release there let the prediction log's thread take the GIL, and the loop
+    then waited for it back far longer than the call took.
     """
-    if parallel:
-        name = f"{function.__name__}_parallel"
+    suffix = "_parallel" if parallel else "" if nogil else "_gil"
+    if suffix:
+        name = f"{function.__name__}{suffix}"
         function = types.FunctionType(function.__code__, function.__globals__, name, function.__defaults__)
         function.__qualname__ = name
-    return numba.njit(cache=True, nogil=True, parallel=parallel)(function)
+    return numba.njit(cache=True, nogil=nogil, parallel=parallel)(function)
 
 
 _serial_shap = compiled(_field_shap_rows, parallel=False)
 _parallel_shap = compiled(_field_shap_rows, parallel=True)
+_one_row_shap = compiled(_field_shap_rows, parallel=False, nogil=False)
 _serial_top = compiled(_top_reasons_rows, parallel=False)
-leaf_values_row = compiled(_leaf_values_row, parallel=False)
+leaf_values_row = compiled(_leaf_values_row, parallel=False, nogil=False)  # one applicant only
 _parallel_top = compiled(_top_reasons_rows, parallel=True)
 
 
 def field_shap(tables: FieldTables, matrix: np.ndarray) -> np.ndarray:
     """(rows, fields) float64 Shapley values of a float32 C-contiguous matrix."""
-    run = _parallel_shap if len(matrix) >= PARALLEL_ROWS else _serial_shap
+    rows = len(matrix)  # one applicant keeps the GIL (see compiled)
+    run = _one_row_shap if rows == 1 else _parallel_shap if rows >= PARALLEL_ROWS else _serial_shap
     return run(
         matrix,
         tables.split_feature,
