@@ -424,6 +424,50 @@ def test_two_processes_writing_one_directory_never_clobber_each_other(tmp_path: 
     assert len(pids) == 2, "each process writes its own files"
 
 
+CONVERTING_SCRIPT = """
+import sys, time
+from pathlib import Path
+from credit_risk.config import PredictionLogConfig
+from tests.serving.test_prediction_log import SCHEMA, make_records
+from serving.prediction_log import PredictionLogWriter
+
+writer = PredictionLogWriter(
+    PredictionLogConfig(flush_every_records=10, flush_interval_seconds=0.05),
+    directory=Path(sys.argv[1]), schema=SCHEMA, client_factory=None,
+)
+writer.start()
+writer.submit(make_records(10))
+while writer.stats()["converted_out_of_process"] == 0:
+    time.sleep(0.01)
+print(writer._converter.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_converter_process_dies_with_a_killed_service(tmp_path: Path) -> None:
+    service = subprocess.Popen(
+        [sys.executable, "-c", CONVERTING_SCRIPT, str(tmp_path / "log")], cwd=PROJECT_ROOT, stdout=subprocess.PIPE
+    )
+    try:
+        assert service.stdout is not None
+        converter = int(service.stdout.readline())
+        assert Path(f"/proc/{converter}").exists(), "the converter was not running"
+        service.kill()  # SIGKILL: no shutdown code runs; an idle child sees its stdin close, a busy one is
+        # killed by the kernel (PR_SET_PDEATHSIG; this test shows the idle case)
+        service.wait(timeout=10)
+        wait_until_true(lambda: not _alive(converter), timeout=10)
+    finally:
+        service.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its parent (init, now) has yet to reap it
+
+
 def test_temporary_files_of_dead_processes_are_removed_at_start(tmp_path: Path) -> None:
     directory = tmp_path / "log"
     partition = directory / f"date={datetime.now(UTC).date().isoformat()}"
