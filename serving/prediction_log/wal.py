@@ -29,6 +29,7 @@ from credit_risk.schema import FeatureSchema
 WAL_DIR = "_wal"
 LOCK_FILE = "lock"
 _ORJSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_INT64 = 2.0**63  # orjson reads a larger integer as a float
 _SEGMENT = re.compile(r"^seg-(\d{9})\.jsonl$")
 
 VersionKey = tuple[str, str]  # (model name, model version)
@@ -67,13 +68,27 @@ def record_line(record: Mapping[str, Any]) -> bytes:
         return (json.dumps({"r": record}, default=_json_default, separators=(",", ":")) + "\n").encode()
 
 
+def _line(raw: bytes) -> Any:
+    """One line as ``json.loads`` reads it, in a quarter of its time: orjson, except where orjson reads
+    differently (NaN, a lone surrogate: it refuses; an integer over 64 bits, which ``record_line`` writes
+    with the standard library: it reads a float)."""
+    try:
+        item = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+    record = item.get("r") if type(item) is dict else None
+    if type(record) is dict and any(type(v) is float and abs(v) >= _INT64 for v in record.values()):
+        return json.loads(raw)  # maybe an integer orjson turned into a float: read it exactly
+    return item
+
+
 def read_segment(path: Path, number: int) -> Segment:
     """A segment from disk; a torn last line (a write the crash cut, never acknowledged) is ignored."""
     segment = Segment(number, path)
     data = path.read_bytes()
     complete = data[: data.rfind(b"\n") + 1]
     for raw in complete.splitlines():
-        item = json.loads(raw)
+        item = _line(raw)
         if "schema" in item:
             segment.schemas[tuple(item["schema"])] = FeatureSchema.model_validate(item["fields"])  # type: ignore[index]
         else:

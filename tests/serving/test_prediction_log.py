@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import socket
@@ -36,6 +37,8 @@ from serving.prediction_log import (
     PredictionLogWriter,
 )
 from serving.prediction_log.converter import Converter
+from serving.prediction_log.wal import _line as wal_line
+from serving.prediction_log.wal import record_line
 
 pytestmark = pytest.mark.code
 
@@ -482,3 +485,27 @@ def test_temporary_files_of_dead_processes_are_removed_at_start(tmp_path: Path) 
         pass
     assert not stale.exists()
     assert live.exists(), "a live process's file in progress must not be touched"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"r": {"a": 123456789012345678901234567890, "b": 1}}',  # as record_line's fallback writes it
+        b'{"r": {"a": 18446744073709551615, "b": -9223372036854775808}}',
+        b'{"r": {"a": 1e19, "b": 2.5}}',
+        b'{"r": {"a": NaN}}',
+        b'{"r": {"a": "\\ud800"}}',
+        b'{"schema": ["credit-risk", "1"], "fields": {}}',
+    ],
+)
+def test_a_segment_line_is_read_as_the_standard_library_reads_it(line: bytes) -> None:
+    got, want = wal_line(line), json.loads(line)
+    assert repr(got) == repr(want) and [type(v) for v in got.get("r", {}).values()] == [
+        type(v) for v in want.get("r", {}).values()
+    ]
+
+
+def test_records_come_back_from_the_write_ahead_file_as_they_went_in() -> None:
+    for record in make_records(20):
+        line = record_line(record)
+        assert wal_line(line) == json.loads(line)
