@@ -86,7 +86,7 @@ def running_writer(
     client_factory: Callable | None = None,
     *,
     hash_key: str | None = KEY,
-    out_of_process: bool = True,
+    out_of_process: bool = False,  # the converter child has its own tests; the service tests run it
     **overrides: Any,
 ) -> Iterator[PredictionLogWriter]:
     settings = {"flush_every_records": 100, "flush_interval_seconds": 0.2, **overrides}
@@ -303,7 +303,7 @@ def test_segments_become_the_same_parquet_rows_in_a_child_process_or_in_this_one
         writer.submit(records)
         wait_until_true(lambda: writer.queued == 0)
     expected = read_rows(tmp_path / "here").sort_by("request_id")
-    with running_writer(tmp_path / "child") as writer:
+    with running_writer(tmp_path / "child", out_of_process=True) as writer:
         if converter == "a child that dies":  # a real process that ends at once: every segment falls back
             writer._converter = Converter([sys.executable, "-c", "raise SystemExit(3)"])
         for start in (0, 100, 200):
