@@ -68,27 +68,28 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is still running (zombies excluded)."""
+def _group(pgid: int) -> Iterator[tuple[str, Path]]:
+    """(state, /proc folder) of every process in the group (mlflow serve runs its server as a child)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        if fields[2] == str(pgid) and fields[0] != "Z":
-            return True
-    return False
+        if fields[2] == str(pgid):
+            yield fields[0], stat.parent
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is still running (zombies excluded)."""
+    return any(state != "Z" for state, _ in _group(pgid))
 
 
 def _group_rss_mb(pgid: int) -> float:
-    """Resident memory of every process in the group (mlflow serve runs its server as a child)."""
+    """Resident memory of every process in the group."""
     total_kb = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for _, folder in _group(pgid):
         try:
-            fields = stat.read_text().rpartition(")")[2].split()
-            if fields[2] != str(pgid):
-                continue
-            status = (stat.parent / "status").read_text()
+            status = (folder / "status").read_text()
         except OSError:
             continue
         match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)

@@ -86,7 +86,7 @@ class FieldRule:
         self._code_set = frozenset(spec.codes)
         self._categorical = spec.type == "categorical"
         self._integer = spec.type == "integer"
-        self._numeric_float = spec.type not in ("categorical", "integer")  # a float is its own value here
+        self._number = spec.type == "number"  # a float is its own value here
 
     @cached_property
     def rules(self) -> tuple[Rule, ...]:
@@ -114,7 +114,7 @@ class FieldRule:
                 return value
         elif kind is int and not self._categorical and self.min <= value <= self.max:  # type: ignore[operator]
             return value if self._integer else float(value)
-        elif kind is float and self._numeric_float and self.min <= value <= self.max:  # type: ignore[operator]
+        elif kind is float and self._number and self.min <= value <= self.max:  # type: ignore[operator]
             return value
         return self._parse_any(value)
 

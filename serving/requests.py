@@ -92,7 +92,9 @@ def _description(spec: FieldSpec) -> str:
 
 
 # A schema-level key, not a model input: logged with the decision so outcomes can name the applicant.
-_APPLICANT_ID = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+_APPLICANT_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:-]*"
+_APPLICANT_ID_MAX = 128
+_APPLICANT_ID = Annotated[str, Field(min_length=1, max_length=_APPLICANT_ID_MAX, pattern=f"^{_APPLICANT_ID_PATTERN}$")]
 _APPLICANT_ID_DOC = "Your id for the applicant (optional; not used by the model): outcomes may refer to it."
 
 
@@ -150,7 +152,7 @@ def batch_model(applicant: type[BaseModel], max_batch: int, example: dict[str, A
     )
 
 
-_APPLICANT_ID_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_APPLICANT_ID_TEXT = re.compile(_APPLICANT_ID_PATTERN)
 
 
 class _RefusedError(Exception):
@@ -161,8 +163,8 @@ def _quick_applicant(rules: tuple[tuple[str, Any], ...], known: frozenset[str], 
     """The applicant the full parse would return, for a well-formed body; :class:`_RefusedError` otherwise.
 
     A valid single applicant is a flat JSON object of known fields, so it can be judged with the C
-    JSON parser and each field's rule directly, without the pydantic model (about a third of its
-    cost, ``bench/http_bench.py``). Duplicate keys, which a dict cannot show, are caught by counting
+    JSON parser and each field's rule directly, without the pydantic model (8.7 against 14 us a
+    body in-process). Duplicate keys, which a dict cannot show, are caught by counting
     quotes: without a backslash every JSON string is two quote marks, so a body whose quotes are more
     than its keys' and string values' holds a key twice. Anything unusual is :class:`_RefusedError` and
     left to :meth:`RequestParser.single`'s full parse, which answers it exactly as before.
@@ -187,7 +189,9 @@ def _quick_applicant(rules: tuple[tuple[str, Any], ...], known: frozenset[str], 
         raise _RefusedError from None
     applicant_id = data.get("applicant_id")
     if applicant_id is not None:
-        if type(applicant_id) is not str or not _APPLICANT_ID_TEXT.fullmatch(applicant_id):
+        if type(applicant_id) is not str or len(applicant_id) > _APPLICANT_ID_MAX:
+            raise _RefusedError
+        if not _APPLICANT_ID_TEXT.fullmatch(applicant_id):
             raise _RefusedError
         strings += 1
     record["applicant_id"] = applicant_id

@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -33,8 +34,9 @@ from typing import IO, Any
 
 import pyarrow as pa
 
+from credit_risk.schema import FeatureSchema
 from serving.prediction_log.files import SegmentOutput, WrittenFile, write_segment
-from serving.prediction_log.wal import VersionKey, read_segment
+from serving.prediction_log.wal import Segment, VersionKey, read_segment
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +57,38 @@ def _schema_of(text: str) -> pa.Schema:
 
 
 class Converter:
-    """The parent's side: one child, started on first use, restarted after a failure."""
+    """The parent's side: one child, started on first use, restarted after a failure.
 
-    def __init__(self, command: list[str] | None = None) -> None:
+    ``out_of_process=False`` converts every segment in this process (what a failure falls back to).
+    """
+
+    def __init__(self, command: list[str] | None = None, *, out_of_process: bool = True) -> None:
         self._command = command  # None: this module, told the service's pid
+        self._out_of_process = out_of_process
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self.converted = 0  # segments the child converted
+        self.failures = 0  # segments it could not, converted here instead
+
+    def write(
+        self,
+        directory: Path,
+        wal_id: str,
+        segment: Segment,
+        arrow_schema: Callable[[VersionKey, FeatureSchema | None], pa.Schema],
+    ) -> SegmentOutput:
+        """A closed segment's Parquet files: written by the child, or here when it cannot."""
+        if self._out_of_process:
+            schemas = {key: arrow_schema(key, schema) for key, schema in segment.schemas.items()}
+            try:
+                output = self.convert(directory, wal_id, segment.path, segment.number, schemas)
+            except ConverterError as exc:
+                log.warning("prediction log: segment %d converted in the service's process (%s)", segment.number, exc)
+                self.failures += 1
+            else:
+                self.converted += 1
+                return output
+        return write_segment(directory, wal_id, segment, arrow_schema)
 
     def convert(
         self, directory: Path, wal_id: str, path: Path, number: int, schemas: dict[VersionKey, pa.Schema]

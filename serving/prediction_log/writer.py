@@ -46,7 +46,7 @@ from credit_risk.decision_log.privacy import PrivacyError, check_privacy, privat
 from credit_risk.schema import FeatureSchema
 from serving.deadlines import DEADLINES
 from serving.prediction_log.commits import Commits
-from serving.prediction_log.converter import Converter, ConverterError
+from serving.prediction_log.converter import Converter
 from serving.prediction_log.files import SegmentOutput, write_segment
 from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
 from serving.prediction_log.uploads import Upload, Uploader
@@ -146,10 +146,8 @@ class PredictionLogWriter:
             "upload_failures": 0,
             "deleted_partitions": 0,
             "fsyncs": 0,
-            "converted_out_of_process": 0,
-            "converter_failures": 0,
         }
-        self._converter: Converter | None = Converter() if out_of_process else None
+        self._converter = Converter(out_of_process=out_of_process)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -194,8 +192,7 @@ class PredictionLogWriter:
         else:
             self._wal_lock.release()
             shutil.rmtree(self._wal_folder, ignore_errors=True)
-        if self._converter is not None:
-            self._converter.close()
+        self._converter.close()
         if self._uploader is not None:
             self._uploader.stop(deadline)
         self._state = "closed"
@@ -214,6 +211,8 @@ class PredictionLogWriter:
         """Counters for ``/metrics``."""
         with self._lock:
             out: dict[str, Any] = {"queued": self._in_memory, **self._stats}
+        out["converted_out_of_process"] = self._converter.converted
+        out["converter_failures"] = self._converter.failures
         out["uploads_pending"] = self._uploader.pending if self._uploader else 0
         out["last_flush_at"] = self._last_flush_at
         out["running"] = self._state == "running"
@@ -414,7 +413,7 @@ class PredictionLogWriter:
                     continue
                 return
             try:
-                output = self._convert(segment)
+                output = self._converter.write(self.directory, self.wal_id, segment, self._arrow_schema_of)
                 segment.path.unlink(missing_ok=True)
                 fsync_dir(self._wal_folder)
             except Exception as exc:  # a disk error or a bug: keep the segment, retry (nothing is dropped)
@@ -427,21 +426,6 @@ class PredictionLogWriter:
                 self._in_memory -= len(segment.records)
                 self._problems.pop("parquet", None)
             self._written(output)
-
-    def _convert(self, segment: Segment) -> SegmentOutput:
-        """A closed segment's Parquet files, written by the converter process (off this process's GIL);
-        in this process when the converter cannot."""
-        if self._converter is not None:
-            schemas = {key: self._arrow_schema_of(key, schema) for key, schema in segment.schemas.items()}
-            try:
-                output = self._converter.convert(self.directory, self.wal_id, segment.path, segment.number, schemas)
-            except ConverterError as exc:
-                log.warning("prediction log: segment %d converted in the service's process (%s)", segment.number, exc)
-                self._count("converter_failures", 1)
-            else:
-                self._count("converted_out_of_process", 1)
-                return output
-        return write_segment(self.directory, self.wal_id, segment, self._arrow_schema_of)
 
     def _written(self, output: SegmentOutput, *, recovered: bool = False) -> None:
         rows = sum(item.rows for item in output.files)

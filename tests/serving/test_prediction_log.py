@@ -309,7 +309,7 @@ def test_segments_become_the_same_parquet_rows_in_a_child_process_or_in_this_one
         for start in (0, 100, 200):
             writer.submit(records[start : start + 100])
             wait_until_true(lambda: writer.queued == 0)
-            child = writer._converter.pid if writer._converter else None
+            child = writer._converter.pid
             if converter == "a child killed between segments" and child is not None:
                 os.kill(child, 9)
         stats = writer.stats()
