@@ -22,7 +22,6 @@ past it ``submit`` refuses at once (the service answers 503).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -53,6 +52,7 @@ from serving.prediction_log.uploads import Upload, Uploader
 from serving.prediction_log.wal import (
     WAL_DIR,
     Segment,
+    SegmentFile,
     VersionKey,
     WalLock,
     fsync_dir,
@@ -62,7 +62,6 @@ from serving.prediction_log.wal import (
     schema_line,
     segment_path,
     segments_of,
-    write_all,
 )
 
 log = logging.getLogger(__name__)
@@ -283,7 +282,7 @@ class PredictionLogWriter:
 
     def _wal_loop(self) -> None:
         segment: Segment | None = None
-        descriptor: int | None = None
+        file: SegmentFile | None = None
         number = 0
         closes_at = 0.0
         gather = self.config.group_commit_ms / 1000.0
@@ -312,15 +311,15 @@ class PredictionLogWriter:
             if group:
                 if segment is None:
                     number += 1
-                    segment, descriptor = self._open_segment(number)
+                    segment, file = self._open_segment(number)
                     closes_at = time.monotonic() + self.config.flush_interval_seconds
-                assert descriptor is not None
-                self._append_group(segment, descriptor, group)
+                assert file is not None
+                self._append_group(segment, file, group)
             full = segment is not None and len(segment.records) >= self.config.flush_every_records
             if segment is not None and (full or stopping or time.monotonic() >= closes_at):
-                assert descriptor is not None
-                self._close_segment(segment, descriptor)
-                segment, descriptor = None, None
+                assert file is not None
+                self._close_segment(segment, file)
+                segment, file = None, None
             if stopping and segment is None:
                 with self._lock:
                     if not self._incoming:
@@ -328,18 +327,18 @@ class PredictionLogWriter:
                         self._parquet_wake.notify_all()
                         return
 
-    def _open_segment(self, number: int) -> tuple[Segment, int]:
+    def _open_segment(self, number: int) -> tuple[Segment, SegmentFile]:
         path = segment_path(self._wal_folder, number)
         while True:
             try:
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                file = SegmentFile(path, zero_fill=self.durability == "fsync")
                 fsync_dir(self._wal_folder)
-                return Segment(number, path), descriptor
+                return Segment(number, path), file
             except OSError as exc:
                 self._problem("wal", exc)
                 time.sleep(_RETRY_PAUSE)
 
-    def _append_group(self, segment: Segment, descriptor: int, group: list[tuple[int, Mapping[str, Any]]]) -> None:
+    def _append_group(self, segment: Segment, file: SegmentFile, group: list[tuple[int, Mapping[str, Any]]]) -> None:
         """One write and one fsync for the whole group; on failure the group is cut off and refused."""
         privacy = {"drop_fields": self.config.drop_fields, "hash_fields": self.config.hash_fields}
         lines: list[bytes] = []
@@ -353,14 +352,9 @@ class PredictionLogWriter:
             private = private_record(record, **privacy, key=self._hash_key)
             records.append(private)
             lines.append(record_line(private))
-        offset = os.lseek(descriptor, 0, os.SEEK_END)
         try:
-            write_all(descriptor, b"".join(lines))
-            if self.durability == "fsync":
-                os.fdatasync(descriptor)
+            file.append(b"".join(lines), sync=self.durability == "fsync")
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.ftruncate(descriptor, offset)
             self._refuse(group, exc)
             return
         segment.schemas.update(new_schemas)
@@ -380,12 +374,10 @@ class PredictionLogWriter:
             self._in_memory -= len(group)
         self._commits.refuse(group[0][0], group[-1][0], reason)
 
-    def _close_segment(self, segment: Segment, descriptor: int) -> None:
+    def _close_segment(self, segment: Segment, file: SegmentFile) -> None:
         while True:
             try:
-                if self.durability != "fsync":
-                    os.fdatasync(descriptor)
-                os.close(descriptor)
+                file.close(sync=self.durability != "fsync")
                 break
             except OSError as exc:
                 self._problem("wal", exc)

@@ -24,7 +24,15 @@ from credit_risk.decision_log.privacy import keyed_hash
 from credit_risk.schema import FeatureSchema
 from serving.prediction_log import PredictionLogWriteError
 from serving.prediction_log.files import write_segment
-from serving.prediction_log.wal import WAL_DIR, Segment, record_line, schema_line, segment_path
+from serving.prediction_log.wal import (
+    WAL_DIR,
+    Segment,
+    SegmentFile,
+    read_segment,
+    record_line,
+    schema_line,
+    segment_path,
+)
 from tests.serving.test_prediction_log import KEY, SCHEMA, make_records, read_rows, running_writer, wait_until_true
 
 pytestmark = pytest.mark.code
@@ -117,6 +125,33 @@ def test_a_torn_last_line_of_the_wal_is_not_recovered(tmp_path: Path) -> None:
     assert sorted(read_rows(directory).column("request_id").to_pylist()) == [f"req-{i:07d}" for i in range(5)]
 
 
+def test_groups_overwrite_zeros_written_ahead_and_recovery_reads_up_to_them(tmp_path: Path) -> None:
+    # an fsync'd group overwrites zeros written ahead, so its fdatasync does not also commit a new file size
+    # (bench/http_bench.py --durability); recovery reads up to the first zero byte, a torn last line dropped as before
+    directory = tmp_path / "log"
+    folder = directory / WAL_DIR / "deadhost-3-0badc0de"
+    folder.mkdir(parents=True)
+    (folder / "lock").touch()
+    path = segment_path(folder, 1)
+    file = SegmentFile(path, zero_fill=True)
+    file.ZERO_AHEAD = 8192  # a few records' worth, so the file grows several times
+    records = make_records(60)
+    file.append(schema_line(("credit-risk", "1"), SCHEMA), sync=True)
+    sizes = []
+    for record in records:
+        file.append(record_line(record), sync=True)
+        sizes.append(path.stat().st_size)
+        assert sizes[-1] >= file.end + 1, "a group was written at the end of the file, not over zeros"
+    assert 2 <= len(set(sizes)) <= file.end // 8192 + 1, f"the file grew {len(set(sizes))} times for 60 groups"
+    file.append(record_line(make_records(1, start=60)[0])[:-20], sync=True)  # a write the crash cut short
+    file.close(sync=False)
+    ids = [f"req-{i:07d}" for i in range(60)]
+    assert [r["request_id"] for r in read_segment(path, 1).records] == ids
+    with running_writer(directory):
+        pass
+    assert sorted(read_rows(directory).column("request_id").to_pylist()) == ids
+
+
 def test_the_wal_of_a_live_writer_is_left_alone(tmp_path: Path) -> None:
     directory = tmp_path / "log"
     with running_writer(directory, flush_interval_seconds=30) as first:
@@ -195,7 +230,7 @@ def test_privacy_settings_apply_to_the_salvage_and_the_wal(tmp_path: Path) -> No
         wait_until_true(lambda: any((directory / WAL_DIR).rglob("seg-*.jsonl")))
         [wal] = (directory / WAL_DIR).rglob("seg-*.jsonl")
         wait_until_true(lambda: wal.read_bytes().count(b"\n") >= 5)  # the schema line and four records
-        wal_records = [json.loads(line)["r"] for line in wal.read_text().splitlines()[1:]]
+        wal_records = read_segment(wal, 1).records  # as recovery reads it (the zeros ahead end it)
     assert all(dropped not in r for r in wal_records), "a dropped field reached the write-ahead file"
     assert [r[hashed] for r in wal_records] == [keyed_hash(KEY.encode(), r[hashed]) for r in [*good, bad]]
     [salvage] = (directory / INVALID_DIR).glob("*.jsonl")
