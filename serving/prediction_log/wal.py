@@ -136,7 +136,6 @@ class SegmentFile:
     ZERO_AHEAD = 1 << 20
 
     def __init__(self, path: Path, *, zero_fill: bool) -> None:
-        self.path = path
         self.descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         self.end = 0  # what the appends wrote; beyond it, up to ``_filled``, zeros
         self._filled = 0
