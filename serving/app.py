@@ -180,6 +180,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         run_config = config or load_project_config(run_settings.config_dir)
         await _record_policy_at_start(run_config, run_settings)
         writer = await run_in_threadpool(_start_writer, run_config, run_settings)
+        if writer is not None:
+            writer.bind_loop()  # its fsync answers are read on this loop, where the requests wait for them
 
         def record_attempt(attempt: Attempt) -> None:
             metrics.reloads.labels(attempt.outcome).inc()

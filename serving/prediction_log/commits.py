@@ -1,8 +1,9 @@
 """Which tickets are on disk, which were refused, and the requests waiting for them.
 
-A request awaits one asyncio future; the WAL thread settles every waiter of a
-group with one ``loop.call_soon_threadsafe`` per event loop, so the loop never
-waits on a lock held across disk I/O.
+A request awaits one asyncio future. The answers of the fsync process settle
+every waiter of a group: directly when they are read on the waiters' own event
+loop (the service's), else with one ``loop.call_soon_threadsafe`` per loop; the
+loop never waits on a lock held across disk I/O.
 """
 
 from __future__ import annotations
@@ -61,10 +62,20 @@ class Commits:
 
 
 def _wake(waiters: list[Waiter], error: Exception | None) -> None:
+    """Settle the waiters: at once on this thread's own loop, through ``call_soon_threadsafe`` on others."""
+    if not waiters:
+        return
     by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for _, loop, future in waiters:
         by_loop.setdefault(loop, []).append(future)
+    try:
+        here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
     for loop, futures in by_loop.items():
+        if loop is here:
+            _resolve(futures, error)
+            continue
         with contextlib.suppress(RuntimeError):  # a loop that has closed meanwhile
             loop.call_soon_threadsafe(_resolve, futures, error)
 

@@ -160,6 +160,12 @@ class SegmentFile:
             raise
         self.end = end
 
+    def cut(self, end: int) -> None:
+        """Drop what was written past ``end`` (records whose fdatasync failed: never acknowledged)."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.descriptor, end)
+        self.end = self._filled = min(self.end, end)
+
     def close(self, *, sync: bool) -> None:
         if sync:
             os.fdatasync(self.descriptor)

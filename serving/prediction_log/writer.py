@@ -1,11 +1,15 @@
 """The prediction log writer: a record is durable before its answer leaves, Parquet follows in the background.
 
-``submit`` (never blocks) hands records to the WAL thread and returns a ticket;
-``await wait_durable(ticket)`` returns once they are on disk. The WAL thread
-applies the privacy settings, appends every record that arrived while the
-previous ``fsync`` ran to this process's write-ahead file and covers them with
-one ``fsync`` (group commit), then wakes the waiting requests through
-``loop.call_soon_threadsafe``: the event loop never waits on the disk. With
+``submit`` (never blocks on the disk) appends records to this process's
+write-ahead file and returns a ticket; ``await wait_durable(ticket)`` returns
+once they are fsync'd. On the service's event loop (:meth:`bind_loop`) the
+records of one loop iteration are appended together, in one write into the page
+cache, and a child process (:mod:`serving.prediction_log.syncer`) makes them
+durable with one ``fdatasync`` for everything that arrived meanwhile (group
+commit); its answer arrives on a socket the loop watches, which settles the
+waiting requests there: no thread of this process waits on the disk or takes
+the GIL from the loop. Elsewhere (a worker thread, a script) ``submit``
+appends at once, and the answers are read by the writer's own thread. With
 ``durability: interval`` the request does not wait and the segment is synced
 when it closes (a SIGKILL then loses nothing written, a power cut up to one
 segment).
@@ -22,15 +26,18 @@ past it ``submit`` refuses at once (the service answers 503).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
+import select
 import shutil
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +55,7 @@ from serving.prediction_log.commits import Commits
 from serving.prediction_log.converter import Converter
 from serving.prediction_log.files import SegmentOutput, write_segment
 from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
+from serving.prediction_log.syncer import CLOSE, OPEN, SYNC, SYNC_DIR, Answer, Syncer, SyncerStartError
 from serving.prediction_log.uploads import Upload, Uploader
 from serving.prediction_log.wal import (
     WAL_DIR,
@@ -70,6 +78,7 @@ HIGH_WATER = 0.8  # /ready turns 503 once this share of queue_max_records is wai
 _RETENTION_EVERY = 24 * 3600.0
 _IDLE_WAKE = 60.0
 _RETRY_PAUSE = 0.5
+_ANSWER_POLL = 0.05  # seconds between the writer thread's looks at the fsync answers when no loop reads them
 
 
 class PredictionLogError(RuntimeError):
@@ -88,8 +97,21 @@ class PredictionLogWriteError(PredictionLogError):
     """The write-ahead append of these records failed: they are not logged and must not be answered."""
 
 
+@dataclass(eq=False)
+class _Open:
+    """A segment being appended to (or closing): its file, and what its last answered fdatasync covered."""
+
+    segment: Segment
+    file: SegmentFile
+    closes_at: float
+    confirmed: tuple[int, int, int]  # (ticket, bytes, records) on disk for sure
+    last_ticket: int = 0  # the last ticket appended to it
+    failed: bool = False  # an fdatasync failed: what it had not confirmed was refused and cut off
+
+
 class PredictionLogWriter:
-    """WAL thread (group commit) + Parquet thread + MLflow uploader; ``submit`` is thread-safe."""
+    """Write-ahead appends + the fsync child (group commit) + Parquet thread + MLflow uploader;
+    ``submit`` is thread-safe."""
 
     def __init__(
         self,
@@ -113,9 +135,10 @@ class PredictionLogWriter:
         self.wal_id = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._wal_folder = self.directory / WAL_DIR / self.wal_id
         self._wal_lock = WalLock(self._wal_folder)
-        self._lock = threading.Lock()
-        self._wal_wake = threading.Condition(self._lock)
+        self._lock = threading.RLock()
         self._parquet_wake = threading.Condition(self._lock)
+        self._stopping = False
+        self._wake = threading.Event()  # wakes the writer thread: a segment opened, or close
         self._state = "new"  # new -> running -> closing -> closed
         self._incoming: list[tuple[int, Mapping[str, Any]]] = []
         self._schemas: dict[VersionKey, FeatureSchema] = {}
@@ -124,6 +147,14 @@ class PredictionLogWriter:
         self._wal_done = False  # the WAL thread has closed its last segment (after close())
         self._seq = 0  # last ticket handed out
         self._commits = Commits(PredictionLogWriteError)
+        self._syncer = Syncer(group_commit_ms=config.group_commit_ms)
+        self._current: _Open | None = None  # the segment appended to
+        self._segments: dict[int, _Open] = {}  # opened, their CLOSE not answered yet
+        self._number = 0  # the last segment's number
+        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop that reads the fsync answers
+        self._loop_thread: int | None = None
+        self._watched = -1  # the descriptor that loop watches
+        self._flush_scheduled = False
         self._in_memory = 0  # accepted records not yet in Parquet (or refused)
         self._problems: dict[str, str] = {}  # "wal" / "parquet" -> the last error, until the next success
         self._threads: list[threading.Thread] = []
@@ -166,6 +197,10 @@ class PredictionLogWriter:
         self.apply_retention()
         remove_stale_temporaries(self.directory, self._host)
         self._recover()
+        try:
+            self._syncer.start()
+        except SyncerStartError as exc:
+            raise PredictionLogError(str(exc)) from None
         self._state = "running"
         for target, name in ((self._wal_loop, "prediction-log-wal"), (self._parquet_loop, "prediction-log-parquet")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -183,18 +218,78 @@ class PredictionLogWriter:
                 self._state = "closed"
                 return
             self._state = "closing"
-            self._wal_wake.notify_all()
-        for thread in self._threads:
+        self._stopping = True
+        self._wake.set()
+        self._unbind_loop()
+        for thread in self._threads[:1]:  # the writer thread: it appends and reads answers no more
             thread.join(max(deadline - time.monotonic(), 0.0))
-        if any(thread.is_alive() for thread in self._threads):
+        with self._lock:
+            self._append_incoming()
+            if self._current is not None:
+                self._close_current()
+        while self._syncer.waiting and time.monotonic() < deadline:
+            self._wait_for_answers(min(_ANSWER_POLL, max(deadline - time.monotonic(), 0.0)))
+        with self._lock:
+            self._wal_done = True
+            self._parquet_wake.notify_all()
+        for thread in self._threads[1:]:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        if any(thread.is_alive() for thread in self._threads) or self._syncer.waiting:
             log.error("prediction log: %d record(s) not in Parquet within %.1fs of close", self.queued, timeout)
         else:
             self._wal_lock.release()
             shutil.rmtree(self._wal_folder, ignore_errors=True)
+        self._syncer.close()
         self._converter.close()
         if self._uploader is not None:
             self._uploader.stop(deadline)
         self._state = "closed"
+
+    def bind_loop(self) -> None:
+        """Called on the service's event loop: from now on the fsync answers are read there
+        (``add_reader``) and the records submitted there are appended once per loop iteration."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._state != "running":
+                return
+            self._loop, self._loop_thread = loop, threading.get_ident()
+            self._watch()
+
+    def _watch(self) -> None:
+        """Watch the fsync child's current socket on the bound loop (on the loop's thread, under the lock)."""
+        assert self._loop is not None
+        if self._watched >= 0:
+            self._loop.remove_reader(self._watched)
+            self._watched = -1
+        if not self._syncer.dead and self._syncer.fileno() >= 0:
+            self._watched = self._syncer.fileno()
+            self._loop.add_reader(self._watched, self._answer)
+
+    def _unbind_loop(self) -> None:
+        """Stop reading answers on the bound loop (on that loop, waiting for it when called elsewhere)."""
+        loop = self._loop
+        if loop is None:
+            return
+        done = threading.Event()
+
+        def unwatch() -> None:
+            with self._lock:
+                if self._watched >= 0:
+                    loop.remove_reader(self._watched)
+                self._watched, self._loop, self._loop_thread = -1, None, None
+            done.set()
+
+        if threading.get_ident() == self._loop_thread:
+            unwatch()
+            return
+        try:
+            loop.call_soon_threadsafe(unwatch)
+        except RuntimeError:  # the loop is closed: nothing watches any more
+            unwatch()
+            return
+        if not done.wait(2.0):  # the loop has stopped: its reader cannot run any more
+            with self._lock:
+                self._watched, self._loop, self._loop_thread = -1, None, None
 
     @property
     def durability(self) -> str:
@@ -211,6 +306,7 @@ class PredictionLogWriter:
         with self._lock:
             out: dict[str, Any] = {"queued": self._in_memory, **self._stats}
         out["converted_out_of_process"] = self._converter.converted
+        out["fsync_process_restarts"] = self._syncer.restarts
         out["converter_failures"] = self._converter.failures
         out["uploads_pending"] = self._uploader.pending if self._uploader else 0
         out["last_flush_at"] = self._last_flush_at
@@ -254,10 +350,15 @@ class PredictionLogWriter:
                 self._schemas[key] = schema or self._schemas.get(key) or self.feature_schema
             first = self._seq + 1
             self._seq += count
-            self._incoming.extend(zip(range(first, self._seq + 1), records, strict=True))
+            ticket = self._seq
+            self._incoming.extend(zip(range(first, ticket + 1), records, strict=True))
             self._in_memory += count
-            self._wal_wake.notify()
-            return self._seq
+            if self._loop_thread is None or threading.get_ident() != self._loop_thread:
+                self._append_incoming()  # a worker thread or a script: appended now
+            elif not self._flush_scheduled:  # the event loop: once per iteration, for every record it submitted
+                self._flush_scheduled = True
+                self._loop.call_soon(self._flush)  # type: ignore[union-attr]
+        return ticket
 
     async def wait_durable(self, ticket: int | None) -> None:
         """Return once the records of ``ticket`` are in the write-ahead file (fsync'd); never blocks the loop.
@@ -278,72 +379,30 @@ class PredictionLogWriter:
                 f"the prediction log did not confirm the write within {self.config.submit_timeout_seconds}s"
             ) from None
 
-    # ------------------------------------------------------------ the WAL thread
+    # ------------------------------------------------------------ write-ahead appends and their fsyncs
 
-    def _wal_loop(self) -> None:
-        segment: Segment | None = None
-        file: SegmentFile | None = None
-        number = 0
-        closes_at = 0.0
-        gather = self.config.group_commit_ms / 1000.0
-        busy = False  # the last group's records were already waiting when it was taken: load
-        while True:
-            with self._lock:
-                waited = False
-                while self._state == "running" and not self._incoming:
-                    if segment is not None and time.monotonic() >= closes_at:
-                        break
-                    wake = closes_at if segment is not None else time.monotonic() + _IDLE_WAKE
-                    waited = True
-                    self._wal_wake.wait(max(wake - time.monotonic(), 0.001))
-                if gather and busy and self._incoming and self._state == "running":
-                    # group commit (as PostgreSQL's commit_delay): under load, gather more records for
-                    # this write and fsync; a request on a quiet service never waits. Fewer, larger groups
-                    # also mean fewer GIL hand-offs with the event loop (bench/http_bench.py --durability)
-                    self._lock.release()
-                    try:
-                        time.sleep(gather)
-                    finally:
-                        self._lock.acquire()
-                busy = bool(self._incoming) and not waited
-                group, self._incoming = self._incoming, []
-                stopping = self._state != "running"
-            if group:
-                if segment is None:
-                    number += 1
-                    segment, file = self._open_segment(number)
-                    closes_at = time.monotonic() + self.config.flush_interval_seconds
-                assert file is not None
-                self._append_group(segment, file, group)
-            full = segment is not None and len(segment.records) >= self.config.flush_every_records
-            if segment is not None and (full or stopping or time.monotonic() >= closes_at):
-                assert file is not None
-                self._close_segment(segment, file)
-                segment, file = None, None
-            if stopping and segment is None:
-                with self._lock:
-                    if not self._incoming:
-                        self._wal_done = True
-                        self._parquet_wake.notify_all()
-                        return
+    def _flush(self) -> None:
+        """The event loop's records of one iteration: one append, one fsync request."""
+        with self._lock:
+            self._flush_scheduled = False
+            self._append_incoming()
 
-    def _open_segment(self, number: int) -> tuple[Segment, SegmentFile]:
-        path = segment_path(self._wal_folder, number)
-        while True:
-            try:
-                file = SegmentFile(path, zero_fill=self.durability == "fsync")
-                fsync_dir(self._wal_folder)
-                return Segment(number, path), file
-            except OSError as exc:
-                self._problem("wal", exc)
-                time.sleep(_RETRY_PAUSE)
-
-    def _append_group(self, segment: Segment, file: SegmentFile, group: list[tuple[int, Mapping[str, Any]]]) -> None:
-        """One write and one fsync for the whole group; on failure the group is cut off and refused."""
+    def _append_incoming(self) -> None:
+        """Append what was submitted, under the lock: one write into the page cache, then (durability
+        ``fsync``) one request to the fsync child, whose answer confirms the tickets."""
+        group, self._incoming = self._incoming, []
+        if not group:
+            return
+        try:
+            current = self._current or self._open_segment(group[0][0] - 1)
+        except OSError as exc:
+            self._refuse(group, exc)
+            return
         privacy = {"drop_fields": self.config.drop_fields, "hash_fields": self.config.hash_fields}
         lines: list[bytes] = []
         records: list[dict[str, Any]] = []
         new_schemas: dict[VersionKey, FeatureSchema] = {}
+        segment = current.segment
         for _, record in group:
             key = (str(record["model_name"]), str(record["model_version"]))
             if key not in segment.schemas and key not in new_schemas:
@@ -353,41 +412,171 @@ class PredictionLogWriter:
             records.append(private)
             lines.append(record_line(private))
         try:
-            file.append(b"".join(lines), sync=self.durability == "fsync")
+            current.file.append(b"".join(lines), sync=False)
         except OSError as exc:
             self._refuse(group, exc)
             return
         segment.schemas.update(new_schemas)
         segment.records.extend(records)
-        with self._lock:
+        current.last_ticket = group[-1][0]
+        if self.durability == "fsync":
+            token = (current.last_ticket, current.file.end, len(segment.records))
+            self._syncer.request(SYNC, segment.number, token=token)
+        else:
             self._problems.pop("wal", None)
-            self._stats["fsyncs"] += self.durability == "fsync"
-        self._commits.confirm(group[-1][0])
+        if len(segment.records) >= self.config.flush_every_records:
+            self._close_current()
+
+    def _open_segment(self, before: int) -> _Open:
+        """A new segment (``before``: the last ticket before its first), handed to the fsync child with a
+        request to sync the folder that now names it."""
+        self._number += 1
+        path = segment_path(self._wal_folder, self._number)
+        file = SegmentFile(path, zero_fill=self.durability == "fsync")
+        try:
+            folder = os.open(self._wal_folder, os.O_RDONLY)
+        except OSError:
+            file.close(sync=False)
+            raise
+        opened = _Open(
+            Segment(self._number, path),
+            file,
+            time.monotonic() + self.config.flush_interval_seconds,
+            (before, 0, 0),
+            before,
+        )
+        self._segments[self._number] = self._current = opened
+        self._wake.set()  # the writer thread closes it on time
+        self._syncer.request(OPEN, self._number, descriptor=file.descriptor)
+        self._syncer.request(SYNC_DIR, self._number, descriptor=folder, token=folder)
+        return opened
+
+    def _close_current(self) -> None:
+        """No more appends to the current segment: the child syncs and closes its copy, then it goes to Parquet."""
+        current, self._current = self._current, None
+        if current is not None:
+            self._syncer.request(CLOSE, current.segment.number)
+
+    def _answer(self) -> None:
+        """Read the fsync child's answers and settle them (on the bound loop, or the writer's thread)."""
+        with self._lock:
+            upto = self._settle(self._syncer.answers())
+            dead = self._syncer.dead
+        if upto:
+            self._commits.confirm(upto)
+        if dead:
+            self._revive()
+
+    def _settle(self, answers: list[Answer]) -> int:
+        """Apply answers (under the lock); returns the last ticket now on disk (0: none)."""
+        upto = 0
+        for answer in answers:
+            opened = self._segments.get(answer.number)
+            if answer.op == SYNC_DIR:
+                os.close(answer.token)
+            if opened is None or answer.op == OPEN:
+                continue
+            if answer.error and self.durability == "fsync":
+                self._sync_failed(opened, answer.error)
+            elif answer.error:  # interval: these records were answered without waiting; keep them
+                self._problem("wal", OSError(answer.error, f"fdatasync failed: {os.strerror(answer.error)}"))
+            elif answer.op == SYNC and not opened.failed:
+                opened.confirmed = answer.token
+                upto = answer.token[0]
+                self._problems.pop("wal", None)
+            if answer.op == CLOSE:
+                self._closed(opened)
+        self._stats["fsyncs"] = self._syncer.fsyncs
+        return upto
+
+    def _sync_failed(self, opened: _Open, error: int) -> None:
+        """An fdatasync failed: what it had not confirmed is refused and cut from the file (never answered)."""
+        reason = os.strerror(error)
+        self._problems["wal"] = f"fdatasync failed: {reason}"
+        self._stats["write_errors"] += 1
+        if opened.failed:
+            return
+        opened.failed = True
+        ticket, end, kept = opened.confirmed
+        refused = len(opened.segment.records) - kept
+        if refused:
+            log.error("prediction log: fdatasync failed (%s); %d record(s) refused", reason, refused)
+            del opened.segment.records[kept:]
+            opened.file.cut(end)
+            self._stats["rejected_records"] += refused
+            self._in_memory -= refused
+        if opened.last_ticket > ticket:
+            self._commits.refuse(ticket + 1, opened.last_ticket, reason)
+        if opened is self._current:
+            self._close_current()
+
+    def _closed(self, opened: _Open) -> None:
+        """The child synced and closed its copy: this process closes its own, Parquet takes the records."""
+        del self._segments[opened.segment.number]
+        opened.file.close(sync=False)
+        if opened.segment.records:
+            self._closed_segments.append(opened.segment)
+            self._parquet_wake.notify()
+        else:
+            opened.segment.path.unlink(missing_ok=True)
+
+    def _revive(self) -> None:
+        """Replace a fsync child found gone (asking the new one again); on the bound loop, watch its socket."""
+        if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self._revive)  # type: ignore[union-attr]
+            return
+        with self._lock:
+            if not self._syncer.dead:
+                return
+            if self._loop is not None and self._watched >= 0:
+                self._loop.remove_reader(self._watched)
+                self._watched = -1
+            try:
+                self._syncer.replace()
+            except SyncerStartError as exc:
+                self._problems["wal"] = str(exc)
+                return
+            log.warning("prediction log: the fsync process was gone; a new one took over")
+            if self._loop is not None:
+                self._watch()
+
+    def _wait_for_answers(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for the fsync child's answers, then settle them (the writer's thread, close)."""
+        descriptor = self._syncer.fileno()
+        if descriptor >= 0 and not self._syncer.dead:
+            poller = select.poll()
+            poller.register(descriptor, select.POLLIN)
+            poller.poll(timeout * 1000)
+        else:
+            time.sleep(timeout)
+        self._answer()
 
     def _refuse(self, group: list[tuple[int, Mapping[str, Any]]], exc: OSError) -> None:
         reason = str(exc.strerror or exc)
         log.error("prediction log: write-ahead append failed (%s); %d record(s) refused", reason, len(group))
-        with self._lock:
-            self._problems["wal"] = reason
-            self._stats["write_errors"] += 1
-            self._stats["rejected_records"] += len(group)
-            self._in_memory -= len(group)
+        self._problems["wal"] = reason
+        self._stats["write_errors"] += 1
+        self._stats["rejected_records"] += len(group)
+        self._in_memory -= len(group)
         self._commits.refuse(group[0][0], group[-1][0], reason)
 
-    def _close_segment(self, segment: Segment, file: SegmentFile) -> None:
-        while True:
-            try:
-                file.close(sync=self.durability != "fsync")
-                break
-            except OSError as exc:
-                self._problem("wal", exc)
-                time.sleep(_RETRY_PAUSE)
-        with self._lock:
-            if segment.records:
-                self._closed_segments.append(segment)
-                self._parquet_wake.notify()
-        if not segment.records:
-            segment.path.unlink(missing_ok=True)
+    def _wal_loop(self) -> None:
+        """The writer thread: closes segments on time, and reads the fsync answers when no loop does."""
+        while not self._stopping:
+            with self._lock:
+                due = self._current.closes_at - time.monotonic() if self._current is not None else _IDLE_WAKE
+                bound = self._loop is not None
+            if bound:
+                self._wake.wait(max(min(due, 1.0), 0.0))  # each second at least: a child to revive
+                self._wake.clear()
+                if self._syncer.dead:
+                    self._revive()
+            else:
+                self._wait_for_answers(max(min(due, _ANSWER_POLL), 0.0))
+            with self._lock:
+                if self._current is not None and time.monotonic() >= self._current.closes_at:
+                    self._append_incoming()
+                    self._close_current()
 
     # ------------------------------------------------------------ the Parquet thread
 
