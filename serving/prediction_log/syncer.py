@@ -73,6 +73,7 @@ class Syncer:
         self._unanswered: dict[int, tuple[int, int, int | None, Any]] = {}  # id -> (op, number, descriptor, token)
         self._open: dict[int, int] = {}  # segment number -> descriptor, until its CLOSE is answered
         self._failed: dict[int, int] = {}  # id -> errno, until its batch's last answer
+        self._backlog: list[int] = []  # ids not sent yet (the socket was full), in order
         self.dead = False  # the child was found gone: replace() it
         self.fsyncs = 0
         self.restarts = 0
@@ -94,21 +95,36 @@ class Syncer:
 
     def request(self, op: int, number: int, *, descriptor: int | None = None, token: Any = None) -> None:
         """Ask for ``op`` on segment ``number`` (``OPEN`` and ``SYNC_DIR`` hand over ``descriptor``); never
-        raises: a child found gone is marked :attr:`dead`, and :meth:`replace` asks the next one again."""
+        waits nor raises: what the socket cannot take now is sent as answers make room, and a child
+        found gone is marked :attr:`dead` (:meth:`replace` asks the next one again)."""
+        if op == SYNC and self._backlog:
+            last = self._backlog[-1]
+            if self._unanswered[last][:2] == (SYNC, number):  # not sent yet: this one covers it
+                self._backlog.pop()
+                del self._unanswered[last]
         self._next += 1
         self._unanswered[self._next] = (op, number, descriptor, token)
         if op == OPEN and descriptor is not None:
             self._open[number] = descriptor
-        if self.dead or self._socket is None:
-            return
-        data = _REQUEST.pack(op, self._next, number)
-        try:
-            if descriptor is None:
-                self._socket.send(data, socket.MSG_DONTWAIT)
-            else:
-                socket.send_fds(self._socket, [data], [descriptor], socket.MSG_DONTWAIT)
-        except OSError:  # gone, or not reading for thousands of requests: a new child gets them all
-            self.dead = True
+        self._backlog.append(self._next)
+        self._send_backlog()
+
+    def _send_backlog(self) -> None:
+        while self._backlog and not self.dead and self._socket is not None:
+            rid = self._backlog[0]
+            op, number, descriptor, _ = self._unanswered[rid]
+            data = _REQUEST.pack(op, rid, number)
+            try:
+                if descriptor is None:
+                    self._socket.send(data, socket.MSG_DONTWAIT)
+                else:
+                    socket.send_fds(self._socket, [data], [descriptor], socket.MSG_DONTWAIT)
+            except BlockingIOError:  # the child has hundreds unread: the rest go as its answers come
+                return
+            except OSError:
+                self.dead = True
+                return
+            self._backlog.pop(0)
 
     # ------------------------------------------------------------ answers
 
@@ -116,6 +132,7 @@ class Syncer:
         """The answers that have arrived, in request order (never waits). A child found gone is marked
         :attr:`dead`: the owner stops watching :meth:`fileno`, then calls :meth:`replace`."""
         served: list[Answer] = []
+        self._send_backlog()
         while self._socket is not None and not self.dead:
             try:
                 data = self._socket.recv(_ANSWER.size, socket.MSG_DONTWAIT)
@@ -137,6 +154,7 @@ class Syncer:
                 if op == CLOSE:
                     self._open.pop(number, None)
             self._failed.clear()
+        self._send_backlog()
         return served
 
     def replace(self) -> None:
@@ -149,6 +167,7 @@ class Syncer:
         pending = sorted(self._unanswered.items())
         self._unanswered.clear()
         self._failed.clear()
+        self._backlog.clear()
         opened = {number for _, (op, number, _, _) in pending if op == OPEN}
         for number, descriptor in sorted(self._open.items()):
             if number not in opened:
@@ -217,9 +236,12 @@ def _serve(sock: socket.socket, group_commit_ms: float) -> None:
             batch += more
         busy = len(batch) > 1
         answers, fsyncs = _serve_batch(batch, descriptors)
-        for rid, error in answers:
-            sock.send(_ANSWER.pack(rid, error, 0))
-        sock.send(_ANSWER.pack(batch[-1][1], 0, fsyncs))
+        try:
+            for rid, error in answers:
+                sock.send(_ANSWER.pack(rid, error, 0))
+            sock.send(_ANSWER.pack(batch[-1][1], 0, fsyncs))
+        except OSError:  # the service closed its end (it ended, or replaced this process)
+            return
 
 
 def _receive(sock: socket.socket, *, wait: bool) -> list[tuple[int, int, int, int | None]] | None:

@@ -26,18 +26,15 @@ past it ``submit`` refuses at once (the service answers 503).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
-import select
 import shutil
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -48,27 +45,25 @@ from pydantic import SecretStr
 
 from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log.format import log_schema
-from credit_risk.decision_log.privacy import PrivacyError, check_privacy, private_record
+from credit_risk.decision_log.privacy import PrivacyError, check_privacy
 from credit_risk.schema import FeatureSchema
 from serving.deadlines import DEADLINES
+from serving.prediction_log.answers import Answers
+from serving.prediction_log.appender import Ledger, WriteAhead
 from serving.prediction_log.commits import Commits
 from serving.prediction_log.converter import Converter
 from serving.prediction_log.files import SegmentOutput, write_segment
 from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
-from serving.prediction_log.syncer import CLOSE, OPEN, SYNC, SYNC_DIR, Answer, Syncer, SyncerStartError
+from serving.prediction_log.syncer import Answer, SyncerStartError
 from serving.prediction_log.uploads import Upload, Uploader
 from serving.prediction_log.wal import (
     WAL_DIR,
     Segment,
-    SegmentFile,
     VersionKey,
     WalLock,
     fsync_dir,
     orphaned_wals,
     read_segment,
-    record_line,
-    schema_line,
-    segment_path,
     segments_of,
 )
 
@@ -95,18 +90,6 @@ class PredictionLogClosedError(PredictionLogError):
 
 class PredictionLogWriteError(PredictionLogError):
     """The write-ahead append of these records failed: they are not logged and must not be answered."""
-
-
-@dataclass(eq=False)
-class _Open:
-    """A segment being appended to (or closing): its file, and what its last answered fdatasync covered."""
-
-    segment: Segment
-    file: SegmentFile
-    closes_at: float
-    confirmed: tuple[int, int, int]  # (ticket, bytes, records) on disk for sure
-    last_ticket: int = 0  # the last ticket appended to it
-    failed: bool = False  # an fdatasync failed: what it had not confirmed was refused and cut off
 
 
 class PredictionLogWriter:
@@ -147,13 +130,22 @@ class PredictionLogWriter:
         self._wal_done = False  # the WAL thread has closed its last segment (after close())
         self._seq = 0  # last ticket handed out
         self._commits = Commits(PredictionLogWriteError)
-        self._syncer = Syncer(group_commit_ms=config.group_commit_ms)
-        self._current: _Open | None = None  # the segment appended to
-        self._segments: dict[int, _Open] = {}  # opened, their CLOSE not answered yet
-        self._number = 0  # the last segment's number
-        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop that reads the fsync answers
-        self._loop_thread: int | None = None
-        self._watched = -1  # the descriptor that loop watches
+        ledger = Ledger(
+            refused=self._refused, problem=self._wal_problem, healthy=self._wal_healthy, closed=self._closed
+        )
+        self._wal = WriteAhead(
+            config,
+            self._wal_folder,
+            hash_key=self._hash_key,
+            schema_of=lambda key: self._schemas.get(key, self.feature_schema),
+            commits=self._commits,
+            ledger=ledger,
+        )
+        self._wal.on_open = self._wake.set
+        self._syncer = self._wal.syncer
+        self._answers = Answers(
+            self._lock, self._syncer, settle=self._settle, commits=self._commits, problem=self._wal_problem
+        )
         self._flush_scheduled = False
         self._in_memory = 0  # accepted records not yet in Parquet (or refused)
         self._problems: dict[str, str] = {}  # "wal" / "parquet" -> the last error, until the next success
@@ -220,15 +212,14 @@ class PredictionLogWriter:
             self._state = "closing"
         self._stopping = True
         self._wake.set()
-        self._unbind_loop()
+        self._answers.unbind()
         for thread in self._threads[:1]:  # the writer thread: it appends and reads answers no more
             thread.join(max(deadline - time.monotonic(), 0.0))
         with self._lock:
             self._append_incoming()
-            if self._current is not None:
-                self._close_current()
+            self._wal.close_current()
         while self._syncer.waiting and time.monotonic() < deadline:
-            self._wait_for_answers(min(_ANSWER_POLL, max(deadline - time.monotonic(), 0.0)))
+            self._answers.wait(min(_ANSWER_POLL, max(deadline - time.monotonic(), 0.0)))
         with self._lock:
             self._wal_done = True
             self._parquet_wake.notify_all()
@@ -248,48 +239,13 @@ class PredictionLogWriter:
     def bind_loop(self) -> None:
         """Called on the service's event loop: from now on the fsync answers are read there
         (``add_reader``) and the records submitted there are appended once per loop iteration."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._state != "running":
-                return
-            self._loop, self._loop_thread = loop, threading.get_ident()
-            self._watch()
+        if self._state == "running":
+            self._answers.bind()
 
-    def _watch(self) -> None:
-        """Watch the fsync child's current socket on the bound loop (on the loop's thread, under the lock)."""
-        assert self._loop is not None
-        if self._watched >= 0:
-            self._loop.remove_reader(self._watched)
-            self._watched = -1
-        if not self._syncer.dead and self._syncer.fileno() >= 0:
-            self._watched = self._syncer.fileno()
-            self._loop.add_reader(self._watched, self._answer)
-
-    def _unbind_loop(self) -> None:
-        """Stop reading answers on the bound loop (on that loop, waiting for it when called elsewhere)."""
-        loop = self._loop
-        if loop is None:
-            return
-        done = threading.Event()
-
-        def unwatch() -> None:
-            with self._lock:
-                if self._watched >= 0:
-                    loop.remove_reader(self._watched)
-                self._watched, self._loop, self._loop_thread = -1, None, None
-            done.set()
-
-        if threading.get_ident() == self._loop_thread:
-            unwatch()
-            return
-        try:
-            loop.call_soon_threadsafe(unwatch)
-        except RuntimeError:  # the loop is closed: nothing watches any more
-            unwatch()
-            return
-        if not done.wait(2.0):  # the loop has stopped: its reader cannot run any more
-            with self._lock:
-                self._watched, self._loop, self._loop_thread = -1, None, None
+    @property
+    def fsync_pid(self) -> int | None:
+        """The fsync child's process id (None while it is not running)."""
+        return self._syncer.pid
 
     @property
     def durability(self) -> str:
@@ -353,11 +309,11 @@ class PredictionLogWriter:
             ticket = self._seq
             self._incoming.extend(zip(range(first, ticket + 1), records, strict=True))
             self._in_memory += count
-            if self._loop_thread is None or threading.get_ident() != self._loop_thread:
+            if not self._answers.on_loop():
                 self._append_incoming()  # a worker thread or a script: appended now
             elif not self._flush_scheduled:  # the event loop: once per iteration, for every record it submitted
                 self._flush_scheduled = True
-                self._loop.call_soon(self._flush)  # type: ignore[union-attr]
+                self._answers.loop.call_soon(self._flush)  # type: ignore[union-attr]
         return ticket
 
     async def wait_durable(self, ticket: int | None) -> None:
@@ -388,195 +344,53 @@ class PredictionLogWriter:
             self._append_incoming()
 
     def _append_incoming(self) -> None:
-        """Append what was submitted, under the lock: one write into the page cache, then (durability
-        ``fsync``) one request to the fsync child, whose answer confirms the tickets."""
+        """Append what was submitted (under the lock)."""
         group, self._incoming = self._incoming, []
-        if not group:
-            return
-        try:
-            current = self._current or self._open_segment(group[0][0] - 1)
-        except OSError as exc:
-            self._refuse(group, exc)
-            return
-        privacy = {"drop_fields": self.config.drop_fields, "hash_fields": self.config.hash_fields}
-        lines: list[bytes] = []
-        records: list[dict[str, Any]] = []
-        new_schemas: dict[VersionKey, FeatureSchema] = {}
-        segment = current.segment
-        for _, record in group:
-            key = (str(record["model_name"]), str(record["model_version"]))
-            if key not in segment.schemas and key not in new_schemas:
-                new_schemas[key] = self._schemas.get(key, self.feature_schema)
-                lines.append(schema_line(key, new_schemas[key]))
-            private = private_record(record, **privacy, key=self._hash_key)
-            records.append(private)
-            lines.append(record_line(private))
-        try:
-            current.file.append(b"".join(lines), sync=False)
-        except OSError as exc:
-            self._refuse(group, exc)
-            return
-        segment.schemas.update(new_schemas)
-        segment.records.extend(records)
-        current.last_ticket = group[-1][0]
-        if self.durability == "fsync":
-            token = (current.last_ticket, current.file.end, len(segment.records))
-            self._syncer.request(SYNC, segment.number, token=token)
-        else:
-            self._problems.pop("wal", None)
-        if len(segment.records) >= self.config.flush_every_records:
-            self._close_current()
-
-    def _open_segment(self, before: int) -> _Open:
-        """A new segment (``before``: the last ticket before its first), handed to the fsync child with a
-        request to sync the folder that now names it."""
-        self._number += 1
-        path = segment_path(self._wal_folder, self._number)
-        file = SegmentFile(path, zero_fill=self.durability == "fsync")
-        try:
-            folder = os.open(self._wal_folder, os.O_RDONLY)
-        except OSError:
-            file.close(sync=False)
-            raise
-        opened = _Open(
-            Segment(self._number, path),
-            file,
-            time.monotonic() + self.config.flush_interval_seconds,
-            (before, 0, 0),
-            before,
-        )
-        self._segments[self._number] = self._current = opened
-        self._wake.set()  # the writer thread closes it on time
-        self._syncer.request(OPEN, self._number, descriptor=file.descriptor)
-        self._syncer.request(SYNC_DIR, self._number, descriptor=folder, token=folder)
-        return opened
-
-    def _close_current(self) -> None:
-        """No more appends to the current segment: the child syncs and closes its copy, then it goes to Parquet."""
-        current, self._current = self._current, None
-        if current is not None:
-            self._syncer.request(CLOSE, current.segment.number)
-
-    def _answer(self) -> None:
-        """Read the fsync child's answers and settle them (on the bound loop, or the writer's thread)."""
-        with self._lock:
-            upto = self._settle(self._syncer.answers())
-            dead = self._syncer.dead
-        if upto:
-            self._commits.confirm(upto)
-        if dead:
-            self._revive()
+        if group:
+            self._wal.append(group)
 
     def _settle(self, answers: list[Answer]) -> int:
-        """Apply answers (under the lock); returns the last ticket now on disk (0: none)."""
-        upto = 0
-        for answer in answers:
-            opened = self._segments.get(answer.number)
-            if answer.op == SYNC_DIR:
-                os.close(answer.token)
-            if opened is None or answer.op == OPEN:
-                continue
-            if answer.error and self.durability == "fsync":
-                self._sync_failed(opened, answer.error)
-            elif answer.error:  # interval: these records were answered without waiting; keep them
-                self._problem("wal", OSError(answer.error, f"fdatasync failed: {os.strerror(answer.error)}"))
-            elif answer.op == SYNC and not opened.failed:
-                opened.confirmed = answer.token
-                upto = answer.token[0]
-                self._problems.pop("wal", None)
-            if answer.op == CLOSE:
-                self._closed(opened)
+        upto = self._wal.settle(answers)
         self._stats["fsyncs"] = self._syncer.fsyncs
         return upto
-
-    def _sync_failed(self, opened: _Open, error: int) -> None:
-        """An fdatasync failed: what it had not confirmed is refused and cut from the file (never answered)."""
-        reason = os.strerror(error)
-        self._problems["wal"] = f"fdatasync failed: {reason}"
-        self._stats["write_errors"] += 1
-        if opened.failed:
-            return
-        opened.failed = True
-        ticket, end, kept = opened.confirmed
-        refused = len(opened.segment.records) - kept
-        if refused:
-            log.error("prediction log: fdatasync failed (%s); %d record(s) refused", reason, refused)
-            del opened.segment.records[kept:]
-            opened.file.cut(end)
-            self._stats["rejected_records"] += refused
-            self._in_memory -= refused
-        if opened.last_ticket > ticket:
-            self._commits.refuse(ticket + 1, opened.last_ticket, reason)
-        if opened is self._current:
-            self._close_current()
-
-    def _closed(self, opened: _Open) -> None:
-        """The child synced and closed its copy: this process closes its own, Parquet takes the records."""
-        del self._segments[opened.segment.number]
-        opened.file.close(sync=False)
-        if opened.segment.records:
-            self._closed_segments.append(opened.segment)
-            self._parquet_wake.notify()
-        else:
-            opened.segment.path.unlink(missing_ok=True)
-
-    def _revive(self) -> None:
-        """Replace a fsync child found gone (asking the new one again); on the bound loop, watch its socket."""
-        if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self._revive)  # type: ignore[union-attr]
-            return
-        with self._lock:
-            if not self._syncer.dead:
-                return
-            if self._loop is not None and self._watched >= 0:
-                self._loop.remove_reader(self._watched)
-                self._watched = -1
-            try:
-                self._syncer.replace()
-            except SyncerStartError as exc:
-                self._problems["wal"] = str(exc)
-                return
-            log.warning("prediction log: the fsync process was gone; a new one took over")
-            if self._loop is not None:
-                self._watch()
-
-    def _wait_for_answers(self, timeout: float) -> None:
-        """Wait up to ``timeout`` for the fsync child's answers, then settle them (the writer's thread, close)."""
-        descriptor = self._syncer.fileno()
-        if descriptor >= 0 and not self._syncer.dead:
-            poller = select.poll()
-            poller.register(descriptor, select.POLLIN)
-            poller.poll(timeout * 1000)
-        else:
-            time.sleep(timeout)
-        self._answer()
-
-    def _refuse(self, group: list[tuple[int, Mapping[str, Any]]], exc: OSError) -> None:
-        reason = str(exc.strerror or exc)
-        log.error("prediction log: write-ahead append failed (%s); %d record(s) refused", reason, len(group))
-        self._problems["wal"] = reason
-        self._stats["write_errors"] += 1
-        self._stats["rejected_records"] += len(group)
-        self._in_memory -= len(group)
-        self._commits.refuse(group[0][0], group[-1][0], reason)
 
     def _wal_loop(self) -> None:
         """The writer thread: closes segments on time, and reads the fsync answers when no loop does."""
         while not self._stopping:
             with self._lock:
-                due = self._current.closes_at - time.monotonic() if self._current is not None else _IDLE_WAKE
-                bound = self._loop is not None
+                closes_at = self._wal.closes_at
+                due = closes_at - time.monotonic() if closes_at is not None else _IDLE_WAKE
+                bound = self._answers.loop is not None
             if bound:
                 self._wake.wait(max(min(due, 1.0), 0.0))  # each second at least: a child to revive
                 self._wake.clear()
                 if self._syncer.dead:
-                    self._revive()
+                    self._answers.revive()
             else:
-                self._wait_for_answers(max(min(due, _ANSWER_POLL), 0.0))
+                self._answers.wait(max(min(due, _ANSWER_POLL), 0.0))
             with self._lock:
-                if self._current is not None and time.monotonic() >= self._current.closes_at:
+                if closes_at is not None and time.monotonic() >= closes_at:
                     self._append_incoming()
-                    self._close_current()
+                self._wal.close_if_due(time.monotonic())
+
+    # ------------------------------------------------------------ what the write-ahead side reports
+
+    def _refused(self, count: int, reason: str) -> None:
+        self._problems["wal"] = reason
+        self._stats["write_errors"] += 1
+        self._stats["rejected_records"] += count
+        self._in_memory -= count
+
+    def _wal_problem(self, reason: str) -> None:
+        self._problems["wal"] = reason
+        self._stats["write_errors"] += 1
+
+    def _wal_healthy(self) -> None:
+        self._problems.pop("wal", None)
+
+    def _closed(self, segment: Segment) -> None:
+        self._closed_segments.append(segment)
+        self._parquet_wake.notify()
 
     # ------------------------------------------------------------ the Parquet thread
 

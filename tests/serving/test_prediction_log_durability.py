@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -322,3 +324,53 @@ def test_a_failed_wal_append_refuses_its_requests_and_leaves_no_row(tmp_path: Pa
         assert writer.health_problem() is None
     ids = sorted(read_rows(directory).column("request_id").to_pylist())
     assert ids == ["req-0000003", "req-0000004"], "a refused (503) record reached the table"
+
+
+def test_a_failed_fdatasync_refuses_what_it_had_not_confirmed_and_leaves_no_row(tmp_path: Path) -> None:
+    async def submit_and_wait(writer, records) -> None:
+        await writer.wait_durable(writer.submit(records))
+
+    directory = tmp_path / "log"
+    with running_writer(directory, flush_interval_seconds=0.2) as writer:
+        # the first segment takes every write and refuses every fdatasync (EINVAL), as a failing disk may
+        (directory / WAL_DIR / writer.wal_id / "seg-000000001.jsonl").symlink_to("/dev/null")
+        with pytest.raises(PredictionLogWriteError, match="fdatasync failed"):
+            asyncio.run(submit_and_wait(writer, make_records(3)))
+        assert "fdatasync failed" in (writer.health_problem() or ""), writer.health_problem()
+        assert writer.stats()["rejected_records"] == 3
+        time.sleep(0.5)  # the failed segment closes; the next one is a normal file
+        asyncio.run(submit_and_wait(writer, make_records(2, start=3)))
+        assert writer.health_problem() is None
+    ids = sorted(read_rows(directory).column("request_id").to_pylist())
+    assert ids == ["req-0000003", "req-0000004"], "a refused (503) record reached the table"
+
+
+def test_on_the_service_loop_a_killed_fsync_process_is_replaced_and_every_answered_record_is_kept(
+    tmp_path: Path,
+) -> None:
+    # as the service runs it: bound to the event loop, which appends once per iteration and reads the answers
+    directory = tmp_path / "log"
+    answered: list[str] = []
+
+    async def serve(writer) -> None:
+        writer.bind_loop()
+
+        async def one(i: int) -> None:
+            records = make_records(1, start=i)
+            await writer.wait_durable(writer.submit(records))
+            answered.append(records[0]["request_id"])
+
+        first = writer.fsync_pid
+        await asyncio.gather(*(one(i) for i in range(200)))
+        os.kill(first, signal.SIGKILL)  # the child dies between groups, or in one: its requests are asked again
+        await asyncio.gather(*(one(i) for i in range(200, 400)))
+        assert writer.fsync_pid not in (None, first), "no new fsync process"
+
+    with running_writer(directory, flush_every_records=10_000, flush_interval_seconds=30) as writer:
+        asyncio.run(serve(writer))
+        stats = writer.stats()
+    assert stats["fsync_process_restarts"] == 1
+    assert 1 <= stats["fsyncs"] < 100, f"{stats['fsyncs']} fsyncs for 400 records of two bursts: no group commit"
+    ids = read_rows(directory).column("request_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 400, "a record was lost or written twice"
+    assert sorted(answered) == sorted(ids)
