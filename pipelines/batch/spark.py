@@ -15,6 +15,7 @@ keeps MLflow's own route (the rule table in Spark SQL, then
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,22 +68,31 @@ def _spark_path(path: Path) -> str:
     return os.path.abspath(path)
 
 
-def _numbered_parquet(frame: SparkFrame, files: list[Path], footers: list[pq.FileMetaData]) -> SparkFrame:
+def _file_keys(spark: SparkSession, path: Path) -> list[str]:
+    """How ``_metadata.file_path`` names ``path``: Hadoop's qualified, percent-encoded URI of it, asked
+    of the JVM (Spark writes a local file ``file:/a%20b``, the URI ``file:///a%20b``: both are keys)."""
+    jvm_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(_spark_path(path))  # type: ignore[union-attr]
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+    uri = str(jvm_path.getFileSystem(hadoop).makeQualified(jvm_path).toUri().toString())
+    return sorted({uri, re.sub("^file:///", "file:/", uri)})
+
+
+def _numbered_parquet(
+    spark: SparkSession, frame: SparkFrame, files: list[Path], footers: list[pq.FileMetaData]
+) -> SparkFrame:
     """``frame`` with ``_row``: each row's 1-based number in the input, files in name order (as the
     local engine counts), with no extra pass: the file's offset (row counts from the Parquet footers)
-    plus the row's index in its file (``_metadata.row_index``)."""
+    plus the row's index in its file (``_metadata.row_index``). The file is looked up by the name Spark
+    gives it (:func:`_file_keys`), a string comparison per row, not a decoding."""
     from pyspark.sql import functions as F  # noqa: N812
 
     offsets, total = [], 0
     for path, footer in zip(files, footers, strict=True):
-        offsets += [F.lit(_spark_path(path)), F.lit(total).cast("long")]
+        offsets += [item for key in _file_keys(spark, path) for item in (F.lit(key), F.lit(total).cast("long"))]
         total += footer.num_rows
-    # Spark names a file by its percent-encoded URI (file:/a%20b.parquet); "+" is not encoded and
-    # url_decode would read it as a space
-    encoded = F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B"))
-    local = F.regexp_replace(F.url_decode(encoded), "^file:(//)?", "")
-    offset = F.create_map(*offsets)[local]
-    unknown = F.raise_error(F.concat(F.lit("spark read a file not in the input: "), local))
+    name = F.col("_metadata.file_path")
+    offset = F.create_map(*offsets)[name]
+    unknown = F.raise_error(F.concat(F.lit("spark read a file not in the input: "), name))
     row = F.when(offset.isNull(), unknown).otherwise(offset + F.col("_metadata.row_index") + F.lit(1))
     return frame.withColumn("_row", row.cast("long"))
 
@@ -120,12 +130,30 @@ def _numbered(spark: SparkSession, frame: SparkFrame, files: list[Path]) -> Spar
     return joined.withColumn("_row", row).drop("_mid", "_file", "_start", "_first", "_offset")
 
 
-def _read_spark(spark: SparkSession, files: list[Path], fmt: str) -> SparkFrame:
+# Arrow types whose Spark type reads the same Parquet column as Spark's own inference would give it
+_PLAIN_TYPES = ("bool", "int8", "int16", "int32", "int64", "float", "double", "string", "large_string")
+
+
+def _parquet_schema(footers: list[pq.FileMetaData]) -> Any:
+    """The input's Spark schema from the footers the engine reads anyway, so that Spark does not run a
+    job to infer it; None (Spark infers) when the files differ or hold a type outside ``_PLAIN_TYPES``."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    schemas = [footer.schema.to_arrow_schema().remove_metadata() for footer in footers]
+    if any(not schema.equals(schemas[0]) for schema in schemas[1:]):
+        return None
+    if any(str(field.type) not in _PLAIN_TYPES for field in schemas[0]):
+        return None
+    return from_arrow_schema(schemas[0])
+
+
+def _read_spark(spark: SparkSession, files: list[Path], fmt: str, footers: list[pq.FileMetaData]) -> SparkFrame:
     paths = [_spark_path(p) for p in files]
     if fmt == "csv":
         # all columns as text, validated below like the local engine does
         return spark.read.option("header", True).option("inferSchema", False).csv(paths)
-    return spark.read.parquet(*paths)
+    schema = _parquet_schema(footers)
+    return (spark.read if schema is None else spark.read.schema(schema)).parquet(*paths)
 
 
 def _read_numbered(
@@ -136,7 +164,8 @@ def _read_numbered(
     from pyspark.sql import functions as F  # noqa: N812
 
     files, fmt = input_files(options.input)
-    frame = _read_spark(spark, files, fmt)
+    footers = [pq.read_metadata(path) for path in files] if fmt == "parquet" else []
+    frame = _read_spark(spark, files, fmt, footers)
     schema = model.schema
     missing = [spec.name for spec in schema.inputs if spec.name not in frame.columns]
     if missing:
@@ -144,8 +173,7 @@ def _read_numbered(
     id_name = options.id_column if options.id_column in frame.columns else None
     frame = frame.select(*([id_name] if id_name else []), *schema.input_names)
     if fmt == "parquet":
-        footers = [pq.read_metadata(path) for path in files]
-        frame = _numbered_parquet(frame, files, footers)
+        frame = _numbered_parquet(spark, frame, files, footers)
         # Spark reads a row group in one task (a split that holds no row group's middle reads nothing)
         pieces = sum(footer.num_row_groups for footer in footers)
     else:
@@ -269,12 +297,16 @@ def _score_with_project(
     )
     scored.write.mode("overwrite").parquet(str(options.output))
     kind = _rejects_type(frame, id_name)
-    rejects = (
-        frame.mapInArrow(functools.partial(reject_batches, job), kind)
-        if rejected.value
-        else spark.createDataFrame([], kind)
-    )
+    rejects = frame.mapInArrow(functools.partial(reject_batches, job), kind) if rejected.value else _empty(spark, kind)
     rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
+
+
+def _empty(spark: SparkSession, kind: Any) -> SparkFrame:
+    """No rows of the schema ``kind``, planned in the JVM alone (``createDataFrame([])`` would start
+    Python workers to read an empty list)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    return spark.range(0, numPartitions=1).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in kind.fields])
 
 
 # ------------------------------------------------------------------ MLflow's own route
