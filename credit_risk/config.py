@@ -129,8 +129,8 @@ class PredictionLogConfig(_Frozen):
     durability: Literal["fsync", "interval"] = "fsync"
     # how long a request waits for its record's fsync before it answers 503 (a full queue refuses at once)
     submit_timeout_seconds: float = Field(default=2.0, gt=0)
-    # group commit: under load (the previous group found waiting) the write-ahead thread gathers records
-    # this long before its write and fsync, so one fsync carries many records (0: never waits)
+    # group commit: under load (the previous batch found requests waiting) the fsync process gathers
+    # requests this long before its fsync, so one fsync carries many records (0: never waits)
     group_commit_ms: float = Field(default=1.0, ge=0, le=50)
     upload_artifacts: bool = True  # copy closed files to the serving run in MLflow
     upload_retry_max_seconds: float = Field(default=60.0, gt=0)  # cap of the upload retry backoff
