@@ -13,6 +13,7 @@ watches the new one's socket.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import select
 import threading
@@ -45,10 +46,12 @@ class Answers:
         self.loop: asyncio.AbstractEventLoop | None = None  # the bound loop
         self.loop_thread: int | None = None
         self._watched = -1  # the descriptor that loop watches
+        self.closed = False  # the writer has closed: no child is started any more
 
     def on_loop(self) -> bool:
-        """Whether the caller runs on the bound loop."""
-        return self.loop_thread is not None and threading.get_ident() == self.loop_thread
+        """Whether the caller runs on the bound loop (and it is open)."""
+        loop = self.loop
+        return threading.get_ident() == self.loop_thread and loop is not None and not loop.is_closed()
 
     def bind(self) -> None:
         """From now on the answers are read on the running loop (call it there)."""
@@ -59,15 +62,16 @@ class Answers:
 
     def unbind(self) -> None:
         """Stop reading on the bound loop (on that loop; waits for it when called elsewhere)."""
-        loop = self.loop
+        with self._lock:
+            loop, watched = self.loop, self._watched
         if loop is None:
             return
         done = threading.Event()
 
         def unwatch() -> None:
             with self._lock:
-                if self._watched >= 0:
-                    loop.remove_reader(self._watched)
+                if not loop.is_closed():
+                    loop.remove_reader(self._watched if self._watched >= 0 else watched)
                 self._watched, self.loop, self.loop_thread = -1, None, None
             done.set()
 
@@ -106,11 +110,14 @@ class Answers:
 
     def revive(self) -> None:
         """Replace a child found gone, asking the new one again; on the bound loop, watch its socket."""
-        if self.loop is not None and not self.on_loop():
-            self.loop.call_soon_threadsafe(self.revive)
+        with self._lock:
+            loop = self.loop
+        if loop is not None and not self.on_loop():
+            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: the writer is closing
+                loop.call_soon_threadsafe(self.revive)
             return
         with self._lock:
-            if not self._syncer.dead:
+            if not self._syncer.dead or self.closed:
                 return
             if self.loop is not None and self._watched >= 0:
                 self.loop.remove_reader(self._watched)  # before its socket closes

@@ -13,10 +13,11 @@ the table.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,17 @@ from serving.prediction_log.wal import Segment, SegmentFile, VersionKey, record_
 
 log = logging.getLogger(__name__)
 
-Group = list[tuple[int, Mapping[str, Any]]]  # (ticket, record), in ticket order
+
+@dataclass(frozen=True)
+class Encoded:
+    """A record as the write-ahead file holds it: privacy applied, its line, its model version."""
+
+    key: VersionKey
+    record: dict[str, Any]
+    line: bytes
+
+
+Group = list[tuple[int, Encoded]]  # (ticket, record), in ticket order
 
 
 @dataclass(eq=False)
@@ -43,6 +54,7 @@ class _Open:
     confirmed: tuple[int, int, int]  # (ticket, bytes, records) on disk for sure
     last_ticket: int = 0  # the last ticket appended to it
     failed: bool = False  # an fdatasync failed: what it had not confirmed was refused and cut off
+    closing: int = 0  # CLOSE requests not answered yet (a cut after a failure asks for one more)
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,7 @@ class Ledger:
     problem: Callable[[str], None]  # a write error that refused nothing (yet)
     healthy: Callable[[], None]  # a write went through: the last error is over
     closed: Callable[[Segment], None]  # a closed segment, synced, for Parquet
+    opened: Callable[[], None]  # a segment opened: the writer's thread closes it on time
 
 
 class WriteAhead:
@@ -79,40 +92,49 @@ class WriteAhead:
         self._current: _Open | None = None  # the segment appended to
         self._segments: dict[int, _Open] = {}  # opened, their CLOSE not answered yet
         self._number = 0  # the last segment's number
-        self.on_open: Callable[[], None] = lambda: None  # the writer's thread is told, to close it on time
 
     @property
     def closes_at(self) -> float | None:
         """When the open segment is due to close (None: none is open)."""
         return self._current.closes_at if self._current is not None else None
 
+    @property
+    def pending(self) -> bool:
+        """Whether a segment is open or closing (its records not handed to Parquet yet)."""
+        return bool(self._segments)
+
+    def encode(self, records: list[dict[str, Any]]) -> list[Encoded]:
+        """The records as the write-ahead file holds them (privacy applied); needs no lock."""
+        privacy = {"drop_fields": self.config.drop_fields, "hash_fields": self.config.hash_fields}
+        encoded = []
+        for record in records:
+            private = private_record(record, **privacy, key=self._hash_key)
+            key = (str(record["model_name"]), str(record["model_version"]))
+            encoded.append(Encoded(key, private, record_line(private)))
+        return encoded
+
     def append(self, group: Group) -> None:
         """One write into the page cache for the group, then (``fsync``) one request to the fsync child."""
         try:
             current = self._current or self._open_segment(group[0][0] - 1)
         except OSError as exc:
-            self._refuse(group, exc)
+            self.refuse(group, exc)
             return
-        privacy = {"drop_fields": self.config.drop_fields, "hash_fields": self.config.hash_fields}
         lines: list[bytes] = []
-        records: list[dict[str, Any]] = []
         new_schemas: dict[VersionKey, FeatureSchema] = {}
         segment = current.segment
-        for _, record in group:
-            key = (str(record["model_name"]), str(record["model_version"]))
-            if key not in segment.schemas and key not in new_schemas:
-                new_schemas[key] = self._schema_of(key)
-                lines.append(schema_line(key, new_schemas[key]))
-            private = private_record(record, **privacy, key=self._hash_key)
-            records.append(private)
-            lines.append(record_line(private))
+        for _, item in group:
+            if item.key not in segment.schemas and item.key not in new_schemas:
+                new_schemas[item.key] = self._schema_of(item.key)
+                lines.append(schema_line(item.key, new_schemas[item.key]))
+            lines.append(item.line)
         try:
             current.file.append(b"".join(lines), sync=False)
         except OSError as exc:
-            self._refuse(group, exc)
+            self.refuse(group, exc)
             return
         segment.schemas.update(new_schemas)
-        segment.records.extend(records)
+        segment.records.extend(item.record for _, item in group)
         current.last_ticket = group[-1][0]
         if self._fsync:
             token = (current.last_ticket, current.file.end, len(segment.records))
@@ -126,6 +148,7 @@ class WriteAhead:
         """No more appends to the open segment: the child syncs and closes its copy, then Parquet takes it."""
         current, self._current = self._current, None
         if current is not None:
+            current.closing += 1
             self.syncer.request(CLOSE, current.segment.number)
 
     def close_if_due(self, now: float) -> None:
@@ -136,20 +159,31 @@ class WriteAhead:
         """Apply the fsync child's answers; returns the last ticket now on disk (0: none)."""
         upto = 0
         for answer in answers:
-            opened = self._segments.get(answer.number)
-            if answer.op == SYNC_DIR:
-                os.close(answer.token)
-            if opened is None or answer.op == OPEN:
-                continue
-            if answer.error and self._fsync:
-                self._sync_failed(opened, answer.error)
-            elif answer.error:  # interval: these records were answered without waiting; keep them
-                self._ledger.problem(f"fdatasync failed: {os.strerror(answer.error)}")
-            elif answer.op == SYNC and not opened.failed:
-                opened.confirmed = answer.token
-                upto = answer.token[0]
-                self._ledger.healthy()
-            if answer.op == CLOSE:
+            try:
+                upto = self._settle(answer) or upto
+            except Exception:  # a bug or an OS error while applying one answer: the others still apply
+                log.exception("prediction log: applying the fsync process's answer %s failed", answer)
+        return upto
+
+    def _settle(self, answer: Answer) -> int:
+        if answer.op == SYNC_DIR:
+            with contextlib.suppress(OSError):
+                os.close(answer.token)  # the folder's descriptor, kept open until answered
+        opened = self._segments.get(answer.number)
+        if opened is None or answer.op == OPEN:
+            return 0
+        upto = 0
+        if answer.error and self._fsync:
+            self._sync_failed(opened, answer.error)
+        elif answer.error:  # interval: these records were answered without waiting; keep them
+            self._ledger.problem(f"fdatasync failed: {os.strerror(answer.error)}")
+        elif answer.op == SYNC and not opened.failed:
+            opened.confirmed = answer.token
+            upto = answer.token[0]
+            self._ledger.healthy()
+        if answer.op == CLOSE:
+            opened.closing -= 1
+            if not opened.closing:
                 self._closed(opened)
         return upto
 
@@ -169,7 +203,7 @@ class WriteAhead:
         self._segments[self._number] = self._current = opened
         self.syncer.request(OPEN, self._number, descriptor=file.descriptor)
         self.syncer.request(SYNC_DIR, self._number, descriptor=folder, token=folder)
-        self.on_open()
+        self._ledger.opened()
         return opened
 
     def _sync_failed(self, opened: _Open, error: int) -> None:
@@ -191,7 +225,11 @@ class WriteAhead:
         if opened.last_ticket > ticket:
             self._commits.refuse(ticket + 1, opened.last_ticket, reason)
         if opened is self._current:
-            self.close_current()
+            self.close_current()  # its CLOSE, asked after the cut, makes the cut durable
+        elif refused:  # closing already, maybe synced before the cut: once more, after it
+            opened.closing += 1
+            self.syncer.request(OPEN, opened.segment.number, descriptor=opened.file.descriptor)
+            self.syncer.request(CLOSE, opened.segment.number)
 
     def _closed(self, opened: _Open) -> None:
         """The child synced and closed its copy: this process closes its own, Parquet takes the records."""
@@ -202,8 +240,9 @@ class WriteAhead:
         else:
             opened.segment.path.unlink(missing_ok=True)
 
-    def _refuse(self, group: Group, exc: OSError) -> None:
-        reason = str(exc.strerror or exc)
+    def refuse(self, group: Group, exc: Exception) -> None:
+        """The group is not logged: its requests fail (503)."""
+        reason = str(getattr(exc, "strerror", None) or exc)
         log.error("prediction log: write-ahead append failed (%s); %d record(s) refused", reason, len(group))
         self._ledger.refused(len(group), reason)
         self._commits.refuse(group[0][0], group[-1][0], reason)

@@ -42,7 +42,7 @@ class Commits:
     def confirm(self, upto: int) -> None:
         """Every ticket up to ``upto`` is on disk: wake their requests."""
         with self._lock:
-            self._durable = upto
+            self._durable = max(self._durable, upto)  # two readers may confirm out of order
             settled = [w for w in self._waiters if w[0] <= upto]
             self._waiters = [w for w in self._waiters if w[0] > upto]
         _wake(settled, None)

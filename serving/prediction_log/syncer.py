@@ -19,15 +19,18 @@ skipped.
 
 Wire format (``SOCK_SEQPACKET``: one message per request, order kept):
 service -> child ``<Bqq`` (operation, request id, segment number), ``OPEN`` and
-``SYNC_DIR`` carrying the descriptor; child -> service ``<qii`` (request id,
-errno, fdatasyncs): one message per failed request, then, for each batch, the
-last request id it covered with errno 0 and the number of ``SYNC`` calls made.
+``SYNC_DIR`` carrying the descriptor; child -> service, one message per batch
+(so a failure is never separated from the batch it failed in): ``<qiI`` (the
+last request id it served, the ``SYNC`` fdatasyncs made, the number of failed
+requests), then ``<qi`` (request id, errno) for each failed one.
 """
 
 from __future__ import annotations
 
 import array
+import errno
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -38,9 +41,11 @@ from typing import Any
 
 OPEN, SYNC, CLOSE, SYNC_DIR = 1, 2, 3, 4
 _REQUEST = struct.Struct("<Bqq")
-_ANSWER = struct.Struct("<qii")
-_ANCILLARY = socket.CMSG_LEN(array.array("i").itemsize)  # room for one descriptor
+_ANSWER = struct.Struct("<qiI")  # last request id served, SYNC fdatasyncs, failed requests that follow
+_FAILED = struct.Struct("<qi")  # request id, errno
+_ANCILLARY = socket.CMSG_SPACE(array.array("i").itemsize)  # room for one descriptor
 _BATCH = 4096  # requests read before they are served
+_ANSWER_MAX = _ANSWER.size + _BATCH * _FAILED.size
 
 
 class SyncerStartError(OSError):
@@ -72,7 +77,6 @@ class Syncer:
         self._next = 0
         self._unanswered: dict[int, tuple[int, int, int | None, Any]] = {}  # id -> (op, number, descriptor, token)
         self._open: dict[int, int] = {}  # segment number -> descriptor, until its CLOSE is answered
-        self._failed: dict[int, int] = {}  # id -> errno, until its batch's last answer
         self._backlog: list[int] = []  # ids not sent yet (the socket was full), in order
         self.dead = False  # the child was found gone: replace() it
         self.fsyncs = 0
@@ -113,12 +117,11 @@ class Syncer:
         while self._backlog and not self.dead and self._socket is not None:
             rid = self._backlog[0]
             op, number, descriptor, _ = self._unanswered[rid]
-            data = _REQUEST.pack(op, rid, number)
+            ancillary = []
+            if descriptor is not None:  # sendmsg, not socket.send_fds: Python 3.11's drops its flags
+                ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [descriptor]))]
             try:
-                if descriptor is None:
-                    self._socket.send(data, socket.MSG_DONTWAIT)
-                else:
-                    socket.send_fds(self._socket, [data], [descriptor], socket.MSG_DONTWAIT)
+                self._socket.sendmsg([_REQUEST.pack(op, rid, number)], ancillary, socket.MSG_DONTWAIT)
             except BlockingIOError:  # the child has hundreds unread: the rest go as its answers come
                 return
             except OSError:
@@ -135,25 +138,22 @@ class Syncer:
         self._send_backlog()
         while self._socket is not None and not self.dead:
             try:
-                data = self._socket.recv(_ANSWER.size, socket.MSG_DONTWAIT)
+                data = self._socket.recv(_ANSWER_MAX, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 break
             except OSError:
                 data = b""
-            if len(data) != _ANSWER.size:  # EOF: the child ended (it never closes its end while we live)
+            if len(data) < _ANSWER.size:  # EOF: the child ended (it never closes its end while we live)
                 self.dead = True
                 break
-            rid, error, fsyncs = _ANSWER.unpack(data)
-            if error:
-                self._failed[rid] = error
-                continue
+            last, fsyncs, count = _ANSWER.unpack_from(data)
+            failed = dict(_FAILED.iter_unpack(data[_ANSWER.size : _ANSWER.size + count * _FAILED.size]))
             self.fsyncs += fsyncs
-            for done in [r for r in self._unanswered if r <= rid]:
+            for done in [r for r in self._unanswered if r <= last]:
                 op, number, _, token = self._unanswered.pop(done)
-                served.append(Answer(op, number, token, self._failed.pop(done, 0)))
+                served.append(Answer(op, number, token, failed.get(done, 0)))
                 if op == CLOSE:
                     self._open.pop(number, None)
-            self._failed.clear()
         self._send_backlog()
         return served
 
@@ -166,7 +166,6 @@ class Syncer:
         self.restarts += 1
         pending = sorted(self._unanswered.items())
         self._unanswered.clear()
-        self._failed.clear()
         self._backlog.clear()
         opened = {number for _, (op, number, _, _) in pending if op == OPEN}
         for number, descriptor in sorted(self._open.items()):
@@ -179,6 +178,7 @@ class Syncer:
 
     def _spawn(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        ours.setblocking(False)  # this side never waits: a full socket keeps requests in the backlog
         try:
             self._process = subprocess.Popen(
                 [sys.executable, "-I", "-S", __file__, str(theirs.fileno()), str(self._group_commit_ms)],
@@ -235,11 +235,10 @@ def _serve(sock: socket.socket, group_commit_ms: float) -> None:
                 break
             batch += more
         busy = len(batch) > 1
-        answers, fsyncs = _serve_batch(batch, descriptors)
+        failed, fsyncs = _serve_batch(batch, descriptors)
+        answer = _ANSWER.pack(batch[-1][1], fsyncs, len(failed)) + b"".join(_FAILED.pack(*f) for f in failed)
         try:
-            for rid, error in answers:
-                sock.send(_ANSWER.pack(rid, error, 0))
-            sock.send(_ANSWER.pack(batch[-1][1], 0, fsyncs))
+            sock.send(answer)
         except OSError:  # the service closed its end (it ended, or replaced this process)
             return
 
@@ -257,7 +256,7 @@ def _receive(sock: socket.socket, *, wait: bool) -> list[tuple[int, int, int, in
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
     op, rid, number = _REQUEST.unpack(data)
-    return [(op, rid, number, fds[0] if fds else None)]
+    return [(op, rid, number, fds[0] if fds else None)]  # a descriptor lost on the way: EBADF when used
 
 
 def _serve_batch(
@@ -280,9 +279,12 @@ def _serve_batch(
             if old is not None:
                 os.close(old)
             descriptors[number] = descriptor
-        elif op == SYNC_DIR and descriptor is not None:
-            error = _call(os.fsync, descriptor)
-            os.close(descriptor)
+        elif op == OPEN:
+            error = errno.EBADF  # its descriptor did not arrive (the child's limit): its SYNCs fail too
+        elif op == SYNC_DIR:
+            error = _call(os.fsync, descriptor) if descriptor is not None else errno.EBADF
+            if descriptor is not None:
+                os.close(descriptor)
         elif op in (SYNC, CLOSE):
             covered.setdefault(number, []).append(rid)
             if op == SYNC:
@@ -290,7 +292,7 @@ def _serve_batch(
             if last[number] != index:
                 continue
             target = descriptors.get(number)
-            error = _call(os.fdatasync, target) if target is not None else 9  # EBADF: never opened here
+            error = _call(os.fdatasync, target) if target is not None else errno.EBADF  # never opened here
             fsyncs += number in syncs  # the fdatasyncs that made records durable (not a CLOSE's alone)
             syncs.discard(number)
             if op == CLOSE and target is not None:
@@ -309,10 +311,14 @@ def _call(func: Any, descriptor: int) -> int:
         func(descriptor)
     except OSError as exc:
         print(f"prediction log fsync process: {func.__name__} failed: {exc}", file=sys.stderr, flush=True)
-        return exc.errno or 5
+        return exc.errno or errno.EIO
     return 0
 
 
 if __name__ == "__main__":
+    # a Ctrl-C or a SIGTERM to the service's process group is the service's to handle: this process
+    # answers what it has and ends when the service closes its socket
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with socket.socket(fileno=int(sys.argv[1])) as channel:
         _serve(channel, float(sys.argv[2]))

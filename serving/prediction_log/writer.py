@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from credit_risk.decision_log.privacy import PrivacyError, check_privacy
 from credit_risk.schema import FeatureSchema
 from serving.deadlines import DEADLINES
 from serving.prediction_log.answers import Answers
-from serving.prediction_log.appender import Ledger, WriteAhead
+from serving.prediction_log.appender import Encoded, Ledger, WriteAhead
 from serving.prediction_log.commits import Commits
 from serving.prediction_log.converter import Converter
 from serving.prediction_log.files import SegmentOutput, write_segment
@@ -123,7 +123,7 @@ class PredictionLogWriter:
         self._stopping = False
         self._wake = threading.Event()  # wakes the writer thread: a segment opened, or close
         self._state = "new"  # new -> running -> closing -> closed
-        self._incoming: list[tuple[int, Mapping[str, Any]]] = []
+        self._incoming: list[tuple[int, Encoded]] = []
         self._schemas: dict[VersionKey, FeatureSchema] = {}
         self._arrow: dict[VersionKey, pa.Schema] = {}
         self._closed_segments: list[Segment] = []
@@ -131,7 +131,11 @@ class PredictionLogWriter:
         self._seq = 0  # last ticket handed out
         self._commits = Commits(PredictionLogWriteError)
         ledger = Ledger(
-            refused=self._refused, problem=self._wal_problem, healthy=self._wal_healthy, closed=self._closed
+            refused=self._refused,
+            problem=self._wal_problem,
+            healthy=self._wal_healthy,
+            closed=self._closed,
+            opened=self._wake.set,
         )
         self._wal = WriteAhead(
             config,
@@ -141,7 +145,6 @@ class PredictionLogWriter:
             commits=self._commits,
             ledger=ledger,
         )
-        self._wal.on_open = self._wake.set
         self._syncer = self._wal.syncer
         self._answers = Answers(
             self._lock, self._syncer, settle=self._settle, commits=self._commits, problem=self._wal_problem
@@ -225,12 +228,14 @@ class PredictionLogWriter:
             self._parquet_wake.notify_all()
         for thread in self._threads[1:]:
             thread.join(max(deadline - time.monotonic(), 0.0))
-        if any(thread.is_alive() for thread in self._threads) or self._syncer.waiting:
+        if any(thread.is_alive() for thread in self._threads) or self._syncer.waiting or self._wal.pending:
             log.error("prediction log: %d record(s) not in Parquet within %.1fs of close", self.queued, timeout)
         else:
             self._wal_lock.release()
             shutil.rmtree(self._wal_folder, ignore_errors=True)
-        self._syncer.close()
+        with self._lock:
+            self._answers.closed = True
+            self._syncer.close()
         self._converter.close()
         if self._uploader is not None:
             self._uploader.stop(deadline)
@@ -293,6 +298,7 @@ class PredictionLogWriter:
             return None
         count = len(records)
         key = (str(records[0]["model_name"]), str(records[0]["model_version"]))
+        encoded = self._wal.encode(records)  # before the lock: a batch from a worker thread holds it briefly
         with self._lock:
             if self._state != "running":
                 raise PredictionLogClosedError("the prediction log is not running")
@@ -307,14 +313,20 @@ class PredictionLogWriter:
             first = self._seq + 1
             self._seq += count
             ticket = self._seq
-            self._incoming.extend(zip(range(first, ticket + 1), records, strict=True))
+            self._incoming.extend(zip(range(first, ticket + 1), encoded, strict=True))
             self._in_memory += count
-            if not self._answers.on_loop():
+            if not (self._answers.on_loop() and (self._flush_scheduled or self._schedule_flush())):
                 self._append_incoming()  # a worker thread or a script: appended now
-            elif not self._flush_scheduled:  # the event loop: once per iteration, for every record it submitted
-                self._flush_scheduled = True
-                self._answers.loop.call_soon(self._flush)  # type: ignore[union-attr]
         return ticket
+
+    def _schedule_flush(self) -> bool:
+        """Append the loop's records once, at the end of this iteration (False: the loop cannot take it)."""
+        try:
+            self._answers.loop.call_soon(self._flush)  # type: ignore[union-attr]
+        except RuntimeError:  # closed meanwhile
+            return False
+        self._flush_scheduled = True
+        return True
 
     async def wait_durable(self, ticket: int | None) -> None:
         """Return once the records of ``ticket`` are in the write-ahead file (fsync'd); never blocks the loop.
@@ -346,8 +358,13 @@ class PredictionLogWriter:
     def _append_incoming(self) -> None:
         """Append what was submitted (under the lock)."""
         group, self._incoming = self._incoming, []
-        if group:
+        if not group:
+            return
+        try:
             self._wal.append(group)
+        except Exception as exc:  # a bug: its requests get 503, nothing waits forever
+            log.exception("prediction log: appending %d record(s) failed", len(group))
+            self._wal.refuse(group, exc)
 
     def _settle(self, answers: list[Answer]) -> int:
         upto = self._wal.settle(answers)

@@ -24,7 +24,7 @@ from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import ARTIFACT_DIR, INVALID_DIR
 from credit_risk.decision_log.privacy import keyed_hash
 from credit_risk.schema import FeatureSchema
-from serving.prediction_log import PredictionLogWriteError
+from serving.prediction_log import PredictionLogWriteError, PredictionLogWriter
 from serving.prediction_log.files import write_segment
 from serving.prediction_log.wal import (
     WAL_DIR,
@@ -327,43 +327,44 @@ def test_a_failed_wal_append_refuses_its_requests_and_leaves_no_row(tmp_path: Pa
 
 
 def test_a_failed_fdatasync_refuses_what_it_had_not_confirmed_and_leaves_no_row(tmp_path: Path) -> None:
-    async def submit_and_wait(writer, records) -> None:
+    async def submit_and_wait(writer: PredictionLogWriter, records: list[dict[str, Any]]) -> None:
         await writer.wait_durable(writer.submit(records))
 
     directory = tmp_path / "log"
-    with running_writer(directory, flush_interval_seconds=0.2) as writer:
+    with running_writer(directory, flush_interval_seconds=30) as writer:
         # the first segment takes every write and refuses every fdatasync (EINVAL), as a failing disk may
         (directory / WAL_DIR / writer.wal_id / "seg-000000001.jsonl").symlink_to("/dev/null")
         with pytest.raises(PredictionLogWriteError, match="fdatasync failed"):
             asyncio.run(submit_and_wait(writer, make_records(3)))
         assert "fdatasync failed" in (writer.health_problem() or ""), writer.health_problem()
         assert writer.stats()["rejected_records"] == 3
-        time.sleep(0.5)  # the failed segment closes; the next one is a normal file
-        asyncio.run(submit_and_wait(writer, make_records(2, start=3)))
+        asyncio.run(submit_and_wait(writer, make_records(2, start=3)))  # the failed segment closed: a new one
         assert writer.health_problem() is None
     ids = sorted(read_rows(directory).column("request_id").to_pylist())
     assert ids == ["req-0000003", "req-0000004"], "a refused (503) record reached the table"
 
 
-def test_on_the_service_loop_a_killed_fsync_process_is_replaced_and_every_answered_record_is_kept(
-    tmp_path: Path,
-) -> None:
+def test_on_the_service_loop_a_killed_fsync_process_is_replaced_and_asked_again(tmp_path: Path) -> None:
     # as the service runs it: bound to the event loop, which appends once per iteration and reads the answers
     directory = tmp_path / "log"
     answered: list[str] = []
 
-    async def serve(writer) -> None:
+    async def one(writer: PredictionLogWriter, i: int) -> None:
+        records = make_records(1, start=i)
+        await writer.wait_durable(writer.submit(records))
+        answered.append(records[0]["request_id"])
+
+    async def serve(writer: PredictionLogWriter) -> None:
         writer.bind_loop()
-
-        async def one(i: int) -> None:
-            records = make_records(1, start=i)
-            await writer.wait_durable(writer.submit(records))
-            answered.append(records[0]["request_id"])
-
+        await asyncio.gather(*(one(writer, i) for i in range(200)))
         first = writer.fsync_pid
-        await asyncio.gather(*(one(i) for i in range(200)))
-        os.kill(first, signal.SIGKILL)  # the child dies between groups, or in one: its requests are asked again
-        await asyncio.gather(*(one(i) for i in range(200, 400)))
+        assert first is not None
+        os.kill(first, signal.SIGSTOP)  # it takes no more requests: the next ones wait, unanswered
+        burst = asyncio.gather(*(one(writer, i) for i in range(200, 400)))
+        await asyncio.sleep(0.3)
+        assert len(answered) == 200, "answered before the fsync process could sync them"
+        os.kill(first, signal.SIGKILL)  # dies with every request of the burst unanswered: asked again
+        await burst
         assert writer.fsync_pid not in (None, first), "no new fsync process"
 
     with running_writer(directory, flush_every_records=10_000, flush_interval_seconds=30) as writer:
