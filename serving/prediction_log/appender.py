@@ -132,6 +132,7 @@ class WriteAhead:
             current.file.append(b"".join(lines), sync=False)
         except OSError as exc:
             self.refuse(group, exc)
+            self.close_current()  # the next group goes to a new file
             return
         segment.schemas.update(new_schemas)
         segment.records.extend(item.record for _, item in group)

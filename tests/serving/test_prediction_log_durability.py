@@ -308,35 +308,21 @@ def test_fsync_durability_groups_concurrent_records_into_few_fsyncs(tmp_path: Pa
     assert read_rows(tmp_path / "log").num_rows == 200
 
 
-def test_a_failed_wal_append_refuses_its_requests_and_leaves_no_row(tmp_path: Path) -> None:
-    async def submit_and_wait(writer, records) -> None:
-        await writer.wait_durable(writer.submit(records))
-
-    directory = tmp_path / "log"
-    with running_writer(directory, flush_interval_seconds=0.2) as writer:
-        # the first segment is a full disk: every append to it fails with ENOSPC
-        (directory / WAL_DIR / writer.wal_id / "seg-000000001.jsonl").symlink_to("/dev/full")
-        with pytest.raises(PredictionLogWriteError, match="write failed"):
-            asyncio.run(submit_and_wait(writer, make_records(3)))
-        assert "write errors" in (writer.health_problem() or ""), writer.health_problem()
-        time.sleep(0.5)  # the failed segment closes; the next one is a normal file
-        asyncio.run(submit_and_wait(writer, make_records(2, start=3)))
-        assert writer.health_problem() is None
-    ids = sorted(read_rows(directory).column("request_id").to_pylist())
-    assert ids == ["req-0000003", "req-0000004"], "a refused (503) record reached the table"
-
-
-def test_a_failed_fdatasync_refuses_what_it_had_not_confirmed_and_leaves_no_row(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("device", "refusal"),
+    [("/dev/full", "write failed"), ("/dev/null", "fdatasync failed")],
+    ids=["the append fails (a full disk)", "the fdatasync fails (writes taken, EINVAL on sync)"],
+)
+def test_a_failed_wal_write_refuses_its_requests_and_leaves_no_row(tmp_path: Path, device: str, refusal: str) -> None:
     async def submit_and_wait(writer: PredictionLogWriter, records: list[dict[str, Any]]) -> None:
         await writer.wait_durable(writer.submit(records))
 
     directory = tmp_path / "log"
     with running_writer(directory, flush_interval_seconds=30) as writer:
-        # the first segment takes every write and refuses every fdatasync (EINVAL), as a failing disk may
-        (directory / WAL_DIR / writer.wal_id / "seg-000000001.jsonl").symlink_to("/dev/null")
-        with pytest.raises(PredictionLogWriteError, match="fdatasync failed"):
+        (directory / WAL_DIR / writer.wal_id / "seg-000000001.jsonl").symlink_to(device)  # the first segment
+        with pytest.raises(PredictionLogWriteError, match=refusal):
             asyncio.run(submit_and_wait(writer, make_records(3)))
-        assert "fdatasync failed" in (writer.health_problem() or ""), writer.health_problem()
+        assert "write errors" in (writer.health_problem() or ""), writer.health_problem()
         assert writer.stats()["rejected_records"] == 3
         asyncio.run(submit_and_wait(writer, make_records(2, start=3)))  # the failed segment closed: a new one
         assert writer.health_problem() is None
