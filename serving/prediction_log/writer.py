@@ -127,7 +127,7 @@ class PredictionLogWriter:
         self._schemas: dict[VersionKey, FeatureSchema] = {}
         self._arrow: dict[VersionKey, pa.Schema] = {}
         self._closed_segments: list[Segment] = []
-        self._wal_done = False  # the WAL thread has closed its last segment (after close())
+        self._wal_done = False  # close() has had the last segment closed and answered
         self._seq = 0  # last ticket handed out
         self._commits = Commits(PredictionLogWriteError)
         ledger = Ledger(
