@@ -165,3 +165,13 @@ def test_one_row_group_is_read_in_one_task_scoring_on_every_core(
     assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (4000, 4000, 0)
     assert_same_scores(read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet"), reasons=True)
     assert pq.read_table(rejects_path(tmp_path / "spark.parquet")).num_rows == 0
+
+
+def test_a_local_session_runs_its_driver_jvm_with_the_serial_collector(spark: object) -> None:
+    """The JVM option the engine sets in local mode reaches the driver JVM (the one that runs the tasks)."""
+    from pipelines.batch.spark import LOCAL_JAVA_OPTIONS
+
+    runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()  # type: ignore[attr-defined]
+    arguments = list(runtime.getInputArguments())
+    assert set(LOCAL_JAVA_OPTIONS.split()) <= set(arguments)
+    assert spark.conf.get("spark.driver.extraJavaOptions") == LOCAL_JAVA_OPTIONS  # type: ignore[attr-defined]
