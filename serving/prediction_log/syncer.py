@@ -184,6 +184,7 @@ class Syncer:
                 [sys.executable, "-I", "-S", __file__, str(theirs.fileno()), str(self._group_commit_ms)],
                 pass_fds=[theirs.fileno()],
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a Ctrl-C or a signal to the service's group is the service's
             )
         except OSError as exc:
             ours.close()

@@ -361,3 +361,21 @@ def test_on_the_service_loop_a_killed_fsync_process_is_replaced_and_asked_again(
     ids = read_rows(directory).column("request_id").to_pylist()
     assert len(ids) == len(set(ids)) == 400, "a record was lost or written twice"
     assert sorted(answered) == sorted(ids)
+
+
+def test_the_fsync_process_outlasts_a_ctrl_c_and_ends_with_its_writer(tmp_path: Path) -> None:
+    # the service still needs the child's answers while it drains after a Ctrl-C or a SIGTERM; the child
+    # ends when the writer closes its socket
+    async def submit_and_wait(writer: PredictionLogWriter, start: int) -> None:
+        await writer.wait_durable(writer.submit(make_records(5, start=start)))
+
+    with running_writer(tmp_path / "log") as writer:
+        asyncio.run(submit_and_wait(writer, 0))  # the child is up and answering
+        child = writer.fsync_pid
+        assert child is not None
+        os.kill(child, signal.SIGINT)
+        os.kill(child, signal.SIGTERM)
+        asyncio.run(submit_and_wait(writer, 5))
+        assert writer.fsync_pid == child and writer.stats()["fsync_process_restarts"] == 0
+    assert not Path(f"/proc/{child}").exists(), "the fsync process outlived its writer"
+    assert read_rows(tmp_path / "log").num_rows == 10
