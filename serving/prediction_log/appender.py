@@ -152,10 +152,6 @@ class WriteAhead:
             current.closing += 1
             self.syncer.request(CLOSE, current.segment.number)
 
-    def close_if_due(self, now: float) -> None:
-        if self._current is not None and now >= self._current.closes_at:
-            self.close_current()
-
     def settle(self, answers: list[Answer]) -> int:
         """Apply the fsync child's answers; returns the last ticket now on disk (0: none)."""
         upto = 0

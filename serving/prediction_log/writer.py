@@ -26,6 +26,7 @@ past it ``submit`` refuses at once (the service answers 503).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -54,7 +55,7 @@ from serving.prediction_log.commits import Commits
 from serving.prediction_log.converter import Converter
 from serving.prediction_log.files import SegmentOutput, write_segment
 from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
-from serving.prediction_log.syncer import Answer, SyncerStartError
+from serving.prediction_log.syncer import SyncerStartError
 from serving.prediction_log.uploads import Upload, Uploader
 from serving.prediction_log.wal import (
     WAL_DIR,
@@ -120,7 +121,6 @@ class PredictionLogWriter:
         self._wal_lock = WalLock(self._wal_folder)
         self._lock = threading.RLock()
         self._parquet_wake = threading.Condition(self._lock)
-        self._stopping = False
         self._wake = threading.Event()  # wakes the writer thread: a segment opened, or close
         self._state = "new"  # new -> running -> closing -> closed
         self._incoming: list[tuple[int, Encoded]] = []
@@ -130,13 +130,8 @@ class PredictionLogWriter:
         self._wal_done = False  # close() has had the last segment closed and answered
         self._seq = 0  # last ticket handed out
         self._commits = Commits(PredictionLogWriteError)
-        ledger = Ledger(
-            refused=self._refused,
-            problem=self._wal_problem,
-            healthy=self._wal_healthy,
-            closed=self._closed,
-            opened=self._wake.set,
-        )
+        wal_problem = functools.partial(self._problem, "wal")
+        ledger = Ledger(self._refused, wal_problem, self._wal_healthy, self._closed, opened=self._wake.set)
         self._wal = WriteAhead(
             config,
             self._wal_folder,
@@ -147,7 +142,7 @@ class PredictionLogWriter:
         )
         self._syncer = self._wal.syncer
         self._answers = Answers(
-            self._lock, self._syncer, settle=self._settle, commits=self._commits, problem=self._wal_problem
+            self._lock, self._syncer, settle=self._wal.settle, commits=self._commits, problem=wal_problem
         )
         self._flush_scheduled = False
         self._in_memory = 0  # accepted records not yet in Parquet (or refused)
@@ -170,7 +165,6 @@ class PredictionLogWriter:
             "uploaded_files": 0,
             "upload_failures": 0,
             "deleted_partitions": 0,
-            "fsyncs": 0,
         }
         self._converter = Converter(out_of_process=out_of_process)
 
@@ -213,7 +207,6 @@ class PredictionLogWriter:
                 self._state = "closed"
                 return
             self._state = "closing"
-        self._stopping = True
         self._wake.set()
         self._answers.unbind()
         for thread in self._threads[:1]:  # the writer thread: it appends and reads answers no more
@@ -266,6 +259,7 @@ class PredictionLogWriter:
         """Counters for ``/metrics``."""
         with self._lock:
             out: dict[str, Any] = {"queued": self._in_memory, **self._stats}
+        out["fsyncs"] = self._syncer.fsyncs
         out["converted_out_of_process"] = self._converter.converted
         out["fsync_process_restarts"] = self._syncer.restarts
         out["converter_failures"] = self._converter.failures
@@ -366,14 +360,9 @@ class PredictionLogWriter:
             log.exception("prediction log: appending %d record(s) failed", len(group))
             self._wal.refuse(group, exc)
 
-    def _settle(self, answers: list[Answer]) -> int:
-        upto = self._wal.settle(answers)
-        self._stats["fsyncs"] = self._syncer.fsyncs
-        return upto
-
     def _wal_loop(self) -> None:
         """The writer thread: closes segments on time, and reads the fsync answers when no loop does."""
-        while not self._stopping:
+        while self._state == "running":
             with self._lock:
                 closes_at = self._wal.closes_at
                 due = closes_at - time.monotonic() if closes_at is not None else _IDLE_WAKE
@@ -386,21 +375,17 @@ class PredictionLogWriter:
             else:
                 self._answers.wait(max(min(due, _ANSWER_POLL), 0.0))
             with self._lock:
+                closes_at = self._wal.closes_at
                 if closes_at is not None and time.monotonic() >= closes_at:
-                    self._append_incoming()
-                self._wal.close_if_due(time.monotonic())
+                    self._append_incoming()  # what the loop submitted this iteration goes in it too
+                    self._wal.close_current()
 
     # ------------------------------------------------------------ what the write-ahead side reports
 
     def _refused(self, count: int, reason: str) -> None:
-        self._problems["wal"] = reason
-        self._stats["write_errors"] += 1
+        self._problem("wal", reason)
         self._stats["rejected_records"] += count
         self._in_memory -= count
-
-    def _wal_problem(self, reason: str) -> None:
-        self._problems["wal"] = reason
-        self._stats["write_errors"] += 1
 
     def _wal_healthy(self) -> None:
         self._problems.pop("wal", None)
@@ -503,7 +488,7 @@ class PredictionLogWriter:
         with self._lock:
             self._stats[name] += value
 
-    def _problem(self, where: str, exc: BaseException) -> None:
+    def _problem(self, where: str, exc: BaseException | str) -> None:
         with self._lock:
             self._problems[where] = str(getattr(exc, "strerror", None) or exc)[:300]
             self._stats["write_errors"] += 1
