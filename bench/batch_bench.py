@@ -132,11 +132,11 @@ def child(argv: list[str]) -> int:
             spark = bs.spark_session("local[*]", {"spark.driver.memory": "4g"})
             spark.range(1).count()  # the JVM and session are up before timing
             started = time.perf_counter()
-            rows, _ = bs.score_spark(spark, model_dir, model, columns, options)
+            rows, _ = bs.score_spark(spark, model_dir, model, columns, options, metadata={})
             seconds = time.perf_counter() - started
             # the same job again on the session: Python workers up, modules imported, the JVM's code compiled
             started = time.perf_counter()
-            bs.score_spark(spark, model_dir, model, columns, options)
+            bs.score_spark(spark, model_dir, model, columns, options, metadata={})
             extra["second_seconds"] = time.perf_counter() - started
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), **extra}))
     return 0

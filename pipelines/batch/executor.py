@@ -1,8 +1,8 @@
 """What a Spark executor's Python worker runs: the model loaded once from its verified copy, each Arrow batch
-validated and scored by the local engine's code.
+validated and scored by the local engine's code, the rows written by the task itself.
 
 This module imports neither MLflow nor pyspark's SQL layer, so a worker that
-unpickles :func:`score_batches` starts in the time it takes to import numpy,
+unpickles :func:`score_partition` starts in the time it takes to import numpy,
 pyarrow and XGBoost.
 """
 
@@ -10,22 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from credit_risk.config import ModelConfig
 from credit_risk.decision import DecisionEngine
 from credit_risk.digest import RegistryError, directory_digest, scoring_dir
 from credit_risk.scoring import ScoringModel
-from pipelines.batch.local import output_schema, rejects_table, scored_table
+from pipelines.batch.commit import REJECTS_FILE, SCORED_FILE, Written, attempt_folder
+from pipelines.batch.local import output_schema, rejects_schema, rejects_table, scored_table
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.validation import ChunkEncoder
 
 
 class ExecutorJob:
-    """What an executor needs to score: where its copy of the model is, its digest, the policy."""
+    """What an executor needs to score: where its copy of the model is, its digest, the policy, where to
+    write (the job's staging folder) and the output's metadata."""
 
     def __init__(
         self,
@@ -36,10 +38,13 @@ class ExecutorJob:
         config: ModelConfig,
         reasons: bool,
         id_name: str | None,
+        staging: str,
+        metadata: dict[str, str],
         threads: int = 1,
     ) -> None:
         self.shipped, self.relative, self.digest = shipped, relative, digest
         self.config, self.reasons, self.id_name = config, reasons, id_name
+        self.staging, self.metadata = staging, metadata
         self.threads = threads
 
     @property
@@ -68,38 +73,68 @@ def _executor_model(job: ExecutorJob) -> tuple[ScoringModel, DecisionColumns, Ch
     return loaded
 
 
-def score_batches(job: ExecutorJob, rejected: Any, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow: each batch validated, encoded and scored by the local engine's code; the valid rows
-    come out scored, the invalid ones are counted in the accumulator ``rejected``."""
+def score_partition(job: ExecutorJob, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """mapInArrow: each batch validated, encoded and scored by the local engine's code, the valid rows and
+    the invalid ones written by this task attempt into its own staging folder with pyarrow, in the local
+    engine's schemas; yields one row, what it wrote (:class:`~pipelines.batch.commit.Written`)."""
     import numba
+    from pyspark import TaskContext
 
+    context = TaskContext.get()
+    partition, attempt = context.partitionId(), context.attemptNumber()
     model, columns, encoder = _executor_model(job)
     numba.set_num_threads(job.threads)  # TreeSHAP's threads: the cores this task has to itself
-    schema = plain = None
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        if schema is None:
-            id_type = batch.schema.field(job.id_name).type if job.id_name else None
-            schema = output_schema(job.id_name, id_type, job.reasons)
-            # Spark takes plain strings for the band and the decision
-            plain = pa.schema([f.with_type(pa.string()) if pa.types.is_dictionary(f.type) else f for f in schema])
-        chunk = encoder.encode(batch)
-        if chunk.rejects:
-            rejected.add(len(chunk.rejects))
-        if len(chunk.matrix):
-            rows = np.asarray(batch.column("_row"), dtype=np.int64)
-            yield from scored_table(model, columns, chunk, rows, batch, job.id_name, schema).cast(plain).to_batches()
+    folder = attempt_folder(Path(job.staging), partition, attempt)
+    rows = rejected = 0
+    with _PartWriters(folder, job) as out:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            chunk = encoder.encode(batch)
+            numbers = np.asarray(batch.column("_row"), dtype=np.int64)
+            if chunk.rejects:
+                out.rejects(batch).write_table(rejects_table(chunk.rejects, numbers, batch, job.id_name, out.id_type))
+            if len(chunk.matrix):
+                out.scored(batch).write_table(
+                    scored_table(model, columns, chunk, numbers, batch, job.id_name, out.scored_schema)
+                )
+            rows += batch.num_rows
+            rejected += len(chunk.rejects)
+    yield Written(partition, attempt, rows, rejected).record()
 
 
-def reject_batches(job: ExecutorJob, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow: each batch's invalid rows, by the local engine's rule table (row, id, field, rule, reason)."""
-    _, _, encoder = _executor_model(job)
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        chunk = encoder.encode(batch)
-        if chunk.rejects:
-            rows = np.asarray(batch.column("_row"), dtype=np.int64)
-            id_type = batch.schema.field(job.id_name).type if job.id_name else None
-            yield from rejects_table(chunk.rejects, rows, batch, job.id_name, id_type).to_batches()
+class _PartWriters:
+    """One attempt's scored and rejects files, each opened at its first row (a partition without bad rows
+    writes no rejects file)."""
+
+    def __init__(self, folder: Path, job: ExecutorJob) -> None:
+        self.folder, self.job = folder, job
+        self.id_type: pa.DataType | None = None
+        self.scored_schema = pa.schema([])
+        self._scored: pq.ParquetWriter | None = None
+        self._rejects: pq.ParquetWriter | None = None
+
+    def __enter__(self) -> _PartWriters:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for writer in (self._scored, self._rejects):
+            if writer is not None:
+                writer.close()
+
+    def _types(self, batch: pa.RecordBatch) -> None:
+        if self.job.id_name is not None:
+            self.id_type = batch.schema.field(self.job.id_name).type
+        self.scored_schema = output_schema(self.job.id_name, self.id_type, self.job.reasons, self.job.metadata)
+
+    def scored(self, batch: pa.RecordBatch) -> pq.ParquetWriter:
+        if self._scored is None:
+            self._types(batch)
+            self._scored = pq.ParquetWriter(self.folder / SCORED_FILE, self.scored_schema)
+        return self._scored
+
+    def rejects(self, batch: pa.RecordBatch) -> pq.ParquetWriter:
+        if self._rejects is None:
+            self._types(batch)
+            self._rejects = pq.ParquetWriter(self.folder / REJECTS_FILE, rejects_schema(self.id_type))
+        return self._rejects

@@ -70,13 +70,14 @@ def batch_score(
         # the driver scores only on the local engine; Spark executors build their own
         driver_reasons = reasons and options.engine == "local"
         columns = DecisionColumns(DecisionEngine(model, config.model), config.model, reasons=driver_reasons)
+        # in the scored files' schema, on either engine
+        metadata = {
+            "model_name": reg.model_name,
+            "model_version": str(version.version),
+            "decision_policy_version": config.model.decision.policy_version,
+            "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
         if options.engine == "local":
-            metadata = {
-                "model_name": reg.model_name,
-                "model_version": str(version.version),
-                "decision_policy_version": config.model.decision.policy_version,
-                "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
             started = time.perf_counter()
             rows, rejected = score_local(model, columns, options, metadata=metadata)
             seconds = time.perf_counter() - started
@@ -87,7 +88,7 @@ def batch_score(
             session = spark or spark_session(options.spark_master, options.spark_conf)
             try:
                 started = time.perf_counter()
-                rows, rejected = score_spark(session, model_dir, model, columns, options)
+                rows, rejected = score_spark(session, model_dir, model, columns, options, metadata=metadata)
                 seconds = time.perf_counter() - started
             finally:
                 if own:

@@ -1,4 +1,4 @@
-"""The Spark engine: Spark reads and numbers the rows, the project's own code validates and scores Arrow batches.
+"""The Spark engine: Spark reads and numbers the rows, the project's own code validates, scores and writes them.
 
 Each executor's Python worker loads the model once, from its copy of the
 driver's verified download (shipped with ``SparkContext.addFile``), checks
@@ -7,7 +7,9 @@ the copy's digest against the registered one, and runs every Arrow batch
 (:class:`pipelines.batch.validation.ChunkEncoder`,
 :func:`pipelines.batch.local.scored_table`): the same rejects, probabilities,
 scores, bands, decisions and reason codes, each row with its number in the
-input (as the local engine counts them) and its id. ``spark_scorer="mlflow"``
+input (as the local engine counts them) and its id. Each task writes its rows
+with pyarrow, in the local engine's schemas and metadata; the driver commits
+the files of the attempts Spark counted (:mod:`pipelines.batch.commit`). ``spark_scorer="mlflow"``
 keeps MLflow's own route (the rule table in Spark SQL, then
 ``mlflow.pyfunc.spark_udf``; no reasons).
 """
@@ -31,7 +33,9 @@ from credit_risk.decision import DECISIONS
 from credit_risk.rules import FieldRule
 from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
-from pipelines.batch.executor import ExecutorJob, reject_batches, score_batches
+from pipelines.batch.commit import WRITTEN_TYPE, StagedOutput, Written
+from pipelines.batch.executor import ExecutorJob, score_partition
+from pipelines.batch.local import output_schema, rejects_schema
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.options import BatchOptions, rejects_path
 from pipelines.batch.reader import input_files
@@ -228,51 +232,29 @@ def _parquet_rows(folder: Path) -> int:
 
 
 def score_spark(
-    spark: SparkSession, model_dir: Path, model: ScoringModel, columns: DecisionColumns, options: BatchOptions
+    spark: SparkSession,
+    model_dir: Path,
+    model: ScoringModel,
+    columns: DecisionColumns,
+    options: BatchOptions,
+    *,
+    metadata: dict[str, str],
 ) -> tuple[int, int]:
     """Score the input in Spark into ``options.output`` and its rejects file; (rows read, rows rejected).
 
     ``model_dir`` is the registered version's folder whose digest was checked:
-    Spark scores exactly those bytes.
+    Spark scores exactly those bytes. ``metadata`` goes into the scored files' schema, as the local
+    engine writes it.
     """
     frame, id_name, threads = _read_numbered(spark, model, options)
-    if options.spark_scorer == "mlflow":
-        _score_with_mlflow(spark, frame, model_dir, model, columns, id_name, options)
-    else:
-        _score_with_project(spark, frame, model_dir, columns.config, id_name, threads, options)
+    if options.spark_scorer == "project":
+        return _score_with_project(spark, frame, model_dir, columns.config, id_name, threads, options, metadata)
+    _score_with_mlflow(spark, frame, model_dir, model, columns, id_name, options)
     n_rejected = _parquet_rows(rejects_path(options.output))
     return _parquet_rows(options.output) + n_rejected, n_rejected
 
 
 # ------------------------------------------------------------------ the project's scoring on executors
-
-
-def _spark_output_type(frame: SparkFrame, id_name: str | None, reasons: bool) -> Any:
-    """The scored rows' Spark schema (the local engine's, band and decision as strings)."""
-    from pyspark.sql.types import ArrayType, DoubleType, LongType, StringType, StructField, StructType
-
-    fields = [StructField("row", LongType())]
-    if id_name is not None:
-        fields.append(frame.schema[id_name])
-    fields += [
-        StructField("probability", DoubleType()),
-        StructField("score", LongType()),
-        StructField("risk_band", StringType()),
-        StructField("decision", StringType()),
-    ]
-    if reasons:
-        fields.append(StructField("reasons", ArrayType(StringType())))
-    return StructType(fields)
-
-
-def _rejects_type(frame: SparkFrame, id_name: str | None) -> Any:
-    """The rejected rows' Spark schema: row, id, field, rule, reason (the local engine's)."""
-    from pyspark.sql.types import LongType, StringType, StructField, StructType
-
-    fields = [StructField("row", LongType())]
-    if id_name is not None:
-        fields.append(StructField("id", frame.schema[id_name].dataType))
-    return StructType(fields + [StructField(name, StringType()) for name in ("field", "rule", "reason")])
 
 
 def _score_with_project(
@@ -283,40 +265,40 @@ def _score_with_project(
     id_name: str | None,
     threads: int,
     options: BatchOptions,
-) -> None:
-    """Every row through the local engine's rule table, encoding, scores and reasons on the executors
-    (``mapInArrow``, :func:`~pipelines.batch.executor.score_batches`), the scored rows written as they
-    come; the rejected rows are counted on the way, and only an input with rejects is read a second
-    time, by the rule table alone (:func:`~pipelines.batch.executor.reject_batches`)."""
+    metadata: dict[str, str],
+) -> tuple[int, int]:
+    """Every row through the local engine's rule table, encoding, scores and reasons on the executors, in
+    one pass (``mapInArrow``, :func:`~pipelines.batch.executor.score_partition`): each task writes its
+    scored and rejected rows itself, and the driver commits the files of the attempts Spark counted
+    (:class:`~pipelines.batch.commit.StagedOutput`). The JVM only reads and numbers the rows."""
     import functools
+
+    from pyspark.sql.pandas.types import to_arrow_type
 
     shipped = model_dir.parent  # a fresh temporary folder per run: a unique name for addFile
     spark.sparkContext.addFile(str(shipped), recursive=True)
-    job = ExecutorJob(
-        shipped=shipped.name,
-        relative=str(model_dir.relative_to(shipped)),
-        digest=registry.directory_digest(model_dir),
-        config=config,
-        reasons=options.reasons,
-        id_name=id_name,
-        threads=threads,
-    )
-    rejected = spark.sparkContext.accumulator(0)
-    scored = frame.mapInArrow(
-        functools.partial(score_batches, job, rejected), _spark_output_type(frame, id_name, options.reasons)
-    )
-    scored.write.mode("overwrite").parquet(str(options.output))
-    kind = _rejects_type(frame, id_name)
-    rejects = frame.mapInArrow(functools.partial(reject_batches, job), kind) if rejected.value else _empty(spark, kind)
-    rejects.write.mode("overwrite").parquet(str(rejects_path(options.output)))
-
-
-def _empty(spark: SparkSession, kind: Any) -> SparkFrame:
-    """No rows of the schema ``kind``, planned in the JVM alone (``createDataFrame([])`` would start
-    Python workers to read an empty list)."""
-    from pyspark.sql import functions as F  # noqa: N812
-
-    return spark.range(0, numPartitions=1).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in kind.fields])
+    staged = StagedOutput(options.output)
+    try:
+        job = ExecutorJob(
+            shipped=shipped.name,
+            relative=str(model_dir.relative_to(shipped)),
+            digest=registry.directory_digest(model_dir),
+            config=config,
+            reasons=options.reasons,
+            id_name=id_name,
+            staging=str(staged.folder),
+            metadata=metadata,
+            threads=threads,
+        )
+        answers = frame.mapInArrow(functools.partial(score_partition, job), WRITTEN_TYPE).collect()
+        id_type = to_arrow_type(frame.schema[id_name].dataType) if id_name else None
+        written = [Written(**row.asDict()) for row in answers]
+        return staged.commit(
+            written, output_schema(id_name, id_type, options.reasons, metadata), rejects_schema(id_type)
+        )
+    except BaseException:
+        staged.discard()
+        raise
 
 
 # ------------------------------------------------------------------ MLflow's own route
