@@ -1,14 +1,17 @@
 """What a Spark executor's Python worker runs: the model loaded once from its verified copy, each Arrow batch
 validated and scored by the local engine's code, the rows written by the task itself.
 
-This module imports neither MLflow nor pyspark's SQL layer, so a worker that
-unpickles :func:`score_partition` starts in the time it takes to import numpy,
-pyarrow and XGBoost.
+A Parquet input is read by the tasks, row group by row group, as the local
+engine reads it (:func:`score_pieces`); a CSV input is read by Spark
+(:func:`score_partition`). This module imports neither MLflow nor pyspark's
+SQL layer, so a worker that unpickles either starts in the time it takes to
+import numpy, pyarrow and XGBoost.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,7 @@ from credit_risk.scoring import ScoringModel
 from pipelines.batch.commit import REJECTS_FILE, SCORED_FILE, Written, attempt_folder
 from pipelines.batch.local import output_schema, rejects_schema, rejects_table, scored_table
 from pipelines.batch.model import DecisionColumns
+from pipelines.batch.reader import parquet_batches
 from pipelines.batch.validation import ChunkEncoder
 
 
@@ -41,11 +45,12 @@ class ExecutorJob:
         staging: str,
         metadata: dict[str, str],
         threads: int = 1,
+        chunk_rows: int = 65_536,
     ) -> None:
         self.shipped, self.relative, self.digest = shipped, relative, digest
         self.config, self.reasons, self.id_name = config, reasons, id_name
         self.staging, self.metadata = staging, metadata
-        self.threads = threads
+        self.threads, self.chunk_rows = threads, chunk_rows
 
     @property
     def key(self) -> tuple[str, str, str, bool, int]:
@@ -73,10 +78,52 @@ def _executor_model(job: ExecutorJob) -> tuple[ScoringModel, DecisionColumns, Ch
     return loaded
 
 
+@dataclass(frozen=True)
+class Piece:
+    """One Parquet row group to read, and the number in the input of its first row (1-based)."""
+
+    path: str
+    row_group: int
+    first_row: int
+
+
+def score_pieces(
+    job: ExecutorJob, tasks: list[list[Piece]], batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """mapInArrow over the task numbers (``spark.range``): each task reads its Parquet row groups itself,
+    as the local engine reads them (:func:`~pipelines.batch.reader.parquet_batches`), numbers their rows
+    from the pieces' first rows, and scores and writes them (:func:`_score_and_write`)."""
+    model, _, _ = _executor_model(job)
+    columns = ([job.id_name] if job.id_name else []) + model.schema.input_names
+    categoricals = [spec.name for spec in model.schema.inputs if spec.type == "categorical"]
+
+    def numbered() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+        for batch in batches:
+            for task in batch.column(0).to_pylist():
+                for piece in tasks[task]:
+                    first = piece.first_row
+                    for read in parquet_batches(
+                        Path(piece.path), columns, job.chunk_rows, categoricals, [piece.row_group]
+                    ):
+                        yield read, np.arange(first, first + read.num_rows, dtype=np.int64)
+                        first += read.num_rows
+
+    yield from _score_and_write(job, numbered())
+
+
 def score_partition(job: ExecutorJob, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """mapInArrow: each batch validated, encoded and scored by the local engine's code, the valid rows and
-    the invalid ones written by this task attempt into its own staging folder with pyarrow, in the local
-    engine's schemas; yields one row, what it wrote (:class:`~pipelines.batch.commit.Written`)."""
+    """mapInArrow over rows Spark read and numbered (``_row``): scored and written (:func:`_score_and_write`)."""
+    yield from _score_and_write(
+        job, ((batch, np.asarray(batch.column("_row"), dtype=np.int64)) for batch in batches if batch.num_rows)
+    )
+
+
+def _score_and_write(
+    job: ExecutorJob, numbered: Iterator[tuple[pa.RecordBatch, np.ndarray]]
+) -> Iterator[pa.RecordBatch]:
+    """Each batch validated, encoded and scored by the local engine's code, the valid rows and the invalid
+    ones written by this task attempt into its own staging folder with pyarrow, in the local engine's
+    schemas; yields one row, what it wrote (:class:`~pipelines.batch.commit.Written`)."""
     import numba
     from pyspark import TaskContext
 
@@ -87,11 +134,8 @@ def score_partition(job: ExecutorJob, batches: Iterator[pa.RecordBatch]) -> Iter
     folder = attempt_folder(Path(job.staging), partition, attempt)
     rows = rejected = 0
     with _PartWriters(folder, job) as out:
-        for batch in batches:
-            if batch.num_rows == 0:
-                continue
+        for batch, numbers in numbered:
             chunk = encoder.encode(batch)
-            numbers = np.asarray(batch.column("_row"), dtype=np.int64)
             if chunk.rejects:
                 out.rejects(batch).write_table(rejects_table(chunk.rejects, numbers, batch, job.id_name, out.id_type))
             if len(chunk.matrix):

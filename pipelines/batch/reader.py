@@ -76,11 +76,33 @@ class InputReader:
 
     def _file_batches(self, path: Path, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
         if self.format == "parquet":
-            # categoricals as dictionaries: validation and encoding then look at the few distinct values
-            parquet = pq.ParquetFile(path, read_dictionary=self._categoricals, pre_buffer=False, buffer_size=1 << 20)
-            yield from parquet.iter_batches(batch_size=chunk_rows, columns=columns)
+            yield from parquet_batches(path, columns, chunk_rows, self._categoricals)
             return
         # CSV blocks are sized in bytes: about 200 bytes per applicant row
         read = pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 200))
         with pacsv.open_csv(path, read_options=read, convert_options=self._csv_convert(columns)) as reader:
             yield from reader
+
+
+def parquet_batches(
+    path: Path, columns: list[str], chunk_rows: int, categoricals: list[str], row_groups: list[int] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's ``columns`` (of ``row_groups``, or all) in batches of ``chunk_rows``: how both
+    engines read Parquet. Categoricals are read as dictionaries, so validation and encoding look at the
+    few distinct values; batch by batch within row groups (no pre-buffering of whole row groups)."""
+    try:
+        parquet = pq.ParquetFile(path, read_dictionary=categoricals, pre_buffer=False, buffer_size=1 << 20)
+        yield from parquet.iter_batches(batch_size=chunk_rows, row_groups=row_groups, columns=columns)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        raise DataValidationError(f"{path}: cannot read this parquet file: {exc}") from exc
+
+
+def parquet_footers(files: list[Path]) -> list[pq.FileMetaData]:
+    """Each Parquet file's footer (row groups, row counts, schema), a file that cannot be read named."""
+    footers = []
+    for path in files:
+        try:
+            footers.append(pq.read_metadata(path))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataValidationError(f"{path}: cannot read this parquet file: {exc}") from exc
+    return footers

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from credit_risk import registry
@@ -34,11 +35,11 @@ from credit_risk.rules import FieldRule
 from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.commit import WRITTEN_TYPE, StagedOutput, Written
-from pipelines.batch.executor import ExecutorJob, score_partition
+from pipelines.batch.executor import ExecutorJob, Piece, score_partition, score_pieces
 from pipelines.batch.local import output_schema, rejects_schema
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.options import BatchOptions, rejects_path
-from pipelines.batch.reader import input_files
+from pipelines.batch.reader import input_files, parquet_footers
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
@@ -178,7 +179,7 @@ def _read_numbered(
     from pyspark.sql import functions as F  # noqa: N812
 
     files, fmt = input_files(options.input)
-    footers = [pq.read_metadata(path) for path in files] if fmt == "parquet" else []
+    footers = parquet_footers(files) if fmt == "parquet" else []
     frame = _read_spark(spark, files, fmt, footers)
     schema = model.schema
     missing = [spec.name for spec in schema.inputs if spec.name not in frame.columns]
@@ -207,6 +208,15 @@ def _read_numbered(
     return frame, id_name, threads
 
 
+def _task_threads(spark: SparkSession, tasks: int) -> int:
+    """The scoring threads of each of ``tasks`` tasks: on one machine (``local[...]``), fewer tasks than
+    cores share the cores; otherwise ``spark.task.cpus``."""
+    parallelism = spark.sparkContext.defaultParallelism
+    if tasks < parallelism and spark.sparkContext.master.startswith("local"):
+        return parallelism // max(1, tasks)
+    return int(spark.conf.get("spark.task.cpus", "1"))
+
+
 def _spread(spark: SparkSession, frame: SparkFrame, pieces: int, *, threaded: bool) -> tuple[SparkFrame, int]:
     """``frame`` over the cores, and the scoring threads per task, for an input Spark reads in ``pieces``
     tasks. On one machine (``local[...]``), for a scorer that runs on threads (``threaded``: the
@@ -215,13 +225,11 @@ def _spread(spark: SparkSession, frame: SparkFrame, pieces: int, *, threaded: bo
     cores' threads, without shuffling the rows; otherwise (a cluster, or ``spark_udf``, one thread a
     task) it is repartitioned, and each task scores on ``spark.task.cpus`` threads."""
     parallelism = spark.sparkContext.defaultParallelism
-    task_cpus = int(spark.conf.get("spark.task.cpus", "1"))
     if pieces >= parallelism:
-        return frame, task_cpus
+        return frame, _task_threads(spark, pieces)
     if threaded and spark.sparkContext.master.startswith("local"):
-        pieces = max(1, pieces)
-        return frame.coalesce(pieces), parallelism // pieces
-    return frame.repartition(parallelism), task_cpus
+        return frame.coalesce(max(1, pieces)), _task_threads(spark, pieces)
+    return frame.repartition(parallelism), int(spark.conf.get("spark.task.cpus", "1"))
 
 
 def _parquet_rows(folder: Path) -> int:
@@ -246,9 +254,9 @@ def score_spark(
     Spark scores exactly those bytes. ``metadata`` goes into the scored files' schema, as the local
     engine writes it.
     """
-    frame, id_name, threads = _read_numbered(spark, model, options)
     if options.spark_scorer == "project":
-        return _score_with_project(spark, frame, model_dir, columns.config, id_name, threads, options, metadata)
+        return _score_with_project(spark, model_dir, model, columns.config, options, metadata)
+    frame, id_name, _ = _read_numbered(spark, model, options)
     _score_with_mlflow(spark, frame, model_dir, model, columns, id_name, options)
     n_rejected = _parquet_rows(rejects_path(options.output))
     return _parquet_rows(options.output) + n_rejected, n_rejected
@@ -259,22 +267,33 @@ def score_spark(
 
 def _score_with_project(
     spark: SparkSession,
-    frame: SparkFrame,
     model_dir: Path,
+    model: ScoringModel,
     config: ModelConfig,
-    id_name: str | None,
-    threads: int,
     options: BatchOptions,
     metadata: dict[str, str],
 ) -> tuple[int, int]:
-    """Every row through the local engine's rule table, encoding, scores and reasons on the executors, in
-    one pass (``mapInArrow``, :func:`~pipelines.batch.executor.score_partition`): each task writes its
-    scored and rejected rows itself, and the driver commits the files of the attempts Spark counted
-    (:class:`~pipelines.batch.commit.StagedOutput`). The JVM only reads and numbers the rows."""
+    """Every row through the local engine's reader, rule table, encoding, scores and reasons on the
+    executors, in one pass, each task writing its scored and rejected rows itself; the driver commits
+    the files of the attempts Spark counted (:class:`~pipelines.batch.commit.StagedOutput`).
+
+    A Parquet input is read by the tasks, whole row groups each, planned from the footers
+    (:func:`_parquet_tasks`, :func:`~pipelines.batch.executor.score_pieces`): no rows pass through the
+    JVM. A CSV input is read and numbered by Spark (:func:`_read_numbered`,
+    :func:`~pipelines.batch.executor.score_partition`)."""
     import functools
 
     from pyspark.sql.pandas.types import to_arrow_type
 
+    files, fmt = input_files(options.input)
+    if fmt == "parquet":
+        footers = parquet_footers(files)
+        id_name, id_type = _parquet_columns(model, options, files, footers)
+        tasks = _parquet_tasks(files, footers, spark.sparkContext.defaultParallelism)
+        frame, threads = spark.range(len(tasks), numPartitions=len(tasks)), _task_threads(spark, len(tasks))
+    else:
+        frame, id_name, threads = _read_numbered(spark, model, options)
+        id_type = to_arrow_type(frame.schema[id_name].dataType) if id_name else None
     shipped = model_dir.parent  # a fresh temporary folder per run: a unique name for addFile
     spark.sparkContext.addFile(str(shipped), recursive=True)
     staged = StagedOutput(options.output)
@@ -289,16 +308,62 @@ def _score_with_project(
             staging=str(staged.folder),
             metadata=metadata,
             threads=threads,
+            chunk_rows=options.chunk_rows,
         )
-        answers = frame.mapInArrow(functools.partial(score_partition, job), WRITTEN_TYPE).collect()
-        id_type = to_arrow_type(frame.schema[id_name].dataType) if id_name else None
-        written = [Written(**row.asDict()) for row in answers]
+        score = (
+            functools.partial(score_pieces, job, tasks) if fmt == "parquet" else functools.partial(score_partition, job)
+        )
+        written = [Written(**row.asDict()) for row in frame.mapInArrow(score, WRITTEN_TYPE).collect()]
         return staged.commit(
             written, output_schema(id_name, id_type, options.reasons, metadata), rejects_schema(id_type)
         )
     except BaseException:
         staged.discard()
         raise
+
+
+def _parquet_columns(
+    model: ScoringModel, options: BatchOptions, files: list[Path], footers: list[pq.FileMetaData]
+) -> tuple[str | None, pa.DataType | None]:
+    """The id column (if the first file has it) and its type, the same in every file (the output is one
+    table); every file must hold the model's columns."""
+    for path, footer in zip(files, footers, strict=True):
+        names = set(footer.schema.names)
+        missing = [spec.name for spec in model.schema.inputs if spec.name not in names]
+        if missing:
+            raise DataValidationError(f"{path}: missing column(s) the model needs: {', '.join(missing)}")
+    first = footers[0].schema.to_arrow_schema()
+    if options.id_column not in first.names:
+        return None, None
+    id_type = first.field(options.id_column).type
+    for path, footer in zip(files[1:], footers[1:], strict=True):
+        schema = footer.schema.to_arrow_schema()
+        other = schema.field(options.id_column).type if options.id_column in schema.names else None
+        if other != id_type:
+            raise DataValidationError(
+                f"{path}: id column {options.id_column!r} is {other or 'absent'} here, {id_type} in {files[0]}"
+            )
+    return options.id_column, id_type
+
+
+def _parquet_tasks(files: list[Path], footers: list[pq.FileMetaData], parallelism: int) -> list[list[Piece]]:
+    """The input's row groups, in file and row order, in at most ``parallelism`` tasks of consecutive
+    row groups and about as many rows each (a row group goes to the task its middle row falls in, and
+    is never split, as Spark's own reader never splits one); each piece with the number of its first
+    row in the input as the local engine counts. One task without pieces for an input without rows."""
+    pieces, first = [], 1
+    for path, footer in zip(files, footers, strict=True):
+        for group in range(footer.num_row_groups):
+            rows = footer.row_group(group).num_rows
+            if rows:
+                pieces.append((Piece(_spark_path(path), group, first), rows))
+            first += rows
+    parallelism = max(1, parallelism)
+    share = max(1, -(-(first - 1) // parallelism))
+    tasks: dict[int, list[Piece]] = {}
+    for piece, rows in pieces:
+        tasks.setdefault(min(parallelism - 1, (piece.first_row - 1 + rows // 2) // share), []).append(piece)
+    return [tasks[task] for task in sorted(tasks)] or [[]]
 
 
 # ------------------------------------------------------------------ MLflow's own route

@@ -131,6 +131,13 @@ def test_row_numbers_follow_the_files_in_name_order_as_the_local_engine_counts(
     local, remote = read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet")
     assert len(local) == 5199 and "applicant_id" not in remote.columns
     assert_same_scores(local, remote, reasons=True)
+    # the tasks read the six row groups themselves, in two tasks of consecutive row groups (local[2]),
+    # and wrote the local engine's schema with its metadata
+    parts = sorted((tmp_path / "spark.parquet").glob("part-*.parquet"))
+    assert [p.name for p in parts] == ["part-00000.parquet", "part-00001.parquet"]
+    assert pq.read_schema(parts[0]).equals(pq.read_schema(tmp_path / "local.parquet"), check_metadata=False)
+    metadata = pq.read_schema(parts[0]).metadata
+    assert metadata[b"model_version"] == pq.read_schema(tmp_path / "local.parquet").metadata[b"model_version"]
     remote_bad = pq.read_table(rejects_path(tmp_path / "spark.parquet"))["row"].to_pylist()
     assert remote_bad == [700 + 11] == pq.read_table(rejects_path(tmp_path / "local.parquet"))["row"].to_pylist()
 
@@ -147,13 +154,16 @@ def test_mlflow_spark_udf_stays_available(
 def test_one_row_group_is_read_in_one_task_scoring_on_every_core(
     trained: TrainedModel, spark: object, tmp_path: Path
 ) -> None:
-    """Spark reads a row group in one task: the engine keeps that one task, on both cores' threads
-    (no shuffle), and an input without bad rows is read once and still gets its (empty) rejects file."""
-    from pipelines.batch.spark import _spread
+    """A row group is read in one task: the engine keeps that one task, on both cores' threads (no
+    shuffle), and an input without bad rows still gets its (empty) rejects file."""
+    from pipelines.batch.spark import _parquet_tasks, _spread, _task_threads
 
     source = tmp_path / "one.parquet"
     applicants(trained, 4000, seed=5).infer_objects().to_parquet(source, index=False)
     assert pq.read_metadata(source).num_row_groups == 1
+    tasks = _parquet_tasks([source], [pq.read_metadata(source)], parallelism=2)
+    assert (len(tasks), _task_threads(spark, len(tasks))) == (1, 2)  # type: ignore[arg-type]
+    # a CSV input that Spark reads in one split: the same, without a shuffle
     frame, threads = _spread(spark, spark.read.parquet(str(source)), pieces=1, threaded=True)  # type: ignore[attr-defined]
     assert (frame.rdd.getNumPartitions(), threads) == (1, 2)
     # spark_udf scores on one thread a task: the rows are spread over the cores instead
@@ -165,6 +175,28 @@ def test_one_row_group_is_read_in_one_task_scoring_on_every_core(
     assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (4000, 4000, 0)
     assert_same_scores(read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet"), reasons=True)
     assert pq.read_table(rejects_path(tmp_path / "spark.parquet")).num_rows == 0
+
+
+def test_a_failed_job_leaves_the_earlier_output_as_it_was_and_no_staging_files(
+    trained: TrainedModel, spark: object, tmp_path: Path
+) -> None:
+    """The tasks write into a staging folder the driver commits only when every task has answered: a
+    task that fails (here on a row group whose pages are damaged) fails the job, with the file named,
+    and the output of the run before is left whole."""
+    source = tmp_path / "in" / "applicants.parquet"
+    source.parent.mkdir()
+    applicants(trained, 3000, seed=7).infer_objects().to_parquet(source, index=False, row_group_size=1000)
+    output = tmp_path / "scores"
+    score(trained, source, output, spark=spark, engine="spark")
+    before = read(output)
+    # damage the first data page; the footer (and so the plan) stays readable
+    data = bytearray(source.read_bytes())
+    data[4:260] = b"\xff" * 256
+    source.write_bytes(bytes(data))
+    with pytest.raises(Exception, match=r"applicants\.parquet: cannot read this parquet file"):
+        score(trained, source, output, spark=spark, engine="spark")
+    pd.testing.assert_frame_equal(read(output), before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores", "scores.rejects.parquet"]
 
 
 def test_a_local_session_runs_its_driver_jvm_with_the_serial_collector(spark: object) -> None:

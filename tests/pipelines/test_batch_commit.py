@@ -1,0 +1,68 @@
+"""The Spark engine's commit: the counted task attempts' files become the output, nothing else does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.batch.commit import REJECTS_FILE, SCORED_FILE, StagedOutput, Written, attempt_folder
+from pipelines.batch.options import rejects_path
+
+SCORED = pa.schema([("row", pa.int64()), ("probability", pa.float64())])
+REJECTS = pa.schema([("row", pa.int64()), ("field", pa.string())])
+
+
+def write(folder: Path, name: str, rows: list[int]) -> None:
+    schema = SCORED if name == SCORED_FILE else REJECTS
+    data = {"row": rows, schema.names[1]: [0.5 if name == SCORED_FILE else "age" for _ in rows]}
+    pq.write_table(pa.Table.from_pydict(data, schema=schema), folder / name)
+
+
+def test_only_the_counted_attempts_become_the_output_and_an_older_output_is_replaced(tmp_path: Path) -> None:
+    output = tmp_path / "scores"
+    output.mkdir()
+    (output / "part-00009.parquet").write_text("an older run's file")
+    staged = StagedOutput(output)
+    # partition 0: attempt 0 failed half-way (left a file), attempt 1 is the one Spark counted
+    write(attempt_folder(staged.folder, 0, 0), SCORED_FILE, [1, 2])
+    first = attempt_folder(staged.folder, 0, 1)
+    write(first, SCORED_FILE, [1, 2, 3])
+    # partition 1: counted attempt 0 with one bad row; a speculative attempt 1 also wrote, not counted
+    second = attempt_folder(staged.folder, 1, 0)
+    write(second, SCORED_FILE, [4])
+    write(second, REJECTS_FILE, [5])
+    write(attempt_folder(staged.folder, 1, 1), SCORED_FILE, [4])
+
+    rows, rejected = staged.commit([Written(1, 0, 2, 1), Written(0, 1, 3, 0)], SCORED, REJECTS)
+
+    assert (rows, rejected) == (5, 1)
+    assert sorted(p.name for p in output.iterdir()) == ["_SUCCESS", "part-00000.parquet", "part-00001.parquet"]
+    assert pq.read_table(output).column("row").to_pylist() == [1, 2, 3, 4]
+    assert pq.read_table(rejects_path(output)).column("row").to_pylist() == [5]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores", "scores.rejects.parquet"]  # staging gone
+
+
+def test_a_job_without_rows_of_a_kind_still_leaves_a_readable_empty_file(tmp_path: Path) -> None:
+    output = tmp_path / "scores"
+    staged = StagedOutput(output)
+    write(attempt_folder(staged.folder, 0, 0), SCORED_FILE, [1])
+    assert staged.commit([Written(0, 0, 1, 0)], SCORED, REJECTS) == (1, 0)
+    empty = pq.read_table(rejects_path(output))
+    assert empty.num_rows == 0 and empty.schema.equals(REJECTS)
+
+
+def test_a_partition_answered_twice_is_refused_and_an_attempt_cannot_outlive_the_staging_folder(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "scores"
+    staged = StagedOutput(output)
+    with pytest.raises(RuntimeError, match="answered twice"):
+        staged.commit([Written(0, 0, 1, 0), Written(0, 1, 1, 0)], SCORED, REJECTS)
+    staged.discard()
+    assert not output.exists()
+    # a late (speculative) attempt does not re-create a discarded staging folder
+    with pytest.raises(FileNotFoundError):
+        attempt_folder(staged.folder, 0, 2)
