@@ -12,9 +12,10 @@ model), promotes it, writes seeded synthetic applicants to Parquet, then:
 - times raw ``Booster.inplace_predict`` on the pre-encoded matrix of the
   largest file (same thread count), and prints the ratio;
 - scores the largest file on Spark in local mode (``local[*]``), reasons on,
-  with the project's scoring on Arrow batches, and times it after the session
-  is up: the session's first job (its Python workers start, import the
-  scoring modules and load the model; the JVM compiles its code) and the same
+  with the project's scoring (the tasks read the row groups, score and write
+  them), and times it after the session is up: the session's first job (its
+  Python workers start, import the scoring modules and load the model; the
+  JVM compiles its code) and the same
   job again on that session (``--spark-udf`` adds MLflow's ``spark_udf``
   route, no reasons);
 - ``--baseline`` adds the smallest file with reasons from XGBoost's
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         for scorer, reasons in [] if args.no_spark else spark_runs:
             job = {**common, "input": str(tmp / f"applicants-{largest}.parquet"), "output": str(tmp / "spark-out")}
             result = run_child({**job, "engine": "spark", "reasons": reasons, "spark_scorer": scorer})
-            how = f"spark local[*], {'Arrow batches' if scorer == 'project' else 'spark_udf'}"
+            how = f"spark local[*], {'project' if scorer == 'project' else 'spark_udf'}"
             results.append({"rows": largest, "reasons": reasons, "how": f"{how}, first job", **result})
             second = {**result, "seconds": result["second_seconds"]}
             results.append({"rows": largest, "reasons": reasons, "how": f"{how}, second job", **second})
@@ -232,7 +233,7 @@ def print_ratios(results: list[dict[str, Any]], largest: int, smallest: int) -> 
     if local_with and local_without:
         print(f"  {'local, reasons on / off:':<52} {local_with / local_without:6.1%}")
     for job in ("first job", "second job"):
-        spark = rate(largest, True, f"spark local[*], Arrow batches, {job}")
+        spark = rate(largest, True, f"spark local[*], project, {job}")
         if spark and local_with:
             print(f"  {'spark (reasons) / local (reasons), ' + job + ':':<52} {spark / local_with:6.1%}")
         udf = rate(largest, False, f"spark local[*], spark_udf, {job}")

@@ -1,4 +1,5 @@
-"""Batch scoring, in parts: options, reader, validation, model, local engine, Spark engine, the job.
+"""Batch scoring, in parts: options, reader, validation, model, local engine, Spark engine (its plan, its
+executors' code and its commit), the job.
 
 ``python -m pipelines.batch_score`` (and the MLproject's ``batch_score``) runs :func:`job.main`.
 

@@ -5,12 +5,14 @@ conversion or Parquet encoding in the JVM), each task attempt into a folder
 of its own inside a staging folder next to the output::
 
     .<output name>.<job id>.staging/
-        part-00003-0/scored.parquet    partition 3, attempt 0
-        part-00003-0/rejects.parquet   (only if the partition had bad rows)
-        part-00003-1/...               a retried or speculative attempt
+        part-00003-17/scored.parquet   partition 3, task attempt 17
+        part-00003-17/rejects.parquet  (only if the partition had bad rows)
+        part-00003-21/...              a retried or speculative attempt
 
 Each task answers with one :class:`Written` record; ``collect()`` returns
-exactly one per partition, from the attempt Spark counted. The driver then
+exactly one per partition, from the attempt Spark counted. A task whose input
+cannot be read answers with the error (Spark would retry it for nothing), and
+the driver raises it. The driver then
 moves those attempts' files into new output folders (``part-00003.parquet``),
 writes ``_SUCCESS``, puts the new folders where the old output was, and
 deletes the staging folder with every other attempt's files in it. Until the
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,11 +41,12 @@ log = logging.getLogger(__name__)
 
 SCORED_FILE, REJECTS_FILE = "scored.parquet", "rejects.parquet"
 # what each task answers (mapInArrow's output type)
-WRITTEN_TYPE = "partition long, attempt long, rows long, rejected long"
+WRITTEN_TYPE = "partition long, attempt long, rows long, rejected long, error string"
 
 
 def attempt_folder(staging: Path, partition: int, attempt: int) -> Path:
-    """Where one task attempt writes; created without parents (see the module's note)."""
+    """Where one task attempt writes (``attempt``: Spark's task attempt id, unique in the application,
+    so a retried stage's attempts never meet an earlier one's folder); created without parents."""
     folder = staging / f"part-{partition:05d}-{attempt}"
     folder.mkdir()
     return folder
@@ -50,24 +54,37 @@ def attempt_folder(staging: Path, partition: int, attempt: int) -> Path:
 
 @dataclass(frozen=True)
 class Written:
-    """One task attempt's answer: which partition and attempt, the rows it read and how many it rejected."""
+    """One task attempt's answer: its partition and attempt, the rows it read and how many it rejected;
+    ``error`` names the file and what is wrong with it when the input could not be read."""
 
     partition: int
     attempt: int
     rows: int
     rejected: int
+    error: str | None = None
 
     def record(self) -> pa.RecordBatch:
-        return pa.record_batch(
-            {"partition": [self.partition], "attempt": [self.attempt], "rows": [self.rows], "rejected": [self.rejected]}
-        )
+        return pa.RecordBatch.from_pylist([self.__dict__], schema=_WRITTEN)
+
+
+_WRITTEN = pa.schema(
+    [
+        ("partition", pa.int64()),
+        ("attempt", pa.int64()),
+        ("rows", pa.int64()),
+        ("rejected", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
 
 
 class StagedOutput:
     """The staging folder of one job writing ``output`` and its rejects folder."""
 
     def __init__(self, output: Path) -> None:
-        self.output = Path(output)
+        # absolute, as the executors are handed it (they do not share the driver's working directory);
+        # not resolved, so that an output that is a symbolic link is replaced as a link
+        self.output = Path(os.path.abspath(output))
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self.folder = self.output.with_name(f".{self.output.name}.{uuid.uuid4().hex}.staging")
         self.folder.mkdir()
@@ -77,37 +94,56 @@ class StagedOutput:
 
         ``scored`` and ``rejects`` are the schemas of the empty file written
         when no attempt had rows of that kind, so that a reader still finds them.
+        Both new folders are built before either older one is moved aside; if
+        putting them in place fails, the older ones are put back.
         """
         partitions = [w.partition for w in written]
         if len(set(partitions)) != len(partitions):
             raise RuntimeError(f"spark answered twice for a partition: {sorted(partitions)}")
-        targets = ((SCORED_FILE, scored, self.output), (REJECTS_FILE, rejects, rejects_path(self.output)))
-        for name, schema, target in targets:
-            ready = self.folder / f"_{name}"
-            ready.mkdir()
-            for w in sorted(written, key=lambda w: w.partition):
-                part = self.folder / f"part-{w.partition:05d}-{w.attempt}" / name
-                if part.exists():
-                    os.replace(part, ready / f"part-{w.partition:05d}.parquet")
-            if not any(ready.iterdir()):
-                pq.write_table(schema.empty_table(), ready / "part-00000.parquet")
-            (ready / "_SUCCESS").touch()
-            self._swap(ready, target)
+        kinds = ((SCORED_FILE, scored, self.output), (REJECTS_FILE, rejects, rejects_path(self.output)))
+        ready = [(self._gather(written, name, schema), target) for name, schema, target in kinds]
+        parked: list[tuple[Path, Path]] = []
+        placed: list[Path] = []
+        try:
+            for i, (_, target) in enumerate(ready):
+                if target.exists() or target.is_symlink():  # a folder, a file or a link: moved as it is
+                    parked.append((target, self.folder / f"_old-{i}"))
+                    os.replace(target, parked[-1][1])
+            for folder, target in ready:
+                self._place(folder, target)
+                placed.append(target)
+        except BaseException:
+            for i, target in enumerate(placed):
+                os.replace(target, self.folder / f"_failed-{i}")
+            for target, old in parked:
+                os.replace(old, target)
+            raise
         self.discard()
         return sum(w.rows for w in written), sum(w.rejected for w in written)
 
-    def _swap(self, ready: Path, target: Path) -> None:
-        """``ready`` where ``target`` is; an old ``target`` (a folder or a file) is moved into staging first."""
-        if target.is_dir() and not target.is_symlink():
-            os.replace(target, self.folder / f"_old-{target.name}")
-        elif target.exists() or target.is_symlink():
-            target.unlink()
-        os.replace(ready, target)
+    def _gather(self, written: list[Written], name: str, schema: pa.Schema) -> Path:
+        """A new folder of the counted attempts' ``name`` files, ``part-<partition>.parquet``, and ``_SUCCESS``."""
+        ready = self.folder / f"_{name}"
+        ready.mkdir()
+        for w in sorted(written, key=lambda w: w.partition):
+            part = self.folder / f"part-{w.partition:05d}-{w.attempt}" / name
+            if part.exists():
+                os.replace(part, ready / f"part-{w.partition:05d}.parquet")
+        if not any(ready.iterdir()):
+            pq.write_table(schema.empty_table(), ready / "part-00000.parquet")
+        (ready / "_SUCCESS").touch()
+        return ready
+
+    def _place(self, folder: Path, target: Path) -> None:
+        os.replace(folder, target)
 
     def discard(self) -> None:
-        """Delete the staging folder: uncounted attempts, an old output, or a failed job's files."""
-        shutil.rmtree(self.folder, onerror=self._left)
-
-    def _left(self, _function: object, path: str, _exc: object) -> None:
-        # an attempt still writing (a speculative duplicate Spark is killing) can hold a file open
-        log.warning("could not delete %s from the staging folder; it can be deleted by hand", path)
+        """Delete the staging folder: uncounted attempts, an older output, or a failed job's files. Tried
+        again for a moment: after a failed job Spark stops the other tasks of the stage asynchronously,
+        and one may still be writing into its folder."""
+        for wait in (0.0, 0.5, 2.0):
+            time.sleep(wait)
+            shutil.rmtree(self.folder, ignore_errors=True)
+            if not self.folder.exists():
+                return
+        log.warning("could not delete the staging folder %s; it can be deleted by hand", self.folder)

@@ -11,7 +11,6 @@ import numpy, pyarrow and XGBoost.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +20,20 @@ import pyarrow.parquet as pq
 from credit_risk.config import ModelConfig
 from credit_risk.decision import DecisionEngine
 from credit_risk.digest import RegistryError, directory_digest, scoring_dir
+from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.commit import REJECTS_FILE, SCORED_FILE, Written, attempt_folder
 from pipelines.batch.local import output_schema, rejects_schema, rejects_table, scored_table
 from pipelines.batch.model import DecisionColumns
+from pipelines.batch.plan import Piece
 from pipelines.batch.reader import parquet_batches
 from pipelines.batch.validation import ChunkEncoder
 
 
 class ExecutorJob:
-    """What an executor needs to score: where its copy of the model is, its digest, the policy, where to
-    write (the job's staging folder) and the output's metadata."""
+    """What an executor needs to score: where its copy of the model is, its digest, the policy, the id
+    column and the type it is written in, where to write (the job's staging folder) and the output's
+    metadata."""
 
     def __init__(
         self,
@@ -42,13 +44,14 @@ class ExecutorJob:
         config: ModelConfig,
         reasons: bool,
         id_name: str | None,
+        id_type: pa.DataType | None,
         staging: str,
         metadata: dict[str, str],
         threads: int = 1,
         chunk_rows: int = 65_536,
     ) -> None:
         self.shipped, self.relative, self.digest = shipped, relative, digest
-        self.config, self.reasons, self.id_name = config, reasons, id_name
+        self.config, self.reasons, self.id_name, self.id_type = config, reasons, id_name, id_type
         self.staging, self.metadata = staging, metadata
         self.threads, self.chunk_rows = threads, chunk_rows
 
@@ -78,17 +81,8 @@ def _executor_model(job: ExecutorJob) -> tuple[ScoringModel, DecisionColumns, Ch
     return loaded
 
 
-@dataclass(frozen=True)
-class Piece:
-    """One Parquet row group to read, and the number in the input of its first row (1-based)."""
-
-    path: str
-    row_group: int
-    first_row: int
-
-
 def score_pieces(
-    job: ExecutorJob, tasks: list[list[Piece]], batches: Iterator[pa.RecordBatch]
+    job: ExecutorJob, batches: Iterator[pa.RecordBatch], *, tasks: list[list[Piece]]
 ) -> Iterator[pa.RecordBatch]:
     """mapInArrow over the task numbers (``spark.range``): each task reads its Parquet row groups itself,
     as the local engine reads them (:func:`~pipelines.batch.reader.parquet_batches`), numbers their rows
@@ -123,62 +117,61 @@ def _score_and_write(
 ) -> Iterator[pa.RecordBatch]:
     """Each batch validated, encoded and scored by the local engine's code, the valid rows and the invalid
     ones written by this task attempt into its own staging folder with pyarrow, in the local engine's
-    schemas; yields one row, what it wrote (:class:`~pipelines.batch.commit.Written`)."""
+    schemas; yields one row, what it wrote (:class:`~pipelines.batch.commit.Written`), or the error of an
+    input it could not read."""
     import numba
     from pyspark import TaskContext
 
     context = TaskContext.get()
-    partition, attempt = context.partitionId(), context.attemptNumber()
+    partition, attempt = context.partitionId(), context.taskAttemptId()
     model, columns, encoder = _executor_model(job)
     numba.set_num_threads(job.threads)  # TreeSHAP's threads: the cores this task has to itself
     folder = attempt_folder(Path(job.staging), partition, attempt)
     rows = rejected = 0
-    with _PartWriters(folder, job) as out:
-        for batch, numbers in numbered:
-            chunk = encoder.encode(batch)
-            if chunk.rejects:
-                out.rejects(batch).write_table(rejects_table(chunk.rejects, numbers, batch, job.id_name, out.id_type))
-            if len(chunk.matrix):
-                out.scored(batch).write_table(
-                    scored_table(model, columns, chunk, numbers, batch, job.id_name, out.scored_schema)
-                )
-            rows += batch.num_rows
-            rejected += len(chunk.rejects)
+    try:
+        with _PartWriters(folder, job) as out:
+            for batch, numbers in numbered:
+                chunk = encoder.encode(batch)
+                if chunk.rejects:
+                    out.rejects.write_table(rejects_table(chunk.rejects, numbers, batch, job.id_name, job.id_type))
+                if len(chunk.matrix):
+                    out.scored.write_table(
+                        scored_table(model, columns, chunk, numbers, batch, job.id_name, out.scored_schema)
+                    )
+                rows += batch.num_rows
+                rejected += len(chunk.rejects)
+    except DataValidationError as exc:  # the same on every attempt: answered, not retried
+        yield Written(partition, attempt, rows, rejected, error=str(exc)).record()
+        return
     yield Written(partition, attempt, rows, rejected).record()
 
 
 class _PartWriters:
     """One attempt's scored and rejects files, each opened at its first row (a partition without bad rows
-    writes no rejects file)."""
+    writes no rejects file), in the local engine's schemas with the job's id type."""
 
     def __init__(self, folder: Path, job: ExecutorJob) -> None:
-        self.folder, self.job = folder, job
-        self.id_type: pa.DataType | None = None
-        self.scored_schema = pa.schema([])
-        self._scored: pq.ParquetWriter | None = None
-        self._rejects: pq.ParquetWriter | None = None
+        self.folder = folder
+        self.scored_schema = output_schema(job.id_name, job.id_type, job.reasons, job.metadata)
+        self.rejects_schema = rejects_schema(job.id_type)
+        self._writers: dict[str, pq.ParquetWriter] = {}
 
     def __enter__(self) -> _PartWriters:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        for writer in (self._scored, self._rejects):
-            if writer is not None:
-                writer.close()
+        for writer in self._writers.values():
+            writer.close()
 
-    def _types(self, batch: pa.RecordBatch) -> None:
-        if self.job.id_name is not None:
-            self.id_type = batch.schema.field(self.job.id_name).type
-        self.scored_schema = output_schema(self.job.id_name, self.id_type, self.job.reasons, self.job.metadata)
+    def _writer(self, name: str, schema: pa.Schema) -> pq.ParquetWriter:
+        if name not in self._writers:
+            self._writers[name] = pq.ParquetWriter(self.folder / name, schema)
+        return self._writers[name]
 
-    def scored(self, batch: pa.RecordBatch) -> pq.ParquetWriter:
-        if self._scored is None:
-            self._types(batch)
-            self._scored = pq.ParquetWriter(self.folder / SCORED_FILE, self.scored_schema)
-        return self._scored
+    @property
+    def scored(self) -> pq.ParquetWriter:
+        return self._writer(SCORED_FILE, self.scored_schema)
 
-    def rejects(self, batch: pa.RecordBatch) -> pq.ParquetWriter:
-        if self._rejects is None:
-            self._types(batch)
-            self._rejects = pq.ParquetWriter(self.folder / REJECTS_FILE, rejects_schema(self.id_type))
-        return self._rejects
+    @property
+    def rejects(self) -> pq.ParquetWriter:
+        return self._writer(REJECTS_FILE, self.rejects_schema)

@@ -43,10 +43,12 @@ same policy and the same TreeSHAP as the service's.
   Arrow and writes row number, id, probability, score, band, decision and
   reason codes to one Parquet file. Bad rows go to ``<output>.rejects.parquet``
   with their row number and the field and rule they break.
-- ``spark`` reads and validates in a SparkSession on the configured master
-  (``local[*]`` by default) and scores Arrow batches on the executors with
-  the local engine's code (the same output, reasons included), into a Parquet
-  folder; ``--spark-scorer mlflow`` uses ``mlflow.pyfunc.spark_udf`` instead
+- ``spark`` runs the same reader, rule table, scoring and reasons in Spark's
+  tasks on the configured master (``local[*]`` by default): a Parquet input is
+  read by the tasks, row groups planned from the footers, a CSV input is read
+  by Spark; each task writes its rows, and the driver commits them into a
+  Parquet folder (the same output as the local engine's) and its rejects
+  folder. ``--spark-scorer mlflow`` uses ``mlflow.pyfunc.spark_udf`` instead
   (no reasons).
 
 Each run logs ``rows_per_second`` (read, validate, score, write) to MLflow.

@@ -23,7 +23,8 @@ class BatchOptions:
     chunk_rows: int = 65_536
     spark_master: str = "local[*]"
     spark_conf: dict[str, str] = field(default_factory=dict)
-    # project: the local engine's scoring on Arrow batches; mlflow: mlflow.pyfunc.spark_udf (no reasons)
+    # project: the local engine's reading, scoring and writing in Spark's tasks;
+    # mlflow: mlflow.pyfunc.spark_udf (no reasons)
     spark_scorer: SparkScorer = "project"
     progress: bool = True
 

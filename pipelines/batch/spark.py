@@ -1,21 +1,26 @@
-"""The Spark engine: Spark reads and numbers the rows, the project's own code validates, scores and writes them.
+"""The Spark engine: the project's own code reads, validates, scores and writes the rows in Spark's tasks.
 
 Each executor's Python worker loads the model once, from its copy of the
 driver's verified download (shipped with ``SparkContext.addFile``), checks
-the copy's digest against the registered one, and runs every Arrow batch
-(``mapInArrow``) through the local engine's rule table, encoding and scoring
-(:class:`pipelines.batch.validation.ChunkEncoder`,
+the copy's digest against the registered one, and runs the local engine's
+reader, rule table, encoding and scoring
+(:func:`pipelines.batch.reader.parquet_batches`,
+:class:`pipelines.batch.validation.ChunkEncoder`,
 :func:`pipelines.batch.local.scored_table`): the same rejects, probabilities,
 scores, bands, decisions and reason codes, each row with its number in the
-input (as the local engine counts them) and its id. Each task writes its rows
-with pyarrow, in the local engine's schemas and metadata; the driver commits
-the files of the attempts Spark counted (:mod:`pipelines.batch.commit`). ``spark_scorer="mlflow"``
-keeps MLflow's own route (the rule table in Spark SQL, then
+input (as the local engine counts them) and its id. A Parquet input is read by
+the tasks, row groups planned from the footers (:mod:`pipelines.batch.plan`);
+a CSV input is read and numbered by Spark and handed over as Arrow batches
+(``mapInArrow``). Each task writes its rows with pyarrow, in the local
+engine's schemas and metadata; the driver commits the files of the attempts
+Spark counted (:mod:`pipelines.batch.commit`). ``spark_scorer="mlflow"``
+keeps MLflow's own route (Spark reads, the rule table in Spark SQL, then
 ``mlflow.pyfunc.spark_udf``; no reasons).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -25,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from credit_risk import registry
@@ -35,10 +39,11 @@ from credit_risk.rules import FieldRule
 from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.commit import WRITTEN_TYPE, StagedOutput, Written
-from pipelines.batch.executor import ExecutorJob, Piece, score_partition, score_pieces
+from pipelines.batch.executor import ExecutorJob, score_partition, score_pieces
 from pipelines.batch.local import output_schema, rejects_schema
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.options import BatchOptions, rejects_path
+from pipelines.batch.plan import parquet_columns, parquet_tasks
 from pipelines.batch.reader import input_files, parquet_footers
 
 if TYPE_CHECKING:
@@ -275,25 +280,8 @@ def _score_with_project(
 ) -> tuple[int, int]:
     """Every row through the local engine's reader, rule table, encoding, scores and reasons on the
     executors, in one pass, each task writing its scored and rejected rows itself; the driver commits
-    the files of the attempts Spark counted (:class:`~pipelines.batch.commit.StagedOutput`).
-
-    A Parquet input is read by the tasks, whole row groups each, planned from the footers
-    (:func:`_parquet_tasks`, :func:`~pipelines.batch.executor.score_pieces`): no rows pass through the
-    JVM. A CSV input is read and numbered by Spark (:func:`_read_numbered`,
-    :func:`~pipelines.batch.executor.score_partition`)."""
-    import functools
-
-    from pyspark.sql.pandas.types import to_arrow_type
-
-    files, fmt = input_files(options.input)
-    if fmt == "parquet":
-        footers = parquet_footers(files)
-        id_name, id_type = _parquet_columns(model, options, files, footers)
-        tasks = _parquet_tasks(files, footers, spark.sparkContext.defaultParallelism)
-        frame, threads = spark.range(len(tasks), numPartitions=len(tasks)), _task_threads(spark, len(tasks))
-    else:
-        frame, id_name, threads = _read_numbered(spark, model, options)
-        id_type = to_arrow_type(frame.schema[id_name].dataType) if id_name else None
+    the files of the attempts Spark counted (:class:`~pipelines.batch.commit.StagedOutput`)."""
+    tasks, score, planned = _planned(spark, model, options)
     shipped = model_dir.parent  # a fresh temporary folder per run: a unique name for addFile
     spark.sparkContext.addFile(str(shipped), recursive=True)
     staged = StagedOutput(options.output)
@@ -304,66 +292,43 @@ def _score_with_project(
             digest=registry.directory_digest(model_dir),
             config=config,
             reasons=options.reasons,
-            id_name=id_name,
             staging=str(staged.folder),
             metadata=metadata,
-            threads=threads,
             chunk_rows=options.chunk_rows,
+            **planned,
         )
-        score = (
-            functools.partial(score_pieces, job, tasks) if fmt == "parquet" else functools.partial(score_partition, job)
-        )
-        written = [Written(**row.asDict()) for row in frame.mapInArrow(score, WRITTEN_TYPE).collect()]
-        return staged.commit(
-            written, output_schema(id_name, id_type, options.reasons, metadata), rejects_schema(id_type)
-        )
+        answers = tasks.mapInArrow(functools.partial(score, job), WRITTEN_TYPE).collect()
+        written = [Written(**row.asDict()) for row in answers]
+        errors = sorted({w.error for w in written if w.error})
+        if errors:
+            raise DataValidationError("; ".join(errors))
+        scored = output_schema(job.id_name, job.id_type, options.reasons, metadata)
+        return staged.commit(written, scored, rejects_schema(job.id_type))
     except BaseException:
         staged.discard()
         raise
 
 
-def _parquet_columns(
-    model: ScoringModel, options: BatchOptions, files: list[Path], footers: list[pq.FileMetaData]
-) -> tuple[str | None, pa.DataType | None]:
-    """The id column (if the first file has it) and its type, the same in every file (the output is one
-    table); every file must hold the model's columns."""
-    for path, footer in zip(files, footers, strict=True):
-        names = set(footer.schema.names)
-        missing = [spec.name for spec in model.schema.inputs if spec.name not in names]
-        if missing:
-            raise DataValidationError(f"{path}: missing column(s) the model needs: {', '.join(missing)}")
-    first = footers[0].schema.to_arrow_schema()
-    if options.id_column not in first.names:
-        return None, None
-    id_type = first.field(options.id_column).type
-    for path, footer in zip(files[1:], footers[1:], strict=True):
-        schema = footer.schema.to_arrow_schema()
-        other = schema.field(options.id_column).type if options.id_column in schema.names else None
-        if other != id_type:
-            raise DataValidationError(
-                f"{path}: id column {options.id_column!r} is {other or 'absent'} here, {id_type} in {files[0]}"
-            )
-    return options.id_column, id_type
+def _planned(spark: SparkSession, model: ScoringModel, options: BatchOptions) -> tuple[SparkFrame, Any, dict[str, Any]]:
+    """What the tasks run over, the executor function, and the job's id column, id type and threads.
 
+    A Parquet input is read by the tasks themselves, whole row groups each, planned from the footers
+    (:func:`~pipelines.batch.plan.parquet_tasks`, :func:`~pipelines.batch.executor.score_pieces`): no
+    rows pass through the JVM. A CSV input is read and numbered by Spark (:func:`_read_numbered`,
+    :func:`~pipelines.batch.executor.score_partition`)."""
+    from pyspark.sql.pandas.types import to_arrow_type
 
-def _parquet_tasks(files: list[Path], footers: list[pq.FileMetaData], parallelism: int) -> list[list[Piece]]:
-    """The input's row groups, in file and row order, in at most ``parallelism`` tasks of consecutive
-    row groups and about as many rows each (a row group goes to the task its middle row falls in, and
-    is never split, as Spark's own reader never splits one); each piece with the number of its first
-    row in the input as the local engine counts. One task without pieces for an input without rows."""
-    pieces, first = [], 1
-    for path, footer in zip(files, footers, strict=True):
-        for group in range(footer.num_row_groups):
-            rows = footer.row_group(group).num_rows
-            if rows:
-                pieces.append((Piece(_spark_path(path), group, first), rows))
-            first += rows
-    parallelism = max(1, parallelism)
-    share = max(1, -(-(first - 1) // parallelism))
-    tasks: dict[int, list[Piece]] = {}
-    for piece, rows in pieces:
-        tasks.setdefault(min(parallelism - 1, (piece.first_row - 1 + rows // 2) // share), []).append(piece)
-    return [tasks[task] for task in sorted(tasks)] or [[]]
+    files, fmt = input_files(options.input)
+    if fmt == "csv":
+        frame, id_name, threads = _read_numbered(spark, model, options)
+        id_type = to_arrow_type(frame.schema[id_name].dataType) if id_name else None
+        return frame, score_partition, {"id_name": id_name, "id_type": id_type, "threads": threads}
+    footers = parquet_footers(files)
+    id_name, id_type = parquet_columns(model.schema, options.id_column, files, footers)
+    tasks = parquet_tasks(files, footers, spark.sparkContext.defaultParallelism)
+    frame = spark.range(len(tasks), numPartitions=len(tasks))
+    planned = {"id_name": id_name, "id_type": id_type, "threads": _task_threads(spark, len(tasks))}
+    return frame, functools.partial(score_pieces, tasks=tasks), planned
 
 
 # ------------------------------------------------------------------ MLflow's own route

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from credit_risk.schema import DataValidationError
 from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, rejects_path, spark_session
 from pipelines.data import load_applicants
 from pipelines.synthetic import generate_applicants
@@ -154,16 +155,19 @@ def test_mlflow_spark_udf_stays_available(
 def test_one_row_group_is_read_in_one_task_scoring_on_every_core(
     trained: TrainedModel, spark: object, tmp_path: Path
 ) -> None:
-    """A row group is read in one task: the engine keeps that one task, on both cores' threads (no
-    shuffle), and an input without bad rows still gets its (empty) rejects file."""
-    from pipelines.batch.spark import _parquet_tasks, _spread, _task_threads
+    """A row group is read in one task: the engine keeps that one task, on both cores' threads, and an
+    input without bad rows still gets its (empty) rejects file; the ids of a Parquet input are carried."""
+    from pipelines.batch.plan import parquet_tasks
+    from pipelines.batch.spark import _spread, _task_threads
 
     source = tmp_path / "one.parquet"
-    applicants(trained, 4000, seed=5).infer_objects().to_parquet(source, index=False)
+    frame = applicants(trained, 4000, seed=5).infer_objects()
+    frame.insert(0, "applicant_id", np.arange(4000, dtype=np.int32) * 7)
+    frame.to_parquet(source, index=False)
     assert pq.read_metadata(source).num_row_groups == 1
-    tasks = _parquet_tasks([source], [pq.read_metadata(source)], parallelism=2)
+    tasks = parquet_tasks([source], [pq.read_metadata(source)], parallelism=2)
     assert (len(tasks), _task_threads(spark, len(tasks))) == (1, 2)  # type: ignore[arg-type]
-    # a CSV input that Spark reads in one split: the same, without a shuffle
+    # Spark's own reading (CSV, or spark_udf's route) of one split: the same, without a shuffle
     frame, threads = _spread(spark, spark.read.parquet(str(source)), pieces=1, threaded=True)  # type: ignore[attr-defined]
     assert (frame.rdd.getNumPartitions(), threads) == (1, 2)
     # spark_udf scores on one thread a task: the rows are spread over the cores instead
@@ -173,7 +177,9 @@ def test_one_row_group_is_read_in_one_task_scoring_on_every_core(
     score(trained, source, tmp_path / "local.parquet", engine="local")
     summary = score(trained, source, tmp_path / "spark.parquet", spark=spark, engine="spark")
     assert (summary.rows_read, summary.rows_scored, summary.rows_rejected) == (4000, 4000, 0)
-    assert_same_scores(read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet"), reasons=True)
+    local, remote = read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet")
+    assert_same_scores(local, remote, reasons=True)
+    assert remote["applicant_id"].tolist() == local["applicant_id"].tolist() == list(range(0, 28000, 7))
     assert pq.read_table(rejects_path(tmp_path / "spark.parquet")).num_rows == 0
 
 
@@ -181,8 +187,8 @@ def test_a_failed_job_leaves_the_earlier_output_as_it_was_and_no_staging_files(
     trained: TrainedModel, spark: object, tmp_path: Path
 ) -> None:
     """The tasks write into a staging folder the driver commits only when every task has answered: a
-    task that fails (here on a row group whose pages are damaged) fails the job, with the file named,
-    and the output of the run before is left whole."""
+    task that cannot read its row group (its pages damaged) answers with the error, which the job
+    raises as bad input naming the file, and the output of the run before is left whole."""
     source = tmp_path / "in" / "applicants.parquet"
     source.parent.mkdir()
     applicants(trained, 3000, seed=7).infer_objects().to_parquet(source, index=False, row_group_size=1000)
@@ -193,7 +199,7 @@ def test_a_failed_job_leaves_the_earlier_output_as_it_was_and_no_staging_files(
     data = bytearray(source.read_bytes())
     data[4:260] = b"\xff" * 256
     source.write_bytes(bytes(data))
-    with pytest.raises(Exception, match=r"applicants\.parquet: cannot read this parquet file"):
+    with pytest.raises(DataValidationError, match=r"applicants\.parquet: cannot read this parquet file"):
         score(trained, source, output, spark=spark, engine="spark")
     pd.testing.assert_frame_equal(read(output), before)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores", "scores.rejects.parquet"]

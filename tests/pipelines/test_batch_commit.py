@@ -66,3 +66,42 @@ def test_a_partition_answered_twice_is_refused_and_an_attempt_cannot_outlive_the
     # a late (speculative) attempt does not re-create a discarded staging folder
     with pytest.raises(FileNotFoundError):
         attempt_folder(staged.folder, 0, 2)
+
+
+class _RejectsCannotBePlaced(StagedOutput):
+    """A commit whose second move fails (a full disk, a lost mount): the fault is injected here, the files
+    and moves are real."""
+
+    def _place(self, folder: Path, target: Path) -> None:
+        if target.name.endswith(".rejects.parquet"):
+            raise OSError("no space left on device")
+        super()._place(folder, target)
+
+
+def test_a_commit_that_fails_half_way_puts_the_older_output_back_even_when_it_was_a_file(tmp_path: Path) -> None:
+    output = tmp_path / "scores.parquet"
+    output.write_bytes(b"the local engine's earlier output")
+    rejects_path(output).mkdir()
+    (rejects_path(output) / "part-00000.parquet").write_bytes(b"its rejects")
+    staged = _RejectsCannotBePlaced(output)
+    write(attempt_folder(staged.folder, 0, 0), SCORED_FILE, [1])
+    with pytest.raises(OSError, match="no space left"):
+        staged.commit([Written(0, 0, 1, 0)], SCORED, REJECTS)
+    staged.discard()
+    assert output.read_bytes() == b"the local engine's earlier output"
+    assert (rejects_path(output) / "part-00000.parquet").read_bytes() == b"its rejects"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet", "scores.rejects.parquet"]
+
+    # the same commit without the fault replaces both, the file by a folder
+    staged = StagedOutput(output)
+    write(attempt_folder(staged.folder, 0, 0), SCORED_FILE, [1])
+    assert staged.commit([Written(0, 0, 1, 0)], SCORED, REJECTS) == (1, 0)
+    assert output.is_dir() and pq.read_table(output).column("row").to_pylist() == [1]
+    assert pq.read_table(rejects_path(output)).num_rows == 0
+
+
+def test_the_staging_folder_is_absolute_for_the_executors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    staged = StagedOutput(Path("scores"))
+    assert staged.folder.is_absolute() and staged.folder.parent == tmp_path
+    staged.discard()
