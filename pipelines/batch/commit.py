@@ -88,6 +88,7 @@ class StagedOutput:
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self.folder = self.output.with_name(f".{self.output.name}.{uuid.uuid4().hex}.staging")
         self.folder.mkdir()
+        self.stranded = False  # a failed commit could not put the older output back: never deleted
 
     def commit(self, written: list[Written], scored: pa.Schema, rejects: pa.Schema) -> tuple[int, int]:
         """The counted attempts' files into place as the output and its rejects; (rows read, rows rejected).
@@ -107,19 +108,30 @@ class StagedOutput:
         try:
             for i, (_, target) in enumerate(ready):
                 if target.exists() or target.is_symlink():  # a folder, a file or a link: moved as it is
+                    self._move(target, self.folder / f"_old-{i}")
                     parked.append((target, self.folder / f"_old-{i}"))
-                    os.replace(target, parked[-1][1])
             for folder, target in ready:
-                self._place(folder, target)
+                self._move(folder, target)
                 placed.append(target)
-        except BaseException:
-            for i, target in enumerate(placed):
-                os.replace(target, self.folder / f"_failed-{i}")
-            for target, old in parked:
-                os.replace(old, target)
+        except BaseException as error:
+            self._put_back(placed, parked, error)
             raise
         self.discard()
         return sum(w.rows for w in written), sum(w.rejected for w in written)
+
+    def _put_back(self, placed: list[Path], parked: list[tuple[Path, Path]], error: BaseException) -> None:
+        """Undo a commit that failed half-way: the new folders out, the older outputs back. Every move is
+        tried; one that fails leaves the older output in the staging folder, which is then kept."""
+        moves = [(target, self.folder / f"_failed-{i}") for i, target in enumerate(placed)]
+        moves += [(old, target) for target, old in parked]
+        for source, destination in moves:
+            try:
+                os.replace(source, destination)
+            except OSError as exc:
+                self.stranded = True
+                error.add_note(f"could not move {source} back to {destination} ({exc})")
+        if self.stranded:
+            error.add_note(f"the older output is kept in {self.folder}")
 
     def _gather(self, written: list[Written], name: str, schema: pa.Schema) -> Path:
         """A new folder of the counted attempts' ``name`` files, ``part-<partition>.parquet``, and ``_SUCCESS``."""
@@ -134,13 +146,16 @@ class StagedOutput:
         (ready / "_SUCCESS").touch()
         return ready
 
-    def _place(self, folder: Path, target: Path) -> None:
-        os.replace(folder, target)
+    def _move(self, source: Path, destination: Path) -> None:
+        os.replace(source, destination)
 
     def discard(self) -> None:
         """Delete the staging folder: uncounted attempts, an older output, or a failed job's files. Tried
         again for a moment: after a failed job Spark stops the other tasks of the stage asynchronously,
         and one may still be writing into its folder."""
+        if self.stranded:
+            log.warning("the staging folder %s holds the older output: kept", self.folder)
+            return
         for wait in (0.0, 0.5, 2.0):
             time.sleep(wait)
             shutil.rmtree(self.folder, ignore_errors=True)

@@ -26,7 +26,7 @@ from pipelines.batch.commit import REJECTS_FILE, SCORED_FILE, Written, attempt_f
 from pipelines.batch.local import output_schema, rejects_schema, rejects_table, scored_table
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.plan import Piece
-from pipelines.batch.reader import parquet_batches
+from pipelines.batch.reader import parquet_batches, with_id_type
 from pipelines.batch.validation import ChunkEncoder
 
 
@@ -96,9 +96,10 @@ def score_pieces(
             for task in batch.column(0).to_pylist():
                 for piece in tasks[task]:
                     first = piece.first_row
-                    for read in parquet_batches(
-                        Path(piece.path), columns, job.chunk_rows, categoricals, [piece.row_group]
-                    ):
+                    path = Path(piece.path)
+                    for read in parquet_batches(path, columns, job.chunk_rows, categoricals, [piece.row_group]):
+                        if job.id_name is not None and job.id_type is not None:
+                            read = with_id_type(read, job.id_name, job.id_type, path)
                         yield read, np.arange(first, first + read.num_rows, dtype=np.int64)
                         first += read.num_rows
 
@@ -125,7 +126,8 @@ def _score_and_write(
     context = TaskContext.get()
     partition, attempt = context.partitionId(), context.taskAttemptId()
     model, columns, encoder = _executor_model(job)
-    numba.set_num_threads(job.threads)  # TreeSHAP's threads: the cores this task has to itself
+    # TreeSHAP's threads: the cores this task has to itself, at most the machine's (local[N] can ask more)
+    numba.set_num_threads(min(job.threads, numba.config.NUMBA_NUM_THREADS))
     folder = attempt_folder(Path(job.staging), partition, attempt)
     rows = rejected = 0
     try:

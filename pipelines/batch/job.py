@@ -19,7 +19,8 @@ from credit_risk.decision import DecisionEngine
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.local import score_local
 from pipelines.batch.model import DecisionColumns
-from pipelines.batch.options import BatchOptions, BatchSummary, rejects_path
+from pipelines.batch.options import BatchOptions, BatchSummary, refuse_output_over_input, rejects_path
+from pipelines.batch.reader import input_files
 from pipelines.batch.spark import score_spark, spark_session
 from pipelines.cli import add_config_dir, run_job
 
@@ -66,6 +67,7 @@ def batch_score(
         "scoring %s with %s version %s (engine %s)", options.input, reg.model_name, version.version, options.engine
     )
     reasons = options.reasons and (options.engine == "local" or options.spark_scorer == "project")
+    refuse_output_over_input(options, input_files(options.input)[0])
     with tempfile.TemporaryDirectory(prefix="batch-model-") as tmp:
         model_dir = registry.fetch_verified(client, version, Path(tmp), signing_key=registry.signing_key(settings))
         model = ScoringModel.load(registry.scoring_dir(model_dir), threads=2)

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from credit_risk.schema import DataValidationError
+
 Engine = Literal["local", "spark"]
 SparkScorer = Literal["project", "mlflow"]
 
@@ -52,3 +54,14 @@ def rejects_path(output: Path) -> Path:
     output = Path(output)
     stem = output.name[: -len(output.suffix)] if output.suffix else output.name
     return output.with_name(f"{stem}.rejects.parquet")
+
+
+def refuse_output_over_input(options: BatchOptions, files: list[Path]) -> None:
+    """The output and its rejects file replace what is at their paths: neither may be an input file or a
+    folder holding one (the input would be overwritten, or deleted with an older Spark output)."""
+    for target in (Path(options.output), rejects_path(options.output)):
+        where = target.resolve()
+        for path in files:
+            path = path.resolve()
+            if path == where or where in path.parents:
+                raise DataValidationError(f"{target}: the output would replace the input file {path}")

@@ -106,3 +106,17 @@ def parquet_footers(files: list[Path]) -> list[pq.FileMetaData]:
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataValidationError(f"{path}: cannot read this parquet file: {exc}") from exc
     return footers
+
+
+def with_id_type(batch: pa.RecordBatch, id_name: str, id_type: pa.DataType, path: Path) -> pa.RecordBatch:
+    """``batch`` with its id column in ``id_type`` (the first file's: the output is one table), the file
+    named if its ids cannot be written in it."""
+    column = batch.schema.get_field_index(id_name)
+    if batch.schema.field(column).type == id_type:
+        return batch
+    try:
+        return batch.set_column(column, id_name, batch.column(column).cast(id_type))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataValidationError(
+            f"{path}: id column {id_name!r} cannot be written as {id_type}, the first file's type: {exc}"
+        ) from exc

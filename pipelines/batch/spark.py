@@ -20,6 +20,7 @@ keeps MLflow's own route (Spark reads, the rule table in Spark SQL, then
 
 from __future__ import annotations
 
+import csv
 import functools
 import os
 import re
@@ -167,9 +168,29 @@ def _parquet_schema(footers: list[pq.FileMetaData]) -> Any:
     return from_arrow_schema(schemas[0])
 
 
+def _same_csv_columns(files: list[Path]) -> None:
+    """Spark reads a CSV folder's columns by position, under one file's header (the local engine reads
+    them by name): every file must name the same columns in the same order."""
+    first: list[str] = []
+    for path in files:
+        with path.open(newline="", encoding="utf-8-sig") as lines:
+            header = next(csv.reader(lines), [])
+        if path == files[0]:
+            first = header
+        elif header != first:
+            where = next(i for i in range(max(len(header), len(first))) if header[i : i + 1] != first[i : i + 1])
+            here = header[where] if where < len(header) else "nothing"
+            there = first[where] if where < len(first) else "nothing"
+            raise DataValidationError(
+                f"{path}: column {where + 1} is {here!r} here and {there!r} in {files[0]}; the spark engine "
+                "reads a CSV folder's columns by position, so every file must have the same header"
+            )
+
+
 def _read_spark(spark: SparkSession, files: list[Path], fmt: str, footers: list[pq.FileMetaData]) -> SparkFrame:
     paths = [_spark_path(p) for p in files]
     if fmt == "csv":
+        _same_csv_columns(files)
         # all columns as text, validated below like the local engine does
         return spark.read.option("header", True).option("inferSchema", False).csv(paths)
     schema = _parquet_schema(footers)

@@ -143,6 +143,19 @@ def test_row_numbers_follow_the_files_in_name_order_as_the_local_engine_counts(
     assert remote_bad == [700 + 11] == pq.read_table(rejects_path(tmp_path / "local.parquet"))["row"].to_pylist()
 
 
+def test_a_csv_folder_whose_files_order_their_columns_differently_is_refused(
+    trained: TrainedModel, portfolio: Path, spark: object, tmp_path: Path
+) -> None:
+    """Spark would read the second file's columns by the first one's header, by position."""
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    frame = pd.read_csv(portfolio, dtype=str, nrows=20)
+    frame.to_csv(folder / "a.csv", index=False)
+    frame[list(reversed(frame.columns))].to_csv(folder / "b.csv", index=False)
+    with pytest.raises(DataValidationError, match=r"b\.csv: column 1 is .* the same header"):
+        score(trained, folder, tmp_path / "spark.parquet", spark=spark, engine="spark")
+
+
 def test_mlflow_spark_udf_stays_available(
     trained: TrainedModel, portfolio: Path, local_csv: Path, spark: object, tmp_path: Path
 ) -> None:

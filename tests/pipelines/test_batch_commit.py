@@ -68,14 +68,19 @@ def test_a_partition_answered_twice_is_refused_and_an_attempt_cannot_outlive_the
         attempt_folder(staged.folder, 0, 2)
 
 
-class _RejectsCannotBePlaced(StagedOutput):
-    """A commit whose second move fails (a full disk, a lost mount): the fault is injected here, the files
-    and moves are real."""
+class _RejectsCannotMove(StagedOutput):
+    """A commit whose move of the rejects folder fails (a full disk, a lost mount), into place or, with
+    ``aside``, out of the way: the fault is injected here, the files and the other moves are real."""
 
-    def _place(self, folder: Path, target: Path) -> None:
-        if target.name.endswith(".rejects.parquet"):
+    def __init__(self, output: Path, *, aside: bool = False) -> None:
+        super().__init__(output)
+        self.aside = aside
+
+    def _move(self, source: Path, destination: Path) -> None:
+        moving = source if self.aside else destination
+        if moving.name.endswith(".rejects.parquet"):
             raise OSError("no space left on device")
-        super()._place(folder, target)
+        super()._move(source, destination)
 
 
 def test_a_commit_that_fails_half_way_puts_the_older_output_back_even_when_it_was_a_file(tmp_path: Path) -> None:
@@ -83,14 +88,16 @@ def test_a_commit_that_fails_half_way_puts_the_older_output_back_even_when_it_wa
     output.write_bytes(b"the local engine's earlier output")
     rejects_path(output).mkdir()
     (rejects_path(output) / "part-00000.parquet").write_bytes(b"its rejects")
-    staged = _RejectsCannotBePlaced(output)
-    write(attempt_folder(staged.folder, 0, 0), SCORED_FILE, [1])
-    with pytest.raises(OSError, match="no space left"):
-        staged.commit([Written(0, 0, 1, 0)], SCORED, REJECTS)
-    staged.discard()
-    assert output.read_bytes() == b"the local engine's earlier output"
-    assert (rejects_path(output) / "part-00000.parquet").read_bytes() == b"its rejects"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet", "scores.rejects.parquet"]
+    for aside in (False, True):
+        staged = _RejectsCannotMove(output, aside=aside)
+        write(attempt_folder(staged.folder, 0, 0), SCORED_FILE, [1])
+        with pytest.raises(OSError, match="no space left"):  # the fault itself, not one of the undoing
+            staged.commit([Written(0, 0, 1, 0)], SCORED, REJECTS)
+        staged.discard()
+        assert not staged.stranded
+        assert output.read_bytes() == b"the local engine's earlier output"
+        assert (rejects_path(output) / "part-00000.parquet").read_bytes() == b"its rejects"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet", "scores.rejects.parquet"]
 
     # the same commit without the fault replaces both, the file by a folder
     staged = StagedOutput(output)

@@ -10,6 +10,7 @@ import pytest
 
 from credit_risk.schema import DataValidationError, FeatureSchema
 from pipelines.batch.plan import parquet_columns, parquet_tasks
+from pipelines.batch.reader import with_id_type
 
 
 def parquet(path: Path, groups: list[int], **columns: pa.Array) -> Path:
@@ -70,7 +71,7 @@ def test_the_id_is_typed_by_the_first_file_and_a_file_without_a_needed_column_is
         }
     )
     first = parquet(tmp_path / "a.parquet", [2], age=pa.array([30, 40]), applicant_id=pa.array([1, 2], pa.int32()))
-    second = parquet(tmp_path / "b.parquet", [1], age=pa.array([50]), applicant_id=pa.array(["x"]))
+    second = parquet(tmp_path / "b.parquet", [1], age=pa.array([50]), applicant_id=pa.array([3], pa.int64()))
     files = [first, second]
     footers = [pq.read_metadata(f) for f in files]
     assert parquet_columns(schema, "applicant_id", files, footers) == ("applicant_id", pa.int32())
@@ -78,3 +79,12 @@ def test_the_id_is_typed_by_the_first_file_and_a_file_without_a_needed_column_is
     third = parquet(tmp_path / "c.parquet", [1], age=pa.array([60]))
     with pytest.raises(DataValidationError, match=r"c\.parquet: missing column\(s\) the model needs: applicant_id"):
         parquet_columns(schema, "applicant_id", [first, third], [footers[0], pq.read_metadata(third)])
+
+
+def test_a_later_files_ids_are_written_in_the_first_files_type_or_the_file_is_named() -> None:
+    batch = pa.record_batch({"applicant_id": pa.array([3, 4], pa.int64()), "age": pa.array([50, 60])})
+    typed = with_id_type(batch, "applicant_id", pa.int32(), Path("b.parquet"))
+    assert typed.schema.field("applicant_id").type == pa.int32() and typed.column(0).to_pylist() == [3, 4]
+    named = pa.record_batch({"applicant_id": pa.array(["x"]), "age": pa.array([50])})
+    with pytest.raises(DataValidationError, match=r"b\.parquet: id column 'applicant_id' cannot be written as int32"):
+        with_id_type(named, "applicant_id", pa.int32(), Path("b.parquet"))

@@ -180,6 +180,22 @@ def test_a_missing_model_column_fails_naming_it(
         run(trained, source, tmp_path / "scores.parquet")
 
 
+def test_an_output_that_would_replace_the_input_is_refused(
+    trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The output file, or its rejects file, at the input's path, or a folder holding the input (which a
+    Spark run would replace, deleting the input): refused before anything is written."""
+    folder = tmp_path / "portfolio"
+    folder.mkdir()
+    source = folder / "scores.rejects.parquet"
+    applicants.head(10).to_parquet(source, index=False)
+    before = source.read_bytes()
+    for output in (source, folder, folder / "scores.parquet"):
+        with pytest.raises(DataValidationError, match=r"the output would replace the input file .*scores\.rejects"):
+            run(trained, folder, output)
+    assert source.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == [source.name]
+
+
 def test_cli_reports_a_missing_input_in_one_line(
     trained: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
