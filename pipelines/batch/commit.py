@@ -12,10 +12,10 @@ of its own inside a staging folder next to the output::
 Each task answers with one :class:`Written` record; ``collect()`` returns
 exactly one per partition, from the attempt Spark counted. A task whose input
 cannot be read answers with the error (Spark would retry it for nothing), and
-the driver raises it. The driver then
-moves those attempts' files into new output folders (``part-00003.parquet``),
-writes ``_SUCCESS``, puts the new folders where the old output was, and
-deletes the staging folder with every other attempt's files in it. Until the
+the driver raises it. Otherwise the driver moves those attempts' files into
+new output folders (``part-00003.parquet``), writes ``_SUCCESS``, puts the new
+folders where the old output was, and deletes the staging folder with every
+other attempt's files in it. Until the
 commit the old output is untouched; a failed job leaves it as it was.
 
 An attempt creates its folder without parents, so an attempt that outlives

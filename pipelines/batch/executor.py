@@ -26,7 +26,7 @@ from pipelines.batch.commit import REJECTS_FILE, SCORED_FILE, Written, attempt_f
 from pipelines.batch.local import output_schema, rejects_schema, rejects_table, scored_table
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.plan import Piece
-from pipelines.batch.reader import parquet_batches, with_id_type
+from pipelines.batch.reader import parquet_batches
 from pipelines.batch.validation import ChunkEncoder
 
 
@@ -87,23 +87,20 @@ def score_pieces(
     """mapInArrow over the task numbers (``spark.range``): each task reads its Parquet row groups itself,
     as the local engine reads them (:func:`~pipelines.batch.reader.parquet_batches`), numbers their rows
     from the pieces' first rows, and scores and writes them (:func:`_score_and_write`)."""
-    model, _, _ = _executor_model(job)
-    columns = ([job.id_name] if job.id_name else []) + model.schema.input_names
-    categoricals = [spec.name for spec in model.schema.inputs if spec.type == "categorical"]
+    pieces = [piece for batch in batches for task in batch.column(0).to_pylist() for piece in tasks[task]]
+    yield from _score_and_write(job, (numbered for piece in pieces for numbered in _read_piece(job, piece)))
 
-    def numbered() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
-        for batch in batches:
-            for task in batch.column(0).to_pylist():
-                for piece in tasks[task]:
-                    first = piece.first_row
-                    path = Path(piece.path)
-                    for read in parquet_batches(path, columns, job.chunk_rows, categoricals, [piece.row_group]):
-                        if job.id_name is not None and job.id_type is not None:
-                            read = with_id_type(read, job.id_name, job.id_type, path)
-                        yield read, np.arange(first, first + read.num_rows, dtype=np.int64)
-                        first += read.num_rows
 
-    yield from _score_and_write(job, numbered())
+def _read_piece(job: ExecutorJob, piece: Piece) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """One row group's batches (the job's id type), each with its rows' numbers in the input."""
+    schema = _executor_model(job)[0].schema
+    columns = ([job.id_name] if job.id_name else []) + schema.input_names
+    categoricals = [spec.name for spec in schema.inputs if spec.type == "categorical"]
+    ids = (job.id_name, job.id_type) if job.id_name and job.id_type else None
+    first = piece.first_row
+    for batch in parquet_batches(Path(piece.path), columns, job.chunk_rows, categoricals, [piece.row_group], ids=ids):
+        yield batch, np.arange(first, first + batch.num_rows, dtype=np.int64)
+        first += batch.num_rows
 
 
 def score_partition(job: ExecutorJob, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

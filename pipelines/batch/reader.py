@@ -48,6 +48,7 @@ class InputReader:
         self._text = {spec.name: pa.string() for spec in schema.fields} | {id_column: pa.string()}
         self._missing = sorted({"", *schema.missing_values})
         self._categoricals = [s.name for s in schema.inputs if s.type == "categorical"]
+        self._id_column = id_column
         self.schema = self._file_schema(self.files[0])
 
     def _file_schema(self, path: Path) -> pa.Schema:
@@ -76,7 +77,9 @@ class InputReader:
 
     def _file_batches(self, path: Path, columns: list[str], chunk_rows: int) -> Iterator[pa.RecordBatch]:
         if self.format == "parquet":
-            yield from parquet_batches(path, columns, chunk_rows, self._categoricals)
+            has_ids = self._id_column in columns and self._id_column in self.schema.names
+            ids = (self._id_column, self.schema.field(self._id_column).type) if has_ids else None
+            yield from parquet_batches(path, columns, chunk_rows, self._categoricals, ids=ids)
             return
         # CSV blocks are sized in bytes: about 200 bytes per applicant row
         read = pacsv.ReadOptions(block_size=max(1 << 20, chunk_rows * 200))
@@ -85,14 +88,23 @@ class InputReader:
 
 
 def parquet_batches(
-    path: Path, columns: list[str], chunk_rows: int, categoricals: list[str], row_groups: list[int] | None = None
+    path: Path,
+    columns: list[str],
+    chunk_rows: int,
+    categoricals: list[str],
+    row_groups: list[int] | None = None,
+    *,
+    ids: tuple[str, pa.DataType] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """A Parquet file's ``columns`` (of ``row_groups``, or all) in batches of ``chunk_rows``: how both
     engines read Parquet. Categoricals are read as dictionaries, so validation and encoding look at the
-    few distinct values; batch by batch within row groups (no pre-buffering of whole row groups)."""
+    few distinct values; batch by batch within row groups (no pre-buffering of whole row groups).
+    ``ids``: the id column and the type it is written in (:func:`with_id_type`)."""
     try:
         parquet = pq.ParquetFile(path, read_dictionary=categoricals, pre_buffer=False, buffer_size=1 << 20)
-        yield from parquet.iter_batches(batch_size=chunk_rows, row_groups=row_groups, columns=columns)
+        batches = parquet.iter_batches(batch_size=chunk_rows, row_groups=row_groups, columns=columns)
+        for batch in batches:
+            yield batch if ids is None else with_id_type(batch, *ids, path)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise DataValidationError(f"{path}: cannot read this parquet file: {exc}") from exc
 

@@ -25,9 +25,9 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -255,7 +255,7 @@ def _spread(spark: SparkSession, frame: SparkFrame, pieces: int, *, threaded: bo
         return frame, _task_threads(spark, pieces)
     if threaded and spark.sparkContext.master.startswith("local"):
         return frame.coalesce(max(1, pieces)), _task_threads(spark, pieces)
-    return frame.repartition(parallelism), int(spark.conf.get("spark.task.cpus", "1"))
+    return frame.repartition(parallelism), _task_threads(spark, parallelism)
 
 
 def _parquet_rows(folder: Path) -> int:
@@ -302,7 +302,7 @@ def _score_with_project(
     """Every row through the local engine's reader, rule table, encoding, scores and reasons on the
     executors, in one pass, each task writing its scored and rejected rows itself; the driver commits
     the files of the attempts Spark counted (:class:`~pipelines.batch.commit.StagedOutput`)."""
-    tasks, score, planned = _planned(spark, model, options)
+    plan = _planned(spark, model, options)
     shipped = model_dir.parent  # a fresh temporary folder per run: a unique name for addFile
     spark.sparkContext.addFile(str(shipped), recursive=True)
     staged = StagedOutput(options.output)
@@ -313,27 +313,38 @@ def _score_with_project(
             digest=registry.directory_digest(model_dir),
             config=config,
             reasons=options.reasons,
+            id_name=plan.id_name,
+            id_type=plan.id_type,
             staging=str(staged.folder),
             metadata=metadata,
+            threads=plan.threads,
             chunk_rows=options.chunk_rows,
-            **planned,
         )
-        answers = tasks.mapInArrow(functools.partial(score, job), WRITTEN_TYPE).collect()
+        answers = plan.tasks.mapInArrow(functools.partial(plan.score, job), WRITTEN_TYPE).collect()
         written = [Written(**row.asDict()) for row in answers]
         errors = sorted({w.error for w in written if w.error})
         if errors:
             raise DataValidationError("; ".join(errors))
-        scored = output_schema(job.id_name, job.id_type, options.reasons, metadata)
-        return staged.commit(written, scored, rejects_schema(job.id_type))
+        scored = output_schema(plan.id_name, plan.id_type, options.reasons, metadata)
+        return staged.commit(written, scored, rejects_schema(plan.id_type))
     except BaseException:
         staged.discard()
         raise
 
 
-def _planned(spark: SparkSession, model: ScoringModel, options: BatchOptions) -> tuple[SparkFrame, Any, dict[str, Any]]:
-    """What the tasks run over, the executor function, and the job's id column, id type and threads.
+class _Plan(NamedTuple):
+    """What the tasks run over and the executor function they run; the id column, the type its ids are
+    written in, and the scoring threads of each task."""
 
-    A Parquet input is read by the tasks themselves, whole row groups each, planned from the footers
+    tasks: SparkFrame
+    score: Callable[..., Iterator[Any]]
+    id_name: str | None
+    id_type: Any
+    threads: int
+
+
+def _planned(spark: SparkSession, model: ScoringModel, options: BatchOptions) -> _Plan:
+    """A Parquet input is read by the tasks themselves, whole row groups each, planned from the footers
     (:func:`~pipelines.batch.plan.parquet_tasks`, :func:`~pipelines.batch.executor.score_pieces`): no
     rows pass through the JVM. A CSV input is read and numbered by Spark (:func:`_read_numbered`,
     :func:`~pipelines.batch.executor.score_partition`)."""
@@ -343,13 +354,13 @@ def _planned(spark: SparkSession, model: ScoringModel, options: BatchOptions) ->
     if fmt == "csv":
         frame, id_name, threads = _read_numbered(spark, model, options)
         id_type = to_arrow_type(frame.schema[id_name].dataType) if id_name else None
-        return frame, score_partition, {"id_name": id_name, "id_type": id_type, "threads": threads}
+        return _Plan(frame, score_partition, id_name, id_type, threads)
     footers = parquet_footers(files)
     id_name, id_type = parquet_columns(model.schema, options.id_column, files, footers)
     tasks = parquet_tasks(files, footers, spark.sparkContext.defaultParallelism)
+    score = functools.partial(score_pieces, tasks=tasks)
     frame = spark.range(len(tasks), numPartitions=len(tasks))
-    planned = {"id_name": id_name, "id_type": id_type, "threads": _task_threads(spark, len(tasks))}
-    return frame, functools.partial(score_pieces, tasks=tasks), planned
+    return _Plan(frame, score, id_name, id_type, _task_threads(spark, len(tasks)))
 
 
 # ------------------------------------------------------------------ MLflow's own route

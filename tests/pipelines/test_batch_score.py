@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import xgboost as xgb
@@ -194,6 +195,23 @@ def test_an_output_that_would_replace_the_input_is_refused(
         with pytest.raises(DataValidationError, match=r"the output would replace the input file .*scores\.rejects"):
             run(trained, folder, output)
     assert source.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == [source.name]
+
+
+def test_a_later_files_ids_are_written_in_the_first_files_type_or_the_file_is_named(
+    trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
+) -> None:
+    folder = tmp_path / "portfolio"
+    folder.mkdir()
+    first, second = applicants.head(10), applicants.iloc[10:20]
+    first.assign(applicant_id=np.arange(10, dtype=np.int32)).to_parquet(folder / "a.parquet", index=False)
+    second.assign(applicant_id=np.arange(10, 20, dtype=np.int64)).to_parquet(folder / "b.parquet", index=False)
+    run(trained, folder, tmp_path / "scores.parquet")
+    scores = pq.read_table(tmp_path / "scores.parquet")
+    assert scores.schema.field("applicant_id").type == pa.int32()
+    assert sorted(scores.column("applicant_id").to_pylist()) == list(range(20))
+    second.to_parquet(folder / "b.parquet", index=False)  # ids "A000010"...: not int32
+    with pytest.raises(DataValidationError, match=r"b\.parquet: id column 'applicant_id' cannot be written as int32"):
+        run(trained, folder, tmp_path / "scores.parquet")
 
 
 def test_cli_reports_a_missing_input_in_one_line(
