@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from credit_risk import policy, registry
+from credit_risk import policy, registry, roles
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
 from serving import errors, prediction_log
@@ -68,6 +68,10 @@ async def _poll_forever(runtime: Runtime, first_attempt: asyncio.Event) -> None:
             )
         except Exception:
             log.exception("model poll failed")
+        try:  # the ledger's controls (stop switch, experiments), on the same beat and before the first request
+            await anyio.to_thread.run_sync(runtime.refresh_controls, abandon_on_cancel=True)
+        except Exception as exc:
+            log.warning("ledger read failed: %s", exc)
         finally:
             first_attempt.set()
         trigger = "poll"
@@ -178,6 +182,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         _fail_fast_registry_calls()
         run_settings = settings or Settings()
         run_config = config or load_project_config(run_settings.config_dir)
+        roles.role_tokens(run_settings)  # a badly named or shared token refuses the start, naming it
         await _record_policy_at_start(run_config, run_settings)
         writer = await run_in_threadpool(_start_writer, run_config, run_settings)
         if writer is not None:
