@@ -230,6 +230,47 @@ class AuditConfig(_Frozen):
     probability_tolerance: float = Field(default=1e-6, ge=0, le=1e-3)
 
 
+class ReasonCode(_Frozen):
+    """A reviewer's reason for a final decision (an override needs one)."""
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_]*$")
+    label: str = Field(min_length=1, max_length=200)
+    # a reason the applicant is told on a decline's notice (documents missing), or not (income verified)
+    adverse: bool = False
+
+
+DEFAULT_REASON_CODES = (
+    ReasonCode(code="verified_income", label="Income verified"),
+    ReasonCode(code="verified_employment", label="Employment verified"),
+    ReasonCode(code="additional_information", label="Additional information received"),
+    ReasonCode(code="policy_exception", label="Policy exception approved by a credit officer"),
+    ReasonCode(code="documents_missing", label="Documents requested were not provided", adverse=True),
+    ReasonCode(code="income_insufficient", label="Income insufficient for the amount requested", adverse=True),
+    ReasonCode(code="unable_to_verify", label="Unable to verify the information given", adverse=True),
+)
+
+
+class ReviewConfig(_Frozen):
+    """Human oversight (docs/oversight.md): which decisions open a case, the queue's due times, reasons."""
+
+    decisions: tuple[Literal["review", "decline"], ...] = ("review",)  # add decline: a human sees every decline
+    # the case store: SQLAlchemy URL (postgresql+psycopg2://... for a team); null: SQLite beside the log
+    database_url: str | None = None
+    sla_hours: float = Field(default=48.0, gt=0)  # a case is due this long after its decision
+    claim_minutes: float = Field(default=30.0, gt=0)  # a claim lapses after this: another reviewer may take it
+    reason_codes: tuple[ReasonCode, ...] = Field(default=DEFAULT_REASON_CODES, min_length=1)
+    reconcile_seconds: float = Field(default=30.0, gt=0)  # cases re-derived from the log's new files this often
+    page_size: int = Field(default=50, ge=1, le=500)
+    max_overdue_share: float = Field(default=0.10, ge=0, le=1)  # the monitor alerts above this share overdue
+
+    @model_validator(mode="after")
+    def _codes_unique(self) -> ReviewConfig:
+        codes = [reason.code for reason in self.reason_codes]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"review.reason_codes: codes must be unique, got {codes}")
+        return self
+
+
 class ModelConfig(_Frozen):
     """``config/model_config.yaml``: what is served and how decisions are made."""
 
@@ -246,6 +287,7 @@ class ModelConfig(_Frozen):
     ui: UIConfig = UIConfig()
     notices: NoticesConfig
     audit: AuditConfig = AuditConfig()
+    review: ReviewConfig = ReviewConfig()
 
     @model_validator(mode="after")
     def _bands_cover_all(self) -> ModelConfig:

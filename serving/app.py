@@ -30,11 +30,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from credit_risk import policy, registry, roles
+from credit_risk import cases, policy, registry, roles
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
 from serving import errors, prediction_log
 from serving.api.admin import admin_router
+from serving.api.cases import BODIES as CASE_BODIES
+from serving.api.cases import CaseGauges, automation_router, cases_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
 from serving.api.fast import FastPredict
@@ -101,6 +103,22 @@ def _drain_on_sigterm(holder: ModelHolder, grace: float) -> Callable[[], None]:
             signal.signal(signal.SIGTERM, previous)
 
     return restore
+
+
+def _open_cases(config: ProjectConfig, settings: Settings) -> cases.CaseStore:
+    """The case store, migrated to the newest schema (several workers starting at once migrate once)."""
+    return cases.open_store(config.model.review, resolve_log_dir(config, settings))
+
+
+async def _reconcile_forever(runtime: Runtime) -> None:
+    """Open the cases of referrals whose answer left but whose case did not (a crash between the two):
+    from the log's finished files, insert-if-absent, at start and every ``review.reconcile_seconds``."""
+    while True:
+        try:
+            await anyio.to_thread.run_sync(runtime.cases.reconcile, abandon_on_cancel=True)
+        except Exception as exc:
+            log.warning("cases not reconciled with the decision log: %s", exc)
+        await asyncio.sleep(runtime.config.model.review.reconcile_seconds)
 
 
 def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
@@ -175,6 +193,7 @@ class ServiceApp(FastAPI):
 def create_app(config: ProjectConfig | None = None, settings: Settings | None = None) -> FastAPI:
     """The FastAPI app. Nothing is read or started here: the lifespan does it."""
     metrics = ServiceMetrics()
+    metrics_state = {"cases": False}  # the case figures' collector is registered once per app
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -200,6 +219,12 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             on_attempt=record_attempt,
         )
         runtime = Runtime(config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer)
+        # after the writer: its start turned what a killed writer left into log files the reconciliation reads
+        runtime.cases = await run_in_threadpool(_open_cases, run_config, run_settings)
+        reconciler = asyncio.create_task(_reconcile_forever(runtime), name="case-reconciler")
+        if not metrics_state["cases"]:
+            metrics.add_collector(CaseGauges(runtime))
+            metrics_state["cases"] = True
         if writer is not None:
             metrics.add_gauges("credit_risk_prediction_log", "Prediction log writer counters", writer.stats)
         app.state.runtime = runtime
@@ -224,11 +249,13 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             if stop_access_log is not None:
                 app.state.access_log = None
                 stop_access_log()
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            for task in (poller, reconciler):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if writer is not None:
                 await run_in_threadpool(writer.close, run_config.model.serving.drain_timeout_seconds)
+            runtime.cases.close()
             log.info("scoring service stopped")
 
     app = ServiceApp(
@@ -244,7 +271,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
     )
     errors.install(app)
     routers = [probe_router(), scoring_router(), admin_router(), monitoring_router, outcomes_router()]
-    routers += [decisions_router(), reports_router()]
+    routers += [decisions_router(), reports_router(), cases_router(), automation_router()]
     for router in routers:
         app.include_router(router)
     known_paths = {"/openapi.json", "/docs", "/redoc"} | {
@@ -311,7 +338,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     _leave_out_switched_off(document, runtime.settings if runtime else Settings())
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(parser.openapi_schemas())
-    for model in (PromoteRequest, RollbackRequest):
+    for model in (PromoteRequest, RollbackRequest, *CASE_BODIES):
         schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     if runtime is not None:
         hide_unavailable_routes(document, runtime.settings)

@@ -89,7 +89,10 @@ class ServiceMetrics:
 
     def add_gauges(self, name: str, doc: str, read: Callable[[], dict[str, Any]]) -> None:
         """Expose the numeric entries of ``read()`` (e.g. the log writer's stats) as gauges."""
-        collector = _DictCollector(name, doc, read)
+        self.add_collector(_DictCollector(name, doc, read))
+
+    def add_collector(self, collector: Any) -> None:
+        """A collector of this worker's own (its log, the case store's figures), rendered beside the counters."""
         self.registry.register(collector)
         self._own.append(collector)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from credit_risk.cases.policy import referred_when_paused
 from serving.state import Served
 
 
@@ -35,9 +36,11 @@ def score_records(
     policy_version: str,
     started: float,
     now: datetime | None = None,
+    paused: bool = False,
 ) -> Scored:
     """Score validated records with one model version; ``started`` is ``time.perf_counter()`` at arrival,
-    ``now`` the decision time (default: the wall clock)."""
+    ``now`` the decision time (default: the wall clock). ``paused``: automation is stopped, every
+    decision is a referral carrying the model's own (``model_decision``, in the answer and the log)."""
     assessments = served.engine.assess(records, with_reasons=with_reasons)
     now = now or datetime.now(UTC)
     scored_at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -57,6 +60,8 @@ def score_records(
             }
             for reason in assessment.reasons
         ]
+        decision = referred_when_paused(assessment.decision, paused)
+        model_decision = assessment.decision if decision != assessment.decision else None
         results.append(
             {
                 "request_id": request_id,
@@ -64,12 +69,14 @@ def score_records(
                 "probability_of_default": assessment.probability,
                 "score": assessment.score,
                 "risk_band": assessment.band,
-                "decision": assessment.decision,
+                "decision": decision,
                 "decision_policy_version": policy_version,
                 "reasons": reasons,
                 "scored_at": scored_at,
             }
         )
+        if paused:
+            results[-1]["automation"] = {"mode": "paused", "model_decision": assessment.decision}
         log_records.append(
             {
                 "request_id": request_id,
@@ -81,10 +88,12 @@ def score_records(
                 "probability": assessment.probability,
                 "score": assessment.score,
                 "risk_band": assessment.band,
-                "decision": assessment.decision,
+                "decision": decision,
                 "decision_policy_version": policy_version,
                 "reasons": [reason.code for reason in assessment.reasons],
                 "latency_ms": latency_ms,
             }
         )
+        if model_decision is not None:
+            log_records[-1]["model_decision"] = model_decision
     return Scored(results, log_records)

@@ -36,6 +36,21 @@ class ReasonOut(_Out):
     contribution: float = Field(gt=0)
 
 
+class AutomationOut(_Out):
+    """Present while automation is paused: the decision is a referral, the model's own is here."""
+
+    mode: Literal["paused"]
+    model_decision: Literal["approve", "review", "decline"]
+
+
+class CaseRef(_Out):
+    """The case a referral opened (docs/oversight.md)."""
+
+    id: int
+    state: str
+    due_at: str | None
+
+
 class PredictionResponse(_Out):
     request_id: str
     model: ModelRef
@@ -46,6 +61,8 @@ class PredictionResponse(_Out):
     decision_policy_version: str
     reasons: list[ReasonOut] = Field(description="At most decision.max_reasons, largest contribution first")
     scored_at: str = Field(description="UTC time, ISO 8601")
+    automation: AutomationOut | None = Field(None, description="Only while automation is paused (the stop switch)")
+    case: CaseRef | None = Field(None, description="The case a referral opened for a human reviewer")
 
 
 class BatchResponse(_Out):
@@ -81,6 +98,8 @@ class ModelInfo(_Out):
     max_batch_body_bytes: int
     last_reload: AttemptOut | None = Field(description="The last attempt that loaded, refused or failed a version")
     last_poll: AttemptOut | None = Field(description="The last registry check, whatever its outcome")
+    automation: dict[str, Any] = Field(description="The stop switch: mode (on or paused), who set it, when and why")
+    review: dict[str, Any] = Field(description="Human review: which decisions open a case, due time, reason codes")
 
 
 class Health(_Out):

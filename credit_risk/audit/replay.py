@@ -180,6 +180,8 @@ def _compare(result: RecordReplay, record: Mapping[str, Any], assessment: Any, t
     result.reasons_compared = bool(logged_reasons) or not replayed["reasons"]
     for key in COMPARED:
         logged = logged_reasons if key == "reasons" else record.get(key)
+        if key == "decision" and record.get("model_decision"):
+            logged = record["model_decision"]  # referred while automation was paused: the model's own is replayed
         if key == "reasons" and not result.reasons_compared:
             continue
         if key == "probability":

@@ -31,6 +31,8 @@ TRAILING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("decision_policy_version", pa.string()),
     ("reasons", pa.list_(pa.string())),
     ("latency_ms", pa.float64()),
+    # the model's own decision when another was answered (automation paused: referred); else null
+    ("model_decision", pa.string()),
 )
 NOT_NULL = frozenset({"log_schema_version", "request_id", "scored_at", "model_name", "model_version", "probability"})
 FIXED_COLUMNS = frozenset(name for name, _ in LEADING_COLUMNS + TRAILING_COLUMNS)

@@ -37,8 +37,14 @@ class DecisionOut(_Out):
     decision: str | None
     reasons: list[LoggedReason]
     latency_ms: float | None
-    notice: dict[str, Any] | None = Field(description="The adverse-action notice (decline, and review when configured)")
+    model_decision: str | None = Field(description="The model's own decision (differs while automation was paused)")
+    notice: dict[str, Any] | None = Field(
+        description="The adverse-action notice the final decision calls for (decline, and review when configured)"
+    )
     outcome: dict[str, Any] | None = Field(description="The loan's outcome when one is known")
+    cases: list[dict[str, Any]] = Field(description="The decision's cases (referral, contest) with their histories")
+    final_decision: dict[str, Any] = Field(description="The final decision: the model's, a reviewer's, or pending")
+    notice_withdrawn: bool = Field(description="A reviewer's final decision withdrew the model's notice")
 
 
 class DecisionPage(_Out):

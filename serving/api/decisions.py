@@ -20,6 +20,7 @@ from starlette.responses import Response
 from credit_risk import registry
 from credit_risk.audit import access, notices, replay
 from credit_risk.audit.index import DecisionIndex
+from credit_risk.cases.final import final_decision, final_notice, notice_withdrawn
 from credit_risk.decision_log.format import FIXED_COLUMNS
 from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.outcomes.paths import resolve_outcomes_dir
@@ -69,8 +70,25 @@ def _schema_for(runtime: Runtime, version: str | None) -> FeatureSchema:
     return served.model.schema if served is not None and served.version == version else runtime.config.features
 
 
-def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
-    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice."""
+def find_decision(request: Request, runtime: Runtime, request_id: str) -> dict[str, Any] | None:
+    """The logged decision with this request id, or None (blocking: call from a thread)."""
+    return _services(request, runtime).index.find(request_id)
+
+
+def _with_cases(runtime: Runtime, record: dict[str, Any], schema: FeatureSchema, body: dict[str, Any]) -> None:
+    """The decision's case trail and final decision; the notice follows the final decision."""
+    store = runtime.cases
+    trail = store.for_decision(str(record["request_id"])) if store is not None else []
+    final = final_decision(record, trail)
+    body["cases"] = trail
+    body["final_decision"] = final
+    body["notice"] = final_notice(record, final, schema, runtime.config.model.notices, runtime.config.model.review)
+    body["notice_withdrawn"] = notice_withdrawn(record, final, runtime.config.model.notices)
+
+
+def decision_body(runtime: Runtime, record: dict[str, Any], *, with_cases: bool = True) -> dict[str, Any]:
+    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice;
+    with its cases, the final decision and the notice that follows it."""
     schema = _schema_for(runtime, record.get("model_version"))
     by_code = {spec.reason_code: spec for spec in schema.fields}
     reasons = []
@@ -88,7 +106,7 @@ def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
         )
     scored_at: datetime = record["scored_at"]
     inputs = {k: v for k, v in record.items() if k not in FIXED_COLUMNS and k not in {"applicant_id", "date"}}
-    return {
+    body = {
         "request_id": record["request_id"],
         "batch_id": record.get("batch_id"),
         "applicant_id": record.get("applicant_id"),
@@ -102,9 +120,13 @@ def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
         "decision": record.get("decision"),
         "reasons": reasons,
         "latency_ms": record.get("latency_ms"),
+        "model_decision": record.get("model_decision") or record.get("decision"),
         "notice": notices.build_notice(record, schema, runtime.config.model.notices),
         "outcome": outcome_of(runtime, record["request_id"]),
     }
+    if with_cases:
+        _with_cases(runtime, record, schema, body)
+    return body
 
 
 def outcome_of(runtime: Runtime, request_id: str) -> dict[str, Any] | None:
@@ -298,9 +320,7 @@ def decisions_router() -> APIRouter:
 
         def build() -> bytes | None:
             record = _find(services, request_id)
-            notice = notices.build_notice(
-                record, _schema_for(runtime, record.get("model_version")), runtime.config.model.notices
-            )
+            notice = decision_body(runtime, record)["notice"]  # the final decision's
             return notices.render_pdf(notice) if notice else None
 
         try:

@@ -53,6 +53,7 @@ class Runtime:
     # wants to know when they change; refreshed at every registry poll and after this worker's own changes
     controls: ledger.Controls = field(default_factory=ledger.Controls)
     control_listeners: list[Callable[[ledger.Controls], None]] = field(default_factory=list)
+    cases: Any = None  # the case store (credit_risk.cases.CaseStore), opened in the lifespan
     _access: access.AccessLog | None = None
 
     @property

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from credit_risk import lifecycle, registry
+from credit_risk.cases.policy import automation_mode, opens_case
 from serving import prediction_log
+from serving.api.cases import automation_state, open_cases, review_settings
 from serving.api.deps import Runtime, body_doc, request_id_of, require_json, runtime_of, served_of
 from serving.api.reports import REPORT_TAG, report_path
 from serving.errors import NoModelError, error_responses, json_response
@@ -33,14 +35,26 @@ def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> 
         raise NoModelError(f"prediction log unavailable: {exc}") from None
 
 
-async def _durable(runtime: Runtime, ticket: int | None) -> None:
-    """Wait, off the loop's critical path, until the records are on disk: no answer leaves before its record."""
-    if runtime.writer is None or ticket is None:
+@dataclass(frozen=True)
+class Ticket:
+    """What an answer waits for: the log's ticket, and the referrals whose cases open once it is durable."""
+
+    log: int | None
+    referrals: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = ()  # (answer body, log record)
+
+
+async def _durable(runtime: Runtime, ticket: Ticket | None) -> None:
+    """Wait, off the loop's critical path, until the records are on disk: no answer leaves before its record.
+    Then open the referrals' cases (in a thread) and name each case in its answer."""
+    if ticket is None:
         return
-    try:
-        await runtime.writer.wait_durable(ticket)
-    except prediction_log.PredictionLogError as exc:
-        raise NoModelError(f"prediction log unavailable: {exc}") from None
+    if runtime.writer is not None and ticket.log is not None:
+        try:
+            await runtime.writer.wait_durable(ticket.log)
+        except prediction_log.PredictionLogError as exc:
+            raise NoModelError(f"prediction log unavailable: {exc}") from None
+    if ticket.referrals and runtime.cases is not None:
+        await open_cases(runtime, ticket.referrals)
 
 
 def _count(runtime: Runtime, served: Served, results: list[dict[str, Any]]) -> None:
@@ -58,7 +72,7 @@ def _score(
     batch_id: str | None,
     reasons: bool,
     started: float,
-) -> tuple[list[dict[str, Any]], int | None]:
+) -> tuple[list[dict[str, Any]], Ticket]:
     """Score, hand the records to the log, count: the one code path for every prediction.
 
     Returns the bodies and the log's ticket; the route awaits the ticket before answering."""
@@ -71,10 +85,17 @@ def _score(
         policy_version=runtime.config.model.decision.policy_version,
         started=started,
         now=runtime.clock(),
+        paused=automation_mode(runtime.controls) == "paused",
     )
     ticket = _submit(runtime, served, scored.log_records)
     _count(runtime, served, scored.results)
-    return scored.results, ticket
+    review = runtime.config.model.review
+    referrals = tuple(
+        (result, record)
+        for result, record in zip(scored.results, scored.log_records, strict=True)
+        if opens_case(result["decision"], review)
+    )
+    return scored.results, Ticket(ticket, referrals)
 
 
 def _score_one(runtime: Runtime, served: Served, body: bytes, request_id: str, reasons: bool, started: float) -> Any:
@@ -117,7 +138,7 @@ async def _accept(request: Request) -> tuple[Runtime, Served, bytes, str]:
     return runtime, served, await request.body(), request_id_of(request)
 
 
-async def _answer(runtime: Runtime, ticket: int | None, result: Any, request_id: str) -> Response:
+async def _answer(runtime: Runtime, ticket: Ticket | None, result: Any, request_id: str) -> Response:
     """Answer once the log holds the request's rows (as durable as configured)."""
     await _durable(runtime, ticket)
     return json_response(result, headers={"X-Request-ID": request_id})
@@ -210,6 +231,8 @@ def scoring_router() -> APIRouter:
                 "max_body_bytes": model_config.serving.max_body_bytes,
                 "max_batch_body_bytes": model_config.serving.max_batch_body_bytes,
                 **attempts,
+                "automation": automation_state(runtime),
+                "review": review_settings(runtime),
             }
         )
 

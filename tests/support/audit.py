@@ -16,6 +16,7 @@ from tests.conftest import Store
 
 ADMIN = "test-admin-token-0123456789"
 AUDITOR = "test-auditor-token-9876543210"
+REVIEWER = "test-reviewer-token-1357924680"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -39,9 +40,12 @@ def audit_client(
     admin_name: str | None = "ops-alice",
     auditor: str | None = AUDITOR,
     auditor_name: str | None = "audit-bob",
+    reviewer: str | None = None,
+    reviewer_name: str | None = "review-carol",
     config: ProjectConfig | None = None,
 ) -> Iterator[TestClient]:
-    """The real service on ``store`` with an admin token named ops-alice and an auditor named audit-bob."""
+    """The real service on ``store`` with an admin token named ops-alice, an auditor named audit-bob
+    and, when given, a reviewer token named review-carol."""
     settings = Settings(
         MLFLOW_TRACKING_URI=store.uri,
         CREDIT_RISK_CONFIG_DIR=store.settings.config_dir,
@@ -49,6 +53,8 @@ def audit_client(
         CREDIT_RISK_ADMIN_TOKEN_NAME=admin_name,
         CREDIT_RISK_AUDITOR_TOKEN=auditor,
         CREDIT_RISK_AUDITOR_TOKEN_NAME=auditor_name,
+        CREDIT_RISK_REVIEWER_TOKEN=reviewer,
+        CREDIT_RISK_REVIEWER_TOKEN_NAME=reviewer_name if reviewer else None,
         CREDIT_RISK_LOG_DIR=log_dir,
     )
     app = create_app(config or store.config, settings)
