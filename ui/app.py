@@ -2,7 +2,7 @@
 
 Reads the configuration once (``config/model_config.yaml`` ``ui:``, the API
 address overridden by ``CREDIT_RISK_API_URL``), installs the API client for the
-session and routes to the four pages. The UI never imports the model or
+session and routes to the pages. The UI never imports the model or
 MLflow: every number it shows comes from the scoring API.
 """
 
@@ -20,7 +20,7 @@ if _ROOT not in sys.path:
 import streamlit as st  # noqa: E402
 
 from credit_risk.config import ConfigError, Settings, load_project_config  # noqa: E402
-from ui.api_client import ApiClient  # noqa: E402
+from ui.api_client import ApiClient, ApiError  # noqa: E402
 from ui.context import UIContext, install  # noqa: E402
 
 _VIEWS = Path(__file__).resolve().parent / "views"
@@ -48,6 +48,20 @@ def build_context(config_dir: str, api_url_override: str | None) -> UIContext:
     )
 
 
+def _automation_notice(context: UIContext) -> None:
+    """On every page: say so when automation is paused (every application goes to a reviewer)."""
+    try:
+        automation = context.client.model_info().get("automation") or {}
+    except ApiError:
+        return  # the page itself says when the service is away
+    if automation.get("mode") == "paused":
+        st.sidebar.warning(
+            f"**Automation is paused**: every application goes to a reviewer. Paused by {automation.get('actor')} "
+            f"at {str(automation.get('since', '')).replace('T', ' ')[:16]}: {automation.get('reason')}",
+            icon=":material/pause_circle:",
+        )
+
+
 def main() -> None:
     st.set_page_config(page_title="Credit risk", page_icon=":material/account_balance:", layout="wide")
     settings = Settings()
@@ -64,9 +78,11 @@ def main() -> None:
         st.Page(_VIEWS / "performance.py", title="Performance", icon=":material/trending_down:"),
         st.Page(_VIEWS / "models.py", title="Models", icon=":material/inventory_2:"),
         st.Page(_VIEWS / "decisions.py", title="Decisions", icon=":material/gavel:"),
+        st.Page(_VIEWS / "review.py", title="Review queue", icon=":material/assignment_ind:"),
     ]
     page = st.navigation(pages)
     st.sidebar.caption(f"Scoring API: `{context.client.base_url}`")
+    _automation_notice(context)
     page.run()
 
 

@@ -109,7 +109,9 @@ def test_a_case_shows_the_application_in_the_schemas_words(service: TestClient, 
     wait_logged(service, "oversight-labels-1")
     case = service.get(f"/v1/cases/{case_id}", headers=bearer(REVIEWER)).json()
     application = case["application"]
-    assert application["inputs"]["status_of_existing_checking_account"] == referred["status_of_existing_checking_account"]
+    assert (
+        application["inputs"]["status_of_existing_checking_account"] == referred["status_of_existing_checking_account"]
+    )
     assert all(reason["label"] and reason["label"] != reason["code"] for reason in application["reasons"])
 
 
@@ -292,9 +294,7 @@ def test_metrics_count_open_and_overdue_cases(service: TestClient, referred: dic
     case_of(service, referred, "oversight-metrics-1")
     text = service.get("/metrics").text
     values = {
-        line.split()[0]: float(line.split()[1])
-        for line in text.splitlines()
-        if line.startswith("credit_risk_case")
+        line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line.startswith("credit_risk_case")
     }
     assert values["credit_risk_cases_open"] >= 1
     assert values["credit_risk_cases_overdue"] == 0

@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.support.api import RunningApi
 from tests.ui.conftest import served_schema
+from ui.present import decision_word
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ def test_a_decision_is_looked_up_replayed_and_its_notice_prepared(api: RunningAp
     at.text_input(key="decisions.request_id").input("ui-declined-1")
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [m.value for m in at.metric][:1] == [answer["decision"].title()]
+    assert [m.value for m in at.metric][:1] == [decision_word(answer["decision"])]
     texts = _texts(at)
     assert f"version {answer['model']['version']}" in texts
     assert "Adverse-action notice" in texts

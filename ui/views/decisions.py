@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.context import current
+from ui.present import decision_word
 
 _RECORD = "decisions.record"
 _LIST = "decisions.list"
@@ -65,10 +66,37 @@ def _reasons_frame(record: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _show_final(record: Mapping[str, Any]) -> None:
+    """The final decision (a reviewer's, or pending) and the case trail beside the model's decision."""
+    final = record.get("final_decision") or {}
+    if final.get("by") == "reviewer":
+        override = " (an override of the model)" if final.get("override") else ""
+        st.success(
+            f"Final decision: {decision_word(final['decision'])}{override}, by {final['decided_by']} "
+            f"on case {final['case_id']}.",
+            icon=":material/how_to_reg:",
+        )
+        if record.get("notice_withdrawn"):
+            st.caption("The reviewer's approval withdrew the model's adverse-action notice.")
+    elif final.get("by") == "pending":
+        st.info(f"Waiting for a reviewer: case {final['case_id']}.", icon=":material/hourglass_empty:")
+    for case in record.get("cases") or []:
+        kind = "Contest" if case["kind"] == "contest" else "Referral"
+        with st.expander(f"Case trail: {kind.lower()} case {case['id']}"):
+            for event in case.get("history") or []:
+                what = event["action"].capitalize()
+                if event.get("decision"):
+                    what += f": {decision_word(event['decision'])}"
+                if event.get("reason_code"):
+                    what += f" ({event['reason_code']})"
+                who = "the service" if event["actor"] == "system" else event["actor"]
+                st.markdown(f"- {event['at'].replace('T', ' ')}: {what}, by {who}")
+
+
 def _show_record(record: Mapping[str, Any], token: str) -> None:
     st.subheader(f"Decision {record['request_id']}")
     cols = st.columns(4)
-    cols[0].metric("Decision", str(record["decision"]).title())
+    cols[0].metric("The model's decision", decision_word(record.get("model_decision") or record["decision"]))
     cols[1].metric("Probability of default", f"{record['probability_of_default']:.1%}")
     cols[2].metric("Score", record["score"])
     cols[3].metric("Risk band", record["risk_band"])
@@ -78,6 +106,7 @@ def _show_record(record: Mapping[str, Any], token: str) -> None:
         f"{record['decision_policy_version']}"
         + (f"; applicant {record['applicant_id']}" if record.get("applicant_id") else "")
     )
+    _show_final(record)
     st.markdown("**Principal reasons** (largest first)")
     frame = _reasons_frame(record)
     if frame.empty:

@@ -175,6 +175,23 @@ def _result_summary(result: Mapping[str, Any]) -> str:
     )
 
 
+def _render_oversight(result: Mapping[str, Any]) -> None:
+    """The case a referral opened, and the model's own decision while automation is paused."""
+    automation = result.get("automation")
+    if automation:
+        st.warning(
+            f"Automation is paused: every application goes to a reviewer. The model alone would have "
+            f"{decision_word(automation.get('model_decision')).lower()} this one.",
+            icon=":material/pause_circle:",
+        )
+    case = result.get("case")
+    if case:
+        st.info(
+            f"Referred: case {case['id']} opened. A reviewer decides it on the Review queue page.",
+            icon=":material/assignment_ind:",
+        )
+
+
 def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: FormSchema) -> None:
     decision = str(result.get("decision", ""))
     probability = float(result["probability_of_default"])
@@ -195,6 +212,7 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
     )
     if decision in DECISION_HELP:
         st.caption(DECISION_HELP[decision])
+    _render_oversight(result)
     top = st.columns(2)
     top[0].metric("Probability of default", f"{probability:.1%}")
     top[1].metric("Score", result.get("score"), help="Scorecard points: higher means lower risk.")
