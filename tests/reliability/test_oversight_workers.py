@@ -91,31 +91,31 @@ def test_two_reviewers_claiming_at_once_on_two_workers_exactly_one_wins(
 
 def test_every_worker_follows_the_stop_switch_within_the_poll_interval(trained: TrainedModel, tmp_path: Path) -> None:
     config = config_dir(trained, tmp_path / "config", serving={"poll_interval_seconds": 1.0})
-    with running_api(trained.store, tmp_path=tmp_path, env=env_for(config), workers=2) as api:
-        with httpx.Client(base_url=api.url, timeout=30) as client:
-            example = trained.store.config.features.example_record()
-            approved = applicants_deciding(client.post, example, "approve")[0]
-            paused = client.post(
-                "/v1/admin/automation", json={"mode": "paused", "reason": "drift"}, headers=bearer(ADMIN)
-            )
-            assert paused.status_code == 200, paused.text
-            try:
-                time.sleep(2.5)  # the poll interval, and margin for a busy machine
-                decisions = Counter()
-                for _ in range(30):
-                    with httpx.Client(base_url=api.url, timeout=30) as fresh:  # a new connection: either worker
-                        answer = fresh.post("/v1/predict", json=approved).json()
-                    decisions[(answer["decision"], (answer.get("automation") or {}).get("model_decision"))] += 1
-                    model = fresh_model(api.url)
-                    assert model["automation"]["mode"] == "paused"
-                assert decisions == {("review", "approve"): 30}, decisions
-            finally:
-                client.post("/v1/admin/automation", json={"mode": "on", "reason": "resolved"}, headers=bearer(ADMIN))
-            time.sleep(2.5)
-            after = [
-                httpx.post(f"{api.url}/v1/predict", json=approved, timeout=30).json()["decision"] for _ in range(10)
-            ]
-            assert after == ["approve"] * 10
+    with (
+        running_api(trained.store, tmp_path=tmp_path, env=env_for(config), workers=2) as api,
+        httpx.Client(base_url=api.url, timeout=30) as client,
+    ):
+        approved = applicants_deciding(client.post, trained.store.config.features.example_record(), "approve")[0]
+        paused = client.post("/v1/admin/automation", json={"mode": "paused", "reason": "drift"}, headers=bearer(ADMIN))
+        assert paused.status_code == 200, paused.text
+        try:
+            time.sleep(2.5)  # the poll interval, and margin for a busy machine
+            answers = [fresh_post(api.url, approved) for _ in range(30)]  # new connections: either worker
+            seen = Counter((a["decision"], (a.get("automation") or {}).get("model_decision")) for a in answers)
+            assert seen == {("review", "approve"): 30}, seen
+            assert all(fresh_model(api.url)["automation"]["mode"] == "paused" for _ in range(10))
+        finally:
+            resumed = client.post("/v1/admin/automation", json={"mode": "on", "reason": "ok"}, headers=bearer(ADMIN))
+            assert resumed.status_code == 200, resumed.text
+        time.sleep(2.5)
+        assert [fresh_post(api.url, approved)["decision"] for _ in range(10)] == ["approve"] * 10
+
+
+def fresh_post(url: str, applicant: dict[str, Any]) -> dict[str, Any]:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        response = client.post("/v1/predict", json=applicant)
+        assert response.status_code == 200, response.text
+        return response.json()
 
 
 def fresh_model(url: str) -> dict[str, Any]:
