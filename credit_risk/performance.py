@@ -102,6 +102,39 @@ class VersionPerformance(_Model):
     roc: Curve | None = None
 
 
+class OverrideRate(_Model):
+    """Decided cases of one group (a band, a reviewer), how many overrode the model, and the share."""
+
+    decided: int
+    overrides: int
+    rate: float | None
+
+
+class ApprovedBand(_Model):
+    """One band's approved loans with an outcome: approved by the model alone, or by a reviewer."""
+
+    band: str
+    model_approved: int
+    model_bad_rate: float | None
+    human_approved: int
+    human_bad_rate: float | None
+
+
+class OversightFigures(_Model):
+    """Human review (docs/oversight.md): overrides by band, reviewer and reason; the queue's service level;
+    bad rates of the loans the model approved beside those a reviewer approved, per band (matured only)."""
+
+    cases_decided: int
+    overrides: int
+    override_rate: float | None
+    override_by_band: dict[str, OverrideRate]
+    override_by_reviewer: dict[str, OverrideRate]
+    overrides_by_reason: dict[str, int]
+    decided_within_due: int
+    service_level: float | None  # share of decided cases decided by their due time
+    approved_by_band: list[ApprovedBand]
+
+
 class PerformanceAlert(_Model):
     version: str
     subject: str  # "auc", "auc_drop" or "band <name>"
@@ -126,6 +159,7 @@ class PerformanceSummary(_Model):
     versions: dict[str, VersionPerformance]
     selection_note: str = SELECTION_NOTE
     mlflow_run_id: str | None = None
+    oversight: OversightFigures | None = None  # None: no case store
 
 
 def summary_path(config: PerformanceConfig, log_dir: Path, root: Path) -> Path:

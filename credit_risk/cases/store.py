@@ -69,9 +69,13 @@ class CaseConflictError(RuntimeError):
         self.case = case
 
 
+def default_path(log_dir: Path) -> Path:
+    """The default store's file: SQLite beside the prediction log, ``<log dir>/../cases/cases.sqlite``."""
+    return Path(log_dir).resolve().parent / "cases" / "cases.sqlite"
+
+
 def default_url(log_dir: Path) -> str:
-    """SQLite beside the prediction log: ``<log dir>/../cases/cases.sqlite``."""
-    return f"sqlite:///{Path(log_dir).resolve().parent / 'cases' / 'cases.sqlite'}"
+    return f"sqlite:///{default_path(log_dir)}"
 
 
 def utc(moment: datetime | None) -> datetime | None:

@@ -13,12 +13,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from credit_risk import registry
+from credit_risk.cases import open_store
+from credit_risk.cases.figures import oversight_figures
+from credit_risk.cases.store import default_path
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir, write_summary
 from credit_risk.outcomes.join import matured_decisions, maturity_cutoff
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
-from credit_risk.performance import PerformanceSummary, VersionPerformance, Window, summary_path
+from credit_risk.performance import OversightFigures, PerformanceSummary, VersionPerformance, Window, summary_path
 from pipelines.cli import add_config_dir, add_window, run_job
 from pipelines.performance.figures import version_figures
 from pipelines.performance.report import log_run, version_alerts
@@ -64,6 +67,27 @@ def _columns(table: pa.Table) -> dict[str, np.ndarray]:
         "label": label.to_numpy(),
         "month": np.asarray(months.to_pylist(), dtype=object)[lookup.to_numpy()],
     }
+
+
+def review_figures(config: ProjectConfig, log_dir: Path, joined: pa.Table) -> OversightFigures | None:
+    """Overrides, the queue's service level and bad rates by who approved (None: no case store yet)."""
+    review = config.model.review
+    if review.database_url is None and not default_path(log_dir).is_file():
+        return None
+    store = open_store(review, log_dir)
+    try:
+        decided = store.decided()
+    finally:
+        store.close()
+    columns = _columns(joined) if joined.num_rows else {"risk_band": [], "decision": [], "label": np.array([])}
+    return oversight_figures(
+        decided,
+        request_ids=joined["request_id"].to_pylist(),
+        bands=columns["risk_band"],
+        decisions=columns["decision"],
+        labels=columns["label"],
+        band_names=[band.name for band in config.model.risk_bands],
+    )
 
 
 def summarise(
@@ -163,6 +187,7 @@ def performance(
         "log_dir": str(log_dir),
         "outcomes_sha256": summary.outcomes_digest,
     }
+    summary = summary.model_copy(update={"oversight": review_figures(config, log_dir, joined)})
     summary = summary.model_copy(update={"mlflow_run_id": log_run(client, summary, config, params)})
     write_summary(summary_path(config.model.performance, log_dir, config.root), summary.model_dump(mode="json"))
     for alert in summary.alerts:

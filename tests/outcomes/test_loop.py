@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from credit_risk.cases import open_store
 from credit_risk.config import PROJECT_ROOT
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
@@ -115,6 +116,24 @@ def test_the_summary_shows_coverage_by_decision(loop: Loop) -> None:
     assert 0 < coverage["review"].share_with_outcome < 1
     written = json.loads((loop.log_dir.parent / "performance" / "latest.json").read_text())
     assert written["versions"][loop.champion]["with_outcome"] == summary.versions[loop.champion].with_outcome
+
+
+def test_the_summary_separates_loans_reviewers_approved_and_their_service_level(loop: Loop) -> None:
+    cases = open_store(loop.store.config.model.review, loop.log_dir)
+    waiting = cases.queue(page_size=60).cases
+    assert len(waiting) == 60, "every simulated referral opened a case"
+    for case in waiting:
+        cases.decide(case["id"], "loop-reviewer (reviewer)", decision="approve", reason_code=None, note=None)
+    cases.close()
+    summary = _run(loop, loop.plan.start, loop.plan.start + timedelta(days=loop.plan.days))
+    oversight = summary.oversight
+    assert oversight is not None
+    assert oversight.cases_decided == 60 and oversight.overrides == 0
+    assert oversight.override_by_reviewer["loop-reviewer (reviewer)"].decided == 60
+    assert oversight.service_level == 0.0, "simulated referrals months old were decided long after their due time"
+    booked = set(loop.simulation.outcomes["request_id"].dropna())
+    human = sum(band.human_approved for band in oversight.approved_by_band)
+    assert human == sum(case["request_id"] in booked for case in waiting) > 0
 
 
 def test_a_challenger_retrained_from_production_beats_the_champion_and_passes_the_gates(loop: Loop) -> None:

@@ -161,6 +161,52 @@ def _vintages(figures: VersionPerformance) -> None:
     )
 
 
+def _oversight(summary: PerformanceSummary) -> None:
+    """Human review: overrides by band, reviewer and reason; the service level; who approved the bad loans."""
+    figures = summary.oversight
+    if figures is None:
+        return
+    st.header("Human review")
+    columns = st.columns(3)
+    columns[0].metric("Cases decided", f"{figures.cases_decided:,}")
+    columns[1].metric("Overrides of the model", f"{figures.overrides:,}", _fmt(figures.override_rate, "{:.1%}"))
+    columns[2].metric("Decided by their due time", _fmt(figures.service_level, "{:.1%}"))
+    st.subheader("Bad rate of approved loans, by who approved them")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "risk band": band.band,
+                    "approved by the model": band.model_approved,
+                    "bad rate (model)": _fmt(band.model_bad_rate, "{:.1%}"),
+                    "approved by a reviewer": band.human_approved,
+                    "bad rate (reviewer)": _fmt(band.human_bad_rate, "{:.1%}"),
+                }
+                for band in figures.approved_by_band
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    left, right = st.columns(2)
+    for column, title, groups in (
+        (left, "Override rate by risk band", figures.override_by_band),
+        (right, "Override rate by reviewer", figures.override_by_reviewer),
+    ):
+        column.markdown(f"**{title}**")
+        rows = [
+            {"group": name, "decided": g.decided, "overrides": g.overrides, "rate": _fmt(g.rate, "{:.1%}")}
+            for name, g in groups.items()
+        ]
+        column.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if figures.overrides_by_reason:
+        st.markdown("**Overrides by reason**")
+        st.dataframe(
+            pd.DataFrame([{"reason": code, "overrides": n} for code, n in figures.overrides_by_reason.items()]),
+            hide_index=True,
+        )
+
+
 def render() -> None:
     st.title("Performance")
     try:
@@ -204,6 +250,7 @@ def render() -> None:
         _calibration(figures)
         st.subheader("Vintages")
         _vintages(figures)
+    _oversight(summary)
 
 
 render()
