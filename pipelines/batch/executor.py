@@ -76,7 +76,8 @@ def _executor_model(job: ExecutorJob) -> tuple[ScoringModel, DecisionColumns, Ch
                 f"executor's model copy {local}: digest {actual[:12]}... is not the verified {job.digest[:12]}..."
             )
         model = ScoringModel.load(scoring_dir(local), threads=job.threads)
-        columns = DecisionColumns(DecisionEngine(model, job.config), job.config, reasons=job.reasons)
+        paused = job.metadata.get("automation") == "paused"
+        columns = DecisionColumns(DecisionEngine(model, job.config), job.config, reasons=job.reasons, paused=paused)
         loaded = _LOADED[job.key] = (model, columns, ChunkEncoder(model))
     return loaded
 

@@ -14,8 +14,10 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from credit_risk import registry
+from credit_risk.cases.policy import automation_mode
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision import DecisionEngine
+from credit_risk.lifecycle import ledger
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.local import score_local
 from pipelines.batch.model import DecisionColumns
@@ -37,7 +39,10 @@ DESCRIPTION = """Batch scoring: re-score a portfolio (CSV or Parquet, a file or 
 The version is resolved through the registry (an alias, or a version number),
 its artifact digest is checked against the ``artifact_sha256`` tag as the
 service does, and scores, bands, decisions and reason codes come from the
-same policy and the same TreeSHAP as the service's.
+same policy and the same TreeSHAP as the service's. While automation is paused
+(the ledger's stop switch, read when the job starts) every decision in the output
+is a referral; the output's metadata says ``automation: paused``, and the model's
+own decision follows from the probability and the policy.
 
 - ``local`` streams the input in chunks (memory bounded by the chunk size),
   validates each chunk with the schema's rule table, encodes straight from
@@ -73,13 +78,20 @@ def batch_score(
         model = ScoringModel.load(registry.scoring_dir(model_dir), threads=2)
         # the driver scores only on the local engine; Spark executors build their own
         driver_reasons = reasons and options.engine == "local"
-        columns = DecisionColumns(DecisionEngine(model, config.model), config.model, reasons=driver_reasons)
+        # the stop switch as the ledger holds it when the job starts: paused, every row is referred
+        automation = automation_mode(ledger.read_controls(client, reg.model_name))
+        if automation == "paused":
+            log.warning("automation is paused: every decision in the output is a referral")
+        columns = DecisionColumns(
+            DecisionEngine(model, config.model), config.model, reasons=driver_reasons, paused=automation == "paused"
+        )
         # in the scored files' schema, on either engine
         metadata = {
             "model_name": reg.model_name,
             "model_version": str(version.version),
             "decision_policy_version": config.model.decision.policy_version,
             "scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "automation": automation,
         }
         if options.engine == "local":
             started = time.perf_counter()

@@ -46,9 +46,12 @@ class DecisionColumns:
     whatever the chunk size), contributions from :func:`contributions_like_the_service`.
     """
 
-    def __init__(self, engine: DecisionEngine, config: ModelConfig, *, reasons: bool = True) -> None:
+    def __init__(
+        self, engine: DecisionEngine, config: ModelConfig, *, reasons: bool = True, paused: bool = False
+    ) -> None:
         self.engine = engine
         self.config = config
+        self.paused = paused  # automation paused (the ledger's stop switch): every row is referred
         self._max_reasons = config.decision.max_reasons
         self._reason_codes = pa.array([s.reason_code for s in engine.model.encoder.fields], type=pa.string())
         self.contributions = contributions_like_the_service(engine.model, config) if reasons else None
@@ -68,6 +71,11 @@ class DecisionColumns:
         assert self.contributions is not None, "reasons were not asked for"
         return self.reason_lists(self.contributions(matrix))
 
+    def decision_index(self, probabilities: np.ndarray) -> np.ndarray:
+        """The engine's decisions, or every one referred while automation is paused."""
+        index = self.engine.decision_index(probabilities)
+        return np.full_like(index, DECISIONS.index("review")) if self.paused else index
+
     def arrow_columns(self, probabilities: np.ndarray) -> dict[str, pa.Array]:
         return {
             "probability": pa.array(probabilities, type=pa.float64()),
@@ -75,5 +83,5 @@ class DecisionColumns:
             "risk_band": pa.DictionaryArray.from_arrays(
                 self.engine.band_index(probabilities), list(self.engine.band_names)
             ),
-            "decision": pa.DictionaryArray.from_arrays(self.engine.decision_index(probabilities), list(DECISIONS)),
+            "decision": pa.DictionaryArray.from_arrays(self.decision_index(probabilities), list(DECISIONS)),
         }

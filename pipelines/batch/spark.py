@@ -436,7 +436,7 @@ def _policy_udf(columns: DecisionColumns) -> Any:
             p = frame["probability"].to_numpy(dtype=np.float64)
             frame["score"] = columns.engine.scores(p)
             frame["risk_band"] = band_names[columns.engine.band_index(p)]
-            frame["decision"] = decisions[columns.engine.decision_index(p)]
+            frame["decision"] = decisions[columns.decision_index(p)]
             yield frame
 
     return apply
