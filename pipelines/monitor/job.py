@@ -20,15 +20,48 @@ from pathlib import Path
 from typing import Any
 
 from credit_risk import registry
+from credit_risk.cases import open_store
+from credit_risk.cases.store import default_path
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import resolve_log_dir, summary_path, write_summary
 from credit_risk.decision_log.reader import read_log
 from pipelines.cli import add_config_dir, add_window, run_job
-from pipelines.monitor.drift import default_window, load_reference, summarise
+from pipelines.monitor.drift import EXIT_ALERT, crosses, default_window, load_reference, summarise
 from pipelines.monitor.report import log_run
 
 log = logging.getLogger(__name__)
+
+
+def add_review_queue(summary: dict[str, Any], config: ProjectConfig, log_dir: Path) -> None:
+    """The review queue's figures, and a major alert when more than ``review.max_overdue_share`` of the
+    waiting cases are past their due time (human oversight that does not keep up is no oversight)."""
+    review = config.model.review
+    if review.database_url is None and not default_path(log_dir).is_file():
+        return
+    store = open_store(review, log_dir)
+    try:
+        figures = store.gauges()
+    finally:
+        store.close()
+    share = figures["overdue"] / figures["open"] if figures["open"] else 0.0
+    summary["review"] = {**figures, "overdue_share": share, "max_overdue_share": review.max_overdue_share}
+    if share <= review.max_overdue_share:
+        return
+    summary["alerts"].append(
+        {
+            "level": "major",
+            "kind": "review_overdue",
+            "subject": "review queue",
+            "value": share,
+            "threshold": review.max_overdue_share,
+            "message": f"{share:.0%} of the {figures['open']:.0f} waiting cases are past their due time "
+            f"(> {review.max_overdue_share:.0%})",
+        }
+    )
+    summary["alert_level"] = "major"
+    summary["status"] = "alert"
+    summary["exit_code"] = EXIT_ALERT if crosses("major", config.model.monitoring) else summary["exit_code"]
 
 
 def monitor(
@@ -54,6 +87,7 @@ def monitor(
     table = read_log(log_dir, schema, start=start, end=end, model_name=ref.model_name)
     log.info("read %d logged rows of %s from %s (%s to %s)", table.num_rows, ref.model_name, log_dir, start, end)
     summary = summarise(table, ref, config, start=start, end=end)
+    add_review_queue(summary, config, log_dir)
     summary["mlflow_run_id"] = log_run(client, summary, config, log_dir)
     write_summary(summary_path(config.model.monitoring, log_dir, config.root), summary)
     for alert in summary["alerts"]:

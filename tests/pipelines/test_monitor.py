@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from credit_risk import registry
+from credit_risk.cases import open_store
 from credit_risk.config import PROJECT_ROOT, PredictionLogConfig
 from credit_risk.decision import DecisionEngine
 from credit_risk.scoring import ScoringModel
@@ -151,3 +153,22 @@ def test_an_empty_window_reports_no_data_and_passes(trained, tmp_path: Path) -> 
     assert summary["status"] == "no_data"
     assert summary["volume"] == 0
     assert summary["exit_code"] == 0
+
+
+def test_an_overdue_review_queue_raises_a_major_alert(trained, unshifted, tmp_path: Path) -> None:
+    log_dir = tmp_path / "predictions"
+    shutil.copytree(unshifted[0], log_dir)
+    config = trained.store.config
+    cases = open_store(config.model.review, log_dir)
+    late = datetime.now(UTC) - timedelta(hours=config.model.review.sla_hours + 1)
+    referral = {"decision": "review", "model_name": "credit-risk", "reasons": [], "probability": 0.3}
+    cases.open_cases(
+        [{**referral, "request_id": f"late-{i}", "scored_at": late} for i in range(3)]
+        + [{**referral, "request_id": "fresh", "scored_at": datetime.now(UTC)}],
+        source="answer",
+    )
+    cases.close()
+    summary = monitor(config, trained.store.settings, log_dir=log_dir)
+    assert (summary["review"]["open"], summary["review"]["overdue"]) == (4, 3)
+    assert [a["kind"] for a in summary["alerts"]] == ["review_overdue"], summary["alerts"]
+    assert summary["exit_code"] == EXIT_ALERT
