@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from credit_risk.cases import policy
 from credit_risk.cases.models import case_events, cases, log_files
 from credit_risk.config import ReviewConfig
+from credit_risk.decision_log.paths import PARTITION
 from credit_risk.decision_log.reader import log_files as finished_log_files
 from credit_risk.decision_log.reader import read_file_rows
 
@@ -119,6 +120,7 @@ class CaseStore:
         self.url = url
         self.config = config
         self.log_dir = Path(log_dir) if log_dir else None
+        self._recent_from: date | None = None  # after a first full pass, reconcile reads only recent dates
         self.sqlite = url.startswith("sqlite")
         if self.sqlite:
             database = url.split(":///", 1)[1] if ":///" in url else ""
@@ -211,13 +213,16 @@ class CaseStore:
         if not rows:
             return {}
         with self._writing() as connection:
-            return self._insert_absent(connection, rows, source=source, now=now)
+            return self._insert_absent(connection, rows, source=source, now=now)[0]
 
     def _insert_absent(
         self, connection: Connection, rows: list[dict[str, Any]], *, source: str, now: datetime
-    ) -> dict[str, int]:
+    ) -> tuple[dict[str, int], int]:
+        """Insert the rows whose key is absent (several workers may race: the unique key settles it);
+        returns request id -> case id, and how many were inserted here."""
         keys = [row["case_key"] for row in rows]
         found = dict(connection.execute(select(cases.c.case_key, cases.c.id).where(cases.c.case_key.in_(keys))).all())
+        inserted_here = 0
         for row in rows:
             if row["case_key"] in found:
                 continue
@@ -233,41 +238,49 @@ class CaseStore:
                 ).scalar_one()
             else:
                 self._event(connection, inserted, SYSTEM, "opened", {"source": source}, now)
+                inserted_here += 1
             found[row["case_key"]] = inserted
-        return {row["request_id"]: found[row["case_key"]] for row in rows if row["kind"] == "referral"}
+        ids = {row["request_id"]: found[row["case_key"]] for row in rows if row["kind"] == "referral"}
+        return ids, inserted_here
 
     def _insert(self, table: Any) -> Any:
         return sqlite.insert(table) if self.sqlite else postgresql.insert(table)
 
     def reconcile(self, log_dir: Path | None = None, *, now: datetime | None = None) -> int:
-        """Open the cases of the log's files not read yet (insert-if-absent); returns the cases opened."""
+        """Open the cases of the log's files not read yet (insert-if-absent); returns the cases opened.
+
+        The first pass of a process reads every date; later ones only the last two (a file appears
+        under its decisions' date, and a writer's leftovers are turned into files at its start,
+        before that process's first pass)."""
         folder = Path(log_dir) if log_dir else self.log_dir
         if folder is None:
             return 0
+        since = self._recent_from
         with self.engine.connect() as connection:
-            seen = set(connection.execute(select(log_files.c.path)).scalars())
+            query = select(log_files.c.path)
+            if since is not None:
+                query = query.where(log_files.c.path >= f"{PARTITION}={since.isoformat()}")
+            seen = set(connection.execute(query).scalars())
+        started = now or datetime.now(UTC)
         opened = 0
-        for name in finished_log_files(folder):
+        for name in finished_log_files(folder, since=since):
             if name in seen:
                 continue
-            now = now or datetime.now(UTC)
             try:
                 rows = read_file_rows(folder / name, _LOG_COLUMNS)
             except FileNotFoundError:  # removed by retention meanwhile
                 continue
-            records = [row for row in rows if policy.opens_case(row.get("decision"), self.config)]
-            case_rows = [self.case_row(r, now=now) for r in records]
+            referred = [row for row in rows if policy.opens_case(row.get("decision"), self.config)]
+            case_rows = [self.case_row(row, now=started) for row in referred]
             with self._writing() as connection:
-                before = connection.execute(select(func.count()).select_from(cases)).scalar_one()
                 if case_rows:
-                    self._insert_absent(connection, case_rows, source="log", now=now)
-                added = connection.execute(select(func.count()).select_from(cases)).scalar_one() - before
+                    opened += self._insert_absent(connection, case_rows, source="log", now=started)[1]
                 connection.execute(
                     self._insert(log_files)
-                    .values(path=name, read_at=now, cases=len(case_rows))
+                    .values(path=name, read_at=started, cases=len(case_rows))
                     .on_conflict_do_nothing(index_elements=["path"])
                 )
-            opened += added
+        self._recent_from = (started - timedelta(days=1)).date()
         if opened:
             log.info("cases: %d opened from the decision log (not opened when answered)", opened)
         return opened

@@ -32,8 +32,9 @@ def read_log(log_dir: Path, schema: pa.Schema, *, start: date, end: date, model_
     return dataset.to_table(filter=wanted, columns=schema.names)
 
 
-def log_files(log_dir: Path) -> list[str]:
-    """Every finished log file, as ``date=YYYY-MM-DD/name.parquet`` relative to ``log_dir``, in order.
+def log_files(log_dir: Path, *, since: date | None = None) -> list[str]:
+    """Every finished log file (of ``since`` and later dates), as ``date=YYYY-MM-DD/name.parquet``
+    relative to ``log_dir``, in order.
 
     A file appears whole (written under a dot-name, then renamed) and never changes afterwards."""
     found: list[str] = []
@@ -41,7 +42,8 @@ def log_files(log_dir: Path) -> list[str]:
     if not root.is_dir():
         return found
     for folder in sorted(root.iterdir()):
-        if not folder.is_dir() or not PARTITION_DIR.match(folder.name):
+        matched = PARTITION_DIR.match(folder.name)
+        if not folder.is_dir() or not matched or (since is not None and matched.group(1) < since.isoformat()):
             continue
         for entry in sorted(folder.iterdir()):
             if entry.suffix == ".parquet" and not entry.name.startswith((".", "_")):

@@ -51,6 +51,9 @@ Admin = Annotated[Caller, Depends(require_admin)]
 CaseId = Annotated[int, Path(ge=1, le=2**62, description="The case's number")]
 
 
+_TEXT = r"^[^\x00]*$"  # no NUL: PostgreSQL's text refuses it
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -60,17 +63,21 @@ class DecideRequest(_Body):
     reason_code: str | None = Field(
         None, max_length=64, description="From review.reason_codes; required when the decision overrides the model's"
     )
-    note: str | None = Field(None, max_length=2000, description="Why, in the reviewer's words")
+    note: str | None = Field(None, max_length=2000, pattern=_TEXT, description="Why, in the reviewer's words")
 
 
 class ContestRequest(_Body):
-    reason: str = Field(min_length=1, max_length=2000, description="What the applicant contests, in their words")
-    note: str | None = Field(None, max_length=2000, description="The reviewer's note on how it was received")
+    reason: str = Field(
+        min_length=1, max_length=2000, pattern=_TEXT, description="What the applicant contests, in their words"
+    )
+    note: str | None = Field(
+        None, max_length=2000, pattern=_TEXT, description="The reviewer's note on how it was received"
+    )
 
 
 class AutomationRequest(_Body):
     mode: Literal["paused", "on"] = Field(description="paused: every decision is referred to a human")
-    reason: str = Field(min_length=1, max_length=500, description="Why (recorded in the ledger)")
+    reason: str = Field(min_length=1, max_length=500, pattern=_TEXT, description="Why (recorded in the ledger)")
 
 
 BODIES = (DecideRequest, ContestRequest, AutomationRequest)
