@@ -263,6 +263,7 @@ def cases_router() -> APIRouter:
         "/decisions/{request_id}/contest",
         summary="Record an applicant's contest of a decision (opens a case; the decision's record never changes)",
         response_model=None,
+        status_code=201,
         responses=acting,
         openapi_extra={**_REVIEWER, **body_doc("ContestRequest")},
         tags=["cases"],

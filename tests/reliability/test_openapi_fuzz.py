@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -51,6 +52,13 @@ OPERATIONS = [
     ("GET", "/v1/registry/versions/{version}/validation_report"),
     ("POST", "/v1/outcomes"),
     ("GET", "/v1/performance"),
+    ("GET", "/v1/cases"),
+    ("GET", "/v1/cases/{case_id}"),
+    ("POST", "/v1/cases/{case_id}/claim"),
+    ("POST", "/v1/cases/{case_id}/release"),
+    ("POST", "/v1/cases/{case_id}/decide"),
+    ("POST", "/v1/decisions/{request_id}/contest"),
+    ("POST", "/v1/admin/automation"),
 ]
 
 
@@ -82,7 +90,8 @@ def test_operation_answers_as_documented(
 ) -> None:
     operation = api_schema[path][method]
     # the decision routes take the admin token too (admin may do what auditor may)
-    headers = fuzz_api.admin_headers() if path.startswith(("/v1/admin/", "/v1/decisions", "/v1/outcomes")) else None
+    with_token = ("/v1/admin/", "/v1/decisions", "/v1/outcomes", "/v1/cases")
+    headers = fuzz_api.admin_headers() if path.startswith(with_token) else None
 
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     @hypothesis.settings(
@@ -95,4 +104,11 @@ def test_operation_answers_as_documented(
     def answers_as_documented(case: schemathesis.Case) -> None:
         case.call_and_validate(base_url=fuzz_api.url, headers=headers, checks=CHECKS, timeout=30)
 
-    answers_as_documented()
+    try:
+        answers_as_documented()
+    finally:
+        if path == "/v1/admin/automation":  # the session's registry is shared: leave automation on
+            back = httpx.post(
+                f"{fuzz_api.url}{path}", json={"mode": "on", "reason": "fuzzed"}, headers=headers, timeout=60
+            )
+            assert back.status_code == 200, back.text
