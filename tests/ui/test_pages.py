@@ -272,7 +272,7 @@ def test_monitoring_draws_the_latest_summary(api: RunningApi, open_app: OpenApp,
 # ------------------------------------------------------------------ bad states
 
 
-@pytest.mark.parametrize("page", [None, "batch", "monitoring", "models"])
+@pytest.mark.parametrize("page", [None, "batch", "monitoring", "models", "review"])
 def test_api_down_gives_a_message_not_a_traceback(open_app: OpenApp, page: str | None) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
     at = open_app(closed, page=page)
