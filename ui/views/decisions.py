@@ -114,7 +114,9 @@ def _show_record(record: Mapping[str, Any], token: str) -> None:
     else:
         st.dataframe(frame, hide_index=True)
     with st.expander("Inputs as logged (privacy settings applied)"):
-        st.dataframe(pd.DataFrame([record["inputs"]]).T.rename(columns={0: "value"}))
+        # one column of text: numbers and codes side by side (a mixed column is not Arrow-compatible)
+        inputs = {name: "" if value is None else str(value) for name, value in record["inputs"].items()}
+        st.dataframe(pd.DataFrame({"value": inputs}))
     left, right = st.columns(2)
     if left.button("Replay this decision", key="decisions.replay_button"):
         try:
