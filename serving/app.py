@@ -352,15 +352,22 @@ app = create_app()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m serving.app [--workers N]``: serve on ``serving.host``:``serving.port`` (127.0.0.1:8000)."""
+    """``python -m serving.app [--workers N] [--host H] [--port P]``: serve on ``serving.host``:``serving.port``
+    (127.0.0.1:8000) unless given."""
     import argparse
 
     import uvicorn
 
     parser = argparse.ArgumentParser(description="Run the credit-risk scoring API.")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--host", default=None, help="address to bind (default: serving.host)")
+    parser.add_argument("--port", type=int, default=None, help="port to bind (default: serving.port)")
     args = parser.parse_args(argv)
     serving = load_project_config(Settings().config_dir).model.serving
+    host = args.host or serving.host
+    port = serving.port if args.port is None else args.port
+    if not 1 <= port <= 65535:
+        parser.error(f"--port: {port} is not a port number (1 to 65535)")
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # the workers inherit it: /metrics then sums every worker (Prometheus' multiprocess mode)
         metrics_dir = tempfile.mkdtemp(prefix="credit-risk-metrics-")
@@ -369,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
     # no access log: every scored request is in the prediction log and counted in /metrics
     uvicorn.run(
         "serving.app:app",
-        host=serving.host,
-        port=serving.port,
+        host=host,
+        port=port,
         workers=args.workers,
         access_log=False,
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,

@@ -16,7 +16,6 @@ from mlflow.tracking import MlflowClient
 from credit_risk import registry
 from credit_risk.cases.policy import automation_mode
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from credit_risk.decision import DecisionEngine
 from credit_risk.lifecycle import ledger
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.local import score_local
@@ -82,9 +81,7 @@ def batch_score(
         automation = automation_mode(ledger.read_controls(client, reg.model_name))
         if automation == "paused":
             log.warning("automation is paused: every decision in the output is a referral")
-        columns = DecisionColumns(
-            DecisionEngine(model, config.model), config.model, reasons=driver_reasons, paused=automation == "paused"
-        )
+        columns = DecisionColumns(model, config.model, reasons=driver_reasons, paused=automation == "paused")
         # in the scored files' schema, on either engine
         metadata = {
             "model_name": reg.model_name,

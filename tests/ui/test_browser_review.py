@@ -48,8 +48,8 @@ def _expect():
     return expect
 
 
-def _token(page: Any, label: str, token: str) -> None:
-    box = page.get_by_label(label, exact=True)
+def _sign_in(page: Any, token: str) -> None:
+    box = page.get_by_label("Your role token", exact=True)  # once per session, in the sidebar
     box.fill(token)
     box.press("Enter")
     wait_idle(page, settle_ms=300)
@@ -70,7 +70,7 @@ def test_a_reviewer_decides_a_referred_case_and_the_decisions_page_shows_it(
     request_id = _request_id(api, case_id)
 
     open_page(page, ui_url, "review", "Review queue")
-    _token(page, "Reviewer or admin token", api.admin_token or "")
+    _sign_in(page, api.admin_token or "")
     enter(page, "Open case", "select", f"Case {case_id}")
     expect(page.get_by_role("heading", name=re.compile(f"Case {case_id}:"))).to_be_visible(timeout=30_000)
     page.get_by_role("button", name="Claim this case").click()
@@ -84,7 +84,6 @@ def test_a_reviewer_decides_a_referred_case_and_the_decisions_page_shows_it(
     expect(page.get_by_text(f"Case {case_id} decided: Declined, by admin (admin).")).to_be_visible(timeout=30_000)
 
     open_page(page, ui_url, "decisions", "Decisions")
-    _token(page, "Auditor or admin token", api.admin_token or "")
     box = page.get_by_role("textbox", name="Request id", exact=True)
     box.fill(request_id)
     page.get_by_role("button", name="Look up").click()

@@ -208,24 +208,24 @@ def test_promote_without_token_is_not_sent(api: RunningApi, open_app: OpenApp) -
     at = open_app(api.url, page="models")
     at.text_input(key="promote.reason").set_value("try")
     _button(at, "Promote...").click().run()
-    assert any("Give the admin token and a reason" in w.value for w in at.warning)
+    assert any("Enter your admin token in the sidebar" in w.value for w in at.warning), [w.value for w in at.warning]
     assert not [b for b in at.button if b.label.startswith("Confirm")], "nothing to confirm"
 
 
 def test_a_wrong_admin_token_is_refused_clearly(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="models")
     at.text_input(key="rollback.reason").set_value("test")
-    at.text_input(key="rollback.token").set_value("not-the-token")
+    at.text_input(key="role.token").set_value("not-the-token-0123456789")
     _button(at, "Roll back...").click().run()
     _button(at, "Confirm").click().run()
     assert not at.exception
-    assert any("Not allowed" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("did not accept your role token" in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_a_refused_rollback_shows_the_reason(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="models")
     at.text_input(key="rollback.reason").set_value("nothing to roll back to")
-    at.text_input(key="rollback.token").set_value(api.admin_token)
+    at.text_input(key="role.token").set_value(api.admin_token)
     _button(at, "Roll back...").click().run()
     confirm = _button(at, "Confirm")
     assert "production: v1 → " in confirm.label, confirm.label

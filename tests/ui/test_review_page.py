@@ -40,7 +40,7 @@ def _paused_approval_case(api: RunningApi) -> int:
 def test_an_override_without_a_reason_is_not_sent(api: RunningApi, open_app: OpenApp) -> None:
     case_id = _paused_approval_case(api)
     at = open_app(api.url, page="review")
-    at.text_input(key="review.token").input(api.admin_token or "").run()
+    at.text_input(key="role.token").input(api.admin_token or "").run()
     at.selectbox(key="review.chosen").select(case_id).run()
     assert not at.exception, [e.value for e in at.exception]
     at.radio(key="review.decision").set_value("Decline")

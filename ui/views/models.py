@@ -16,7 +16,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from ui.api_client import ApiClient, ApiError, RequestRejectedError
-from ui.context import current, show_api_error, technical_details
+from ui.context import current, role_token, show_api_error, technical_details
 from ui.present import version_rows
 
 _OUTCOME_KEY = "models.outcome"  # (action, kind, payload) of the last admin call
@@ -40,7 +40,7 @@ def last_move(history: Sequence[Mapping[str, Any]], alias: str) -> Mapping[str, 
 
 
 def _form_values(action: str) -> tuple[str, str, str | None]:
-    token = st.session_state.get(f"{action}.token") or ""
+    token = role_token()
     reason = (st.session_state.get(f"{action}.reason") or "").strip()
     version = st.session_state.get(f"{action}.version")
     return token, reason, version
@@ -52,7 +52,8 @@ def _ask(action: str, move: str) -> None:
     st.session_state[_OUTCOME_KEY] = None
     if not token or not reason:
         st.session_state[_PENDING_KEY] = None
-        st.session_state[_OUTCOME_KEY] = (action, "missing", "Give the admin token and a reason.")
+        missing = "Enter your admin token in the sidebar" if not token else "Give a reason"
+        st.session_state[_OUTCOME_KEY] = (action, "missing", f"{missing}: every move of production records one.")
         return
     st.session_state[_PENDING_KEY] = {"action": action, "move": move, "version": version, "reason": reason}
 
@@ -84,7 +85,7 @@ def _dry_run(client: ApiClient) -> None:
     token, reason, version = _form_values("promote")
     st.session_state[_PENDING_KEY] = None
     if not token:
-        st.session_state[_OUTCOME_KEY] = ("promote", "missing", "Give the admin token.")
+        st.session_state[_OUTCOME_KEY] = ("promote", "missing", "Enter your admin token in the sidebar.")
         return
     try:
         answer = client.promote(token=token, version=version, reason=reason or "dry run", dry_run=True)
@@ -322,7 +323,6 @@ def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) 
         )
         st.text_input("Reason", key="promote.reason", placeholder="e.g. monthly retrain, passes all gates")
         st.checkbox("Force (override failed gates; the reason is recorded)", key="promote.force")
-        st.text_input("Admin token", type="password", key="promote.token")
         target = st.session_state.get("promote.version")
         move = f"{_SERVING_ALIAS}: {_v(current_version)} → {_v(target)}"
         left, right = st.columns(2)
@@ -343,7 +343,6 @@ def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) 
             format_func=lambda v: undo_label if v == _UNDO else _v(v),
         )
         st.text_input("Reason", key="rollback.reason", placeholder="e.g. approval rate dropped after v5")
-        st.text_input("Admin token", type="password", key="rollback.token")
         choice = st.session_state.get("rollback.version")
         target = undo_to if choice == _UNDO else choice
         move = f"{_SERVING_ALIAS}: {_v(current_version)} → {_v(target) if target else 'the version before'}"

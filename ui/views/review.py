@@ -1,7 +1,8 @@
 """Review queue: the cases the model referred, oldest due first; claim one, read the application in the
 schema's words with the model's assessment and reasons, decide it with a reason code and a note.
 
-Every call carries the reviewer's (or admin's) token; the service records each action in its access
+Every call carries the role token entered in the sidebar (a reviewer's or an admin's); the service
+records each action in its access
 log. An override of the model's recommendation cannot be sent without a reason code.
 """
 
@@ -15,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.api_client import ApiError
-from ui.context import current, show_api_error
+from ui.context import current, role_token, show_api_error
 from ui.form_schema import FormSchema
 from ui.present import decision_word, reason_sentence
 
@@ -53,9 +54,9 @@ def _call(method: str, path: str, token: str, *, params: Mapping[str, Any] | Non
     if isinstance(detail, list):
         detail = "; ".join(str(d.get("msg")) for d in detail if isinstance(d, Mapping))
     if response.status_code == 401:
-        raise ReviewError("Give a reviewer (or admin) token.")
+        raise ReviewError("A token is needed: enter your reviewer (or admin) token in the sidebar.")
     if response.status_code == 403:
-        raise ReviewError(f"The token was refused: {detail}")
+        raise ReviewError(f"Your token may not review cases: {detail}")
     if response.status_code == 404:
         raise ReviewError(f"Not found: {detail}")
     if response.status_code == 409:
@@ -202,9 +203,9 @@ def main() -> None:
         show_api_error(exc, what="show the review queue")
         return
     reason_codes = list((info.get("review") or {}).get("reason_codes") or [])
-    token = st.text_input("Reviewer or admin token", type="password", key="review.token")
+    token = role_token()
     if not token:
-        st.info("Give your reviewer (or admin) token to see the queue.")
+        st.info("Enter your reviewer (or admin) token in the sidebar to see the queue.", icon=":material/lock:")
         return
     outcome = st.session_state.pop(_OUTCOME, None)
     if outcome:
