@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -130,6 +131,9 @@ async def _act(caller: Caller, action: str, call: Any, **what: Any) -> dict[str,
     except oversight.CaseRuleError as exc:
         status = 422
         raise InvalidInputError([problem(["body", exc.field], str(exc), exc.kind)]) from None
+    except SQLAlchemyError as exc:  # the database is away (a PostgreSQL restart): say so, never a 500
+        status = 503
+        raise NoModelError(f"the case store is unavailable: {str(exc).splitlines()[0][:200]}") from None
     finally:
         caller.runtime.access.record(actor=caller.name, role=caller.role, action=action, status=status, **what)
 

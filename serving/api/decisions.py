@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import pyarrow.dataset as ds
 from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -29,7 +30,7 @@ from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.schema import FeatureSchema
 from serving.api.decision_schemas import DecisionOut, DecisionPage, ReplayOut
 from serving.api.deps import REQUEST_ID_PATTERN, ROLE_HEADER, Caller, Runtime, require_auditor, runtime_of
-from serving.errors import InvalidInputError, NotFoundError, error_responses, json_response, problem
+from serving.errors import InvalidInputError, NoModelError, NotFoundError, error_responses, json_response, problem
 
 _ROLE = {ROLE_HEADER: "auditor"}
 RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, max_length=128, description="The decision's request id")]
@@ -78,7 +79,10 @@ def find_decision(request: Request, runtime: Runtime, request_id: str) -> dict[s
 def _with_cases(runtime: Runtime, record: dict[str, Any], schema: FeatureSchema, body: dict[str, Any]) -> None:
     """The decision's case trail and final decision; the notice follows the final decision."""
     store = runtime.cases
-    trail = store.for_decision(str(record["request_id"])) if store is not None else []
+    try:
+        trail = store.for_decision(str(record["request_id"])) if store is not None else []
+    except SQLAlchemyError as exc:  # without its cases the final decision is unknown: say so, never a 500
+        raise NoModelError(f"the case store is unavailable: {str(exc).splitlines()[0][:200]}") from None
     final = final_decision(record, trail)
     body["cases"] = trail
     body["final_decision"] = final

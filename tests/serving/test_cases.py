@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from credit_risk.cases import CaseStore
 from credit_risk.config import ProjectConfig
 from tests.conftest import TrainedModel
 from tests.support.audit import ADMIN, AUDITOR, REVIEWER, audit_client, wait_logged
@@ -315,3 +316,23 @@ def test_cases_missing_from_the_store_are_reconciled_from_the_log_exactly_once(
     store.reconcile()
     found = store.for_decision("oversight-reconcile-1")
     assert len(found) == 1 and found[0]["history"][0]["source"] == "log"
+
+
+def test_a_case_store_that_is_away_answers_503_and_referrals_still_get_their_decision(
+    service: TestClient, referred: dict, tmp_path: Path
+) -> None:
+    runtime = service.app.state.runtime
+    working = runtime.cases
+    runtime.cases = CaseStore(f"sqlite:///{tmp_path / 'never-migrated.sqlite'}", working.config)  # no tables
+    try:
+        assert service.get("/v1/cases", headers=bearer(REVIEWER)).status_code == 503
+        answer = score(service, referred, "oversight-store-away-1")
+        assert answer["decision"] == "review" and "case" not in answer
+        logged = service.get("/v1/decisions/oversight-store-away-1", headers=bearer(AUDITOR))
+        assert logged.status_code in (404, 503), logged.text  # 404 until the log's file is written
+    finally:
+        runtime.cases = working
+    working.reconcile()
+    wait_logged(service, "oversight-store-away-1")
+    working.reconcile()
+    assert len(working.for_decision("oversight-store-away-1")) == 1, "the log's reconciliation opened its case"
