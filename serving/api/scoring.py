@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from credit_risk import lifecycle, registry
-from credit_risk.cases.policy import automation_mode, opens_case
+from credit_risk.cases.policy import automation_mode
 from serving import prediction_log
 from serving.api.cases import automation_state, open_cases, review_settings
 from serving.api.deps import Runtime, body_doc, request_id_of, require_json, runtime_of, served_of
@@ -35,12 +35,12 @@ def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> 
         raise NoModelError(f"prediction log unavailable: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Ticket:
-    """What an answer waits for: the log's ticket, and the referrals whose cases open once it is durable."""
+class Ticket(NamedTuple):
+    """What an answer waits for: the log's ticket, and the referrals whose cases open once it is durable
+    (a named tuple: made for every request, it costs a fraction of a dataclass)."""
 
     log: int | None
-    referrals: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = ()  # (answer body, log record)
+    referrals: list[tuple[dict[str, Any], dict[str, Any]]]  # (answer body, log record)
 
 
 async def _durable(runtime: Runtime, ticket: Ticket | None) -> None:
@@ -89,12 +89,9 @@ def _score(
     )
     ticket = _submit(runtime, served, scored.log_records)
     _count(runtime, served, scored.results)
-    review = runtime.config.model.review
-    referrals = tuple(
-        (result, record)
-        for result, record in zip(scored.results, scored.log_records, strict=True)
-        if opens_case(result["decision"], review)
-    )
+    opening = runtime.config.model.review.decisions  # the decisions that open a case (opens_case, inlined)
+    pairs = zip(scored.results, scored.log_records, strict=True)
+    referrals = [(res, rec) for res, rec in pairs if res["decision"] in opening]
     return scored.results, Ticket(ticket, referrals)
 
 

@@ -83,7 +83,9 @@ def test_a_reviewer_decides_a_referred_case_and_the_decisions_page_shows_it(
     wait_idle(page)
     expect(page.get_by_text(f"Case {case_id} decided: Declined, by admin (admin).")).to_be_visible(timeout=30_000)
 
-    open_page(page, ui_url, "decisions", "Decisions")
+    page.get_by_role("link", name="Decisions").click()  # in the same session: the sidebar's token stays
+    page.get_by_role("heading", name="Decisions").first.wait_for(timeout=60_000)
+    wait_idle(page)
     box = page.get_by_role("textbox", name="Request id", exact=True)
     box.fill(request_id)
     page.get_by_role("button", name="Look up").click()
