@@ -174,7 +174,7 @@ def _application(runtime: Runtime, request: Request, request_id: str) -> dict[st
 def cases_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["cases"])
     auth = error_responses(401, 403, 404)
-    acting = {**auth, **error_responses(409, 415, 422, 503)}
+    acting = {**auth, **error_responses(400, 409, 413, 415, 422, 503)}
 
     @router.get(
         "/cases",
@@ -295,7 +295,7 @@ def automation_router() -> APIRouter:
         "/automation",
         summary="The stop switch: pause automation (every decision referred to a human) or turn it back on",
         response_model=None,
-        responses={**error_responses(401, 403, 404), **error_responses(415, 422, 503)},
+        responses=error_responses(400, 401, 403, 404, 413, 415, 422, 503),
         openapi_extra={ROLE_HEADER: "admin", **body_doc("AutomationRequest")},
     )
     async def set_automation(request: Request, caller: Admin) -> Response:

@@ -40,6 +40,7 @@ OPERATIONS = [
     ("POST", "/v1/predict"),
     ("POST", "/v1/predict/batch"),
     ("GET", "/v1/model"),
+    ("GET", "/v1/me"),
     ("GET", "/v1/registry"),
     ("GET", "/v1/monitoring"),
     ("POST", "/v1/admin/reload"),
