@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from credit_risk import roles
 from serving.api.deps import ANY_ROLE, ROLE_HEADER, Caller, Runtime, require_any_role, runtime_of
-from serving.errors import json_response
+from serving.errors import error_responses, json_response
 from serving.schemas import Health, Readiness
 
 
@@ -45,6 +45,7 @@ def probe_router() -> APIRouter:
         "/v1/me",
         summary="Whose role token this is: its name, role and what the role may do (for the UI's sidebar)",
         response_model=None,
+        responses=error_responses(401, 403, 404),
         openapi_extra={ROLE_HEADER: ANY_ROLE},
     )
     async def me(caller: Annotated[Caller, Depends(require_any_role)]) -> Response:
