@@ -134,6 +134,16 @@ class PredictionLogConfig(_Frozen):
     group_commit_ms: float = Field(default=1.0, ge=0, le=50)
     upload_artifacts: bool = True  # copy closed files to the serving run in MLflow
     upload_retry_max_seconds: float = Field(default=60.0, gt=0)  # cap of the upload retry backoff
+    # several instances may share one directory: each worker process writes under its own writer id,
+    # "<writer_id>-<random>" (null: the host name; env CREDIT_RISK_WRITER_ID names one instance)
+    writer_id: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.]+$")
+    # a writer renews its lease every third of this; another host takes a dead writer's files over only
+    # once its lease has expired (hosts' clocks must agree to well within it)
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # where the readers (monitor, performance, outcomes, audit index, replay, retraining) read the log:
+    # every listed directory, as one log (empty: the directory above); one per instance where instances
+    # cannot share one location
+    read_directories: tuple[Path, ...] = ()
 
     @model_validator(mode="after")
     def _privacy_disjoint(self) -> PredictionLogConfig:
@@ -415,6 +425,8 @@ class Settings(BaseSettings):
     auditor_token_name: str | None = Field(default=None, alias="CREDIT_RISK_AUDITOR_TOKEN_NAME")
     api_url: str | None = Field(default=None, alias="CREDIT_RISK_API_URL")
     log_dir: Path | None = Field(default=None, alias="CREDIT_RISK_LOG_DIR")
+    # this instance's name in its prediction-log writer ids (default: prediction_log.writer_id, else the host)
+    writer_id: str | None = Field(default=None, alias="CREDIT_RISK_WRITER_ID")
     # key of the HMAC that replaces prediction_log.hash_fields; never logged, never in config files
     log_hash_key: SecretStr | None = Field(default=None, alias="CREDIT_RISK_LOG_HASH_KEY")
     # key of the HMAC that signs each version's artifact digest at registration, checked at every

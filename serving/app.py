@@ -102,8 +102,11 @@ def _drain_on_sigterm(holder: ModelHolder, grace: float) -> Callable[[], None]:
 def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
     if not config.model.serving.prediction_log:
         return None
+    log_config = config.model.prediction_log
+    if settings.writer_id:  # this instance's name, from its environment
+        log_config = log_config.model_copy(update={"writer_id": settings.writer_id})
     writer = prediction_log.PredictionLogWriter(
-        config.model.prediction_log,
+        log_config,
         directory=resolve_log_dir(config, settings),
         schema=config.features,
         client_factory=functools.partial(registry.connect, settings, config.root),
