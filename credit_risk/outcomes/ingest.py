@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from credit_risk.decision_log.reader import LogDirs
 from credit_risk.outcomes.checks import Checked, check_outcomes
 from credit_risk.outcomes.decisions import read_decisions
 from credit_risk.outcomes.table import OutcomeTable, StoreResult
@@ -29,7 +30,7 @@ class LoadReport:
         )
 
 
-def _referenced(log_dir: Path, raw: pd.DataFrame, model_name: str) -> pa.Table:
+def _referenced(log_dir: LogDirs, raw: pd.DataFrame, model_name: str) -> pa.Table:
     """The logged decisions the rows could refer to (by request_id or applicant_id)."""
     decisions = read_decisions(log_dir, model_name=model_name, columns=["request_id", "applicant_id", "scored_at"])
     wanted = [
@@ -46,13 +47,13 @@ def _referenced(log_dir: Path, raw: pd.DataFrame, model_name: str) -> pa.Table:
     return decisions.filter(keep)
 
 
-def check_rows(raw: pd.DataFrame, *, log_dir: Path, model_name: str, target: TargetSpec) -> Checked:
+def check_rows(raw: pd.DataFrame, *, log_dir: LogDirs, model_name: str, target: TargetSpec) -> Checked:
     """Check rows against the decisions ``model_name`` logged (nothing is stored)."""
     return check_outcomes(raw, _referenced(log_dir, raw, model_name), target)
 
 
 def load_outcomes(
-    raw: pd.DataFrame, *, log_dir: Path, model_name: str, table: OutcomeTable, target: TargetSpec, source: str
+    raw: pd.DataFrame, *, log_dir: LogDirs, model_name: str, table: OutcomeTable, target: TargetSpec, source: str
 ) -> LoadReport:
     """Store the rows that pass; the refused ones come back in ``rejects`` with their row and rule."""
     checked = check_rows(raw, log_dir=log_dir, model_name=model_name, target=target)

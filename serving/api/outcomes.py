@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
 from credit_risk.outcomes.ingest import check_rows
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
@@ -113,7 +113,10 @@ def _store(runtime: Runtime, request: OutcomesRequest) -> dict[str, Any]:
     log_dir = resolve_log_dir(config, runtime.settings)
     frame = pd.DataFrame([row.model_dump() for row in request.outcomes], dtype=object)
     checked = check_rows(
-        frame, log_dir=log_dir, model_name=config.model.registry.model_name, target=config.features.target
+        frame,
+        log_dir=read_dirs(config, runtime.settings),
+        model_name=config.model.registry.model_name,
+        target=config.features.target,
     )
     if checked.rejected:
         field_of = {"unknown_outcome": "outcome", "invalid_observed_at": "observed_at"}
