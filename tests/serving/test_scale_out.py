@@ -23,7 +23,7 @@ import yaml
 from credit_risk import lifecycle
 from tests.conftest import TrainedModel
 from tests.support.api import PROJECT_ROOT, RunningApi, running_api
-from tests.support.processes import RunningProcess, free_port, running_process
+from tests.support.processes import RunningProcess, free_port, running_process, wait_for_http
 from tests.support.required import require_component
 
 pytestmark = pytest.mark.integration
@@ -134,13 +134,16 @@ def _second_version(trained: TrainedModel) -> str:
     return str(created.version)
 
 
-def _instance(trained: TrainedModel, tmp_path: Path, name: str, port: int, env: dict[str, str], log_dir: Path):
+def _instance(
+    trained: TrainedModel, tmp_path: Path, name: str, port: int, env: dict[str, str], log_dir: Path, **options: Any
+) -> contextlib.AbstractContextManager[RunningApi]:
     return running_api(
         trained.store,
         tmp_path=tmp_path / name,
         env={**env, "CREDIT_RISK_WRITER_ID": name},
         port=port,
         log_dir=log_dir,
+        **options,
     )
 
 
@@ -162,10 +165,12 @@ def test_two_instances_behind_nginx_log_every_answered_decision_once_through_a_k
     balancer = f"http://127.0.0.1:{port_lb}"
     first = str(trained.version.version)
     with (
-        _instance(trained, tmp_path, "a", port_a, env, log_dir) as a,
-        _instance(trained, tmp_path, "b", port_b, env, log_dir) as b,
+        _instance(trained, tmp_path, "a", port_a, env, log_dir, wait_ready=False) as a,
+        _instance(trained, tmp_path, "b", port_b, env, log_dir, wait_ready=False) as b,
         running_nginx(tmp_path, port_lb, [port_a, port_b]),
     ):
+        for instance in (a, b):  # both start at once
+            wait_for_http(f"{instance.url}/ready", timeout=90, is_alive=instance.process.is_running)
         load = Load(balancer, applicant).start()
         try:
             load.wait_for(120)
