@@ -51,10 +51,11 @@ from serving.prediction_log.answers import Answers
 from serving.prediction_log.appender import Encoded, Ledger, WriteAhead
 from serving.prediction_log.commits import Commits
 from serving.prediction_log.converter import Converter
-from serving.prediction_log.files import SegmentOutput, write_segment
-from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
-from serving.prediction_log.lease import LeaseKeeper, abandoned_wals, is_live, writer_identity
+from serving.prediction_log.files import SegmentOutput
+from serving.prediction_log.housekeeping import check_writable, delete_old_partitions
+from serving.prediction_log.lease import LeaseKeeper, writer_identity
 from serving.prediction_log.syncer import SyncerStartError
+from serving.prediction_log.takeover import take_over
 from serving.prediction_log.uploads import Upload, Uploader
 from serving.prediction_log.wal import (
     WAL_DIR,
@@ -62,8 +63,6 @@ from serving.prediction_log.wal import (
     VersionKey,
     WalLock,
     fsync_dir,
-    read_segment,
-    segments_of,
 )
 
 log = logging.getLogger(__name__)
@@ -459,33 +458,23 @@ class PredictionLogWriter:
     # ------------------------------------------------------------ recovery at start
 
     def _recover(self, *, at_start: bool) -> None:
-        """Convert the segments of writers that are dead (SIGKILL, power loss, a host gone), then remove
-        their folders and the temporaries they left; at start a failure stops the start, later it is logged."""
+        """Take over the files of writers that are dead (:func:`take_over`); at start a failure stops the
+        start, later it is logged and tried again ``lease_seconds`` on."""
         self._next_takeover = time.monotonic() + self.config.lease_seconds
-        lease = self.config.lease_seconds
-        for wal_id, lock in abandoned_wals(self.directory, own=self.wal_id, lease_seconds=lease):
-            try:
-                records = 0
-                for number, path in segments_of(self.directory / WAL_DIR / wal_id):
-                    try:
-                        segment = read_segment(path, number)
-                    except FileNotFoundError:  # another host's writer took it over meanwhile (same files)
-                        continue
-                    output = write_segment(self.directory, wal_id, segment, self._arrow_schema_of)
-                    self._written(output, recovered=True)
-                    records += len(segment.records)
-                    path.unlink(missing_ok=True)
-                log.info("prediction log: recovered %d record(s) from write-ahead folder %s", records, wal_id)
-                shutil.rmtree(self.directory / WAL_DIR / wal_id, ignore_errors=True)
-            except Exception as exc:
-                if at_start and isinstance(exc, OSError):
-                    raise PredictionLogError(f"cannot recover write-ahead folder {wal_id}: {exc}") from exc
-                if at_start:
-                    raise
-                log.exception("prediction log: recovering write-ahead folder %s failed; retried later", wal_id)
-            finally:
-                lock.release()
-        remove_stale_temporaries(self.directory, lambda writer: not is_live(self.directory, writer, lease), lease)
+        try:
+            take_over(
+                self.directory,
+                own=self.wal_id,
+                lease_seconds=self.config.lease_seconds,
+                arrow_schema=self._arrow_schema_of,
+                written=functools.partial(self._written, recovered=True),
+            )
+        except Exception as exc:
+            if at_start and isinstance(exc, OSError):
+                raise PredictionLogError(str(exc)) from exc
+            if at_start:
+                raise
+            log.exception("prediction log: taking over a dead writer's files failed; tried again later")
 
     # ------------------------------------------------------------ checks, retention, housekeeping
 
