@@ -276,7 +276,7 @@ def test_batch_carries_the_id_column_and_offers_the_rejected_rows(ui_url: str, p
     rejects = _download(page, "rejected row")
     assert [(r["row"], r["customer_id"]) for r in rejects] == [("4", "C-003")], rejects
     assert "120" in rejects[0]["problems"] and rejects[0]["duration_in_month"] == "500"
-    page.get_by_role("button", name="Score 4 valid row(s)").click()
+    page.get_by_role("button", name="Score 4 valid rows").click()
     expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=60_000)
     wait_idle(page)
     results = _download(page, "Download results")

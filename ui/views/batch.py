@@ -28,6 +28,7 @@ from ui.present import (
     decision_word,
     detect_separator,
     guess_id_column,
+    plural,
     rejects_frame,
     results_frame,
     separator_name,
@@ -61,7 +62,7 @@ def _read_csv(data: bytes, max_rows: int) -> tuple[pd.DataFrame | None, str]:
 
 def _download_rejects(rejects: pd.DataFrame, *, key: str) -> None:
     st.download_button(
-        f"Download the {len(rejects):,} rejected row(s) with their reasons (CSV)",
+        f"Download the {plural(len(rejects), 'rejected row')} with their reasons (CSV)",
         rejects.to_csv(index=False).encode(),
         file_name="rejected_applicants.csv",
         mime="text/csv",
@@ -79,7 +80,10 @@ def _show_check(checked: CheckedUpload, frame: pd.DataFrame, schema: FormSchema)
     columns[1].metric("Valid", good)
     columns[2].metric("With errors", bad)
     if checked.problems:
-        st.error(f"**{bad} row(s) break the schema** and will not be scored. Row numbers count data rows from 1.")
+        st.error(
+            f"**{plural(bad, 'row')} {'breaks' if bad == 1 else 'break'} the schema** and will not be scored. "
+            "Row numbers count data rows from 1."
+        )
         labels = schema.labels()
         st.dataframe(
             pd.DataFrame(
@@ -181,7 +185,10 @@ def _show_results(results: pd.DataFrame, rejects: pd.DataFrame) -> None:
         key="results.download",
     )
     if not rejects.empty:
-        st.warning(f"**{len(rejects):,} row(s) were not scored**; the download lists each with its reasons.")
+        st.warning(
+            f"**{plural(len(rejects), 'row')} {'was' if len(rejects) == 1 else 'were'} not scored**; "
+            "the download lists each with its reasons."
+        )
         _download_rejects(rejects, key="rejects.results")
 
 
@@ -257,7 +264,7 @@ def render() -> None:
     if not checked.records:
         return
     digest = hashlib.sha256(data + str(id_column).encode()).hexdigest()
-    if st.button(f"Score {len(checked.records):,} valid row(s)", type="primary"):
+    if st.button(f"Score {plural(len(checked.records), 'valid row')}", type="primary"):
         scored = _score(context, checked)
         if scored is None:
             st.session_state[_RESULTS_KEY] = None

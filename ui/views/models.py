@@ -9,6 +9,7 @@ Rollback without a version undoes the last move of the serving alias.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from html import escape
 from typing import Any
 
 import pandas as pd
@@ -115,20 +116,32 @@ def _move_text(event: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------ outcome, next to the action
 
 
-def _gate_rows(gates: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    rows = []
-    for gate in gates:
-        figures = {k: v for k, v in gate.items() if k not in ("name", "passed")}
-        rows.append(
-            {
-                "gate": gate.get("name"),
-                "result": "passed" if gate.get("passed") else "failed",
-                "figures": ", ".join(
-                    f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
-                ),
-            }
-        )
-    return pd.DataFrame(rows)
+# each promotion gate in words (its code on hover): what it asks of the challenger on the holdout
+GATE_WORDS = {
+    "min_auc": "Holdout ROC-AUC at least {limit}",
+    "max_brier": "Holdout Brier score at most {limit}",
+    "min_disparate_impact": "Disparate impact ratio at least {limit}",
+    "max_auc_drop": "ROC-AUC at most {limit} below the champion's",
+}
+
+
+def gate_sentence(gate: Mapping[str, Any]) -> str:
+    """ "Holdout ROC-AUC at least 0.700: 0.803, passed." """
+    name = str(gate.get("name", ""))
+    limit, value = gate.get("limit"), gate.get("value")
+    limit_text = f"{limit:.3f}" if isinstance(limit, int | float) else str(limit)
+    words = GATE_WORDS.get(name, name.replace("_", " ").capitalize() + " {limit}").format(limit=limit_text)
+    figure = f"{value:.3f}" if isinstance(value, int | float) else "not computable"
+    return f"{words}: {figure}, {'passed' if gate.get('passed') else 'failed'}."
+
+
+def _show_gates(gates: Sequence[Mapping[str, Any]]) -> None:
+    items = "".join(
+        f'<li title="gate {escape(str(gate.get("name")))}">{"✅" if gate.get("passed") else "❌"} '
+        f"{escape(gate_sentence(gate))}</li>"
+        for gate in gates
+    )
+    st.markdown(f'<ul style="list-style:none;padding-left:0">{items}</ul>', unsafe_allow_html=True)
 
 
 def _reload_text(reload: Any) -> str:
@@ -161,7 +174,7 @@ def _show_outcome(action: str) -> None:
             st.info(f"**Dry run: {_v(target)} {verdict}.** Nothing was moved.", icon=":material/fact_check:")
             gates = payload.get("gates") or []
             if gates:
-                st.dataframe(_gate_rows(gates), hide_index=True)
+                _show_gates(gates)
         elif kind == "no_dry_run":
             st.info(
                 "**This scoring service does not offer a dry run yet**, so the gates cannot be checked without "
