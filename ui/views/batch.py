@@ -71,7 +71,9 @@ def _download_rejects(rejects: pd.DataFrame, *, key: str) -> None:
     )
 
 
-def _show_check(checked: CheckedUpload, frame: pd.DataFrame, schema: FormSchema) -> None:
+def _show_check(checked: CheckedUpload, frame: pd.DataFrame, schema: FormSchema, *, scored: bool = False) -> None:
+    """The file's check; its rejects' download only until the file is scored (then the results offer one
+    download with every row not scored, the service's refusals included)."""
     if checked.ignored_columns:
         st.info(f"Columns not in the schema are ignored: {', '.join(checked.ignored_columns)}")
     good, bad = len(checked.records), len(checked.bad_rows)
@@ -100,7 +102,8 @@ def _show_check(checked: CheckedUpload, frame: pd.DataFrame, schema: FormSchema)
             ),
             hide_index=True,
         )
-        _download_rejects(rejects_frame(frame, checked), key="rejects.checked")
+        if not scored:
+            _download_rejects(rejects_frame(frame, checked), key="rejects.checked")
 
 
 def _file_row(checked: CheckedUpload, offset: int, row_in_chunk: int | None) -> int | None:
@@ -260,10 +263,11 @@ def render() -> None:
         for problem in checked.file_problems:
             st.error(f"**The file does not match the schema**: {problem}")
         return
-    _show_check(checked, frame, schema)
+    digest = hashlib.sha256(data + str(id_column).encode()).hexdigest()
+    kept_results = st.session_state.get(_RESULTS_KEY)
+    _show_check(checked, frame, schema, scored=kept_results is not None and kept_results[0] == digest)
     if not checked.records:
         return
-    digest = hashlib.sha256(data + str(id_column).encode()).hexdigest()
     if st.button(f"Score {plural(len(checked.records), 'valid row')}", type="primary"):
         scored = _score(context, checked)
         if scored is None:
@@ -276,6 +280,7 @@ def render() -> None:
                 results_frame(kept, answers, schema),
                 rejects_frame(frame, checked, refused),
             )
+            st.rerun()  # draw the page once more as scored: one download of the rows not scored, not two
     kept_results = st.session_state.get(_RESULTS_KEY)
     if kept_results is not None and kept_results[0] == digest:
         _show_results(kept_results[1], kept_results[2])

@@ -315,7 +315,11 @@ def _history(registry: Mapping[str, Any]) -> None:
             lambda f: ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (f or {}).items())
         )
     first = [c for c in ("at", "alias", "move", "action", "actor", "reason") if c in frame.columns]
-    st.dataframe(frame[first + [c for c in frame.columns if c not in first]], hide_index=True)
+    st.dataframe(
+        frame[first + [c for c in frame.columns if c not in first]].astype(str),  # one type per column for Arrow
+        hide_index=True,
+        column_config={"reason": st.column_config.TextColumn("reason", width="large")},  # never cut off
+    )
 
 
 def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) -> None:

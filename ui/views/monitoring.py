@@ -133,10 +133,11 @@ def _over_time(summary: Mapping[str, Any]) -> None:
         .encode(
             x=alt.X("start:O", title=f"{unit.capitalize()} (UTC)", axis=alt.Axis(labelAngle=-30)),
             y=alt.Y("value:Q", title="Server-side latency (ms)"),
-            color=alt.Color("percentile:N", title=None),
+            color=alt.Color("percentile:N", title=None, legend=alt.Legend(orient="bottom")),
             tooltip=["start:O", "percentile:N", alt.Tooltip("value:Q", format=".2f")],
         )
-        .properties(height=260, title="Latency percentiles")
+        # the legend below the chart and the title from the left: neither is cut at a narrow width
+        .properties(height=260, title=alt.TitleParams("Latency percentiles (ms)", anchor="start"))
     )
     p99 = points["latency_p99"].dropna()
     right.altair_chart(
