@@ -20,6 +20,7 @@ from ui.api_client import ApiError, NotFoundError
 from ui.context import current, show_api_error
 from ui.form_schema import FormSchema
 from ui.present import DECISION_COLOURS, DECISION_ORDER, decision_word, group_sort_key, plural
+from ui.refresh import refresh_panel
 
 _STATUS = {
     "ok": ("success", "No alert: the population looks like the training data."),
@@ -355,12 +356,13 @@ def _served_schema() -> FormSchema | None:
 def render() -> None:
     st.title("Monitoring")
     client = current().client
+    refresh_panel("monitor", what="the monitoring summary", key="monitoring")
     try:
         summary = client.monitoring()
     except NotFoundError:
         st.info(
-            "**No monitoring summary exists yet.** The monitor job writes one from the prediction log: "
-            "run `mlflow run . -e monitor` (or `python -m pipelines.monitor`) after some applicants were scored.",
+            "**No monitoring summary exists yet.** It is made from the logged decisions: an admin can make one "
+            "with **Refresh now** above (the same job as `make monitor`), once some applicants were scored.",
             icon=":material/query_stats:",
         )
         return
