@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from serving.connections import HeaderDeadline
+
     parser = argparse.ArgumentParser(description="Run the credit-risk scoring API.")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
@@ -342,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         access_log=False,
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,
-        limit_concurrency=serving.max_concurrency,
+        limit_concurrency=serving.max_concurrency,  # counts open connections, idle ones too
+        http=HeaderDeadline(serving.header_timeout_seconds),  # so silent connections are closed
         timeout_worker_healthcheck=60,  # a worker imports MLflow and loads a model before it answers pings
     )
     return 0
