@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from credit_risk import policy, registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.retention import retention_targets
 from serving import errors, prediction_log
 from serving.api.admin import admin_router
 from serving.api.decisions import decisions_router
@@ -108,6 +109,7 @@ def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
         schema=config.features,
         client_factory=functools.partial(registry.connect, settings, config.root),
         hash_key=settings.log_hash_key,
+        retention=retention_targets(config, settings),
     )
     writer.start()
     return writer
