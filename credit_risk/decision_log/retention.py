@@ -74,8 +74,8 @@ def apply_retention(
 ) -> RetentionReport:
     """Delete every copy of decisions logged before ``today - retention_days`` (UTC dates).
 
-    ``remote=False`` leaves the MLflow copies for a later pass (the service's start does not wait for
-    the registry). A part that fails is logged and retried at the next pass; the others still run.
+    ``remote=False`` leaves the MLflow copies to :func:`delete_old_mlflow_copies` (the service runs it on a
+    thread of its own). A part that fails is logged and retried at the next pass; the others still run.
     """
     oldest_kept = today - timedelta(days=retention_days)
     partitions = delete_old_partitions(targets.log_dir, oldest_kept=oldest_kept)
@@ -96,16 +96,27 @@ def apply_retention(
             lines = prune_access_log(targets.access_log, before=datetime.combine(oldest_kept, time(), UTC))
         except OSError:
             log.exception("retention: the access log could not be cut")
-    artifacts: list[str] = []
-    if remote and targets.client_factory is not None:
-        try:
-            artifacts = _delete_old_artifacts(targets.client_factory(), targets.serving_experiment, oldest_kept)
-        except Exception as exc:  # the registry is unreachable: the next pass tries again
-            log.warning("retention: MLflow copies not cut (registry unreachable?): %s", exc)
+    artifacts = delete_old_mlflow_copies(targets, today=today, retention_days=retention_days) if remote else []
     report = RetentionReport(partitions, salvage, forgotten, lines, artifacts)
-    if partitions or salvage or forgotten or lines or artifacts:
+    if partitions or salvage or forgotten or lines:
         log.info("retention before %s: %s", oldest_kept, report)
     return report
+
+
+def delete_old_mlflow_copies(targets: RetentionTargets, *, today: date, retention_days: int) -> list[str]:
+    """Delete the serving runs' ``predictions/date=...`` folders older than ``today - retention_days``;
+    returns them as ``<run id>/<path>``. An unreachable registry is logged: the next pass tries again."""
+    if targets.client_factory is None:
+        return []
+    oldest_kept = today - timedelta(days=retention_days)
+    try:
+        deleted = _delete_old_artifacts(targets.client_factory(), targets.serving_experiment, oldest_kept)
+    except Exception as exc:
+        log.warning("retention: MLflow copies not cut (registry unreachable?): %s", exc)
+        return []
+    if deleted:
+        log.info("retention before %s: MLflow copies deleted %s", oldest_kept, deleted)
+    return deleted
 
 
 def delete_old_partitions(directory: Path, *, oldest_kept: date) -> list[str]:

@@ -113,6 +113,7 @@ class PredictionLogWriter:
         self.directory = Path(directory)
         # every copy retention cuts (the service names the audit files and the MLflow store)
         self._retention = retention or log_retention.RetentionTargets(log_dir=self.directory)
+        self._remote_pass: threading.Thread | None = None  # the MLflow copies' retention, when one runs
         self.feature_schema = schema
         if isinstance(hash_key, SecretStr):
             hash_key = hash_key.get_secret_value()
@@ -187,7 +188,7 @@ class PredictionLogWriter:
         if not self._wal_lock.acquire(create=True):
             raise PredictionLogError(f"write-ahead folder {self._wal_folder} is locked by another process")
         fsync_dir(self._wal_folder.parent)
-        self.apply_retention(remote=False)  # the Parquet thread's first pass, at once, cuts the MLflow copies
+        self.apply_retention()
         remove_stale_temporaries(self.directory, self._host)
         self._recover()
         try:
@@ -480,13 +481,24 @@ class PredictionLogWriter:
                 f"prediction log directory {self.directory} is not writable: {exc.strerror or exc}"
             ) from exc
 
-    def apply_retention(self, today: date | None = None, *, remote: bool = True) -> list[str]:
-        """Delete every copy of decisions older than ``retention_days``; returns the log partitions deleted."""
+    def apply_retention(self, today: date | None = None) -> list[str]:
+        """Delete every copy of decisions older than ``retention_days``: the local ones now, the MLflow copies
+        on a thread of their own (a slow registry never holds up the start or the Parquet thread); returns the
+        log partitions deleted."""
         today = today or datetime.now(UTC).date()
         days = self.config.retention_days
-        report = log_retention.apply_retention(self._retention, today=today, retention_days=days, remote=remote)
+        report = log_retention.apply_retention(self._retention, today=today, retention_days=days, remote=False)
         self._count("deleted_partitions", len(report.partitions))
-        self._next_retention = time.monotonic() + (_RETENTION_EVERY if remote else 0.0)
+        self._next_retention = time.monotonic() + _RETENTION_EVERY
+        if self._retention.client_factory is not None and not (self._remote_pass and self._remote_pass.is_alive()):
+            self._remote_pass = threading.Thread(
+                target=log_retention.delete_old_mlflow_copies,
+                args=(self._retention,),
+                kwargs={"today": today, "retention_days": days},
+                name="prediction-log-retention",
+                daemon=True,
+            )
+            self._remote_pass.start()
         return report.partitions
 
     def _count(self, name: str, value: int) -> None:
