@@ -21,10 +21,16 @@ except ImportError:  # pragma: no cover - httptools is pinned in requirements.tx
     from uvicorn.protocols.http.h11_impl import H11Protocol as _HttpProtocol  # type: ignore[assignment]
 
 
-class HeaderDeadlineProtocol(_HttpProtocol):  # type: ignore[misc, valid-type]
-    """uvicorn's HTTP/1.1 protocol, closing a connection that waits for a request's headers too long."""
+DEFAULT_HEADER_TIMEOUT = 10.0  # serving.header_timeout_seconds' default
 
-    def __init__(self, *args: Any, header_timeout: float, **kwargs: Any) -> None:
+
+class HeaderDeadlineProtocol(_HttpProtocol):  # type: ignore[misc, valid-type]
+    """uvicorn's HTTP/1.1 protocol, closing a connection that waits for a request's headers too long.
+
+    Plain uvicorn takes it as ``--http serving.connections:HeaderDeadlineProtocol`` (with the default
+    deadline); ``python -m serving.app`` hands it the configured one (:class:`HeaderDeadline`)."""
+
+    def __init__(self, *args: Any, header_timeout: float = DEFAULT_HEADER_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._header_timeout = header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
