@@ -191,6 +191,10 @@ class ApiClient:
         except SchemaError as exc:
             raise ServiceError(f"/v1/model sent no usable feature_schema: {exc}") from exc
 
+    def whoami(self, token: str) -> dict[str, Any]:
+        """``GET /v1/me``: the role token's name, role and what it may do (UnauthorizedError when refused)."""
+        return self._request("GET", "/v1/me", token=token)
+
     def predict(self, applicant: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /v1/predict``: one applicant -> probability, score, band, decision, reasons."""
         return self._request("POST", "/v1/predict", json=dict(applicant))
