@@ -19,6 +19,7 @@ import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from credit_risk.config import RegistryConfig, Settings
@@ -356,3 +357,22 @@ def list_artifact_paths(client: MlflowClient, run_id: str, path: str) -> list[st
     for info in client.list_artifacts(run_id, path):
         found.extend(list_artifact_paths(client, run_id, info.path) if info.is_dir else [info.path])
     return found
+
+
+def serving_run_ids(client: MlflowClient, experiment: str) -> list[str]:
+    """Every run of the serving experiment that collects prediction log files (none: no experiment yet)."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    query = f"tags.`{SERVING_RUN_TAG}` = 'true'"
+    return [run.info.run_id for run in client.search_runs([found.experiment_id], filter_string=query)]
+
+
+def list_artifact_folders(client: MlflowClient, run_id: str, path: str) -> list[str]:
+    """The artifact paths of the folders directly under ``path`` in a run."""
+    return [info.path for info in client.list_artifacts(run_id, path) if info.is_dir]
+
+
+def delete_run_artifacts(client: MlflowClient, run_id: str, path: str) -> None:
+    """Delete a run's artifacts under ``path`` (a file or a folder) from the artifact store."""
+    get_artifact_repository(client.get_run(run_id).info.artifact_uri).delete_artifacts(path)

@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from credit_risk import policy, registry, roles
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.retention import retention_targets
 from serving import errors, prediction_log
 from serving.api.admin import admin_router
 from serving.api.decisions import decisions_router
@@ -113,6 +114,7 @@ def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
         schema=config.features,
         client_factory=functools.partial(registry.connect, settings, config.root),
         hash_key=settings.log_hash_key,
+        retention=retention_targets(config, settings),
     )
     writer.start()
     return writer
@@ -332,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from serving.connections import HeaderDeadline
+
     parser = argparse.ArgumentParser(description="Run the credit-risk scoring API.")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--host", default=None, help="address to bind (default: serving.host)")
@@ -355,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         access_log=False,
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,
-        limit_concurrency=serving.max_concurrency,
+        limit_concurrency=serving.max_concurrency,  # counts open connections, idle ones too
+        http=HeaderDeadline(serving.header_timeout_seconds),  # so silent connections are closed
         timeout_worker_healthcheck=60,  # a worker imports MLflow and loads a model before it answers pings
     )
     return 0

@@ -28,14 +28,15 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from credit_risk.decision_log.paths import PARTITION_DIR
+from credit_risk.decision_log.paths import PARTITION, PARTITION_DIR
+from credit_risk.private_files import private_dir, private_open, touch_private
 
 APPLICANT_COLUMN = "applicant_id"
 ROWS_PER_GROUP = 128  # rows in each row group of a lookup copy: what one lookup decodes
@@ -89,9 +90,11 @@ class DecisionIndex:
         self.index_path = Path(index_path)
         self.copies = self.index_path.with_name(self.index_path.stem + "-rows")
         self.refresh_seconds = refresh_seconds
-        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.index_path.parent)
+        touch_private(self.index_path)  # SQLite gives its -wal and -shm files this file's mode
         self._db = sqlite3.connect(self.index_path, check_same_thread=False, timeout=30.0, isolation_level=None)
         self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma secure_delete=on")  # rows retention forgets are overwritten, not left behind
         self._db.execute("pragma synchronous=normal")
         self._db.execute("pragma cache_size=-65536")  # 64 MiB: building a large index stays off the disk
         self._db.executescript(_DDL)
@@ -121,6 +124,21 @@ class DecisionIndex:
                 if known.get(name) != mtime:
                     added += self._index_partition(name, mtime)
         return added
+
+    def forget_before(self, oldest_kept: date) -> list[str]:
+        """Retention: forget the partitions older than ``oldest_kept`` and delete their lookup copies (copies
+        of partitions the index never recorded too); returns the partitions' names."""
+        cutoff = f"{PARTITION}={oldest_kept.isoformat()}"  # date=YYYY-MM-DD names sort as their dates
+        with self._lock:
+            names = {row[0] for row in self._db.execute("select name from partitions where name < ?", (cutoff,))}
+            names |= {row[0] for row in self._db.execute("select partition from files where partition < ?", (cutoff,))}
+            if self.copies.is_dir():
+                names |= {e.name for e in os.scandir(self.copies) if PARTITION_DIR.match(e.name) and e.name < cutoff}
+            for name in sorted(names):
+                self._forget_partition(name)
+            if names:
+                self._db.execute("pragma wal_checkpoint(truncate)")  # the old pages leave the -wal file too
+        return sorted(names)
 
     def _forget_partition(self, name: str) -> None:
         with self._transaction():
@@ -165,9 +183,10 @@ class DecisionIndex:
         """Write the file's lookup copy (small row groups, atomically) and return each row's keys and time."""
         table = pq.read_table(self.log_dir / relative)
         copy = self.copies / relative
-        copy.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(copy.parent)
         temporary = copy.with_name(f".{copy.name}.{os.getpid()}.{threading.get_ident()}")
-        pq.write_table(table, temporary, row_group_size=ROWS_PER_GROUP, compression="zstd")
+        with private_open(temporary, "wb") as handle:
+            pq.write_table(table, handle, row_group_size=ROWS_PER_GROUP, compression="zstd")
         os.replace(temporary, copy)
         request_keys = [key_of(text) for text in table["request_id"].to_pylist()]
         times = table["scored_at"].cast(pa.int64()).to_pylist()  # timestamp[us] -> microseconds

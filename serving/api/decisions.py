@@ -22,6 +22,7 @@ from credit_risk.audit import access, notices, replay
 from credit_risk.audit.index import DecisionIndex
 from credit_risk.decision_log.format import FIXED_COLUMNS
 from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
 from credit_risk.outcomes.table import OutcomeTable
@@ -217,12 +218,23 @@ def decisions_router() -> APIRouter:
         retention = timedelta(days=runtime.config.model.prediction_log.retention_days)
         first = _parse_moment("start", start, now - retention, end=False)
         last = _parse_moment("end", end, now + timedelta(seconds=1), end=True)
+        as_logged = applicant_id_as_logged(runtime.config.model.prediction_log, hash_key_of(runtime.settings))
+        if as_logged is None:
+            raise InvalidInputError(
+                [
+                    problem(
+                        ["query", "applicant_id"],
+                        "applicant ids are not kept in this decision log (prediction_log.drop_fields lists "
+                        "applicant_id): look a decision up by its request id",
+                        "not_kept",
+                    )
+                ]
+            )
+        logged_id = as_logged(applicant_id)  # the keyed hash when applicant_id is hashed: it matches the log
         services = _services(request, runtime)
 
         def lookup() -> tuple[list[dict[str, Any]], int]:
-            return services.index.by_applicant(
-                applicant_id, start=first, end=last, limit=size, offset=(page - 1) * size
-            )
+            return services.index.by_applicant(logged_id, start=first, end=last, limit=size, offset=(page - 1) * size)
 
         records, total = await run_in_threadpool(lookup)
         services.access.record(
@@ -230,7 +242,7 @@ def decisions_router() -> APIRouter:
             role=caller.role,
             action="search",
             status=200,
-            applicant_id=applicant_id,
+            applicant_id=logged_id,  # as the log holds it: the access log keeps no clearer copy
             start=first.isoformat(),
             end=last.isoformat(),
             page=page,
@@ -244,7 +256,9 @@ def decisions_router() -> APIRouter:
                 "total": total,
                 "page": page,
                 "page_size": size,
-                "decisions": await run_in_threadpool(lambda: [decision_body(runtime, r) for r in records]),
+                "decisions": await run_in_threadpool(
+                    lambda: [decision_body(runtime, {**r, "applicant_id": applicant_id}) for r in records]
+                ),
             }
         )
 

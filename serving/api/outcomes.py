@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
 from credit_risk.outcomes.ingest import check_rows
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
@@ -113,7 +114,11 @@ def _store(runtime: Runtime, request: OutcomesRequest) -> dict[str, Any]:
     log_dir = resolve_log_dir(config, runtime.settings)
     frame = pd.DataFrame([row.model_dump() for row in request.outcomes], dtype=object)
     checked = check_rows(
-        frame, log_dir=log_dir, model_name=config.model.registry.model_name, target=config.features.target
+        frame,
+        log_dir=log_dir,
+        model_name=config.model.registry.model_name,
+        target=config.features.target,
+        applicant_id=applicant_id_as_logged(config.model.prediction_log, hash_key_of(runtime.settings)),
     )
     if checked.rejected:
         field_of = {"unknown_outcome": "outcome", "invalid_observed_at": "observed_at"}
