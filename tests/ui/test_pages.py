@@ -311,8 +311,8 @@ def test_a_rejected_field_is_named_next_to_its_input(api: RunningApi, open_app: 
     at.session_state["score.state"] = {"error": caught.value, "inputs": inputs, "attempted": True}
     at.run()
     assert not at.exception
-    notes = [m.value for m in at.markdown if "Loan duration (months): refused by the service" in m.value]
-    assert notes and "120" in notes[0], [m.value for m in at.markdown]
+    notes = [m.value for m in at.markdown if "Loan duration (months): the scoring service refused it" in m.value]
+    assert notes and "a whole number from 1 to 120" in notes[0], [m.value for m in at.markdown]
     assert any("refused this request" in e.value and "duration_in_month" in e.value for e in at.error)
 
 
