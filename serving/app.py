@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from credit_risk import policy, registry
+from credit_risk.audit.request_ids import RequestIdLedger, ledger_path
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
 from serving import errors, prediction_log
@@ -111,6 +112,13 @@ def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
     )
     writer.start()
     return writer
+
+
+def _open_id_ledger(config: ProjectConfig, settings: Settings) -> RequestIdLedger | None:
+    """The instance's ledger of request ids, kept with the log whose decisions they name."""
+    if not config.model.serving.prediction_log:
+        return None
+    return RequestIdLedger(ledger_path(config, settings), retention_days=config.model.prediction_log.retention_days)
 
 
 def _record_policy(config: ProjectConfig, settings: Settings) -> None:
@@ -194,7 +202,10 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             on_swap=lambda served: metrics.set_served(served.name, served.version),
             on_attempt=record_attempt,
         )
-        runtime = Runtime(config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer)
+        ids = await run_in_threadpool(_open_id_ledger, run_config, run_settings)
+        runtime = Runtime(
+            config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer, ids=ids
+        )
         if writer is not None:
             metrics.add_gauges("credit_risk_prediction_log", "Prediction log writer counters", writer.stats)
         app.state.runtime = runtime
@@ -224,6 +235,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
                 await poller
             if writer is not None:
                 await run_in_threadpool(writer.close, run_config.model.serving.drain_timeout_seconds)
+            if ids is not None:
+                ids.close()
             log.info("scoring service stopped")
 
     app = ServiceApp(

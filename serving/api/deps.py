@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from credit_risk.audit.request_ids import RequestIdLedger
 from credit_risk.config import ProjectConfig, Settings
 from serving import prediction_log
 from serving.errors import (
@@ -31,6 +32,9 @@ from serving.state import ModelHolder, Served
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # a client's X-Request-ID, and the decision routes' id
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+# a decision's id: a request id, or a batch row's derived from its batch's (``<batch id>-<row>``)
+DECISION_ID_PATTERN = REQUEST_ID_PATTERN.removesuffix("$") + r"(?:-[0-9]{1,18})?$"
+DECISION_ID_MAX = 128 + 19
 _JSON_TYPES = ("application/json",)
 
 
@@ -45,6 +49,7 @@ class Runtime:
     writer: prediction_log.PredictionLogWriter | None
     # when a decision is made (scored_at); the outcome simulator sets a simulated clock in-process
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    ids: RequestIdLedger | None = None  # every request id answered: one decision per id (None: no log kept)
 
     @property
     def serving(self) -> Any:
