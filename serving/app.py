@@ -338,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from serving import http_protocol
+
     parser = argparse.ArgumentParser(description="Run the credit-risk scoring API.")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
@@ -354,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         port=serving.port,
         workers=args.workers,
         access_log=False,
+        http=http_protocol.PROTOCOL,  # a request the HTTP parser refuses gets a problem body too
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,
         limit_concurrency=serving.max_concurrency,
         timeout_worker_healthcheck=60,  # a worker imports MLflow and loads a model before it answers pings

@@ -18,7 +18,7 @@ from pypdf import PdfReader
 
 from tests.conftest import TrainedModel
 from tests.support.api import running_api
-from tests.support.audit import AUDITOR, audit_client, bearer, wait_logged
+from tests.support.audit import ADMIN, AUDITOR, audit_client, bearer, wait_logged
 
 pytestmark = pytest.mark.code
 
@@ -152,3 +152,21 @@ def test_a_reused_id_is_refused_by_every_worker_and_after_a_restart(
         assert post(api.url, approved(applicant, "late")).status_code == 409, "the id is still taken after a restart"
         retried = post(api.url, first)
         assert retried.status_code == 200 and retried.headers["idempotent-replayed"] == "true"
+
+
+def test_an_outcome_by_an_applicant_id_with_several_decisions_is_refused_naming_them(
+    service: TestClient, applicant: dict[str, Any]
+) -> None:
+    for request_id in ("twin-1", "twin-2"):
+        body = declined(applicant, "person-twice")
+        assert service.post("/v1/predict", json=body, headers={"X-Request-ID": request_id}).status_code == 200
+    wait_logged(service, "twin-2")
+    loaded = service.post(
+        "/v1/outcomes",
+        json={"outcomes": [{"applicant_id": "person-twice", "outcome": "bad", "observed_at": "2099-01-01"}]},
+        headers=bearer(ADMIN),
+    )
+    assert loaded.status_code == 422, loaded.text
+    entry = loaded.json()["detail"][0]
+    assert (entry["field"], entry["type"], entry["row"]) == ("applicant_id", "ambiguous_applicant", 0), entry
+    assert "twin-1" in entry["msg"] and "twin-2" in entry["msg"] and "request_id" in entry["msg"], entry
