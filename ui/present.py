@@ -119,7 +119,7 @@ def reasons_text(reasons: Sequence[Mapping[str, Any]], schema: FormSchema | None
 
 # ---------------------------------------------------------------- batch: reading and checking
 
-DEFAULT_ID_COLUMN = "applicant_id"  # the batch job's --id-column default (pipelines/batch_score.py)
+DEFAULT_ID_COLUMN = "applicant_id"  # the batch job's --id-column default (pipelines/batch/options.py)
 _SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
 

@@ -5,7 +5,7 @@
 talks to a running API with a served model). The Score page is filled with the
 schema's example applicant (with a longer loan) and submitted; the Batch page
 gets the CSV given. Uses the system Chromium through
-Playwright (``tests/support/browser.py``); nothing is downloaded.
+Playwright (``ui/browser.py``); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def capture_all(
     Uses ``browser`` when given (one Playwright per process), else launches the system Chromium.
     """
     if browser is None:
-        from tests.support.browser import launched_browser
+        from ui.browser import launched_browser
 
         with launched_browser() as launched:
             return capture_all(base_url, out, batch_csv, entries, browser=launched)

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipelines.data import load_applicants
+from credit_risk.data import load_applicants
 from pipelines.synthetic import generate_applicants
 from tests.conftest import Store, TrainedModel, make_store
 from tests.support.api import RunningApi, running_api

@@ -1,6 +1,6 @@
 """Monitoring: the latest drift and health summary from ``GET /v1/monitoring``.
 
-The monitor job (``pipelines/monitor.py``) computes every figure; this page
+The monitor job (``pipelines/monitor/``) computes every figure; this page
 only draws them: volume and latency over time, the decision mix, the score
 distribution against training, PSI per feature with the thresholds drawn,
 and approval-rate ratios across protected groups.
