@@ -165,11 +165,11 @@ class RequestIdLedger:
         return None
 
     def _retry(self, db: sqlite3.Connection, request_id: str, digest: bytes) -> bytes:
-        stored, answer, claimed_at = db.execute(
-            "select digest, answer, claimed_at from ids where request_id = ?", (request_id,)
+        stored, answer, claimed_at, by_client = db.execute(
+            "select digest, answer, claimed_at, client from ids where request_id = ?", (request_id,)
         ).fetchone()
         when = _moment(claimed_at)
-        if stored != digest:
+        if stored != digest or not by_client:  # an id the service made (or a batch row's) is never a retry
             raise RequestIdConflictError(
                 request_id,
                 "reused",
