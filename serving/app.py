@@ -31,6 +31,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from credit_risk import policy, registry, roles
+from credit_risk.audit.request_ids import RequestIdLedger, ledger_path
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.decision_log.retention import retention_targets
@@ -120,6 +121,13 @@ def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
     return writer
 
 
+def _open_id_ledger(config: ProjectConfig, settings: Settings) -> RequestIdLedger | None:
+    """The instance's ledger of request ids, kept with the log whose decisions they name."""
+    if not config.model.serving.prediction_log:
+        return None
+    return RequestIdLedger(ledger_path(config, settings), retention_days=config.model.prediction_log.retention_days)
+
+
 def _record_policy(config: ProjectConfig, settings: Settings) -> None:
     """Record the decision policy under its version the first time; a changed policy under a recorded
     version refuses the start. An unreachable registry only delays it (logged): it is retried at the next start."""
@@ -202,7 +210,10 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             on_swap=lambda served: metrics.set_served(served.name, served.version),
             on_attempt=record_attempt,
         )
-        runtime = Runtime(config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer)
+        ids = await run_in_threadpool(_open_id_ledger, run_config, run_settings)
+        runtime = Runtime(
+            config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer, ids=ids
+        )
         if writer is not None:
             metrics.add_gauges("credit_risk_prediction_log", "Prediction log writer counters", writer.stats)
         app.state.runtime = runtime
@@ -232,6 +243,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
                 await poller
             if writer is not None:
                 await run_in_threadpool(writer.close, run_config.model.serving.drain_timeout_seconds)
+            if ids is not None:
+                ids.close()
             log.info("scoring service stopped")
 
     app = ServiceApp(
@@ -334,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from serving.connections import HeaderDeadline
+    from serving.http_protocol import ServiceProtocol
 
     parser = argparse.ArgumentParser(description="Run the credit-risk scoring API.")
     parser.add_argument("--workers", type=int, default=1)
@@ -360,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,
         limit_concurrency=serving.max_concurrency,  # counts open connections, idle ones too
-        http=HeaderDeadline(serving.header_timeout_seconds),  # so silent connections are closed
+        # silent connections closed after the header deadline; a request the parser refuses gets a problem body
+        http=ServiceProtocol(serving.header_timeout_seconds),
         timeout_worker_healthcheck=60,  # a worker imports MLflow and loads a model before it answers pings
     )
     return 0
