@@ -314,6 +314,7 @@ def train(config: ProjectConfig, settings: Settings, *, source: str | None = Non
                 candidates=results,
                 selected=best,
                 fairness=fairness,
+                signing_key=registry.signing_key(settings),
             )
         log.info(
             "registered %s version %s (run %s) with alias %r in %.0fs",

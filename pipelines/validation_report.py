@@ -3,9 +3,10 @@
 Purpose and intended use, data and lineage (digests, row counts, time span), the candidates
 tried, holdout metrics with bootstrap confidence intervals, calibration, fairness by protected
 group, stability between training and holdout (PSI per feature), the gate results and the known
-limitations. Logged to the training run under ``validation_report/validation_report.html``; the
-version's ``validation_report`` tag names that artifact, and the API serves it
-(``GET /v1/registry/versions/{version}/validation_report``).
+limitations. Logged to the training run under ``validation_report/`` (the page and its data); the
+folder's digest is recorded at registration (and signed with ``CREDIT_RISK_MODEL_SIGNING_KEY``) like
+the model's, the version's ``validation_report`` tag names the page, and the API serves it only if it
+still matches (``GET /v1/registry/versions/{version}/validation_report``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import mlflow
 import numpy as np
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
@@ -28,8 +28,7 @@ from credit_risk.data import Split
 from credit_risk.profile import categorical_shares, numeric_edges, numeric_shares, psi
 from credit_risk.scoring import ScoringModel
 
-REPORT_TAG = registry.VALIDATION_REPORT_TAG
-REPORT_PATH = "validation_report/validation_report.html"
+REPORT_PATH = registry.REPORT_PATH
 BOOTSTRAP_ROUNDS = 300
 _CI_METRICS = ("roc_auc", "gini", "ks", "brier", "expected_cost", "approval_rate")
 
@@ -188,8 +187,10 @@ def attach(
     candidates: Sequence[Any],
     selected: Any,
     fairness: dict[str, Any],
+    signing_key: str | None = None,
 ) -> str:
-    """Write the report into the active (training) run and tag the version with it; returns the artifact path."""
+    """Write the report into the version's training run, record its digest (signed with ``signing_key``)
+    and tag the version with it; returns the artifact path."""
     y = split.holdout_y.to_numpy()
     p = model.predict_frame(split.holdout_x[list(config.features.input_names)])
     intervals = bootstrap_intervals(y, p, config)
@@ -225,7 +226,4 @@ def attach(
         "gates": registration_gates({**figures, "brier": intervals["brier"]["value"]}, fairness, config),
         "limitations": list(LIMITATIONS),
     }
-    mlflow.log_text(render(facts), REPORT_PATH)
-    mlflow.log_dict(facts, "validation_report/validation_report.json")
-    client.set_model_version_tag(version.name, str(version.version), REPORT_TAG, REPORT_PATH)
-    return REPORT_PATH
+    return registry.record_validation_report(client, version, page=render(facts), data=facts, signing_key=signing_key)

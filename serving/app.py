@@ -45,6 +45,7 @@ from serving.api.scoring import scoring_router
 from serving.metrics import MetricsMiddleware, ServiceMetrics, start_access_log
 from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
 from serving.monitoring import router as monitoring_router
+from serving.read_cache import ReadCache
 from serving.requests import RequestParser
 from serving.schemas import PromoteRequest, RollbackRequest
 from serving.state import Attempt, ModelHolder
@@ -194,7 +195,14 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             on_swap=lambda served: metrics.set_served(served.name, served.version),
             on_attempt=record_attempt,
         )
-        runtime = Runtime(config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer)
+        runtime = Runtime(
+            config=run_config,
+            settings=run_settings,
+            holder=holder,
+            metrics=metrics,
+            writer=writer,
+            reads=ReadCache(run_config.model.serving.registry_read_cache_seconds),
+        )
         if writer is not None:
             metrics.add_gauges("credit_risk_prediction_log", "Prediction log writer counters", writer.stats)
         app.state.runtime = runtime

@@ -26,6 +26,7 @@ from serving.errors import (
     problems_from_pydantic,
 )
 from serving.metrics import ServiceMetrics
+from serving.read_cache import ReadCache
 from serving.requests import load_json
 from serving.state import ModelHolder, Served
 
@@ -45,6 +46,7 @@ class Runtime:
     writer: prediction_log.PredictionLogWriter | None
     # when a decision is made (scored_at); the outcome simulator sets a simulated clock in-process
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    reads: ReadCache = field(default_factory=ReadCache)  # the public registry reads, kept briefly
 
     @property
     def serving(self) -> Any:

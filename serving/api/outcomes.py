@@ -87,7 +87,7 @@ _REQUEST_DOC = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": _inline(_SCHEMA, _SCHEMA.get("$defs", {}))}},
-    }
+    },
 }
 
 
