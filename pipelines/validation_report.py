@@ -118,6 +118,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def purpose(policy_version: str) -> str:
+    """Section 1 of the report: what the model is for, and what not."""
+    return (
+        "Estimates the probability that a consumer-credit applicant defaults (German Credit's 'bad' label), "
+        "turned into a score, a risk band and a decision (approve, refer to a credit officer, decline) by the "
+        f"decision policy {policy_version}. Intended for assisted decisions with human review of "
+        "referrals; not for applicants outside the feature schema's ranges, nor for other products."
+    )
+
+
 def render(facts: dict[str, Any]) -> str:
     """The report's HTML from its facts (a self-contained page: no scripts, no external files)."""
     esc = html.escape
@@ -126,10 +136,7 @@ def render(facts: dict[str, Any]) -> str:
         f"<h1>Validation report: {esc(facts['model_name'])} version {esc(facts['version'])}</h1>",
         f"<p>Generated {esc(facts['generated_at'])} at registration, by the training run {esc(facts['run_id'])}.</p>",
         "<h2>1. Purpose and intended use</h2>",
-        "<p>Estimates the probability that a consumer-credit applicant defaults (German Credit's 'bad' label), "
-        "turned into a score, a risk band and a decision (approve, refer to a credit officer, decline) by the "
-        f"decision policy {esc(facts['policy_version'])}. Intended for assisted decisions with human review of "
-        "referrals; not for applicants outside the feature schema's ranges, nor for other products.</p>",
+        f"<p>{esc(facts['purpose'])}</p>",
         "<h2>2. Data and lineage</h2>",
         _table(["item", "value"], [[k, v] for k, v in lineage.items()]),
         "<h2>3. Candidates tried</h2>",
@@ -202,6 +209,7 @@ def attach(
         "run_id": version.run_id,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "policy_version": config.model.decision.policy_version,
+        "purpose": purpose(config.model.decision.policy_version),
         "lineage": {
             "data file": str(config.training.data.path),
             "data_sha256": tags.get("data_sha256", "?"),
