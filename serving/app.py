@@ -38,6 +38,7 @@ from serving.api.admin import admin_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
 from serving.api.fast import FastPredict
+from serving.api.jobs import JobRequest, jobs_router
 from serving.api.outcomes import outcomes_router
 from serving.api.probes import probe_router
 from serving.api.reports import reports_router
@@ -251,7 +252,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         default_response_class=Response,
     )
     errors.install(app)
-    routers = [probe_router(), scoring_router(), admin_router(), monitoring_router, outcomes_router()]
+    routers = [probe_router(), scoring_router(), admin_router(), jobs_router(), monitoring_router, outcomes_router()]
     routers += [decisions_router(), reports_router()]
     for router in routers:
         app.include_router(router)
@@ -319,7 +320,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     _leave_out_switched_off(document, runtime.settings if runtime else Settings())
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(parser.openapi_schemas())
-    for model in (PromoteRequest, RollbackRequest):
+    for model in (PromoteRequest, RollbackRequest, JobRequest):
         schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     if runtime is not None:
         hide_unavailable_routes(document, runtime.settings)
