@@ -48,6 +48,7 @@ from serving.api.scoring import scoring_router
 from serving.metrics import MetricsMiddleware, ServiceMetrics, start_access_log
 from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
 from serving.monitoring import router as monitoring_router
+from serving.read_cache import ReadCache
 from serving.requests import RequestParser
 from serving.schemas import PromoteRequest, RollbackRequest
 from serving.state import Attempt, ModelHolder
@@ -212,7 +213,13 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         )
         ids = await run_in_threadpool(_open_id_ledger, run_config, run_settings)
         runtime = Runtime(
-            config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer, ids=ids
+            config=run_config,
+            settings=run_settings,
+            holder=holder,
+            metrics=metrics,
+            writer=writer,
+            ids=ids,
+            reads=ReadCache(run_config.model.serving.registry_read_cache_seconds),
         )
         if writer is not None:
             metrics.add_gauges("credit_risk_prediction_log", "Prediction log writer counters", writer.stats)

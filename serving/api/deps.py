@@ -30,6 +30,7 @@ from serving.errors import (
     problems_from_pydantic,
 )
 from serving.metrics import ServiceMetrics
+from serving.read_cache import ReadCache
 from serving.requests import load_json
 from serving.state import ModelHolder, Served
 
@@ -53,6 +54,7 @@ class Runtime:
     # when a decision is made (scored_at); the outcome simulator sets a simulated clock in-process
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     ids: RequestIdLedger | None = None  # every request id answered: one decision per id (None: no log kept)
+    reads: ReadCache = field(default_factory=ReadCache)  # the public registry reads, kept briefly
 
     # the ledger's controls (stop switch, experiment, approvals) as this worker last read them, and who
     # wants to know when they change; refreshed at every registry poll and after this worker's own changes

@@ -24,7 +24,7 @@ from credit_risk.outcomes.ingest import check_rows
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.performance import PerformanceSummary, summary_path
-from serving.api.deps import DECISION_ID_MAX, Runtime, require_admin, require_json, runtime_of
+from serving.api.deps import DECISION_ID_MAX, ROLE_HEADER, Runtime, require_admin, require_json, runtime_of
 from serving.errors import (
     InvalidInputError,
     NotFoundError,
@@ -88,10 +88,11 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 
 _SCHEMA = OutcomesRequest.model_json_schema()
 _REQUEST_DOC = {
+    ROLE_HEADER: "admin",  # without an admin token the route answers 404: it is left out of the document
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": _inline(_SCHEMA, _SCHEMA.get("$defs", {}))}},
-    }
+    },
 }
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -12,11 +11,10 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk import lifecycle, registry
 from credit_risk.audit.request_ids import Claim, RequestIdConflictError, request_digest
 from serving import prediction_log
 from serving.api.deps import Runtime, body_doc, request_id_from, require_json, runtime_of, served_of
-from serving.api.reports import REPORT_TAG, report_path
+from serving.api.reports import registry_snapshot
 from serving.errors import ConflictError, NoModelError, error_responses, json_response
 from serving.predict import score_records
 from serving.schemas import BatchResponse, ModelInfo, PredictionResponse, RegistryOut
@@ -309,40 +307,6 @@ def scoring_router() -> APIRouter:
     )
     async def registry_view(request: Request) -> Response:
         runtime = runtime_of(request)
-        return json_response(await run_in_threadpool(_registry_snapshot, runtime))
+        return json_response(await registry_snapshot(runtime))
 
     return router
-
-
-def _registry_snapshot(runtime: Runtime) -> dict[str, Any]:
-    name = runtime.config.model.registry.model_name
-    try:
-        client = registry.connect(runtime.settings, runtime.config.root)
-        aliases = registry.aliases_of(client, name)
-        versions = registry.list_versions(client, name)
-        history = lifecycle.alias_history(client, name)
-    except Exception as exc:
-        raise NoModelError(f"registry unreachable: {str(exc)[:300]}") from None
-    by_version: dict[str, list[str]] = {}
-    for alias, version in aliases.items():
-        by_version.setdefault(version, []).append(alias)
-    return {
-        "name": name,
-        "aliases": aliases,
-        "versions": [
-            {
-                "version": str(v.version),
-                "run_id": v.run_id,
-                "created_at": datetime_ms(v.creation_timestamp),
-                "tags": dict(v.tags),
-                "aliases": sorted(by_version.get(str(v.version), [])),
-                "validation_report": report_path(str(v.version)) if REPORT_TAG in v.tags else None,
-            }
-            for v in versions
-        ],
-        "history": [asdict(event) for event in history],
-    }
-
-
-def datetime_ms(ms: int | None) -> str:
-    return datetime.fromtimestamp((ms or 0) / 1000, UTC).isoformat(timespec="seconds")

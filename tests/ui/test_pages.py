@@ -206,6 +206,22 @@ def test_models_page_offers_each_versions_validation_report(
     assert f"version {version}</h1>" in html
 
 
+def test_models_page_shows_the_report_from_its_data_and_runs_none_of_its_html(
+    api: RunningApi, open_app: OpenApp, trained: TrainedModel
+) -> None:
+    """The page holds the admin-token fields: the registry's HTML never goes into it (no iframe, no HTML
+    element); the report's sections are Streamlit's own elements, built from the report's data."""
+    at = open_app(api.url, page="models")
+    assert not at.get("iframe") and not at.get("html"), "no HTML from the registry on the Models page"
+    version = str(trained.version.version)
+    headings = [m.value for m in at.markdown if m.value.startswith("#### Validation report")]
+    assert headings and headings[0].endswith(f"version {version}"), headings
+    tables = [frame.value for frame in at.dataframe]
+    gates = next(t for t in tables if list(t.columns) == ["gate", "value", "limit", "result"])
+    assert set(gates["gate"]) == {"min_auc", "max_brier", "min_disparate_impact"}
+    assert set(gates["result"]) <= {"passed", "failed"}
+
+
 def test_promote_without_token_is_not_sent(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="models")
     at.text_input(key="promote.reason").set_value("try")
