@@ -86,6 +86,8 @@ class ServingConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     poll_interval_seconds: float = Field(default=10.0, gt=0)
+    # /v1/registry and the validation reports: an answer is kept this long (anonymous floods cost one read)
+    registry_read_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     max_body_bytes: int = Field(default=65536, ge=1024)  # POST bodies, except a batch's
     max_batch_body_bytes: int = Field(default=2_097_152, ge=1024)  # POST /v1/predict/batch (~2 KB per applicant)
     max_batch_size: int = Field(default=1000, ge=1)
@@ -105,8 +107,11 @@ class ServingConfig(_Frozen):
     drain_timeout_seconds: float = Field(default=30.0, gt=0)  # shutdown: time allowed to flush the log
     drain_grace_seconds: float = Field(default=1.0, ge=0)  # SIGTERM: not ready, keep serving this long, then stop
     # slow clients: a request body must arrive whole within this (408 otherwise); on shutdown in-flight
-    # requests get this long before uvicorn closes them; past `max_concurrency` open requests uvicorn answers 503
+    # requests get this long before uvicorn closes them; past `max_concurrency` open connections (idle or
+    # not) uvicorn answers 503, so a connection whose request headers have not arrived whole this long after
+    # it opened (or after its previous answer) is closed (python -m serving.app)
     body_timeout_seconds: float = Field(default=10.0, gt=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=15.0, gt=0)
     max_concurrency: int = Field(default=1024, ge=1)
     # one JSON line per request on stderr (method, path, status, ms), written by a background thread

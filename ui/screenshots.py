@@ -53,7 +53,7 @@ def applicant_entries(info: Mapping[str, Any], **overrides: Any) -> list[Entry]:
     record = {**schema.example_record(), **overrides}
     return [
         (spec.label, "select", spec.label_of(record[spec.name]))
-        if spec.type == "categorical"
+        if spec.type == "categorical" or spec.value_labels
         else (spec.label, "text", str(record[spec.name]))
         for spec in schema.inputs
     ]
