@@ -72,7 +72,7 @@ def service(trained: TrainedModel, tmp_path: Path, enough_descriptors: None) -> 
             [sys.executable, "-m", "serving.app"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=45, is_alive=lambda: process.poll() is None)
+        wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=180, is_alive=lambda: process.poll() is None)
         yield Service(process=process, port=port, log=log)
     finally:
         process.kill()
