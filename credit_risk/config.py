@@ -86,6 +86,8 @@ class ServingConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     poll_interval_seconds: float = Field(default=10.0, gt=0)
+    # /v1/registry and the validation reports: an answer is kept this long (anonymous floods cost one read)
+    registry_read_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     max_body_bytes: int = Field(default=65536, ge=1024)  # POST bodies, except a batch's
     max_batch_body_bytes: int = Field(default=2_097_152, ge=1024)  # POST /v1/predict/batch (~2 KB per applicant)
     max_batch_size: int = Field(default=1000, ge=1)
@@ -105,8 +107,11 @@ class ServingConfig(_Frozen):
     drain_timeout_seconds: float = Field(default=30.0, gt=0)  # shutdown: time allowed to flush the log
     drain_grace_seconds: float = Field(default=1.0, ge=0)  # SIGTERM: not ready, keep serving this long, then stop
     # slow clients: a request body must arrive whole within this (408 otherwise); on shutdown in-flight
-    # requests get this long before uvicorn closes them; past `max_concurrency` open requests uvicorn answers 503
+    # requests get this long before uvicorn closes them; past `max_concurrency` open connections (idle or
+    # not) uvicorn answers 503, so a connection whose request headers have not arrived whole this long after
+    # it opened (or after its previous answer) is closed (python -m serving.app)
     body_timeout_seconds: float = Field(default=10.0, gt=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=15.0, gt=0)
     max_concurrency: int = Field(default=1024, ge=1)
     # one JSON line per request on stderr (method, path, status, ms), written by a background thread
@@ -135,6 +140,16 @@ class PredictionLogConfig(_Frozen):
     group_commit_ms: float = Field(default=1.0, ge=0, le=50)
     upload_artifacts: bool = True  # copy closed files to the serving run in MLflow
     upload_retry_max_seconds: float = Field(default=60.0, gt=0)  # cap of the upload retry backoff
+    # several instances may share one directory: each worker process writes under its own writer id,
+    # "<writer_id>-<random>" (null: the host name; env CREDIT_RISK_WRITER_ID names one instance)
+    writer_id: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.]+$")
+    # a writer renews its lease every third of this; another host takes a dead writer's files over only
+    # once its lease has expired (hosts' clocks must agree to well within it)
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # where the readers (monitor, performance, outcomes, audit index, replay, retraining) read the log:
+    # every listed directory, as one log (empty: the directory above); one per instance where instances
+    # cannot share one location
+    read_directories: tuple[Path, ...] = ()
 
     @model_validator(mode="after")
     def _privacy_disjoint(self) -> PredictionLogConfig:
@@ -483,6 +498,8 @@ class Settings(BaseSettings):
     approver_token_name: str | None = Field(default=None, alias="CREDIT_RISK_APPROVER_TOKEN_NAME")
     api_url: str | None = Field(default=None, alias="CREDIT_RISK_API_URL")
     log_dir: Path | None = Field(default=None, alias="CREDIT_RISK_LOG_DIR")
+    # this instance's name in its prediction-log writer ids (default: prediction_log.writer_id, else the host)
+    writer_id: str | None = Field(default=None, alias="CREDIT_RISK_WRITER_ID")
     # key of the HMAC that replaces prediction_log.hash_fields; never logged, never in config files
     log_hash_key: SecretStr | None = Field(default=None, alias="CREDIT_RISK_LOG_HASH_KEY")
     # key of the HMAC that signs each version's artifact digest at registration, checked at every

@@ -45,6 +45,7 @@ def build_context(config_dir: str, api_url_override: str | None) -> UIContext:
         max_body_bytes=serving.max_body_bytes * 9 // 10,
         max_upload_rows=ui.max_upload_rows,
         favourable_outcome=str(getattr(config.training.evaluation, "favourable_outcome", "not_declined")),
+        outcomes_batch_size=config.model.outcomes.max_batch_size,
     )
 
 

@@ -36,6 +36,7 @@ class UIContext:
     max_upload_rows: int
     # What the fairness figures count as favourable (training.yaml evaluation.favourable_outcome).
     favourable_outcome: str = "not_declined"
+    outcomes_batch_size: int = 500  # rows per POST /v1/outcomes (outcomes.max_batch_size)
 
 
 def install(context: UIContext) -> None:

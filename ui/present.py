@@ -206,7 +206,8 @@ def check_upload(frame: pd.DataFrame, schema: FormSchema, *, id_column: str | No
         hint = ""
         if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
             hint = " (the header reads as one column: is the file separated by something other than commas?)"
-        return CheckedUpload([], [], [], [f"missing required column(s): {', '.join(missing)}{hint}"], ignored)
+        columns_word = "column" if len(missing) == 1 else "columns"
+        return CheckedUpload([], [], [], [f"missing required {columns_word}: {', '.join(missing)}{hint}"], ignored)
     present = [spec for spec in schema.fields if spec.name in columns]
     absent_optional = [spec.name for spec in schema.fields if spec.name not in columns]
     records: list[dict[str, Any]] = []

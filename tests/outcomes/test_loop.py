@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -220,3 +221,22 @@ def test_no_matured_decision_says_when_the_first_matures_and_how_to_see_figures_
     matures = first + timedelta(days=3650)
     assert f"the first one (made on {first.isoformat()}) matures on {matures.isoformat()}" in done.stdout, done.stdout
     assert "as_of" in done.stdout and "maturity_days=0" in done.stdout
+
+
+def test_a_log_holding_duplicates_counts_each_decision_once_in_the_performance_figures(
+    loop: Loop, tmp_path: Path
+) -> None:
+    # the log and its outcomes copied, every log file twice (as an older release could leave it)
+    shutil.copytree(loop.log_dir.parent, tmp_path / "logs")
+    log_dir = tmp_path / "logs" / loop.log_dir.name
+    for path in list(log_dir.glob("date=*/part-*.parquet")):
+        shutil.copy(path, path.with_name(path.name.replace("part-", "part-copy_", 1)))
+    end = loop.plan.start + timedelta(days=loop.plan.days)
+    clean = _run(loop, loop.plan.start, end)
+    doubled = performance(
+        loop.store.config, loop.store.settings, start=loop.plan.start, end=end, maturity_days=MATURITY, log_dir=log_dir
+    )
+    assert clean.duplicates_dropped == 0
+    assert doubled.duplicates_dropped == len(loop.simulation.decisions) > 0, "every logged decision was there twice"
+    ours, theirs = doubled.versions[loop.champion], clean.versions[loop.champion]
+    assert (ours.decisions, ours.with_outcome, ours.auc) == (theirs.decisions, theirs.with_outcome, theirs.auc)

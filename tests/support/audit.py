@@ -43,6 +43,7 @@ def audit_client(
     reviewer: str | None = None,
     reviewer_name: str | None = "review-carol",
     config: ProjectConfig | None = None,
+    hash_key: str | None = None,
 ) -> Iterator[TestClient]:
     """The real service on ``store`` with an admin token named ops-alice, an auditor named audit-bob
     and, when given, a reviewer token named review-carol."""
@@ -56,6 +57,7 @@ def audit_client(
         CREDIT_RISK_REVIEWER_TOKEN=reviewer,
         CREDIT_RISK_REVIEWER_TOKEN_NAME=reviewer_name if reviewer else None,
         CREDIT_RISK_LOG_DIR=log_dir,
+        CREDIT_RISK_LOG_HASH_KEY=hash_key,
     )
     app = create_app(config or store.config, settings)
     with TestClient(app) as client:

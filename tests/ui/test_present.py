@@ -99,7 +99,7 @@ def test_blank_protected_field_is_optional_but_blank_input_is_not(schema: FormSc
 def test_missing_required_column_refuses_the_file(schema: FormSchema) -> None:
     frame = _upload(schema, [schema.example_record()]).drop(columns=["purpose"])
     checked = check_upload(frame, schema)
-    assert checked.records == [] and checked.file_problems == ["missing required column(s): purpose"]
+    assert checked.records == [] and checked.file_problems == ["missing required column: purpose"]
 
 
 def test_unknown_columns_are_ignored_and_named(schema: FormSchema) -> None:

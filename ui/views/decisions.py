@@ -8,6 +8,7 @@ who looked in its access log.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from html import escape
 from typing import Any
 
 import httpx
@@ -62,17 +63,14 @@ def _call(method: str, path: str, token: str, *, params: Mapping[str, Any] | Non
     raise DecisionsError(f"The service refused the request (HTTP {response.status_code}): {detail}")
 
 
-def _reasons_frame(record: Mapping[str, Any]) -> pd.DataFrame:
-    rows = [
-        {
-            "rank": i,
-            "code": r["code"],
-            "factor": r["label"],
-            "applicant's value": r.get("value_label") or r.get("value"),
-        }
-        for i, r in enumerate(record.get("reasons") or [], start=1)
-    ]
-    return pd.DataFrame(rows)
+def _reasons_html(record: Mapping[str, Any]) -> str:
+    """The principal reasons, largest first, in the schema's words; each reason code on hover."""
+    items = "".join(
+        f'<li title="reason code {escape(str(r.get("code")))}">{escape(str(r.get("label")))}: '
+        f"{escape(str(r.get('value_label') or r.get('value')))}</li>"
+        for r in record.get("reasons") or []
+    )
+    return f"<ol>{items}</ol>" if items else ""
 
 
 def _show_final(record: Mapping[str, Any]) -> None:
@@ -117,15 +115,14 @@ def _show_record(record: Mapping[str, Any], token: str) -> None:
     )
     _show_final(record)
     st.markdown("**Principal reasons** (largest first)")
-    frame = _reasons_frame(record)
-    if frame.empty:
+    reasons = _reasons_html(record)
+    if not reasons:
         st.write("No reasons were logged for this decision.")
     else:
-        st.dataframe(frame, hide_index=True)
+        st.markdown(reasons, unsafe_allow_html=True)
     with st.expander("Inputs as logged (privacy settings applied)"):
-        # one column of text: numbers and codes side by side (a mixed column is not Arrow-compatible)
-        inputs = {name: "" if value is None else str(value) for name, value in record["inputs"].items()}
-        st.dataframe(pd.DataFrame({"value": inputs}))
+        inputs = {name: "not provided" if value is None else str(value) for name, value in record["inputs"].items()}
+        st.dataframe(pd.DataFrame({"field": list(inputs), "value": list(inputs.values())}), hide_index=True)
     left, right = st.columns(2)
     if left.button("Replay this decision", key="decisions.replay_button"):
         try:

@@ -16,8 +16,10 @@ from pydantic import ValidationError
 
 from credit_risk.performance import PerformanceSummary, VersionPerformance
 from ui.api_client import ApiClient, ApiError, NotFoundError, ServiceError
-from ui.context import current, show_api_error
+from ui.context import current, may, show_api_error
+from ui.outcomes import outcomes_panel
 from ui.present import band_colours, decision_word
+from ui.refresh import refresh_panel
 
 _STATUS = {
     "ok": ("success", "**No alert.** Realized figures are within the configured margins."),
@@ -217,14 +219,32 @@ def _oversight(summary: PerformanceSummary) -> None:
         )
 
 
+def _report_params() -> dict[str, str]:
+    """The report's point in time and maturity, when an admin sets them (to see young decisions now)."""
+    if not may("admin"):
+        return {}
+    with st.expander("Report options"):
+        st.caption(
+            "Decisions count once they have matured (outcomes.maturity_days). To see figures before then, make "
+            "the report as of a later date or with a shorter maturity: such figures count young loans as good."
+        )
+        left, right = st.columns(2)
+        as_of = left.text_input("As of (YYYY-MM-DD, optional)", key="performance.as_of").strip()
+        maturity = right.text_input("Maturity in days (optional)", key="performance.maturity_days").strip()
+    return {k: v for k, v in (("as_of", as_of), ("maturity_days", maturity)) if v}
+
+
 def render() -> None:
     st.title("Performance")
+    outcomes_panel()
+    refresh_panel("performance", what="the performance report", params=_report_params(), key="performance")
     try:
         summary = fetch_summary(current().client)
     except NotFoundError:
         st.info(
-            "**No performance summary exists yet.** Load outcomes (`mlflow run . -e outcomes -P input=...` or "
-            "`POST /v1/outcomes`), then run `mlflow run . -e performance`.",
+            "**No performance report exists yet.** It compares decisions with what happened to the loans: an "
+            "admin loads an outcomes file above, then makes the report with **Refresh now** (the same job as "
+            "`make performance`).",
             icon=":material/query_stats:",
         )
         return
