@@ -21,7 +21,6 @@ from credit_risk.schema import DataValidationError, FeatureSchema
 from credit_risk.scoring import Encoder, ScoringModel
 from credit_risk.trees import FastModel, TreeEnsemble, _applicants
 from pipelines.batch import DecisionColumns
-from pipelines.batch.output import MARKER_KEY
 from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, main, rejects_path
 from pipelines.data import load_applicants
 from pipelines.synthetic import generate_applicants
@@ -214,6 +213,8 @@ def test_the_local_engine_refuses_to_overwrite_a_file_it_did_not_write(
 def test_the_local_engine_replaces_its_own_earlier_output_recognised_by_its_marker(
     trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
 ) -> None:
+    from pipelines.batch.output import MARKER_KEY
+
     source = tmp_path / "applicants.parquet"
     applicants.head(10).to_parquet(source, index=False)
     run(trained, source, tmp_path / "scores.parquet")
