@@ -163,9 +163,9 @@ class ServiceApp(FastAPI):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        fast = FastPredict(super().__call__, self._fast_runtime, lambda: getattr(self.state, "access_log", None))
+        self._fast = FastPredict(super().__call__, self._fast_runtime, lambda: getattr(self.state, "access_log", None))
         # the Host allow-list in front of both: the fast path never sees a request it refuses
-        self._front = HostCheck(fast, serving=self._serving)
+        self._front = HostCheck(self._fast, serving=self._serving)
 
     def _serving(self) -> ServingConfig | None:
         runtime: Runtime | None = getattr(self.state, "runtime", None)
