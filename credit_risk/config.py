@@ -90,6 +90,8 @@ class ServingConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     poll_interval_seconds: float = Field(default=10.0, gt=0)
+    # /v1/registry and the validation reports: an answer is kept this long (anonymous floods cost one read)
+    registry_read_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     max_body_bytes: int = Field(default=65536, ge=1024)  # POST bodies, except a batch's
     max_batch_body_bytes: int = Field(default=2_097_152, ge=1024)  # POST /v1/predict/batch (~2 KB per applicant)
     max_batch_size: int = Field(default=1000, ge=1)
@@ -113,8 +115,11 @@ class ServingConfig(_Frozen):
     drain_timeout_seconds: float = Field(default=30.0, gt=0)  # shutdown: time allowed to flush the log
     drain_grace_seconds: float = Field(default=1.0, ge=0)  # SIGTERM: not ready, keep serving this long, then stop
     # slow clients: a request body must arrive whole within this (408 otherwise); on shutdown in-flight
-    # requests get this long before uvicorn closes them; past `max_concurrency` open requests uvicorn answers 503
+    # requests get this long before uvicorn closes them; past `max_concurrency` open connections (idle or
+    # not) uvicorn answers 503, so a connection whose request headers have not arrived whole this long after
+    # it opened (or after its previous answer) is closed (python -m serving.app)
     body_timeout_seconds: float = Field(default=10.0, gt=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=15.0, gt=0)
     max_concurrency: int = Field(default=1024, ge=1)
     # one JSON line per request on stderr (method, path, status, ms), written by a background thread
@@ -352,6 +357,15 @@ class CandidatesConfig(_Frozen):
         return self
 
 
+class QuickSearchConfig(_Frozen):
+    """The first model's search (``make up`` on a fresh machine): the first candidate of each kind under
+    a lighter cross-validation, so the first page is up in minutes; ``make train`` runs the full search."""
+
+    folds: int = Field(default=5, ge=2, le=20)
+    repeats: int = Field(default=1, ge=1, le=10)
+    candidates_per_kind: int = Field(default=1, ge=1)
+
+
 class TrainingConfig(_Frozen):
     """``config/training.yaml``: how candidates are trained, selected and evaluated."""
 
@@ -360,6 +374,18 @@ class TrainingConfig(_Frozen):
     cv: CVConfig
     evaluation: EvaluationConfig
     candidates: CandidatesConfig
+    quick_search: QuickSearchConfig = QuickSearchConfig()
+
+    def quick(self) -> TrainingConfig:
+        """This configuration with the quick search's cross-validation and candidates."""
+        quick = self.quick_search
+        keep = quick.candidates_per_kind
+        candidates = CandidatesConfig(
+            logistic_regression=self.candidates.logistic_regression[:keep], xgboost=self.candidates.xgboost[:keep]
+        )
+        return self.model_copy(
+            update={"cv": CVConfig(folds=quick.folds, repeats=quick.repeats), "candidates": candidates}
+        )
 
 
 # ---------------------------------------------------------------- the whole project
