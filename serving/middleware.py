@@ -247,4 +247,6 @@ class HostCheck:
             400,
             "the Host header names a host this service does not answer for (serving.allowed_hosts): "
             "a request must name the service's own address",
+            field="host",
+            rule="allowed_hosts",
         )

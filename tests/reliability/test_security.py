@@ -133,6 +133,7 @@ def test_a_request_naming_another_host_is_refused_on_the_fast_path_and_the_frame
     for response in (http.post("/v1/predict", json=example, headers=headers), http.get("/v1/model", headers=headers)):
         assert response.status_code == 400, (host, response.status_code, response.text)
         assert "serving.allowed_hosts" in response.json()["detail"]
+        assert (response.json()["field"], response.json()["rule"]) == ("host", "allowed_hosts")
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "127.0.0.1"])
