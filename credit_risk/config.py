@@ -9,6 +9,7 @@ Environment variables are only for what differs between deployments
 from __future__ import annotations
 
 import math
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -82,6 +83,9 @@ class PromotionGates(_Frozen):
     max_brier: float = Field(ge=0, le=1)
 
 
+_HOST_ENTRY = re.compile(r"\*|([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
 class ServingConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -92,6 +96,10 @@ class ServingConfig(_Frozen):
     max_batch_body_bytes: int = Field(default=2_097_152, ge=1024)  # POST /v1/predict/batch (~2 KB per applicant)
     max_batch_size: int = Field(default=1000, ge=1)
     cors_origins: tuple[str, ...] = ()
+    # Host headers answered (others get 400: DNS rebinding); each "name" or "name:port", "*" for any.
+    # null: `host` (unless 0.0.0.0/::), localhost, 127.0.0.1 and [::1], and the address a request came in
+    # on; a name without a port matches no port, `port`, or the port the request came in on
+    allowed_hosts: tuple[str, ...] | None = None
     retry_seconds: float = Field(default=2.0, gt=0)  # registry re-check interval while no model is served
     warmup_rounds: int = Field(default=20, ge=1)  # example scorings before a version is switched in
     # a worker accepts requests once its first load is done (or failed), or after this
@@ -119,6 +127,13 @@ class ServingConfig(_Frozen):
     # single requests: "numpy" (the trees as arrays; probabilities and TreeSHAP reasons, verified against
     # XGBoost at load) or "xgboost" (inplace_predict and pred_contribs); large batches always use XGBoost
     tree_runtime: Literal["numpy", "xgboost"] = "numpy"
+
+    @model_validator(mode="after")
+    def _hosts_well_formed(self) -> ServingConfig:
+        bad = [host for host in self.allowed_hosts or () if not _HOST_ENTRY.fullmatch(host)]
+        if bad:
+            raise ValueError(f"allowed_hosts: {bad}: expected a host name, an [IPv6] address or '*', optionally :port")
+        return self
 
 
 class PredictionLogConfig(_Frozen):
@@ -245,6 +260,15 @@ class AuditConfig(_Frozen):
     probability_tolerance: float = Field(default=1e-6, ge=0, le=1e-3)
 
 
+class SecurityConfig(_Frozen):
+    """What the service and the jobs refuse to trust."""
+
+    # true: a version whose artifact digest is not signed under CREDIT_RISK_MODEL_SIGNING_KEY is never
+    # served, promoted or rolled back to (and none is while the key is not set); false: the signature is
+    # checked only when the key is set, and the service warns at every start that it is not
+    require_signed_models: bool = False
+
+
 class ModelConfig(_Frozen):
     """``config/model_config.yaml``: what is served and how decisions are made."""
 
@@ -261,6 +285,7 @@ class ModelConfig(_Frozen):
     ui: UIConfig = UIConfig()
     notices: NoticesConfig
     audit: AuditConfig = AuditConfig()
+    security: SecurityConfig = SecurityConfig()
 
     @model_validator(mode="after")
     def _bands_cover_all(self) -> ModelConfig:
