@@ -29,7 +29,7 @@ from tests.conftest import write_config_dir
 from tests.reliability.conftest import Fleet, artifact_dir, read_log, serving_section, wait_until
 from tests.support.processes import RunningProcess, free_port, running_process
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard: set-up trains models, slow on a loaded machine
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 HASHED = ("personal_status_and_sex", "age_in_years", "foreign_worker")
 UI_ORIGINS = tuple(serving_section()["cors_origins"])
