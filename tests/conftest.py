@@ -39,12 +39,15 @@ FAST_TRAINING = {
 
 
 def write_config_dir(target: Path, *, training: dict | None = None, model: dict | None = None) -> Path:
-    """Copy ``config/`` to ``target`` with top-level keys of training.yaml / model_config.yaml replaced."""
+    """Copy ``config/`` to ``target`` with top-level keys of training.yaml / model_config.yaml replaced.
+
+    The files state only what differs from the defaults, so an override names a whole top-level
+    section as it should be (keys it leaves out are at their defaults)."""
     shutil.copytree(DEFAULT_CONFIG_DIR, target, dirs_exist_ok=True)
     for name, overrides in (("training.yaml", training), ("model_config.yaml", model)):
         if overrides:
             path = target / name
-            data = yaml.safe_load(path.read_text())
+            data = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
             data.update(overrides)
             path.write_text(yaml.safe_dump(data, sort_keys=False))
     return target
