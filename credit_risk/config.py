@@ -660,21 +660,53 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    mlflow_tracking_uri: str | None = Field(default=None, alias="MLFLOW_TRACKING_URI")
-    config_dir: Path = Field(default=DEFAULT_CONFIG_DIR, alias="CREDIT_RISK_CONFIG_DIR")
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        alias="MLFLOW_TRACKING_URI",
+        description="The tracking and registry store; unset: sqlite:///<project>/mlruns/mlflow.db.",
+    )
+    config_dir: Path = Field(
+        default=DEFAULT_CONFIG_DIR, alias="CREDIT_RISK_CONFIG_DIR", description="The folder with the YAML files."
+    )
     # one bearer token per role; each has a name (recorded in the alias history and the access log):
     # from *_TOKEN_NAME, or a "name:token" value, else the role's own name
-    admin_token: str | None = Field(default=None, alias="CREDIT_RISK_ADMIN_TOKEN")
-    admin_token_name: str | None = Field(default=None, alias="CREDIT_RISK_ADMIN_TOKEN_NAME")
-    auditor_token: str | None = Field(default=None, alias="CREDIT_RISK_AUDITOR_TOKEN")
-    auditor_token_name: str | None = Field(default=None, alias="CREDIT_RISK_AUDITOR_TOKEN_NAME")
-    api_url: str | None = Field(default=None, alias="CREDIT_RISK_API_URL")
-    log_dir: Path | None = Field(default=None, alias="CREDIT_RISK_LOG_DIR")
-    # key of the HMAC that replaces prediction_log.hash_fields; never logged, never in config files
-    log_hash_key: SecretStr | None = Field(default=None, alias="CREDIT_RISK_LOG_HASH_KEY")
-    # key of the HMAC that signs each version's artifact digest at registration, checked at every
-    # load when set; held outside MLflow, so writing the registry is not enough to forge a model
-    model_signing_key: SecretStr | None = Field(default=None, alias="CREDIT_RISK_MODEL_SIGNING_KEY")
+    admin_token: str | None = Field(
+        default=None,
+        alias="CREDIT_RISK_ADMIN_TOKEN",
+        description="Bearer token of the admin role (admin routes, and what the auditor may); unset: admin routes off.",
+    )
+    admin_token_name: str | None = Field(
+        default=None,
+        alias="CREDIT_RISK_ADMIN_TOKEN_NAME",
+        description="The admin token's name, recorded as the actor (else a name:token value's name, else admin).",
+    )
+    auditor_token: str | None = Field(
+        default=None,
+        alias="CREDIT_RISK_AUDITOR_TOKEN",
+        description="Bearer token of the auditor role (the decision routes); unset: those routes off.",
+    )
+    auditor_token_name: str | None = Field(
+        default=None, alias="CREDIT_RISK_AUDITOR_TOKEN_NAME", description="The auditor token's name."
+    )
+    api_url: str | None = Field(
+        default=None, alias="CREDIT_RISK_API_URL", description="The API the UI talks to (overrides ui.api_url)."
+    )
+    log_dir: Path | None = Field(
+        default=None,
+        alias="CREDIT_RISK_LOG_DIR",
+        description="The prediction log folder (overrides prediction_log.directory).",
+    )
+    log_hash_key: SecretStr | None = Field(
+        default=None,
+        alias="CREDIT_RISK_LOG_HASH_KEY",
+        description="Key of the HMAC that replaces prediction_log.hash_fields; never logged, never in config files.",
+    )
+    model_signing_key: SecretStr | None = Field(
+        default=None,
+        alias="CREDIT_RISK_MODEL_SIGNING_KEY",
+        description="Signs each version's artifact digest at registration; when set, every load refuses a version "
+        "without a valid signature (held outside MLflow, so writing the registry is not enough to forge a model).",
+    )
 
 
 def configuration_models() -> list[type[BaseModel]]:
