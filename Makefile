@@ -73,9 +73,13 @@ batch: setup
 config: setup
 	$(BIN)/python -m credit_risk.config --show $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR))
 
-## Second command: set up (with test extras and system packages) and run the whole suite.
+## Second command: set up (with test extras and system packages) and run the whole suite on both
+## cores (pytest-xdist; the groups that must not run at once are in tests/conftest.py). TEST_WORKERS=0
+## runs it in one process.
+TEST_WORKERS ?= 2
+
 test: setup-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 lint: setup-dev
 	$(BIN)/ruff check .
