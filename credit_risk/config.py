@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from credit_risk.schema import FeatureSchema
 
+MIN_SECRET_LENGTH = 16  # role tokens and keys: shorter ones are refused at start
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "config"
 
@@ -658,7 +659,7 @@ class Settings(BaseSettings):
     embedded store ``sqlite:///mlruns/mlflow.db`` under the project is used.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)  # never print a secret
 
     mlflow_tracking_uri: str | None = Field(
         default=None,
@@ -668,8 +669,8 @@ class Settings(BaseSettings):
     config_dir: Path = Field(
         default=DEFAULT_CONFIG_DIR, alias="CREDIT_RISK_CONFIG_DIR", description="The folder with the YAML files."
     )
-    # one bearer token per role; each has a name (recorded in the alias history and the access log):
-    # from *_TOKEN_NAME, or a "name:token" value, else the role's own name
+    # one bearer token per role (credit_risk/roles.py says what each may do); each has a name, recorded
+    # in the ledger and the access log: from *_TOKEN_NAME, else the role's own name
     admin_token: str | None = Field(
         default=None,
         alias="CREDIT_RISK_ADMIN_TOKEN",
@@ -678,7 +679,7 @@ class Settings(BaseSettings):
     admin_token_name: str | None = Field(
         default=None,
         alias="CREDIT_RISK_ADMIN_TOKEN_NAME",
-        description="The admin token's name, recorded as the actor (else a name:token value's name, else admin).",
+        description="The admin token's name, recorded as the actor (else admin).",
     )
     auditor_token: str | None = Field(
         default=None,
@@ -687,6 +688,18 @@ class Settings(BaseSettings):
     )
     auditor_token_name: str | None = Field(
         default=None, alias="CREDIT_RISK_AUDITOR_TOKEN_NAME", description="The auditor token's name."
+    )
+    reviewer_token: str | None = Field(
+        default=None, alias="CREDIT_RISK_REVIEWER_TOKEN", description="Bearer token of the reviewer role."
+    )
+    reviewer_token_name: str | None = Field(
+        default=None, alias="CREDIT_RISK_REVIEWER_TOKEN_NAME", description="The reviewer token's name."
+    )
+    approver_token: str | None = Field(
+        default=None, alias="CREDIT_RISK_APPROVER_TOKEN", description="Bearer token of the approver role."
+    )
+    approver_token_name: str | None = Field(
+        default=None, alias="CREDIT_RISK_APPROVER_TOKEN_NAME", description="The approver token's name."
     )
     api_url: str | None = Field(
         default=None, alias="CREDIT_RISK_API_URL", description="The API the UI talks to (overrides ui.api_url)."
@@ -707,6 +720,25 @@ class Settings(BaseSettings):
         description="Signs each version's artifact digest at registration; when set, every load refuses a version "
         "without a valid signature (held outside MLflow, so writing the registry is not enough to forge a model).",
     )
+
+    @model_validator(mode="after")
+    def _secrets_long_enough(self) -> Settings:
+        """A short token or key is guessable: refuse to start with one, naming the variable (never its value)."""
+        secrets = {
+            f"CREDIT_RISK_{role.upper()}_TOKEN": getattr(self, f"{role}_token")
+            for role in ("admin", "auditor", "reviewer", "approver")
+        }
+        secrets["CREDIT_RISK_LOG_HASH_KEY"] = self.log_hash_key.get_secret_value() if self.log_hash_key else None
+        secrets["CREDIT_RISK_MODEL_SIGNING_KEY"] = (
+            self.model_signing_key.get_secret_value() if self.model_signing_key else None
+        )
+        short = [name for name, value in secrets.items() if value and len(value) < MIN_SECRET_LENGTH]
+        if short:
+            raise ValueError(
+                f"{', '.join(short)}: shorter than {MIN_SECRET_LENGTH} characters; use a long random value "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(24))')"
+            )
+        return self
 
 
 def configuration_models() -> list[type[BaseModel]]:

@@ -156,13 +156,12 @@ def _section_rows_single(model: type, name: str) -> list[str]:
 
 
 def openapi_document() -> dict[str, Any]:
-    """The service's OpenAPI document with every route on (both roles' tokens set), for the shipped schema."""
-    saved = {key: os.environ.get(key) for key in ("CREDIT_RISK_ADMIN_TOKEN", "CREDIT_RISK_AUDITOR_TOKEN")}
-    saved["CREDIT_RISK_CONFIG_DIR"] = os.environ.get("CREDIT_RISK_CONFIG_DIR")
-    os.environ.update(
-        CREDIT_RISK_ADMIN_TOKEN="reference", CREDIT_RISK_AUDITOR_TOKEN="reference", CREDIT_RISK_CONFIG_DIR=""
-    )
-    os.environ.pop("CREDIT_RISK_CONFIG_DIR")
+    """The service's OpenAPI document with every route on (each role's token set), for the shipped schema."""
+    roles = ("ADMIN", "AUDITOR", "REVIEWER", "APPROVER")
+    changed = {f"CREDIT_RISK_{role}_TOKEN": "reference-token-for-the-docs" for role in roles}
+    saved = {key: os.environ.get(key) for key in [*changed, "CREDIT_RISK_CONFIG_DIR"]}
+    os.environ.update(changed)
+    os.environ.pop("CREDIT_RISK_CONFIG_DIR", None)  # the shipped config/
     try:
         from serving.app import create_app
 

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from credit_risk import policy, registry
+from credit_risk import policy, registry, roles
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
 from serving import errors, prediction_log
@@ -68,6 +68,10 @@ async def _poll_forever(runtime: Runtime, first_attempt: asyncio.Event) -> None:
             )
         except Exception:
             log.exception("model poll failed")
+        try:  # the ledger's controls (stop switch, experiments), on the same beat and before the first request
+            await anyio.to_thread.run_sync(runtime.refresh_controls, abandon_on_cancel=True)
+        except Exception as exc:
+            log.warning("ledger read failed: %s", exc)
         finally:
             first_attempt.set()
         trigger = "poll"
@@ -178,6 +182,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         _fail_fast_registry_calls()
         run_settings = settings or Settings()
         run_config = config or load_project_config(run_settings.config_dir)
+        roles.role_tokens(run_settings)  # a badly named or shared token refuses the start, naming it
         await _record_policy_at_start(run_config, run_settings)
         writer = await run_in_threadpool(_start_writer, run_config, run_settings)
         if writer is not None:
@@ -320,15 +325,22 @@ app = create_app()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m serving.app [--workers N]``: serve on ``serving.host``:``serving.port`` (127.0.0.1:8000)."""
+    """``python -m serving.app [--workers N] [--host H] [--port P]``: serve on ``serving.host``:``serving.port``
+    (127.0.0.1:8000) unless given."""
     import argparse
 
     import uvicorn
 
     parser = argparse.ArgumentParser(description="Run the credit-risk scoring API.")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--host", default=None, help="address to bind (default: serving.host)")
+    parser.add_argument("--port", type=int, default=None, help="port to bind (default: serving.port)")
     args = parser.parse_args(argv)
     serving = load_project_config(Settings().config_dir).model.serving
+    host = args.host or serving.host
+    port = serving.port if args.port is None else args.port
+    if not 1 <= port <= 65535:
+        parser.error(f"--port: {port} is not a port number (1 to 65535)")
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # the workers inherit it: /metrics then sums every worker (Prometheus' multiprocess mode)
         metrics_dir = tempfile.mkdtemp(prefix="credit-risk-metrics-")
@@ -337,8 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     # no access log: every scored request is in the prediction log and counted in /metrics
     uvicorn.run(
         "serving.app:app",
-        host=serving.host,
-        port=serving.port,
+        host=host,
+        port=port,
         workers=args.workers,
         access_log=False,
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,

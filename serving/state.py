@@ -127,6 +127,13 @@ class ModelHolder:
     _client: MlflowClient | None = None
     _refused: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # version -> tags when refused
 
+    def client(self) -> MlflowClient:
+        """The registry client the polls share (built again after a failed registry check)."""
+        client = self._client
+        if client is None:
+            client = self._client = self.client_factory()
+        return client
+
     # ------------------------------------------------------------ readiness
 
     def not_ready_reason(self) -> str | None:

@@ -238,3 +238,32 @@ def _finish(client: MlflowClient, name: str, entry: _Entry, state: str, note: st
     event = replace(entry.event, state=state, completed_at=_now(), note=note)
     _write(client, name, _Entry(entry.key, event))
     return event
+
+
+def record_event(
+    client: MlflowClient,
+    name: str,
+    *,
+    subject: str,
+    action: str,
+    reason: str,
+    figures: dict[str, Any] | None = None,
+    actor: str | None = None,
+    stale_after: float = STALE_AFTER_SECONDS,
+    wait: float = WAIT_SECONDS,
+) -> AliasEvent:
+    """Record a change that moves no alias (the stop switch, an experiment, an approval) in the same
+    ordered history, under ``subject`` in place of an alias: one ledger, one order, actor and reason."""
+    template = AliasEvent(
+        sequence=0,
+        at="",
+        alias=subject,
+        from_version=None,
+        to_version=str((figures or {}).get("version", "")),
+        action=action,
+        actor=actor or getpass.getuser(),
+        reason=reason,
+        figures=figures or {},
+    )
+    entry = _claim(client, name, template, stale_after=stale_after, deadline=time.monotonic() + wait)
+    return _finish(client, name, entry, "completed", "")

@@ -45,7 +45,7 @@ class AuditServices:
             access.index_path(config, settings),
             refresh_seconds=config.model.audit.refresh_seconds,
         )
-        self.access = access.AccessLog(access.access_log_path(config, settings))
+        self.access = runtime.access
         key = settings.model_signing_key.get_secret_value() if settings.model_signing_key else None
         self.cache = replay.VersionCache(registry.connect(settings, config.root), config, signing_key=key)
         self.replay_lock = threading.Lock()

@@ -14,7 +14,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from credit_risk import roles
+from credit_risk.audit import access
 from credit_risk.config import ProjectConfig, Settings
+from credit_risk.lifecycle import ledger
 from serving import prediction_log
 from serving.errors import (
     ForbiddenError,
@@ -46,9 +49,34 @@ class Runtime:
     # when a decision is made (scored_at); the outcome simulator sets a simulated clock in-process
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
+    # the ledger's controls (stop switch, experiment, approvals) as this worker last read them, and who
+    # wants to know when they change; refreshed at every registry poll and after this worker's own changes
+    controls: ledger.Controls = field(default_factory=ledger.Controls)
+    control_listeners: list[Callable[[ledger.Controls], None]] = field(default_factory=list)
+    _access: access.AccessLog | None = None
+
     @property
     def serving(self) -> Any:
         return self.config.model.serving
+
+    @property
+    def access(self) -> access.AccessLog:
+        """The access log (who read or changed what), opened on first use."""
+        if self._access is None:
+            self._access = access.AccessLog(access.access_log_path(self.config, self.settings))
+        return self._access
+
+    def refresh_controls(self) -> ledger.Controls:
+        """Read the ledger's controls now (blocking: call from a thread); tell the listeners of a change."""
+        controls = ledger.read_controls(self.holder.client(), self.config.model.registry.model_name)
+        if controls.sequence != self.controls.sequence or controls.latest != self.controls.latest:
+            self.controls = controls
+            for listener in self.control_listeners:
+                listener(controls)
+        return self.controls
+
+    def record_refusal(self, *, actor: str, role: str, status: int, method: str, path: str) -> None:
+        self.access.record(actor=actor, role=role, action="refused", status=status, method=method, path=path)
 
 
 # ------------------------------------------------------------------ request helpers
@@ -119,42 +147,12 @@ def request_id_of(request: Request) -> str:
 
 # ------------------------------------------------------------------ roles
 
-ROLES = ("auditor", "admin")  # each role may do what the roles before it may
-ROLE_HEADER = "x-required-role"  # on an operation in the OpenAPI document: the role it needs
-_TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+ROLE_HEADER = "x-required-role"  # on an operation in the OpenAPI document: the permission it needs
 
-_bearer = HTTPBearer(auto_error=False, description="a role token: CREDIT_RISK_ADMIN_TOKEN or CREDIT_RISK_AUDITOR_TOKEN")
-
-
-@dataclass(frozen=True)
-class RoleToken:
-    role: str
-    name: str
-    token: str
-
-
-def role_tokens(settings: Settings) -> list[RoleToken]:
-    """The configured tokens, one per role. A token's name comes from ``CREDIT_RISK_<ROLE>_TOKEN_NAME``,
-    else from a ``name:token`` value, else it is the role's own name."""
-    tokens = []
-    for role in ROLES:
-        value = getattr(settings, f"{role}_token")
-        if not value:
-            continue
-        name = getattr(settings, f"{role}_token_name")
-        if not name and ":" in value and _TOKEN_NAME.match(value.split(":", 1)[0]):
-            name, value = value.split(":", 1)
-        tokens.append(RoleToken(role=role, name=name or role, token=value))
-    return tokens
-
-
-def grants(role: str, needed: str) -> bool:
-    return ROLES.index(role) >= ROLES.index(needed)
-
-
-def role_available(settings: Settings, needed: str) -> bool:
-    """Some configured token may use routes that need ``needed``: else those routes do not exist."""
-    return any(grants(token.role, needed) for token in role_tokens(settings))
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="a role token: CREDIT_RISK_ADMIN_TOKEN, _AUDITOR_TOKEN, _REVIEWER_TOKEN or _APPROVER_TOKEN",
+)
 
 
 @dataclass(frozen=True)
@@ -171,39 +169,57 @@ class Caller:
 
     @property
     def actor(self) -> str:
-        """How the alias history and the access log name the caller."""
+        """How the ledger and the access log name the caller."""
         return f"{self.name} ({self.role})"
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.runtime, item)
 
 
+def _refuse(request: Request, runtime: Runtime, error: Exception, *, status: int, actor: str, role: str) -> Exception:
+    """A refused attempt is in the access log too (who tried what, and why it was refused)."""
+    log_refusal = getattr(runtime, "record_refusal", None)
+    if log_refusal is not None:
+        log_refusal(actor=actor, role=role, status=status, method=request.method, path=request.url.path)
+    return error
+
+
 def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None, needed: str) -> Caller:
     runtime = runtime_of(request)
-    allowed = [token for token in role_tokens(runtime.settings) if grants(token.role, needed)]
-    if not allowed:
+    every = roles.role_tokens(runtime.settings)
+    if not any(roles.grants(token.role, needed) for token in every):
         raise NotFoundError("Not Found")
     if credentials is None or not credentials.credentials:
-        raise UnauthorizedError("a bearer token is required")
+        raise _refuse(
+            request, runtime, UnauthorizedError("a bearer token is required"), status=401, actor="-", role="-"
+        )
     given = credentials.credentials.encode("utf-8", "surrogateescape")
-    every = role_tokens(runtime.settings)
     # compare with every token, in constant time each, whatever matches first
     matches = [token for token in every if hmac.compare_digest(given, token.token.encode())]
     if not matches:
-        raise ForbiddenError("the bearer token is not valid")
+        raise _refuse(
+            request, runtime, ForbiddenError("the bearer token is not valid"), status=403, actor="-", role="-"
+        )
     token = matches[0]
-    if not grants(token.role, needed):
-        raise ForbiddenError(f"the {token.role} role may not do this: it needs the {needed} role")
+    if not roles.grants(token.role, needed):
+        raise _refuse(
+            request,
+            runtime,
+            ForbiddenError(f"the {token.role} role may not do this: it needs the {needed} role"),
+            status=403,
+            actor=token.name,
+            role=token.role,
+        )
     caller = Caller(runtime=runtime, name=token.name, role=token.role)
-    request.state.actor = caller.actor  # the admin routes record it in the alias history
+    request.state.actor = caller.actor  # the admin routes record it in the ledger
     return caller
 
 
 def require_role(needed: str) -> Any:
-    """A dependency: the caller, when its bearer token has ``needed`` (or a role above it);
-    404 when no token could (the routes do not exist), 401 without a token, 403 otherwise."""
-    if needed not in ROLES:
-        raise ValueError(f"unknown role {needed!r}")
+    """A dependency: the caller, when its bearer token grants ``needed`` (credit_risk/roles.py);
+    404 when no configured token could (the routes do not exist), 401 without a token, 403 otherwise."""
+    if needed not in roles.PERMISSIONS:
+        raise ValueError(f"unknown permission {needed!r}")
 
     def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -213,18 +229,10 @@ def require_role(needed: str) -> Any:
     return dependency
 
 
-def require_admin(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Caller:
-    """The admin role (compared in constant time); no admin token configured: the admin routes do not exist."""
-    return _authenticate(request, credentials, "admin")
-
-
-def require_auditor(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Caller:
-    """The auditor role (or admin); no such token configured: the decision routes do not exist."""
-    return _authenticate(request, credentials, "auditor")
+require_admin = require_role("admin")  # promote, roll back, reload, outcomes, automation, experiments
+require_auditor = require_role("auditor")  # decisions, notices, replay
+require_reviewer = require_role("reviewer")  # cases and contests
+require_approver = require_role("approver")  # promotion approvals
 
 
 def hide_unavailable_routes(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -237,7 +245,7 @@ def hide_unavailable_routes(document: dict[str, Any], settings: Settings) -> dic
             needed = operation.get(ROLE_HEADER) if isinstance(operation, dict) else None
             if needed is None and path.startswith("/v1/admin/"):
                 needed = "admin"
-            if needed is not None and not role_available(settings, needed):
+            if needed is not None and not roles.permission_available(settings, needed):
                 del paths[path][method]
         if not paths[path]:
             del paths[path]

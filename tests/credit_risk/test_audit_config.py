@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from credit_risk.config import DEFAULT_CONFIG_DIR, ConfigError, Settings, load_project_config
-from serving.api.deps import role_tokens
+from credit_risk.roles import grants, role_tokens
 
 pytestmark = pytest.mark.code
 
@@ -46,12 +46,49 @@ def test_a_bad_notices_or_audit_value_fails_naming_the_key(tmp_path: Path, chang
         load_project_config(_config_with(tmp_path, change))
 
 
-def test_role_tokens_take_their_names_from_the_environment_or_the_value() -> None:
+def test_role_tokens_take_their_names_from_the_environment_and_keep_a_colon_in_the_secret() -> None:
     settings = Settings(
-        CREDIT_RISK_ADMIN_TOKEN="ops-alice:secret-1",
-        CREDIT_RISK_AUDITOR_TOKEN="secret:2",
+        CREDIT_RISK_ADMIN_TOKEN="ops-alice:secret-0123456789",
+        CREDIT_RISK_AUDITOR_TOKEN="secret:2-0123456789abc",
         CREDIT_RISK_AUDITOR_TOKEN_NAME="audit-bob",
+        CREDIT_RISK_REVIEWER_TOKEN="reviewer-token-0123456789",
     )
     tokens = {(t.role, t.name, t.token) for t in role_tokens(settings)}
-    assert tokens == {("admin", "ops-alice", "secret-1"), ("auditor", "audit-bob", "secret:2")}
-    assert [(t.role, t.name) for t in role_tokens(Settings(CREDIT_RISK_ADMIN_TOKEN="plain"))] == [("admin", "admin")]
+    assert tokens == {
+        ("admin", "admin", "ops-alice:secret-0123456789"),
+        ("auditor", "audit-bob", "secret:2-0123456789abc"),
+        ("reviewer", "reviewer", "reviewer-token-0123456789"),
+    }, "a name:token value is no longer split: the name comes from *_TOKEN_NAME only"
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "CREDIT_RISK_ADMIN_TOKEN",
+        "CREDIT_RISK_AUDITOR_TOKEN",
+        "CREDIT_RISK_REVIEWER_TOKEN",
+        "CREDIT_RISK_APPROVER_TOKEN",
+        "CREDIT_RISK_LOG_HASH_KEY",
+        "CREDIT_RISK_MODEL_SIGNING_KEY",
+    ],
+)
+def test_a_token_or_key_shorter_than_16_characters_is_refused_at_start_naming_it(variable: str) -> None:
+    with pytest.raises(ValueError, match=variable) as raised:
+        Settings(**{variable: "short-secret"})
+    assert "short-secret" not in str(raised.value), "the refusal must not print the secret"
+    Settings(**{variable: "long-enough-secret-0123"})  # 16 or more: accepted
+
+
+def test_two_roles_with_the_same_token_or_a_bad_name_are_refused() -> None:
+    same = Settings(CREDIT_RISK_ADMIN_TOKEN="same-token-0123456789", CREDIT_RISK_AUDITOR_TOKEN="same-token-0123456789")
+    with pytest.raises(ConfigError, match="same token"):
+        role_tokens(same)
+    badly_named = Settings(CREDIT_RISK_ADMIN_TOKEN="admin-token-0123456789", CREDIT_RISK_ADMIN_TOKEN_NAME="a b")
+    with pytest.raises(ConfigError, match="CREDIT_RISK_ADMIN_TOKEN_NAME"):
+        role_tokens(badly_named)
+
+
+def test_permissions_are_a_table_not_a_ladder() -> None:
+    assert grants("admin", "reviewer") and grants("admin", "auditor")
+    assert not grants("admin", "approver"), "the admin who asks for a promotion cannot also approve it"
+    assert not grants("reviewer", "auditor") and not grants("approver", "admin")

@@ -67,3 +67,20 @@ def test_promote_body_is_validated_before_anything_runs(client: TestClient) -> N
         response = client.post("/v1/admin/promote", json=body, headers=headers)
         assert response.status_code == 422, response.text
         assert response.json()["detail"][0]["field"] == field
+
+
+def test_refused_attempts_are_in_the_access_log_with_who_and_why(trained: TrainedModel, tmp_path: Path) -> None:
+    import json
+
+    with app_client(trained.store, tmp_path / "log") as client:
+        assert client.post("/v1/admin/reload").status_code == 401
+        assert (
+            client.post("/v1/admin/reload", headers={"Authorization": "Bearer not-a-token-at-all"}).status_code == 403
+        )
+    lines = (tmp_path / "audit" / "access.jsonl").read_text().splitlines()
+    refused = [json.loads(line) for line in lines if json.loads(line)["action"] == "refused"]
+    assert [(entry["status"], entry["path"], entry["method"]) for entry in refused] == [
+        (401, "/v1/admin/reload", "POST"),
+        (403, "/v1/admin/reload", "POST"),
+    ]
+    assert all("not-a-token" not in line for line in lines), "the access log must not hold a tried token"
