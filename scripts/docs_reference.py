@@ -113,6 +113,8 @@ def configuration_reference() -> str:
             annotation = field.annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
                 lines += [f"### `{name}`", "", _cell(annotation.__doc__ or ""), "", *header]
+                if field.description:  # a section replaced whole: its default, then its keys
+                    lines += _section_rows_single(model, name)
                 lines += _section_rows(annotation, f"{name}.")
             else:
                 lines += [f"### `{name}`", "", *header, *_section_rows_single(model, name)]

@@ -12,7 +12,6 @@ from credit_risk.config import (
     ConfigError,
     ModelConfig,
     ServingConfig,
-    TrainingConfig,
     configuration_models,
     field_description,
     load_project_config,
@@ -132,6 +131,13 @@ def test_a_section_states_only_what_differs(tmp_path: Path) -> None:
     serving = load_project_config(config_dir).model.serving
     assert serving.port == 9123
     assert serving.model_dump(exclude={"port"}) == ServingConfig().model_dump(exclude={"port"})
+
+
+def test_a_candidates_section_replaces_the_default_grid_whole(tmp_path: Path) -> None:
+    logistic_only = {"candidates": {"logistic_regression": [{"C": 0.3}]}}
+    candidates = load_project_config(write_config_dir(tmp_path / "config", training=logistic_only)).training.candidates
+    assert [c.C for c in candidates.logistic_regression] == [0.3]
+    assert candidates.xgboost == (), "a kind the file leaves out has no candidates"
 
 
 def test_every_configuration_key_has_a_description() -> None:
