@@ -86,7 +86,7 @@ config: setup
 TEST_WORKERS ?= 2
 
 test: setup-dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup-dev
 	$(BIN)/ruff check .

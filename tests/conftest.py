@@ -160,12 +160,13 @@ def _tracking_uri_follows_fixture(request: pytest.FixtureRequest) -> None:
 
 # ------------------------------------------------------------------ running on both cores (pytest-xdist)
 #
-# `make test` runs the suite with `-n 2 --dist loadgroup`: each xdist group runs whole, in order,
-# on one worker. A file is its own group (its module fixtures are built once, its tests keep their
-# order); the files of a group below share one group, so they run one after the other and never
-# at the same time as each other: fleets under fixed-rate load and tests that time answers, the
-# JVM (Spark), the browser. The groups are handed out longest first (the order below, then the
-# other files as collected), so no long group starts last.
+# `make test` runs the suite with `-n 2 --dist loadfile`, scheduled by FileGroupScheduling below:
+# each group runs whole, in order, on one worker. A file is its own group (its module fixtures are
+# built once, its tests keep their order); the files of a group below share one group, so they run
+# one after the other and never at the same time as each other: fleets under fixed-rate load and
+# tests that time answers, the JVM (Spark), the browser. The groups are handed out longest first
+# (the order below, then the other files as collected), so no long group starts last. (xdist's own
+# `loadgroup` cannot be used: it renames node ids, which pytest 9 no longer lets a plugin do.)
 SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
     "documented": ("tests/documented/test_commands.py",),
     "timing": (
@@ -185,16 +186,27 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
 _GROUP_OF_FILE = {path: group for group, paths in SERIAL_GROUPS.items() for path in paths}
 
 
-def _group(item: pytest.Item) -> str:
-    path = item.path.relative_to(PROJECT_ROOT).as_posix()
+def group_of(nodeid: str) -> str:
+    """The xdist group of a test: its serial group, else its file."""
+    path = nodeid.split("::", 1)[0]
     return _GROUP_OF_FILE.get(path, path)
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test gets its xdist group; the serial groups are collected first, longest first."""
+    """The serial groups are collected first, longest first; files keep their order (a stable sort)."""
     rank = {group: index for index, group in enumerate(SERIAL_GROUPS)}
-    for item in items:
-        if not any(item.iter_markers("xdist_group")):
-            item.add_marker(pytest.mark.xdist_group(_group(item)))
-    items.sort(key=lambda item: rank.get(_group(item), len(rank)))  # stable: files keep their order
+    items.sort(key=lambda item: rank.get(group_of(item.nodeid), len(rank)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadfile`` with the serial groups: one work unit per group, in collection order."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    config.option.loadscopereorder = False  # keep the collection order: longest groups first
+    return FileGroupScheduling(config, log)
