@@ -5,6 +5,8 @@
   are checked against the same code by tests/documented/test_docs.py.
 - A page under docs/ that the nav in mkdocs.yml does not list is added under "More" with
   its own title, so a page added on a branch is part of the site once merged.
+- The home page is the README, its links into docs/ made relative to the site, so the front
+  door is written once.
 """
 
 from __future__ import annotations
@@ -50,7 +52,16 @@ def on_config(config: Any) -> Any:
     return config
 
 
+def home_page() -> str:
+    """The README as the site's home page."""
+    text = (ROOT / "README.md").read_text()
+    return text.replace("](docs/)", "](index.md)").replace("](docs/", "](")
+
+
 def on_files(files: Any, config: Any) -> Any:
+    from mkdocs.structure.files import File
+
+    files.append(File.generated(config, "index.md", content=home_page()))
     for relative, text in docs_reference.pages().items():
         page = files.get_file_from_path(relative.as_posix())
         if page is not None:
