@@ -163,24 +163,29 @@ def _tracking_uri_follows_fixture(request: pytest.FixtureRequest) -> None:
 # `make test` runs the suite with `-n 2 --dist loadfile`, scheduled by FileGroupScheduling below:
 # each group runs whole, in order, on one worker. A file is its own group (its module fixtures are
 # built once, its tests keep their order); the files of a group below share one group, so they run
-# one after the other and never at the same time as each other: fleets under fixed-rate load and
-# tests that time answers, the JVM (Spark), the browser. The groups are handed out longest first
-# (the order below, then the other files as collected), so no long group starts last. (xdist's own
-# `loadgroup` cannot be used: it renames node ids, which pytest 9 no longer lets a plugin do.)
+# one after the other and never at the same time as each other: the reliability fleet's users and
+# the tests that time answers or run fixed-rate load, the JVM (Spark), the browser. The groups are
+# handed out longest first (the order below, then the other files as collected), so no long group
+# starts last. (xdist's own `loadgroup` cannot be used: it renames node ids, which pytest 9 no
+# longer lets a plugin do.)
 SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
-    "documented": ("tests/documented/test_commands.py",),
-    "timing": (
-        "tests/reliability/test_load_and_shutdown.py",
+    # the fleet's users (tests/reliability/conftest.py trains four versions once per worker) and the
+    # tests that time answers or run fixed-rate load: one after the other, the fleet built once
+    "reliability": (
+        "tests/reliability/test_registry_outage.py",
         "tests/reliability/test_alias_moves_under_load.py",
+        "tests/reliability/test_security.py",
+        "tests/reliability/test_hostile_input.py",
+        "tests/reliability/test_load_and_shutdown.py",
         "tests/reliability/test_slow_clients.py",
         "tests/serving/test_prediction_log_sigkill.py",
         "tests/serving/test_workers_metrics.py",
         "tests/serving/test_deadlines.py",
         "tests/serving/test_shutdown.py",
     ),
+    "documented": ("tests/documented/test_commands.py",),
     "jvm": ("tests/integration/test_batch_spark.py", "tests/integration/test_second_lender.py"),
     "browser": ("tests/ui/test_browser.py", "tests/ui/test_browser_models.py"),
-    "registry-outage": ("tests/reliability/test_registry_outage.py",),
     "postgres": ("tests/integration/test_team_server.py",),
 }
 _GROUP_OF_FILE = {path: group for group, paths in SERIAL_GROUPS.items() for path in paths}
