@@ -46,7 +46,7 @@ ui: setup
 
 bootstrap: setup
 	$(BIN)/python -m pipelines.history --require-alias production || \
-	  ( $(MLFLOW_RUN) -e train && $(MLFLOW_RUN) -e promote -P reason="first model" )
+	  ( $(MLFLOW_RUN) -e train -P search=quick && $(MLFLOW_RUN) -e promote -P reason="first model (quick search)" )
 
 train: setup
 	$(MLFLOW_RUN) -e train

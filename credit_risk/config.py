@@ -134,6 +134,13 @@ class ServingConfig(_Frozen):
     poll_interval_seconds: float = Field(
         default=10.0, gt=0, description="How often the registry is asked where the alias points."
     )
+    registry_read_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="/v1/registry and the validation reports: an answer is kept this long (anonymous floods "
+        "cost one read).",
+    )
     max_body_bytes: int = Field(
         default=65536, ge=1024, description="Request body cap (413 above it), except a batch's."
     )
@@ -174,11 +181,19 @@ class ServingConfig(_Frozen):
     body_timeout_seconds: float = Field(
         default=10.0, gt=0, description="A request body must arrive whole within this (408 otherwise)."
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="python -m serving.app: a connection whose request headers are not in this long after it "
+        "opened (or after its last answer) is closed.",
+    )
     graceful_shutdown_seconds: float = Field(
         default=15.0, gt=0, description="python -m serving.app: in-flight requests get this long on shutdown."
     )
     max_concurrency: int = Field(
-        default=1024, ge=1, description="python -m serving.app: open requests beyond this are answered 503."
+        default=1024,
+        ge=1,
+        description="python -m serving.app: past this many open connections (idle ones too) requests are answered 503.",
     )
     access_log: bool = Field(
         default=False,
@@ -572,6 +587,15 @@ DEFAULT_CANDIDATES = CandidatesConfig(
 )
 
 
+class QuickSearchConfig(_Frozen):
+    """The first model's search (``make up`` on a fresh machine): the first candidate of each kind under
+    a lighter cross-validation, so the first page is up in minutes; ``make train`` runs the full search."""
+
+    folds: int = Field(default=5, ge=2, le=20, description="Folds of the quick search's cross-validation.")
+    repeats: int = Field(default=1, ge=1, le=10, description="Its repeats.")
+    candidates_per_kind: int = Field(default=1, ge=1, description="The first N candidates of each kind.")
+
+
 class TrainingConfig(_Frozen):
     """``training.yaml``: how candidates are trained, selected and evaluated."""
 
@@ -585,6 +609,18 @@ class TrainingConfig(_Frozen):
         "trees, slow learning, strong column subsampling (the lever that mattered most on German Credit), "
         "subsample 0.8. A file's candidates: replaces the grid whole.",
     )
+    quick_search: QuickSearchConfig = QuickSearchConfig()
+
+    def quick(self) -> TrainingConfig:
+        """This configuration with the quick search's cross-validation and candidates."""
+        quick = self.quick_search
+        keep = quick.candidates_per_kind
+        candidates = CandidatesConfig(
+            logistic_regression=self.candidates.logistic_regression[:keep], xgboost=self.candidates.xgboost[:keep]
+        )
+        return self.model_copy(
+            update={"cv": CVConfig(folds=quick.folds, repeats=quick.repeats), "candidates": candidates}
+        )
 
 
 # ---------------------------------------------------------------- the whole project

@@ -1,6 +1,6 @@
 """The realized-performance summary: one typed model for its writer, the API and the UI.
 
-``pipelines/performance.py`` writes it (atomically, as JSON) after each run;
+``pipelines/performance/`` writes it (atomically, as JSON) after each run;
 ``GET /v1/performance`` serves it; the UI's Performance page draws it. Every
 figure is computed on matured decisions only (older than the maturity window)
 and, for outcome-based figures, only on those with an outcome: mostly approved

@@ -19,9 +19,11 @@ from pathlib import Path
 
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
 from credit_risk.outcomes.ingest import LoadReport, load_outcomes, read_outcome_file
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
+from credit_risk.private_files import private_dir, private_open
 from pipelines.cli import add_config_dir, run_job
 
 log = logging.getLogger(__name__)
@@ -51,11 +53,13 @@ def load_file(
         table=OutcomeTable(outcomes_dir),
         target=config.features.target,
         source=source.name,
+        applicant_id=applicant_id_as_logged(config.model.prediction_log, hash_key_of(settings)),
     )
     if len(report.rejects):
         path = rejects or default_rejects_path(outcomes_dir, source)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        report.rejects.to_csv(path, index=False)
+        private_dir(path.parent)
+        with private_open(path, "w", newline="") as handle:  # rejected rows name applicants too
+            report.rejects.to_csv(handle, index=False)
         by_rule = report.rejects["rule"].value_counts().to_dict()
         log.warning("%d row(s) rejected %s: see %s", len(report.rejects), by_rule, path)
     log.info("%s: %s (table %s)", source, report.line(), outcomes_dir)

@@ -31,13 +31,16 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from credit_risk import policy, registry, roles
+from credit_risk.audit.request_ids import RequestIdLedger, ledger_path
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.retention import retention_targets
 from serving import errors, prediction_log
 from serving.api.admin import admin_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
 from serving.api.fast import FastPredict
+from serving.api.jobs import JobRequest, jobs_router
 from serving.api.outcomes import outcomes_router
 from serving.api.probes import probe_router
 from serving.api.reports import reports_router
@@ -45,6 +48,7 @@ from serving.api.scoring import scoring_router
 from serving.metrics import MetricsMiddleware, ServiceMetrics, start_access_log
 from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
 from serving.monitoring import router as monitoring_router
+from serving.read_cache import ReadCache
 from serving.requests import RequestParser
 from serving.schemas import PromoteRequest, RollbackRequest
 from serving.state import Attempt, ModelHolder
@@ -112,9 +116,17 @@ def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
         schema=config.features,
         client_factory=functools.partial(registry.connect, settings, config.root),
         hash_key=settings.log_hash_key,
+        retention=retention_targets(config, settings),
     )
     writer.start()
     return writer
+
+
+def _open_id_ledger(config: ProjectConfig, settings: Settings) -> RequestIdLedger | None:
+    """The instance's ledger of request ids, kept with the log whose decisions they name."""
+    if not config.model.serving.prediction_log:
+        return None
+    return RequestIdLedger(ledger_path(config, settings), retention_days=config.model.prediction_log.retention_days)
 
 
 def _record_policy(config: ProjectConfig, settings: Settings) -> None:
@@ -199,7 +211,16 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             on_swap=lambda served: metrics.set_served(served.name, served.version),
             on_attempt=record_attempt,
         )
-        runtime = Runtime(config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer)
+        ids = await run_in_threadpool(_open_id_ledger, run_config, run_settings)
+        runtime = Runtime(
+            config=run_config,
+            settings=run_settings,
+            holder=holder,
+            metrics=metrics,
+            writer=writer,
+            ids=ids,
+            reads=ReadCache(run_config.model.serving.registry_read_cache_seconds),
+        )
         if writer is not None:
             metrics.add_gauges("credit_risk_prediction_log", "Prediction log writer counters", writer.stats)
         app.state.runtime = runtime
@@ -229,6 +250,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
                 await poller
             if writer is not None:
                 await run_in_threadpool(writer.close, run_config.model.serving.drain_timeout_seconds)
+            if ids is not None:
+                ids.close()
             log.info("scoring service stopped")
 
     app = ServiceApp(
@@ -243,7 +266,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         default_response_class=Response,
     )
     errors.install(app)
-    routers = [probe_router(), scoring_router(), admin_router(), monitoring_router, outcomes_router()]
+    routers = [probe_router(), scoring_router(), admin_router(), jobs_router(), monitoring_router, outcomes_router()]
     routers += [decisions_router(), reports_router()]
     for router in routers:
         app.include_router(router)
@@ -311,7 +334,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     _leave_out_switched_off(document, runtime.settings if runtime else Settings())
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(parser.openapi_schemas())
-    for model in (PromoteRequest, RollbackRequest):
+    for model in (PromoteRequest, RollbackRequest, JobRequest):
         schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     if runtime is not None:
         hide_unavailable_routes(document, runtime.settings)
@@ -330,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     import uvicorn
+
+    from serving.http_protocol import ServiceProtocol
 
     parser = argparse.ArgumentParser(description="Run the credit-risk scoring API.")
     parser.add_argument("--workers", type=int, default=1)
@@ -354,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         access_log=False,
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,
-        limit_concurrency=serving.max_concurrency,
+        limit_concurrency=serving.max_concurrency,  # counts open connections, idle ones too
+        # silent connections closed after the header deadline; a request the parser refuses gets a problem body
+        http=ServiceProtocol(serving.header_timeout_seconds),
         timeout_worker_healthcheck=60,  # a worker imports MLflow and loads a model before it answers pings
     )
     return 0

@@ -17,14 +17,28 @@ from serving.errors import BodyTimeoutError, BodyTooLargeError
 
 _DRAIN_CAP = 1 << 20  # read (and drop) at most this much of an oversized body so the client sees the 413
 _DRAIN_SECONDS = 1.0  # ... and for at most this long
+# a Content-Length with more digits is over any limit; int() would refuse one past 4300 digits
+LENGTH_DIGITS = 18
 
 
 async def _send_413(send: Send, limit: int) -> None:
     await send_error(send, 413, f"request body over the limit of {limit} bytes")
 
 
-async def send_error(send: Send, status: int, detail: str) -> None:
-    body = orjson.dumps({"detail": detail})
+async def _refuse_length(send: Send, value: bytes, limit: int) -> None:
+    """413 for a declared length over the limit, naming the header and the limit."""
+    declared = f"{int(value)} bytes" if len(value) <= LENGTH_DIGITS else f"a {len(value)}-digit number of bytes"
+    await send_error(
+        send,
+        413,
+        f"Content-Length declares {declared}: request body over the limit of {limit} bytes",
+        field="content-length",
+        rule="max_body_bytes",
+    )
+
+
+async def send_error(send: Send, status: int, detail: str, **extra: str) -> None:
+    body = orjson.dumps({"detail": detail, **extra})
     await send(
         {
             "type": "http.response.start",
@@ -57,9 +71,9 @@ class BodyLimitMiddleware:
         limit = self._limit(scope["path"])
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) > limit:
+                if value.isdigit() and (len(value) > LENGTH_DIGITS or int(value) > limit):
                     await _drain(receive, _DRAIN_CAP)
-                    await _send_413(send, limit)
+                    await _refuse_length(send, value, limit)
                     return
                 break
         received = 0

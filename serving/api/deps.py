@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from credit_risk import roles
 from credit_risk.audit import access
+from credit_risk.audit.request_ids import RequestIdLedger
 from credit_risk.config import ProjectConfig, Settings
 from credit_risk.lifecycle import ledger
 from serving import prediction_log
@@ -29,11 +30,15 @@ from serving.errors import (
     problems_from_pydantic,
 )
 from serving.metrics import ServiceMetrics
+from serving.read_cache import ReadCache
 from serving.requests import load_json
 from serving.state import ModelHolder, Served
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # a client's X-Request-ID, and the decision routes' id
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+# a decision's id: a request id, or a batch row's derived from its batch's (``<batch id>-<row>``)
+DECISION_ID_PATTERN = REQUEST_ID_PATTERN.removesuffix("$") + r"(?:-[0-9]{1,18})?$"
+DECISION_ID_MAX = 128 + 19
 _JSON_TYPES = ("application/json",)
 
 
@@ -48,6 +53,8 @@ class Runtime:
     writer: prediction_log.PredictionLogWriter | None
     # when a decision is made (scored_at); the outcome simulator sets a simulated clock in-process
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    ids: RequestIdLedger | None = None  # every request id answered: one decision per id (None: no log kept)
+    reads: ReadCache = field(default_factory=ReadCache)  # the public registry reads, kept briefly
 
     # the ledger's controls (stop switch, experiment, approvals) as this worker last read them, and who
     # wants to know when they change; refreshed at every registry poll and after this worker's own changes
@@ -184,10 +191,13 @@ def _refuse(request: Request, runtime: Runtime, error: Exception, *, status: int
     return error
 
 
+ANY_ROLE = "any"  # a route any configured role may call (``GET /v1/me``)
+
+
 def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None, needed: str) -> Caller:
     runtime = runtime_of(request)
     every = roles.role_tokens(runtime.settings)
-    if not any(roles.grants(token.role, needed) for token in every):
+    if not any(needed == ANY_ROLE or roles.grants(token.role, needed) for token in every):
         raise NotFoundError("Not Found")
     if credentials is None or not credentials.credentials:
         raise _refuse(
@@ -201,7 +211,7 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
             request, runtime, ForbiddenError("the bearer token is not valid"), status=403, actor="-", role="-"
         )
     token = matches[0]
-    if not roles.grants(token.role, needed):
+    if needed != ANY_ROLE and not roles.grants(token.role, needed):
         raise _refuse(
             request,
             runtime,
@@ -218,7 +228,7 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
 def require_role(needed: str) -> Any:
     """A dependency: the caller, when its bearer token grants ``needed`` (credit_risk/roles.py);
     404 when no configured token could (the routes do not exist), 401 without a token, 403 otherwise."""
-    if needed not in roles.PERMISSIONS:
+    if needed not in roles.PERMISSIONS and needed != ANY_ROLE:
         raise ValueError(f"unknown permission {needed!r}")
 
     def dependency(
@@ -233,6 +243,7 @@ require_admin = require_role("admin")  # promote, roll back, reload, outcomes, a
 require_auditor = require_role("auditor")  # decisions, notices, replay
 require_reviewer = require_role("reviewer")  # cases and contests
 require_approver = require_role("approver")  # promotion approvals
+require_any_role = require_role(ANY_ROLE)  # who am I
 
 
 def hide_unavailable_routes(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -245,7 +256,8 @@ def hide_unavailable_routes(document: dict[str, Any], settings: Settings) -> dic
             needed = operation.get(ROLE_HEADER) if isinstance(operation, dict) else None
             if needed is None and path.startswith("/v1/admin/"):
                 needed = "admin"
-            if needed is not None and not roles.permission_available(settings, needed):
+            available = bool(roles.role_tokens(settings)) if needed == ANY_ROLE else None
+            if needed is not None and not (available or roles.permission_available(settings, needed)):
                 del paths[path][method]
         if not paths[path]:
             del paths[path]

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from credit_risk.decision_log.format import CONVERSION_ERRORS, to_table, utc
 from credit_risk.decision_log.paths import INVALID_DIR, partition_dir
+from credit_risk.private_files import private_dir, private_open
 from credit_risk.schema import FeatureSchema
 from serving.prediction_log.wal import Segment, VersionKey, fsync_dir
 
@@ -93,10 +94,10 @@ def _convert(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, l
 
 def _write_file(folder: Path, name: str, table: pa.Table, metadata: dict[bytes, bytes]) -> Path:
     """Temporary dot-name (readers skip it), fsync, rename, fsync the folder: all or nothing."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     final, temporary = folder / name, folder / f".{name}.tmp"
     try:
-        with temporary.open("wb") as handle:
+        with private_open(temporary, "wb") as handle:
             pq.write_table(table.replace_schema_metadata(metadata), handle, compression="zstd")
             handle.flush()
             os.fsync(handle.fileno())
@@ -110,9 +111,9 @@ def _write_file(folder: Path, name: str, table: pa.Table, metadata: dict[bytes, 
 
 def _write_invalid(path: Path, bad: list[dict[str, Any]]) -> None:
     """The salvage of one segment, written whole (records already went through the privacy settings)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w") as handle:
+    with private_open(temporary, "w") as handle:
         for item in bad:
             handle.write(json.dumps(item, default=str) + "\n")
         handle.flush()

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from credit_risk import registry
 from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log.paths import ARTIFACT_DIR, PARTITION, PARTITION_DIR
+from credit_risk.private_files import private_dir, private_open
 from serving.prediction_log.wal import is_live
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class Uploader:
     def reconcile(self) -> int:
         """Queue every local file no journal lists as uploaded; fold the journals of gone writers into ours."""
         folder = self.directory / UPLOADS_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
         uploaded: set[str] = set()
         gone: list[Path] = []
         for journal in folder.glob("*.txt"):
@@ -132,7 +133,7 @@ class Uploader:
 
     def _append(self, names: list[str]) -> None:
         if names:
-            with self._journal.open("a") as handle:
+            with private_open(self._journal, "a") as handle:
                 handle.write("".join(f"{name}\n" for name in names))
 
     # ------------------------------------------------------------ the thread

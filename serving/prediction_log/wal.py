@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from credit_risk.private_files import private_descriptor, private_dir
 from credit_risk.schema import FeatureSchema
 
 WAL_DIR = "_wal"
@@ -136,7 +137,7 @@ class SegmentFile:
     ZERO_AHEAD = 1 << 20
 
     def __init__(self, path: Path, *, zero_fill: bool) -> None:
-        self.descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.descriptor = private_descriptor(path, os.O_RDWR | os.O_CREAT)
         self.end = 0  # what the appends wrote; beyond it, up to ``_filled``, zeros
         self._filled = 0
         self._zero_fill = zero_fill
@@ -182,9 +183,9 @@ class WalLock:
     def acquire(self, *, create: bool) -> bool:
         """True once held; False when another process holds it (that writer is alive)."""
         if create:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
         try:
-            descriptor = os.open(self.folder / LOCK_FILE, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+            descriptor = private_descriptor(self.folder / LOCK_FILE, os.O_RDWR | (os.O_CREAT if create else 0))
         except FileNotFoundError:
             return False
         try:

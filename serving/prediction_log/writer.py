@@ -45,6 +45,7 @@ from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
 from credit_risk.config import PredictionLogConfig
+from credit_risk.decision_log import retention as log_retention
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.privacy import PrivacyError, check_privacy
 from credit_risk.schema import FeatureSchema
@@ -54,7 +55,7 @@ from serving.prediction_log.appender import Encoded, Ledger, WriteAhead
 from serving.prediction_log.commits import Commits
 from serving.prediction_log.converter import Converter
 from serving.prediction_log.files import SegmentOutput, write_segment
-from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
+from serving.prediction_log.housekeeping import check_writable, remove_stale_temporaries
 from serving.prediction_log.syncer import SyncerStartError
 from serving.prediction_log.uploads import Upload, Uploader
 from serving.prediction_log.wal import (
@@ -106,9 +107,13 @@ class PredictionLogWriter:
         client_factory: Callable[[], MlflowClient] | None,
         hash_key: str | bytes | SecretStr | None = None,
         out_of_process: bool = True,
+        retention: log_retention.RetentionTargets | None = None,
     ) -> None:
         self.config = config
         self.directory = Path(directory)
+        # every copy retention cuts (the service names the audit files and the MLflow store)
+        self._retention = retention or log_retention.RetentionTargets(log_dir=self.directory)
+        self._remote_pass: threading.Thread | None = None  # the MLflow copies' retention, when one runs
         self.feature_schema = schema
         if isinstance(hash_key, SecretStr):
             hash_key = hash_key.get_secret_value()
@@ -477,12 +482,24 @@ class PredictionLogWriter:
             ) from exc
 
     def apply_retention(self, today: date | None = None) -> list[str]:
-        """Delete ``date=`` partitions older than ``retention_days``; returns the dates deleted."""
+        """Delete every copy of decisions older than ``retention_days``: the local ones now, the MLflow copies
+        on a thread of their own (a slow registry never holds up the start or the Parquet thread); returns the
+        log partitions deleted."""
         today = today or datetime.now(UTC).date()
-        deleted = delete_old_partitions(self.directory, today=today, retention_days=self.config.retention_days)
-        self._count("deleted_partitions", len(deleted))
+        days = self.config.retention_days
+        report = log_retention.apply_retention(self._retention, today=today, retention_days=days, remote=False)
+        self._count("deleted_partitions", len(report.partitions))
         self._next_retention = time.monotonic() + _RETENTION_EVERY
-        return deleted
+        if self._retention.client_factory is not None and not (self._remote_pass and self._remote_pass.is_alive()):
+            self._remote_pass = threading.Thread(
+                target=log_retention.delete_old_mlflow_copies,
+                args=(self._retention,),
+                kwargs={"today": today, "retention_days": days},
+                name="prediction-log-retention",
+                daemon=True,
+            )
+            self._remote_pass.start()
+        return report.partitions
 
     def _count(self, name: str, value: int) -> None:
         with self._lock:

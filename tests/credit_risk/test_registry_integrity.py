@@ -145,3 +145,47 @@ def test_a_version_without_a_signature_is_refused_when_the_key_is_set(signed: Si
         registry.fetch_verified(client, _version(signed), tmp_path / "nokey")  # the key is optional
     finally:
         client.set_model_version_tag(NAME, signed.version, registry.ARTIFACT_SIGNATURE_TAG, signature)
+
+
+# ------------------------------------------------------------------ the validation report
+
+
+def _report_page(signed: Signed) -> Path:
+    run = signed.store.client.get_run(_version(signed).run_id)
+    return Path(unquote(urlparse(run.info.artifact_uri).path)) / registry.REPORT_DIR / registry.REPORT_PAGE
+
+
+def test_registration_signs_the_reports_digest(signed: Signed) -> None:
+    version = _version(signed)
+    digest = version.tags[registry.REPORT_DIGEST_TAG]
+    assert version.tags[registry.REPORT_SIGNATURE_TAG] == registry.sign_report_digest(
+        KEY, name=NAME, version=signed.version, digest=digest
+    )
+    assert digest == registry.report_digest(_report_page(signed).parent)
+    report = registry.fetch_verified_report(signed.store.client, version, signing_key=KEY)
+    assert f"version {signed.version}</h1>" in report.page
+
+
+def test_a_rewritten_report_with_a_forged_digest_is_refused_when_the_key_is_set(signed: Signed) -> None:
+    """A registry writer puts a script into the report and rewrites its digest tag to match: without
+    the key nothing can tell; with it the report is refused, as the model would be."""
+    client, page = signed.store.client, _report_page(signed)
+    original_bytes = page.read_bytes()
+    original_tag = _version(signed).tags[registry.REPORT_DIGEST_TAG]
+    try:
+        page.write_bytes(original_bytes.replace(b"<body>", b"<body><script>alert(1)</script>", 1))
+        forged = registry.report_digest(page.parent)
+        client.set_model_version_tag(NAME, signed.version, registry.REPORT_DIGEST_TAG, forged)
+        registry.fetch_verified_report(client, _version(signed), signing_key=None)  # no key: nothing can tell
+        with pytest.raises(registry.UnverifiedArtifactError, match="does not match what was registered"):
+            registry.fetch_verified_report(client, _version(signed), signing_key=KEY)
+    finally:
+        page.write_bytes(original_bytes)
+        client.set_model_version_tag(NAME, signed.version, registry.REPORT_DIGEST_TAG, original_tag)
+
+
+def test_a_models_signature_does_not_pass_for_a_report(signed: Signed) -> None:
+    tags = _version(signed).tags
+    assert tags[registry.ARTIFACT_SIGNATURE_TAG] != registry.sign_report_digest(
+        KEY, name=NAME, version=signed.version, digest=tags[registry.ARTIFACT_DIGEST_TAG]
+    ), "the report's signatures have a domain of their own"

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from credit_risk.config import PROJECT_ROOT
+from credit_risk.data import load_applicants
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
-from pipelines.data import load_applicants
 from pipelines.outcome_simulator import Plan, Simulation, simulate
 from pipelines.performance.job import EXIT_ALERT, performance
 from pipelines.promote import promote

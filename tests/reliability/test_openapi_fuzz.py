@@ -49,6 +49,7 @@ OPERATIONS = [
     ("POST", "/v1/decisions/{request_id}/replay"),
     ("GET", "/v1/decisions/{request_id}/notice.pdf"),
     ("GET", "/v1/registry/versions/{version}/validation_report"),
+    ("GET", "/v1/registry/versions/{version}/validation_report/data"),
     ("POST", "/v1/outcomes"),
     ("GET", "/v1/performance"),
 ]

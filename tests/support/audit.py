@@ -40,6 +40,7 @@ def audit_client(
     auditor: str | None = AUDITOR,
     auditor_name: str | None = "audit-bob",
     config: ProjectConfig | None = None,
+    hash_key: str | None = None,
 ) -> Iterator[TestClient]:
     """The real service on ``store`` with an admin token named ops-alice and an auditor named audit-bob."""
     settings = Settings(
@@ -50,6 +51,7 @@ def audit_client(
         CREDIT_RISK_AUDITOR_TOKEN=auditor,
         CREDIT_RISK_AUDITOR_TOKEN_NAME=auditor_name,
         CREDIT_RISK_LOG_DIR=log_dir,
+        CREDIT_RISK_LOG_HASH_KEY=hash_key,
     )
     app = create_app(config or store.config, settings)
     with TestClient(app) as client:

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipelines.data import load_applicants
+from credit_risk.data import load_applicants
 from pipelines.synthetic import generate_applicants
 from tests.conftest import Store, TrainedModel, make_store
 from tests.support.api import RunningApi, running_api
@@ -40,6 +41,7 @@ from ui.screenshots import (
     open_page,
     submit_score_form,
     take,
+    upload_batch,
     wait_idle,
 )
 
@@ -123,7 +125,7 @@ def test_required_fields_start_unselected_and_score_refuses_until_set(ui_url: st
     entries = [e for e in applicant_entries(info) if e[0] != "Job"]
     fill_applicant(page, entries)
     _press_score(page)
-    expect(page.get_by_text("Not scored yet: 1 field(s) need attention (Job)")).to_be_visible()
+    expect(page.get_by_text("Not scored yet: 1 field needs attention (Job)")).to_be_visible()
     expect(page.get_by_test_id("decision-banner")).to_have_count(0)
     enter(page, "Job", "select", "Skilled employee or official")
     _press_score(page)
@@ -177,17 +179,17 @@ def test_out_of_range_decimal_and_cleared_values_are_refused_inline(ui_url: str,
     open_page(page, ui_url, "", "Score an applicant")
     fill_applicant(page, applicant_entries(info))
     enter(page, "Loan duration (months)", "text", "500")
-    enter(page, "Instalment burden (1-4)", "text", "2.5")
-    enter(page, "Credit amount (DM)", "text", "")
-    # The rules show under their fields at once (the cleared one when Score is pressed), nothing is sent.
-    duration = page.get_by_text("Loan duration (months) must be in [1, 120] (not 500).")
+    enter(page, "Credit amount (DM)", "text", "1200.5")
+    # The rules show under their fields at once, in words, and nothing is sent.
+    duration = page.get_by_text("Loan duration (months): Enter a whole number from 1 to 120 (you entered 500).")
     expect(duration).to_be_visible()
-    expect(page.get_by_text("Instalment burden must be a whole number (not 2.5).")).to_be_visible()
-    _press_score(page)
-    expect(page.get_by_text("Credit amount (DM) is required.")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"Not scored yet: 3 field\(s\) need attention"))).to_be_visible()
+    expect(page.get_by_text("Credit amount (DM): Enter a whole number (you entered 1200.5).")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Credit amount (DM)", exact=True)).to_have_value("1200.5")  # not cut
+    enter(page, "Credit amount (DM)", "text", "")
+    _press_score(page)  # the cleared one shows when Score is pressed
+    expect(page.get_by_text("Credit amount (DM): Enter a value: it is required.")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Not scored yet: 2 fields need attention"))).to_be_visible()
     expect(page.get_by_test_id("decision-banner")).to_have_count(0)
-    expect(page.get_by_role("textbox", name="Instalment burden (1-4)", exact=True)).to_have_value("2.5")  # not cut to 2
     # The error sits under its own field: between that field and the next one.
     field_box = page.get_by_role("textbox", name="Loan duration (months)", exact=True).bounding_box()
     error_box = duration.bounding_box()
@@ -276,7 +278,7 @@ def test_batch_carries_the_id_column_and_offers_the_rejected_rows(ui_url: str, p
     rejects = _download(page, "rejected row")
     assert [(r["row"], r["customer_id"]) for r in rejects] == [("4", "C-003")], rejects
     assert "120" in rejects[0]["problems"] and rejects[0]["duration_in_month"] == "500"
-    page.get_by_role("button", name="Score 4 valid row(s)").click()
+    page.get_by_role("button", name="Score 4 valid rows").click()
     expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=60_000)
     wait_idle(page)
     results = _download(page, "Download results")
@@ -294,6 +296,51 @@ def test_batch_carries_the_id_column_and_offers_the_rejected_rows(ui_url: str, p
     assert all(len(r["probability_of_default"].split(".")[-1]) <= 4 for r in results), "rounded figures"
     assert results[1]["purpose"] == "car_new"
     assert re.match(r"^[A-Z]{3} \w", results[0]["reasons"]), "reason codes with their labels"
+
+
+def _logged(api: RunningApi, applicant_id: str, count: int) -> None:
+    """Wait until ``count`` decisions of ``applicant_id`` are in the log (the writer flushes every second)."""
+    deadline = time.monotonic() + 30
+    while True:
+        answer = httpx.get(
+            f"{api.url}/v1/decisions", params={"applicant_id": applicant_id}, headers=api.admin_headers()
+        )
+        if answer.status_code == 200 and answer.json()["total"] >= count:
+            return
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.3)
+
+
+def test_applicant_ids_from_the_score_and_batch_pages_are_found_on_the_decisions_page(
+    ui_url: str, page: Any, info: dict, api: RunningApi
+) -> None:
+    expect = _expect()
+    open_page(page, ui_url, "", "Score an applicant")
+    enter(page, "Applicant id (optional)", "text", "ui-score-77")
+    submit_score_form(page, applicant_entries(info))
+    expect(page.get_by_text("Applicant id ui-score-77")).to_be_visible()
+    expect(page.get_by_role("button", name="Printable decision summary")).to_be_visible()
+    example = {f["name"]: (f["categories"][0]["code"] if f["type"] == "categorical" else f.get("default") or f["min"])
+               for f in info["feature_schema"]["fields"]}  # fmt: skip
+    header = ["applicant_id", *example]
+    text = ",".join(header) + "\n" + ",".join(str({"applicant_id": "ui-batch-78", **example}[c]) for c in header)
+    open_page(page, ui_url, "batch", "Batch scoring")
+    upload_batch(page, text + "\n")
+    _logged(api, "ui-score-77", 1)
+    _logged(api, "ui-batch-78", 1)
+    open_page(page, ui_url, "decisions", "Decisions")
+    page.get_by_label("Your role token", exact=True).fill(api.admin_token or "")
+    page.get_by_label("Your role token", exact=True).press("Enter")
+    wait_idle(page, settle_ms=300)
+    for applicant_id in ("ui-score-77", "ui-batch-78"):
+        page.get_by_role("tab", name="By applicant").click()
+        box = page.get_by_role("textbox", name="Applicant id", exact=True)
+        box.fill(applicant_id)
+        box.press("Enter")
+        wait_idle(page, settle_ms=300)
+        page.get_by_role("button", name="List").click()
+        wait_idle(page)
+        expect(page.get_by_text(f"1 decision for applicant {applicant_id}, newest first")).to_be_visible()
 
 
 # ------------------------------------------------------------------ README screenshots
@@ -316,8 +363,8 @@ def _admin_action(page: Any, form: str, *, token: str, reason: str, button: str)
     """Fill a Models-page admin form (reason, token), press its button and confirm the move."""
     box = page.locator(".stVerticalBlock").filter(has=page.get_by_text(form, exact=True)).last
     box.get_by_role("textbox", name="Reason", exact=True).fill(reason)
-    box.get_by_label("Admin token", exact=True).fill(token)
-    box.get_by_label("Admin token", exact=True).press("Enter")
+    page.get_by_label("Your role token", exact=True).fill(token)  # once per session, in the sidebar
+    page.get_by_label("Your role token", exact=True).press("Enter")
     wait_idle(page, settle_ms=200)
     box.get_by_role("button", name=button).click()
     page.get_by_role("button", name=re.compile(r"^Confirm: production")).click()
