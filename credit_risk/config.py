@@ -11,6 +11,7 @@ Environment variables are only for what differs between deployments
 from __future__ import annotations
 
 import math
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -126,6 +127,9 @@ class PromotionGates(_Frozen):
     max_brier: float = Field(default=0.20, ge=0, le=1, description="Maximum holdout Brier score.")
 
 
+_HOST_ENTRY = re.compile(r"\*|([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
 class ServingConfig(_Frozen):
     """The scoring service (``python -m serving.app``)."""
 
@@ -204,6 +208,19 @@ class ServingConfig(_Frozen):
         description="Single requests: numpy (the trees as arrays; probabilities and TreeSHAP reasons, verified "
         "against XGBoost at load) or xgboost (inplace_predict and pred_contribs); large batches always use XGBoost.",
     )
+    allowed_hosts: tuple[str, ...] | None = Field(
+        default=None,
+        description="Host headers answered (others get 400: DNS rebinding); each name or name:port, * for any. "
+        "null: host (unless 0.0.0.0/::), localhost, 127.0.0.1 and [::1], and the address a request came in on; "
+        "a name without a port matches no port, port, or the port the request came in on.",
+    )
+
+    @model_validator(mode="after")
+    def _hosts_well_formed(self) -> ServingConfig:
+        bad = [host for host in self.allowed_hosts or () if not _HOST_ENTRY.fullmatch(host)]
+        if bad:
+            raise ValueError(f"allowed_hosts: {bad}: expected a host name, an [IPv6] address or '*', optionally :port")
+        return self
 
 
 class PredictionLogConfig(_Frozen):
@@ -252,6 +269,26 @@ class PredictionLogConfig(_Frozen):
     upload_artifacts: bool = Field(default=True, description="Copy closed files to the serving run in MLflow.")
     upload_retry_max_seconds: float = Field(
         default=60.0, gt=0, description="Failed uploads are retried with backoff up to this interval."
+    )
+    writer_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        pattern=r"^[A-Za-z0-9_.]+$",
+        description="Several instances may share one directory: each worker writes under <writer_id>-<random> "
+        "(null: the host name; env CREDIT_RISK_WRITER_ID names one instance).",
+    )
+    lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="A writer renews its lease every third of this; another host takes a dead writer's files "
+        "over only once its lease has expired (hosts' clocks must agree to well within it).",
+    )
+    read_directories: tuple[Path, ...] = Field(
+        default=(),
+        description="Where the readers (monitor, performance, outcomes, audit index, replay, retraining) read "
+        "the log: every listed directory, as one log (empty: the directory above).",
     )
 
     @model_validator(mode="after")
@@ -428,6 +465,17 @@ class AuditConfig(_Frozen):
     )
 
 
+class SecurityConfig(_Frozen):
+    """What the service and the jobs refuse to trust."""
+
+    require_signed_models: bool = Field(
+        default=False,
+        description="true: a version whose artifact digest is not signed under CREDIT_RISK_MODEL_SIGNING_KEY is "
+        "never served, promoted or rolled back to (and none is while the key is not set); false: the signature "
+        "is checked only when the key is set, and the service warns at every start that it is not.",
+    )
+
+
 class ModelConfig(_Frozen):
     """``model_config.yaml``: what is served and how decisions are made."""
 
@@ -448,6 +496,7 @@ class ModelConfig(_Frozen):
     ui: UIConfig = UIConfig()
     notices: NoticesConfig = NoticesConfig()
     audit: AuditConfig = AuditConfig()
+    security: SecurityConfig = SecurityConfig()
 
     @model_validator(mode="after")
     def _bands_cover_all(self) -> ModelConfig:
@@ -751,6 +800,12 @@ class Settings(BaseSettings):
         default=None,
         alias="CREDIT_RISK_LOG_DIR",
         description="The prediction log folder (overrides prediction_log.directory).",
+    )
+    writer_id: str | None = Field(
+        default=None,
+        alias="CREDIT_RISK_WRITER_ID",
+        description="This instance's name in its prediction-log writer ids (default: prediction_log.writer_id, "
+        "else the host).",
     )
     log_hash_key: SecretStr | None = Field(
         default=None,

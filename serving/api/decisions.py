@@ -19,9 +19,9 @@ from starlette.responses import Response
 
 from credit_risk import registry
 from credit_risk.audit import access, notices, replay
-from credit_risk.audit.index import DecisionIndex
+from credit_risk.audit.several import DecisionIndexes
 from credit_risk.decision_log.format import FIXED_COLUMNS
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
 from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
@@ -53,8 +53,8 @@ class AuditServices:
 
     def __init__(self, runtime: Runtime) -> None:
         config, settings = runtime.config, runtime.settings
-        self.index = DecisionIndex(
-            resolve_log_dir(config, settings),
+        self.index = DecisionIndexes(
+            read_dirs(config, settings),
             access.index_path(config, settings),
             refresh_seconds=config.model.audit.refresh_seconds,
         )

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
 from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
 from credit_risk.outcomes.ingest import check_rows
 from credit_risk.outcomes.paths import resolve_outcomes_dir
@@ -120,7 +120,7 @@ def _store(runtime: Runtime, request: OutcomesRequest) -> dict[str, Any]:
     frame = pd.DataFrame([row.model_dump() for row in request.outcomes], dtype=object)
     checked = check_rows(
         frame,
-        log_dir=log_dir,
+        log_dir=read_dirs(config, runtime.settings),
         model_name=config.model.registry.model_name,
         target=config.features.target,
         applicant_id=applicant_id_as_logged(config.model.prediction_log, hash_key_of(runtime.settings)),
