@@ -230,6 +230,13 @@ def signing_key(settings: Settings) -> str | None:
     return key.get_secret_value() if key is not None and key.get_secret_value() else None
 
 
+UNSIGNED_WARNING = (
+    "CREDIT_RISK_MODEL_SIGNING_KEY is not set: model versions are checked against their artifact_sha256 "
+    "tag only, which anyone who can write the registry can rewrite along with the model; set the key "
+    "(and security.require_signed_models: true) so that a replaced model is refused"
+)
+
+
 def _pinned_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in _PYFUNC_REQUIREMENTS]
 
@@ -334,12 +341,18 @@ def resolve(client: MlflowClient, registry: RegistryConfig, ref: str | None = No
     return version
 
 
-def check_signature(version: ModelVersion, key: str | None) -> None:
-    """With a signing key, refuse a version whose digest tag was not signed with it."""
+def check_signature(version: ModelVersion, key: str | None, *, required: bool = False) -> None:
+    """With a signing key, refuse a version whose digest tag was not signed with it; without one, refuse
+    every version when signatures are ``required`` (``security.require_signed_models``)."""
+    number = str(version.version)
     if not key:
+        if required:
+            raise UnverifiedArtifactError(
+                f"version {number} of {version.name!r} is not accepted unsigned: security.require_signed_models "
+                "is true and CREDIT_RISK_MODEL_SIGNING_KEY is not set, so no signature can be checked"
+            )
         return
     tags = version.tags or {}
-    number = str(version.version)
     signature = tags.get(ARTIFACT_SIGNATURE_TAG)
     if not signature:
         raise UnverifiedArtifactError(
@@ -355,13 +368,18 @@ def check_signature(version: ModelVersion, key: str | None) -> None:
 
 
 def fetch_verified(
-    client: MlflowClient, version: ModelVersion, destination: Path, *, signing_key: str | None = None
+    client: MlflowClient,
+    version: ModelVersion,
+    destination: Path,
+    *,
+    signing_key: str | None = None,
+    require_signed: bool = False,
 ) -> Path:
     """Download a version's model folder into ``destination`` and return it, only if it is the one registered.
 
     Refused (:class:`UnverifiedArtifactError`) when the version has no digest tag, when
-    a signing key is set and the digest tag is not signed with it, or when the
-    downloaded files do not hash to the tag. Nothing from the folder is run.
+    a signing key is set and the digest tag is not signed with it, when ``require_signed``
+    and no key is set, or when the downloaded files do not hash to the tag. Nothing from the folder is run.
     """
     number = str(version.version)
     expected = (version.tags or {}).get(ARTIFACT_DIGEST_TAG)
@@ -369,7 +387,7 @@ def fetch_verified(
         raise UnverifiedArtifactError(
             f"version {number} of {version.name!r} has no {ARTIFACT_DIGEST_TAG} tag: its artifacts cannot be verified"
         )
-    check_signature(version, signing_key)
+    check_signature(version, signing_key, required=require_signed)
     local = download_version(client, version.name, number, destination)
     actual = directory_digest(local)
     if not hmac.compare_digest(actual.encode(), expected.encode()):

@@ -32,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from credit_risk import cases, policy, registry, roles
 from credit_risk.audit.request_ids import RequestIdLedger, ledger_path
-from credit_risk.config import ProjectConfig, Settings, load_project_config
+from credit_risk.config import ProjectConfig, ServingConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.decision_log.retention import retention_targets
 from serving import errors, prediction_log
@@ -41,6 +41,7 @@ from serving.api.cases import BODIES as CASE_BODIES
 from serving.api.cases import CaseGauges, automation_router, cases_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
+from serving.api.docs import DOCS, OAUTH2_REDIRECT, install_docs
 from serving.api.fast import FastPredict
 from serving.api.jobs import JobRequest, jobs_router
 from serving.api.outcomes import outcomes_router
@@ -48,7 +49,7 @@ from serving.api.probes import probe_router
 from serving.api.reports import reports_router
 from serving.api.scoring import scoring_router
 from serving.metrics import MetricsMiddleware, ServiceMetrics, start_access_log
-from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
+from serving.middleware import BodyLimitMiddleware, ConfiguredCORS, HostCheck
 from serving.monitoring import router as monitoring_router
 from serving.read_cache import ReadCache
 from serving.requests import RequestParser
@@ -196,13 +197,19 @@ class ServiceApp(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fast = FastPredict(super().__call__, self._fast_runtime, lambda: getattr(self.state, "access_log", None))
+        # the Host allow-list in front of both: the fast path never sees a request it refuses
+        self._front = HostCheck(self._fast, serving=self._serving)
+
+    def _serving(self) -> ServingConfig | None:
+        runtime: Runtime | None = getattr(self.state, "runtime", None)
+        return runtime.serving if runtime is not None else None
 
     def _fast_runtime(self) -> Runtime | None:
         runtime: Runtime | None = getattr(self.state, "runtime", None)
         return runtime if runtime is not None and runtime.serving.fast_path else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._fast(scope, receive, send)
+        await self._front(scope, receive, send)
 
 
 def create_app(config: ProjectConfig | None = None, settings: Settings | None = None) -> FastAPI:
@@ -217,6 +224,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         run_settings = settings or Settings()
         run_config = config or load_project_config(run_settings.config_dir)
         roles.role_tokens(run_settings)  # a badly named or shared token refuses the start, naming it
+        if registry.signing_key(run_settings) is None:
+            log.warning(registry.UNSIGNED_WARNING)
         await _record_policy_at_start(run_config, run_settings)
         writer = await run_in_threadpool(_start_writer, run_config, run_settings)
         if writer is not None:
@@ -294,13 +303,16 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         ),
         lifespan=lifespan,
         default_response_class=Response,
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN: /docs is served locally
+        redoc_url=None,
     )
     errors.install(app)
+    install_docs(app)
     routers = [probe_router(), scoring_router(), admin_router(), jobs_router(), monitoring_router, outcomes_router()]
     routers += [decisions_router(), reports_router(), cases_router(), automation_router()]
     for router in routers:
         app.include_router(router)
-    known_paths = {"/openapi.json", "/docs", "/redoc"} | {
+    known_paths = {"/openapi.json", DOCS, OAUTH2_REDIRECT} | {
         route.path for router in routers for route in router.routes if hasattr(route, "path")
     }
 

@@ -298,6 +298,7 @@ def scoring_router() -> APIRouter:
                 "loaded_at": served.loaded_at,
                 "artifact_sha256": served.digest,
                 "runtime": served.runtime,
+                "signed": served.signed,
                 "metrics": served.metrics,
                 "feature_schema": served.model.schema.model_dump(mode="json"),
                 "decision": model_config.decision.model_dump(mode="json"),

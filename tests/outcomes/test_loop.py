@@ -160,22 +160,7 @@ def test_a_challenger_retrained_from_production_beats_the_champion_and_passes_th
 
 def test_the_performance_command_exits_2_and_logs_its_plots_to_mlflow(loop: Loop) -> None:
     store = loop.store
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": store.uri,
-        "CREDIT_RISK_CONFIG_DIR": str(store.config.config_dir),
-        "CREDIT_RISK_LOG_DIR": str(loop.log_dir),
-        "PYTHONPATH": str(PROJECT_ROOT),
-    }
-    start = loop.plan.shift_on.isoformat()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.performance", "--start", start, "--maturity-days", str(MATURITY)],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = _performance_command(loop, "--start", loop.plan.shift_on.isoformat(), "--maturity-days", str(MATURITY))
     assert done.returncode == EXIT_ALERT, done.stderr[-3000:]
     summary = json.loads((loop.log_dir.parent / "performance" / "latest.json").read_text())
     run = store.client.get_run(summary["mlflow_run_id"])

@@ -21,7 +21,7 @@ import pytest
 from tests.reliability.conftest import Fleet
 from tests.support.api import RunningApi, running_api
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 JSON = {"Content-Type": "application/json"}
 LIMIT = 65536  # serving.max_body_bytes (the committed config)

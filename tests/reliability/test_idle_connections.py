@@ -28,7 +28,7 @@ from tests.conftest import TrainedModel, write_config_dir
 from tests.reliability.conftest import serving_section
 from tests.support.processes import free_port, wait_for_http
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 SOCKETS = 1024  # the committed serving.max_concurrency
 HEADER_TIMEOUT = 2.0

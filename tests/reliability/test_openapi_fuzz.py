@@ -24,7 +24,7 @@ from schemathesis import GenerationMode, checks
 from tests.conftest import TrainedModel
 from tests.support.api import RunningApi, running_api
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 EXAMPLES_PER_MODE = 15  # valid and invalid: 30 examples per operation that takes input
 CHECKS = [
