@@ -233,6 +233,30 @@ class AuditConfig(_Frozen):
     probability_tolerance: float = Field(default=1e-6, ge=0, le=1e-3)
 
 
+class RecourseConfig(_Frozen):
+    """What would change the decision: the search's limits and the cost of changing each field.
+
+    A change costs the field's weight (``costs``, default 1.0) times how far it moves: the share of the
+    applicant's own value for a plain number (15,000 to 9,000 DM: 0.4), steps over the scale's length
+    for an ordered category or a coded number. Alternatives are ranked by their summed cost.
+    """
+
+    max_changes: int = Field(default=2, ge=1, le=3)  # fields changed in one alternative
+    max_alternatives: int = Field(default=3, ge=1, le=10)
+    costs: dict[str, float] = Field(default_factory=dict)  # field name -> weight (> 0); unnamed fields: 1.0
+    values_per_field: int = Field(default=12, ge=2, le=64)  # a field's values tried in combinations
+
+    @model_validator(mode="after")
+    def _positive(self) -> RecourseConfig:
+        bad = sorted(name for name, cost in self.costs.items() if not cost > 0)
+        if bad:
+            raise ValueError(f"recourse.costs must be positive: {', '.join(bad)}")
+        return self
+
+    def cost_of(self, field: str) -> float:
+        return float(self.costs.get(field, 1.0))
+
+
 class ModelConfig(_Frozen):
     """``config/model_config.yaml``: what is served and how decisions are made."""
 
@@ -249,6 +273,7 @@ class ModelConfig(_Frozen):
     ui: UIConfig = UIConfig()
     notices: NoticesConfig
     audit: AuditConfig = AuditConfig()
+    recourse: RecourseConfig = RecourseConfig()
 
     @model_validator(mode="after")
     def _bands_cover_all(self) -> ModelConfig:
@@ -375,6 +400,13 @@ class ProjectConfig(_Frozen):
     training: TrainingConfig
     model: ModelConfig
 
+    @model_validator(mode="after")
+    def _recourse_costs_name_fields(self) -> ProjectConfig:
+        unknown = sorted(set(self.model.recourse.costs) - set(self.features.by_name))
+        if unknown:
+            raise ValueError(f"recourse.costs names fields the feature schema does not have: {', '.join(unknown)}")
+        return self
+
     def resolve(self, path: Path) -> Path:
         """A path from a config file, relative to the project root."""
         return path if path.is_absolute() else self.root / path
@@ -412,13 +444,15 @@ def parse_config_file(path: Path, model: type[BaseModel]) -> Any:
 def load_project_config(config_dir: Path | None = None, *, root: Path | None = None) -> ProjectConfig:
     """Load ``features.yaml``, ``training.yaml`` and ``model_config.yaml`` from one folder."""
     config_dir = Path(config_dir or DEFAULT_CONFIG_DIR)
-    return ProjectConfig(
-        root=Path(root or PROJECT_ROOT),
-        config_dir=config_dir,
-        features=parse_config_file(config_dir / "features.yaml", FeatureSchema),
-        training=parse_config_file(config_dir / "training.yaml", TrainingConfig),
-        model=parse_config_file(config_dir / "model_config.yaml", ModelConfig),
-    )
+    parts = {
+        "features": parse_config_file(config_dir / "features.yaml", FeatureSchema),
+        "training": parse_config_file(config_dir / "training.yaml", TrainingConfig),
+        "model": parse_config_file(config_dir / "model_config.yaml", ModelConfig),
+    }
+    try:
+        return ProjectConfig(root=Path(root or PROJECT_ROOT), config_dir=config_dir, **parts)
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(config_dir / "model_config.yaml", exc)) from exc
 
 
 class Settings(BaseSettings):
