@@ -145,6 +145,27 @@ class RecourseSearch:
             return RecourseAnswer((), self._none_note(decision, None))
         return RecourseAnswer(tuple(alternatives), None)
 
+    def search_logged(self, row: Mapping[str, Any]) -> tuple[str | None, RecourseAnswer]:
+        """A logged decision's row searched on this version: (this version's decision, the answer).
+
+        The row's inputs are checked against this version's schema first: a field the log dropped or
+        hashed (prediction_log.drop_fields / hash_fields), or a value this version does not know,
+        gives no search but a note naming the field."""
+        record: dict[str, Any] = {}
+        for spec in self.encoder.fields:
+            value = row.get(spec.name)
+            if value is None:
+                usable = not spec.required
+            else:
+                usable = value in spec.codes if spec.type == "categorical" else _in_range(spec, value)
+            if not usable:
+                note = f"The logged inputs cannot be scored again: {spec.label} is not as the model expects it."
+                return None, RecourseAnswer((), note)
+            record[spec.name] = value
+        decided = self.engine.decide(self.encoder.encode_records([record]), with_reasons=False)
+        decision = DECISIONS[int(decided.decision_index[0])]
+        return decision, self.search(record, decision=decision)
+
     def _none_note(self, decision: str, why: str | None) -> str:
         names = ", ".join(f.label for f in self.fields)
         goal = "approval" if decision == "review" else "approval or referral"
@@ -342,6 +363,12 @@ class RecourseSearch:
         spec = self.fields[edits.field]
         before, after = record[spec.name], edits.values[j]
         return Change(spec.name, spec.label, before, after, _describe(spec, before), _describe(spec, after))
+
+
+def _in_range(spec: FieldSpec, value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    return spec.min <= value <= spec.max  # type: ignore[operator]
 
 
 def _describe(spec: FieldSpec, value: Any) -> str:

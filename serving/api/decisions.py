@@ -27,9 +27,17 @@ from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.schema import FeatureSchema
-from serving.api.decision_schemas import DecisionOut, DecisionPage, ReplayOut
-from serving.api.deps import REQUEST_ID_PATTERN, ROLE_HEADER, Caller, Runtime, require_auditor, runtime_of
-from serving.errors import InvalidInputError, NotFoundError, error_responses, json_response, problem
+from serving.api.decision_schemas import DecisionOut, DecisionPage, RecourseOut, ReplayOut
+from serving.api.deps import (
+    REQUEST_ID_PATTERN,
+    ROLE_HEADER,
+    Caller,
+    Runtime,
+    require_auditor,
+    runtime_of,
+    served_of,
+)
+from serving.errors import InvalidInputError, NoModelError, NotFoundError, error_responses, json_response, problem
 
 _ROLE = {ROLE_HEADER: "auditor"}
 RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, max_length=128, description="The decision's request id")]
@@ -294,6 +302,47 @@ def decisions_router() -> APIRouter:
             outcome=result.status,
         )
         return json_response(result.to_json())
+
+    @router.get(
+        "/{request_id}/recourse",
+        summary="What would change a logged decision: alternatives the served version would approve (or refer)",
+        response_model=None,
+        responses={200: {"model": RecourseOut}, **auth, **error_responses(422, 503)},
+        openapi_extra=_ROLE,
+    )
+    async def decision_recourse(request: Request, request_id: RequestId, caller: Auditor) -> Response:
+        runtime = runtime_of(request)
+        services = _services(request, runtime)
+        served = served_of(runtime)
+
+        def search() -> dict[str, Any]:
+            record = _find(services, request_id)
+            if served.recourse is None:
+                raise NoModelError("the served version has no recourse search")
+            decision, answer = served.recourse.search_logged(record)
+            return {
+                "request_id": request_id,
+                "logged": {
+                    "model_version": record.get("model_version"),
+                    "decision": record.get("decision"),
+                    "probability_of_default": record.get("probability"),
+                },
+                "model": served.model_ref,
+                "decision": decision,
+                **answer.to_json(),
+            }
+
+        try:
+            body = await run_in_threadpool(search)
+        except NotFoundError:
+            services.access.record(
+                actor=caller.name, role=caller.role, action="recourse", status=404, request_id=request_id
+            )
+            raise
+        services.access.record(
+            actor=caller.name, role=caller.role, action="recourse", status=200, request_id=request_id
+        )
+        return json_response(body)
 
     @router.get(
         "/{request_id}/notice.pdf",

@@ -58,6 +58,7 @@ def _score(
     batch_id: str | None,
     reasons: bool,
     started: float,
+    recourse: bool = False,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Score, hand the records to the log, count: the one code path for every prediction.
 
@@ -71,21 +72,43 @@ def _score(
         policy_version=runtime.config.model.decision.policy_version,
         started=started,
         now=runtime.clock(),
+        with_recourse=recourse,
     )
     ticket = _submit(runtime, served, scored.log_records)
     _count(runtime, served, scored.results)
     return scored.results, ticket
 
 
-def _score_one(runtime: Runtime, served: Served, body: bytes, request_id: str, reasons: bool, started: float) -> Any:
-    return _score_record(runtime, served, served.parser.single(body), request_id, reasons, started)
+def _score_one(
+    runtime: Runtime,
+    served: Served,
+    body: bytes,
+    request_id: str,
+    reasons: bool,
+    started: float,
+    recourse: bool = False,
+) -> Any:
+    return _score_record(runtime, served, served.parser.single(body), request_id, reasons, started, recourse)
 
 
 def _score_record(
-    runtime: Runtime, served: Served, record: dict[str, Any], request_id: str, reasons: bool, started: float
+    runtime: Runtime,
+    served: Served,
+    record: dict[str, Any],
+    request_id: str,
+    reasons: bool,
+    started: float,
+    recourse: bool = False,
 ) -> Any:
     results, ticket = _score(
-        runtime, served, [record], request_ids=[request_id], batch_id=None, reasons=reasons, started=started
+        runtime,
+        served,
+        [record],
+        request_ids=[request_id],
+        batch_id=None,
+        reasons=reasons,
+        started=started,
+        recourse=recourse,
     )
     return results[0], ticket
 
@@ -146,12 +169,21 @@ def scoring_router() -> APIRouter:
         openapi_extra={**body_doc("Applicant"), **request_id_doc},
     )
     async def predict(
-        request: Request, reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)")
+        request: Request,
+        reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)"),
+        recourse: bool = Query(
+            False,
+            description="For a decline or a referral, also say what would change the decision: up to "
+            "recourse.max_alternatives alternative applications the served model would approve (or refer)",
+        ),
     ) -> Response:
         started = time.perf_counter()
         runtime, served, body, request_id = await _accept(request)
-        heavy = reasons and not served.light_single  # XGBoost's TreeSHAP releases the GIL: worth a thread
-        result, ticket = await _offload(runtime, heavy, _score_one, runtime, served, body, request_id, reasons, started)
+        # XGBoost's TreeSHAP releases the GIL, and a recourse search takes milliseconds: worth a thread
+        heavy = recourse or (reasons and not served.light_single)
+        result, ticket = await _offload(
+            runtime, heavy, _score_one, runtime, served, body, request_id, reasons, started, recourse
+        )
         return await _answer(runtime, ticket, result, request_id)
 
     @router.post(
