@@ -69,7 +69,7 @@ def _fill(at: AppTest, schema: FeatureSchema, **overrides: object) -> None:
     """Every model input from the schema's example record, with ``overrides``."""
     record = {**schema.example_record(), **overrides}
     for spec in schema.inputs:
-        if spec.type == "categorical":
+        if spec.type == "categorical" or spec.value_labels:  # a coded number is chosen from its labels too
             at.selectbox(key=f"applicant.{spec.name}").set_value(record[spec.name])
         else:
             at.text_input(key=f"applicant.{spec.name}").input(str(record[spec.name]))
@@ -100,6 +100,30 @@ def test_scoring_shows_what_the_api_answered_with_reasons_and_version(
         assert f"({reason['code']})" in text
     assert "Loan duration (months) is 48, which raised the assessed risk." in text
     assert f"model version {trained.version.version}" in text
+
+
+def test_a_decline_shows_what_would_change_the_decision(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url)
+    schema = _schema(api)
+    risky = {
+        "status_of_existing_checking_account": "overdrawn",
+        "duration_in_month": 60,
+        "credit_amount": 15000,
+        "credit_history": "no_credits_or_all_paid",
+        "savings_account_and_bonds": "below_100_dm",
+        "installment_rate_in_percentage_of_disposable_income": 4,
+    }
+    _fill(at, schema, **risky)
+    _button(at, "Score applicant").click().run()
+    assert not at.exception
+    record = {k: v for k, v in {**schema.example_record(), **risky}.items() if k in {f.name for f in schema.inputs}}
+    expected = httpx.post(f"{api.url}/v1/predict?recourse=true", json=record).json()
+    assert expected["decision"] == "decline" and expected["recourse"], expected
+    assert "What would change the decision" in [h.value for h in at.subheader]
+    text = _texts(at)
+    for alternative in expected["recourse"]:
+        word = {"approve": "Approved", "review": "Referred"}[alternative["decision"]]
+        assert f"<strong>{word}</strong> with: {alternative['summary']}" in text
 
 
 def test_score_refuses_until_required_fields_are_set(api: RunningApi, open_app: OpenApp) -> None:
