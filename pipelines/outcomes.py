@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
 from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
 from credit_risk.outcomes.ingest import LoadReport, load_outcomes, read_outcome_file
 from credit_risk.outcomes.paths import resolve_outcomes_dir
@@ -43,12 +43,13 @@ def load_file(
     log_dir: Path | None = None,
 ) -> LoadReport:
     """Check and store one file; write the refused rows (if any) to ``rejects``."""
+    sources = read_dirs(config, settings, log_dir)
     log_dir = Path(log_dir) if log_dir else resolve_log_dir(config, settings)
     outcomes_dir = resolve_outcomes_dir(config, log_dir)
     raw = read_outcome_file(source)
     report = load_outcomes(
         raw,
-        log_dir=log_dir,
+        log_dir=sources,
         model_name=config.model.registry.model_name,
         table=OutcomeTable(outcomes_dir),
         target=config.features.target,

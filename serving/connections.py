@@ -12,7 +12,6 @@ deadline (``serving.body_timeout_seconds``, :mod:`serving.middleware`).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 try:  # what uvicorn's "auto" picks: httptools when installed, else h11
@@ -27,8 +26,8 @@ DEFAULT_HEADER_TIMEOUT = 10.0  # serving.header_timeout_seconds' default
 class HeaderDeadlineProtocol(_HttpProtocol):  # type: ignore[misc, valid-type]
     """uvicorn's HTTP/1.1 protocol, closing a connection that waits for a request's headers too long.
 
-    Plain uvicorn takes it as ``--http serving.connections:HeaderDeadlineProtocol`` (with the default
-    deadline); ``python -m serving.app`` hands it the configured one (:class:`HeaderDeadline`)."""
+    The service's own protocol (:class:`serving.http_protocol.HttpProtocol`) builds on it; ``python -m
+    serving.app`` hands it the configured deadline (:class:`serving.http_protocol.ServiceProtocol`)."""
 
     def __init__(self, *args: Any, header_timeout: float = DEFAULT_HEADER_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -64,14 +63,3 @@ class HeaderDeadlineProtocol(_HttpProtocol):  # type: ignore[misc, valid-type]
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None
-
-
-@dataclass(frozen=True)
-class HeaderDeadline:
-    """What ``uvicorn.run(http=...)`` takes: builds the protocol of each connection. A plain picklable
-    value, so ``--workers N`` (uvicorn spawns its workers and sends them the configuration) keeps it."""
-
-    seconds: float
-
-    def __call__(self, **kwargs: Any) -> HeaderDeadlineProtocol:
-        return HeaderDeadlineProtocol(header_timeout=self.seconds, **kwargs)

@@ -211,8 +211,12 @@ class DecisionIndex:
     # ------------------------------------------------------------ lookups
 
     def find(self, request_id: str) -> dict[str, Any] | None:
-        """The newest logged decision with this request id, as the log holds it. A miss indexes
-        the log's new files first (at most every ``refresh_seconds``): a lookup never scans the log."""
+        """The logged decision with this request id, as the log holds it. A miss indexes the log's new
+        files first (at most every ``refresh_seconds``): a lookup never scans the log.
+
+        The service gives each decision its own id (:mod:`credit_risk.audit.request_ids`); where a log
+        written before that holds an id twice, the first decision (the answer that stands) is the one
+        found, never a later one that reused its id (the applicant's list shows both)."""
         found = self._find(request_id)
         if found is None and time.monotonic() - self._last_refresh >= self.refresh_seconds:
             self.refresh()
@@ -222,7 +226,7 @@ class DecisionIndex:
     def _find(self, request_id: str) -> dict[str, Any] | None:
         with self._lock:
             rows = self._db.execute(
-                _SELECT + "where d.request_key = ? order by d.scored_at_us desc", (key_of(request_id),)
+                _SELECT + "where d.request_key = ? order by d.scored_at_us, d.file, d.row", (key_of(request_id),)
             ).fetchall()
         for record in read_rows([self._location(row) for row in rows]):
             if record["request_id"] == request_id:  # a hash collision reads another id: skip it
@@ -230,10 +234,10 @@ class DecisionIndex:
         return None
 
     def locate(self, request_id: str) -> Location | None:
-        """Where the newest decision with this request id sits (confirmed by reading it), or None."""
+        """Where the first decision with this request id sits (confirmed by reading it), or None."""
         with self._lock:
             rows = self._db.execute(
-                _SELECT + "where d.request_key = ? order by d.scored_at_us desc", (key_of(request_id),)
+                _SELECT + "where d.request_key = ? order by d.scored_at_us, d.file, d.row", (key_of(request_id),)
             ).fetchall()
         for location in (self._location(row) for row in rows):
             if read_rows([location])[0]["request_id"] == request_id:

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from credit_risk.decision_log.reader import LogDirs
 from credit_risk.outcomes.checks import Checked, check_outcomes
 from credit_risk.outcomes.decisions import read_decisions
 from credit_risk.outcomes.table import OutcomeTable, StoreResult
@@ -30,7 +31,7 @@ class LoadReport:
         )
 
 
-def _referenced(log_dir: Path, raw: pd.DataFrame, model_name: str) -> pa.Table:
+def _referenced(log_dir: LogDirs, raw: pd.DataFrame, model_name: str) -> pa.Table:
     """The logged decisions the rows could refer to (by request_id or applicant_id)."""
     decisions = read_decisions(log_dir, model_name=model_name, columns=["request_id", "applicant_id", "scored_at"])
     wanted = [
@@ -50,7 +51,7 @@ def _referenced(log_dir: Path, raw: pd.DataFrame, model_name: str) -> pa.Table:
 def check_rows(
     raw: pd.DataFrame,
     *,
-    log_dir: Path,
+    log_dir: LogDirs,
     model_name: str,
     target: TargetSpec,
     applicant_id: Callable[[str], str] | None = str,
@@ -72,7 +73,7 @@ def _given(value: object) -> bool:
 def load_outcomes(
     raw: pd.DataFrame,
     *,
-    log_dir: Path,
+    log_dir: LogDirs,
     model_name: str,
     table: OutcomeTable,
     target: TargetSpec,

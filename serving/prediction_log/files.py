@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +96,8 @@ def _convert(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, l
 def _write_file(folder: Path, name: str, table: pa.Table, metadata: dict[bytes, bytes]) -> Path:
     """Temporary dot-name (readers skip it), fsync, rename, fsync the folder: all or nothing."""
     private_dir(folder)
-    final, temporary = folder / name, folder / f".{name}.tmp"
+    # a temporary of its own: two hosts taking the same dead writer over never write into one file
+    final, temporary = folder / name, folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
         with private_open(temporary, "wb") as handle:
             pq.write_table(table.replace_schema_metadata(metadata), handle, compression="zstd")

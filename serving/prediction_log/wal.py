@@ -18,7 +18,7 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -200,24 +200,3 @@ class WalLock:
         if self._descriptor is not None:
             os.close(self._descriptor)  # closing the descriptor drops the flock
             self._descriptor = None
-
-
-def orphaned_wals(log_dir: Path, *, own: str) -> Iterator[tuple[str, WalLock]]:
-    """WAL folders whose writer is gone (their lock can be taken), each yielded locked."""
-    root = Path(log_dir) / WAL_DIR
-    with contextlib.suppress(FileNotFoundError):
-        for folder in sorted(root.iterdir()):
-            if folder.name == own or not folder.is_dir():
-                continue
-            lock = WalLock(folder)
-            if lock.acquire(create=False):
-                yield folder.name, lock
-
-
-def is_live(log_dir: Path, wal_id: str) -> bool:
-    """Whether the writer of ``wal_id`` still holds its lock."""
-    lock = WalLock(Path(log_dir) / WAL_DIR / wal_id)
-    if lock.acquire(create=False):
-        lock.release()
-        return False
-    return (Path(log_dir) / WAL_DIR / wal_id / LOCK_FILE).exists()

@@ -28,7 +28,7 @@ from tests.conftest import TrainedModel, write_config_dir
 from tests.reliability.conftest import serving_section
 from tests.support.processes import free_port, wait_for_http
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 SOCKETS = 1024  # the committed serving.max_concurrency
 HEADER_TIMEOUT = 2.0
@@ -72,7 +72,7 @@ def service(trained: TrainedModel, tmp_path: Path, enough_descriptors: None) -> 
             [sys.executable, "-m", "serving.app"], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=45, is_alive=lambda: process.poll() is None)
+        wait_for_http(f"http://127.0.0.1:{port}/ready", timeout=180, is_alive=lambda: process.poll() is None)
         yield Service(process=process, port=port, log=log)
     finally:
         process.kill()

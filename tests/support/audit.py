@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from credit_risk.config import ProjectConfig, Settings
 from serving.app import create_app
 from tests.conftest import Store
+from tests.serving.conftest import LOOPBACK
 
 ADMIN = "test-admin-token-0123456789"
 AUDITOR = "test-auditor-token-9876543210"
@@ -54,7 +55,7 @@ def audit_client(
         CREDIT_RISK_LOG_HASH_KEY=hash_key,
     )
     app = create_app(config or store.config, settings)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOOPBACK) as client:
         wait_ready(client)
         yield client
 
