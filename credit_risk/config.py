@@ -241,6 +241,9 @@ class NoticesConfig(_Frozen):
     max_reasons: int = Field(default=4, ge=1, le=4)  # Regulation B: more than four is not likely helpful
     ecoa_notice: str = Field(min_length=1)
     statement_of_action: str = "we are unable to approve your application for credit at this time"
+    # true: a notice also says what would have changed the decision (GET /v1/decisions/{id}/recourse's
+    # alternatives), when the version that decided is the one served
+    recourse: bool = False
 
 
 class AuditConfig(_Frozen):

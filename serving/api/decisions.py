@@ -83,8 +83,20 @@ def _schema_for(runtime: Runtime, version: str | None) -> FeatureSchema:
     return served.model.schema if served is not None and served.version == version else runtime.config.features
 
 
-def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
-    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice."""
+def notice_recourse(runtime: Runtime, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """What would have changed a logged decision, for its notice (``notices.recourse``): searched on the
+    served version only when it is the version that decided (else the notice goes without it)."""
+    served = runtime.holder.served
+    if not runtime.config.model.notices.recourse or served is None or served.recourse is None:
+        return None
+    if served.version != record.get("model_version"):
+        return None
+    return served.recourse.search_logged(record)[1].to_json()["recourse"]
+
+
+def decision_body(runtime: Runtime, record: dict[str, Any], *, with_recourse: bool = False) -> dict[str, Any]:
+    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice (with
+    what would have changed the decision when ``with_recourse`` and ``notices.recourse``)."""
     schema = _schema_for(runtime, record.get("model_version"))
     by_code = {spec.reason_code: spec for spec in schema.fields}
     reasons = []
@@ -116,7 +128,12 @@ def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
         "decision": record.get("decision"),
         "reasons": reasons,
         "latency_ms": record.get("latency_ms"),
-        "notice": notices.build_notice(record, schema, runtime.config.model.notices),
+        "notice": notices.build_notice(
+            record,
+            schema,
+            runtime.config.model.notices,
+            recourse=notice_recourse(runtime, record) if with_recourse else None,
+        ),
         "outcome": outcome_of(runtime, record["request_id"]),
     }
 
@@ -204,7 +221,7 @@ def decisions_router() -> APIRouter:
             )
             raise
         services.access.record(actor=caller.name, role=caller.role, action="view", status=200, request_id=request_id)
-        return json_response(await run_in_threadpool(decision_body, runtime, record))
+        return json_response(await run_in_threadpool(decision_body, runtime, record, with_recourse=True))
 
     @router.get(
         "",
@@ -381,7 +398,10 @@ def decisions_router() -> APIRouter:
         def build() -> bytes | None:
             record = _find(services, request_id)
             notice = notices.build_notice(
-                record, _schema_for(runtime, record.get("model_version")), runtime.config.model.notices
+                record,
+                _schema_for(runtime, record.get("model_version")),
+                runtime.config.model.notices,
+                recourse=notice_recourse(runtime, record),
             )
             return notices.render_pdf(notice) if notice else None
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 
 from credit_risk.audit.access import AccessLog
 from serving.api.decision_schemas import RecourseOut
@@ -113,3 +115,29 @@ def test_the_access_log_records_who_asked_for_a_decisions_recourse(
     entries = AccessLog(log_dir.parent / "audit" / "access.jsonl").entries()
     mine = [(e["actor"], e["action"], e["status"]) for e in entries if e.get("request_id") == "recourse-2"]
     assert ("audit-bob", "recourse", 200) in mine
+
+
+def test_a_notice_carries_no_recourse_unless_configured(service: TestClient, applicant: dict[str, Any]) -> None:
+    service.post("/v1/predict", json=risky(applicant), headers={"X-Request-ID": "recourse-3"})
+    notice = wait_logged(service, "recourse-3")["notice"]
+    assert notice is not None and "recourse" not in notice
+
+
+def test_with_notices_recourse_the_notice_and_its_pdf_say_what_would_have_changed_the_decision(
+    trained: TrainedModel, applicant: dict[str, Any], tmp_path: Path
+) -> None:
+    config = trained.store.config
+    notices = config.model.notices.model_copy(update={"recourse": True})
+    config = config.model_copy(update={"model": config.model.model_copy(update={"notices": notices})})
+    with audit_client(trained.store, tmp_path / "predictions", config=config) as client:
+        client.post("/v1/predict", json=risky(applicant), headers={"X-Request-ID": "notice-recourse-1"})
+        notice = wait_logged(client, "notice-recourse-1")["notice"]
+        expected = client.get("/v1/decisions/notice-recourse-1/recourse", headers=bearer(AUDITOR)).json()
+        assert notice["recourse"] == [
+            {"decision": a["decision"], "summary": a["summary"]} for a in expected["recourse"]
+        ], notice
+        assert notice["recourse"], "a declined applicant with actionable fields should get an alternative"
+        pdf = client.get("/v1/decisions/notice-recourse-1/notice.pdf", headers=bearer(AUDITOR))
+    text = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages).split())
+    assert "What would have changed the decision:" in text
+    assert notice["recourse"][0]["summary"] in text
