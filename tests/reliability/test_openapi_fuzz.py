@@ -47,6 +47,7 @@ OPERATIONS = [
     ("GET", "/v1/decisions"),
     ("GET", "/v1/decisions/{request_id}"),
     ("POST", "/v1/decisions/{request_id}/replay"),
+    ("GET", "/v1/decisions/{request_id}/recourse"),
     ("GET", "/v1/decisions/{request_id}/notice.pdf"),
     ("GET", "/v1/registry/versions/{version}/validation_report"),
     ("GET", "/v1/registry/versions/{version}/validation_report/data"),
