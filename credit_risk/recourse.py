@@ -38,7 +38,7 @@ from credit_risk.config import RecourseConfig
 from credit_risk.decision import DECISIONS, DecisionEngine
 from credit_risk.schema import FieldSpec
 
-_BEAM = 24  # pairs extended into triples
+_BEAM = 8  # pairs extended into triples
 _TOLERANCE = 1e-12
 
 
