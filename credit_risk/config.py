@@ -434,6 +434,11 @@ class NoticesConfig(_Frozen):
         default="we are unable to approve your application for credit at this time",
         description="The action taken, as the notice words it.",
     )
+    recourse: bool = Field(
+        default=False,
+        description="True: a notice also says what would have changed the decision (the auditor route's "
+        "alternatives), when the version that decided is the one served.",
+    )
 
 
 class AuditConfig(_Frozen):
@@ -463,6 +468,35 @@ class AuditConfig(_Frozen):
         description="Probabilities re-computed by another tree runtime (numpy vs XGBoost) agree to this; score, "
         "band, decision and reasons must be exactly equal.",
     )
+
+
+class RecourseConfig(_Frozen):
+    """What would change the decision: the search's limits and the cost of changing each field.
+
+    A change costs the field's weight (``costs``, default 1.0) times how far it moves: the share of the
+    applicant's own value for a plain number (15,000 to 9,000 DM: 0.4), steps over the scale's length
+    for an ordered category or a coded number. Alternatives are ranked by their summed cost.
+    """
+
+    max_changes: int = Field(default=2, ge=1, le=3, description="Fields changed in one alternative.")
+    max_alternatives: int = Field(default=3, ge=1, le=10, description="Alternatives returned, cheapest first.")
+    costs: dict[str, float] = Field(
+        default_factory=dict,
+        description="Weight of a change per field (> 0; a field the schema lacks is refused); unnamed fields: 1.0.",
+    )
+    values_per_field: int = Field(
+        default=12, ge=2, le=64, description="A field's values tried in combinations (its strongest kept)."
+    )
+
+    @model_validator(mode="after")
+    def _positive(self) -> RecourseConfig:
+        bad = sorted(name for name, cost in self.costs.items() if not cost > 0)
+        if bad:
+            raise ValueError(f"recourse.costs must be positive: {', '.join(bad)}")
+        return self
+
+    def cost_of(self, field: str) -> float:
+        return float(self.costs.get(field, 1.0))
 
 
 class SecurityConfig(_Frozen):
@@ -558,6 +592,7 @@ class ModelConfig(_Frozen):
     ui: UIConfig = UIConfig()
     notices: NoticesConfig = NoticesConfig()
     audit: AuditConfig = AuditConfig()
+    recourse: RecourseConfig = RecourseConfig()
     security: SecurityConfig = SecurityConfig()
     review: ReviewConfig = ReviewConfig()
 
@@ -749,6 +784,13 @@ class ProjectConfig(_Frozen):
     training: TrainingConfig
     model: ModelConfig
 
+    @model_validator(mode="after")
+    def _recourse_costs_name_fields(self) -> ProjectConfig:
+        unknown = sorted(set(self.model.recourse.costs) - set(self.features.by_name))
+        if unknown:
+            raise ValueError(f"recourse.costs names fields the feature schema does not have: {', '.join(unknown)}")
+        return self
+
     def resolve(self, path: Path) -> Path:
         """A path from a config file, relative to the project root."""
         return path if path.is_absolute() else self.root / path
@@ -798,13 +840,15 @@ def load_project_config(config_dir: Path | None = None, *, root: Path | None = N
     ``model_config.yaml`` means all defaults.
     """
     config_dir = Path(config_dir or DEFAULT_CONFIG_DIR)
-    return ProjectConfig(
-        root=Path(root or PROJECT_ROOT),
-        config_dir=config_dir,
-        features=parse_config_file(config_dir / "features.yaml", FeatureSchema),
-        training=parse_config_file(config_dir / "training.yaml", TrainingConfig, optional=True),
-        model=parse_config_file(config_dir / "model_config.yaml", ModelConfig, optional=True),
-    )
+    parts = {
+        "features": parse_config_file(config_dir / "features.yaml", FeatureSchema),
+        "training": parse_config_file(config_dir / "training.yaml", TrainingConfig, optional=True),
+        "model": parse_config_file(config_dir / "model_config.yaml", ModelConfig, optional=True),
+    }
+    try:
+        return ProjectConfig(root=Path(root or PROJECT_ROOT), config_dir=config_dir, **parts)
+    except ValidationError as exc:
+        raise ConfigError(_validation_message(config_dir / "model_config.yaml", exc)) from exc
 
 
 class Settings(BaseSettings):

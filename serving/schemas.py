@@ -36,6 +36,27 @@ class ReasonOut(_Out):
     contribution: float = Field(gt=0)
 
 
+class ChangeOut(_Out):
+    """One field changed in an alternative application."""
+
+    field: str
+    label: str = Field(description="The field's name in the feature schema's words")
+    from_: str | int | float = Field(alias="from", description="The applicant's value")
+    to: str | int | float = Field(description="The value in the alternative")
+    from_label: str
+    to_label: str
+
+
+class AlternativeOut(_Out):
+    """An alternative application the served model would approve (or, failing that, refer)."""
+
+    changes: list[ChangeOut] = Field(description="At most recourse.max_changes fields")
+    decision: Literal["approve", "review"]
+    probability_of_default: float = Field(ge=0, le=1)
+    cost: float = Field(ge=0, description="The configured cost of the changes (recourse.costs); lowest first")
+    summary: str = Field(description='The changes in words: "Credit amount (DM) 15,000 to 9,500; ..."')
+
+
 class AutomationOut(_Out):
     """Present while automation is paused: the decision is a referral, the model's own is here."""
 
@@ -61,6 +82,10 @@ class PredictionResponse(_Out):
     decision_policy_version: str
     reasons: list[ReasonOut] = Field(description="At most decision.max_reasons, largest contribution first")
     scored_at: str = Field(description="UTC time, ISO 8601")
+    recourse: list[AlternativeOut] | None = Field(
+        None, description="With ?recourse=true: what would change the decision, cheapest first (empty: see the note)"
+    )
+    recourse_note: str | None = Field(None, description="With ?recourse=true: why there is no alternative")
     automation: AutomationOut | None = Field(None, description="Only while automation is paused (the stop switch)")
     case: CaseRef | None = Field(None, description="The case a referral opened for a human reviewer")
 

@@ -67,3 +67,22 @@ class ReplayOut(_Out):
     replayed: dict[str, Any]
     reasons_compared: bool
     error: str | None
+
+
+class LoggedOutcome(_Out):
+    model_version: str | None
+    decision: str | None
+    probability_of_default: float | None
+
+
+class RecourseOut(_Out):
+    """What would change a logged decision, searched on the version served now (``model``)."""
+
+    request_id: str
+    logged: LoggedOutcome = Field(description="The decision as logged, by the version that made it")
+    model: dict[str, Any] = Field(description="The served version that scored the alternatives")
+    decision: Literal["approve", "review", "decline"] | None = Field(
+        description="The served version's decision on the logged inputs (null: they cannot be scored again)"
+    )
+    recourse: list[dict[str, Any]] = Field(description="As POST /v1/predict?recourse=true answers")
+    recourse_note: str | None

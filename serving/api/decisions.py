@@ -29,7 +29,7 @@ from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.schema import FeatureSchema
-from serving.api.decision_schemas import DecisionOut, DecisionPage, ReplayOut
+from serving.api.decision_schemas import DecisionOut, DecisionPage, RecourseOut, ReplayOut
 from serving.api.deps import (
     DECISION_ID_MAX,
     DECISION_ID_PATTERN,
@@ -38,6 +38,7 @@ from serving.api.deps import (
     Runtime,
     require_auditor,
     runtime_of,
+    served_of,
 )
 from serving.errors import InvalidInputError, NoModelError, NotFoundError, error_responses, json_response, problem
 
@@ -99,13 +100,28 @@ def _with_cases(runtime: Runtime, record: dict[str, Any], schema: FeatureSchema,
     final = final_decision(record, trail)
     body["cases"] = trail
     body["final_decision"] = final
-    body["notice"] = final_notice(record, final, schema, runtime.config.model.notices, runtime.config.model.review)
+    if final["by"] == "reviewer":  # else the model's notice stands (with what would change it, when asked)
+        body["notice"] = final_notice(record, final, schema, runtime.config.model.notices, runtime.config.model.review)
     body["notice_withdrawn"] = notice_withdrawn(record, final, runtime.config.model.notices)
 
 
-def decision_body(runtime: Runtime, record: dict[str, Any], *, with_cases: bool = True) -> dict[str, Any]:
-    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice;
-    with its cases, the final decision and the notice that follows it."""
+def notice_recourse(runtime: Runtime, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """What would have changed a logged decision, for its notice (``notices.recourse``): searched on the
+    served version only when it is the version that decided (else the notice goes without it)."""
+    served = runtime.holder.served
+    if not runtime.config.model.notices.recourse or served is None or served.recourse is None:
+        return None
+    if served.version != record.get("model_version"):
+        return None
+    return served.recourse.search_logged(record)[1].to_json()["recourse"]
+
+
+def decision_body(
+    runtime: Runtime, record: dict[str, Any], *, with_recourse: bool = False, with_cases: bool = True
+) -> dict[str, Any]:
+    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice (with
+    what would have changed the decision when ``with_recourse`` and ``notices.recourse``); with its
+    cases, the final decision and the notice that follows it."""
     schema = _schema_for(runtime, record.get("model_version"))
     by_code = {spec.reason_code: spec for spec in schema.fields}
     reasons = []
@@ -138,7 +154,12 @@ def decision_body(runtime: Runtime, record: dict[str, Any], *, with_cases: bool 
         "reasons": reasons,
         "latency_ms": record.get("latency_ms"),
         "model_decision": record.get("model_decision") or record.get("decision"),
-        "notice": notices.build_notice(record, schema, runtime.config.model.notices),
+        "notice": notices.build_notice(
+            record,
+            schema,
+            runtime.config.model.notices,
+            recourse=notice_recourse(runtime, record) if with_recourse else None,
+        ),
         "outcome": outcome_of(runtime, record["request_id"]),
     }
     if with_cases:
@@ -229,7 +250,7 @@ def decisions_router() -> APIRouter:
             )
             raise
         services.access.record(actor=caller.name, role=caller.role, action="view", status=200, request_id=request_id)
-        return json_response(await run_in_threadpool(decision_body, runtime, record))
+        return json_response(await run_in_threadpool(decision_body, runtime, record, with_recourse=True))
 
     @router.get(
         "",
@@ -348,6 +369,47 @@ def decisions_router() -> APIRouter:
         return json_response(result.to_json())
 
     @router.get(
+        "/{request_id}/recourse",
+        summary="What would change a logged decision: alternatives the served version would approve (or refer)",
+        response_model=None,
+        responses={200: {"model": RecourseOut}, **auth, **error_responses(422, 503)},
+        openapi_extra=_ROLE,
+    )
+    async def decision_recourse(request: Request, request_id: RequestId, caller: Auditor) -> Response:
+        runtime = runtime_of(request)
+        services = _services(request, runtime)
+        served = served_of(runtime)
+
+        def search() -> dict[str, Any]:
+            record = _find(services, request_id)
+            if served.recourse is None:
+                raise NoModelError("the served version has no recourse search")
+            decision, answer = served.recourse.search_logged(record)
+            return {
+                "request_id": request_id,
+                "logged": {
+                    "model_version": record.get("model_version"),
+                    "decision": record.get("decision"),
+                    "probability_of_default": record.get("probability"),
+                },
+                "model": served.model_ref,
+                "decision": decision,
+                **answer.to_json(),
+            }
+
+        try:
+            body = await run_in_threadpool(search)
+        except NotFoundError:
+            services.access.record(
+                actor=caller.name, role=caller.role, action="recourse", status=404, request_id=request_id
+            )
+            raise
+        services.access.record(
+            actor=caller.name, role=caller.role, action="recourse", status=200, request_id=request_id
+        )
+        return json_response(body)
+
+    @router.get(
         "/{request_id}/notice.pdf",
         summary="The decision's adverse-action notice as a printable PDF (404 when its decision needs none)",
         response_model=None,
@@ -364,7 +426,7 @@ def decisions_router() -> APIRouter:
 
         def build() -> bytes | None:
             record = _find(services, request_id)
-            notice = decision_body(runtime, record)["notice"]  # the final decision's
+            notice = decision_body(runtime, record, with_recourse=True)["notice"]  # the final decision's
             return notices.render_pdf(notice) if notice else None
 
         try:
