@@ -80,13 +80,17 @@ batch: setup
 config: setup
 	$(BIN)/python -m credit_risk.config --show $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR))
 
-## Second command: set up (with test extras and system packages) and run the whole suite on both
-## cores (pytest-xdist; the groups that must not run at once are in tests/conftest.py). TEST_WORKERS=0
-## runs it in one process.
+## Second command: set up (with test extras and system packages) and run the whole suite: first on both
+## cores (pytest-xdist; the groups that must not run at once are in tests/conftest.py), then the tests
+## that time answers or run load (marked alone) by themselves. TEST_WORKERS=0 runs the first part in
+## one process. Both parts always run; the exit status is the first failure's.
 TEST_WORKERS ?= 2
 
 test: setup-dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	status=0; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" || status=$$?; \
+	$(BIN)/python -m pytest -m alone || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	exit $$status
 
 lint: setup-dev
 	$(BIN)/ruff check .

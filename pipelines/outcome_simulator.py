@@ -220,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
     config = load_project_config(args.config_dir or settings.config_dir)
-    log_dir = Path(args.log_dir) if args.log_dir else resolve_log_dir(config, settings)
-    outcomes = outcomes_from_log(config, read_dirs(config, settings, args.log_dir), seed=args.seed)
+    given = Path(args.log_dir) if args.log_dir else None  # "" (mlflow run's default) is not a folder
+    log_dir = given or resolve_log_dir(config, settings)
+    outcomes = outcomes_from_log(config, read_dirs(config, settings, given), seed=args.seed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     outcomes.to_csv(args.output, index=False)
     print(f"wrote {len(outcomes)} outcome(s) for the booked decisions in {log_dir} to {args.output}")

@@ -189,6 +189,15 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
     "postgres": ("tests/integration/test_team_server.py",),
 }
 _GROUP_OF_FILE = {path: group for group, paths in SERIAL_GROUPS.items() for path in paths}
+# files whose tests time answers or run fixed-rate load: marked ``alone`` (make test runs them after the
+# parallel part, by themselves: a second worker's tests beside them starve the service they measure)
+ALONE = frozenset(
+    (
+        *SERIAL_GROUPS["reliability"],
+        "tests/serving/test_scale_out.py",
+        "tests/reliability/test_idle_connections.py",
+    )
+)
 
 
 def group_of(nodeid: str) -> str:
@@ -197,10 +206,14 @@ def group_of(nodeid: str) -> str:
     return _GROUP_OF_FILE.get(path, path)
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by the marker it adds
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The serial groups are collected first, longest first; files keep their order (a stable sort)."""
     rank = {group: index for index, group in enumerate(SERIAL_GROUPS)}
     items.sort(key=lambda item: rank.get(group_of(item.nodeid), len(rank)))
+    for item in items:
+        if item.nodeid.split("::", 1)[0] in ALONE:
+            item.add_marker(pytest.mark.alone)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:

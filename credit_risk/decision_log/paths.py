@@ -24,7 +24,7 @@ def resolve_log_dir(config: ProjectConfig, settings: Settings) -> Path:
 def read_dirs(config: ProjectConfig, settings: Settings, log_dir: Path | None = None) -> list[Path]:
     """Where the readers read the log: ``log_dir`` when one is given (a job's ``--log-dir``), else every
     ``prediction_log.read_directories`` entry (root-relative), else the log directory."""
-    if log_dir is not None:
+    if log_dir is not None and str(log_dir):  # "" (a command line's empty default) is no folder
         return [Path(log_dir)]
     listed = config.model.prediction_log.read_directories
     return [config.resolve(folder) for folder in listed] if listed else [resolve_log_dir(config, settings)]

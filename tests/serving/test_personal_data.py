@@ -144,10 +144,15 @@ def _files_holding(root: Path, needle: str) -> list[Path]:
     elsewhere in the bytes."""
     found = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        if path.suffix == ".parquet":
-            if needle in str(pq.read_table(path).to_pylist()):
-                found.append(path)
-        elif needle.encode() in path.read_bytes():
+        try:
+            held = (
+                needle in str(pq.read_table(path).to_pylist())
+                if path.suffix == ".parquet"
+                else needle.encode() in path.read_bytes()
+            )
+        except FileNotFoundError:  # deleted while the folder was walked (retention runs on a thread)
+            continue
+        if held:
             found.append(path)
     return found
 

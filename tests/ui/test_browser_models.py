@@ -124,7 +124,9 @@ def test_a_dry_run_shows_the_gates_and_moves_nothing(admin_api: RunningApi, ui_u
         outcome = box.get_by_test_id("stAlert").filter(
             has_text=re.compile(r"Dry run: v2 would be (promoted|refused)\. Nothing was moved\.")
         )
-        expect(box.get_by_test_id("stDataFrame")).to_have_count(1)
+        # each gate a sentence with its figure and verdict
+        sentence = re.compile(r"Holdout ROC-AUC at least [0-9.]+: [0-9.]+, (passed|failed)\.")
+        expect(box.get_by_text(sentence)).to_be_visible()
     expect(outcome).to_be_visible(timeout=120_000)
     _near(page, outcome, button)
     assert _production(admin_api) == "1", "a dry run never moves the alias"
