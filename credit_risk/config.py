@@ -80,6 +80,23 @@ class PromotionGates(_Frozen):
     max_auc_drop: float = Field(ge=0, le=1)
     min_disparate_impact: float = Field(ge=0, le=1)
     max_brier: float = Field(ge=0, le=1)
+    # a promotion that passes the gates waits for a second person with the approver role (SR 11-7);
+    # null: on exactly when CREDIT_RISK_APPROVER_TOKEN is configured
+    require_approval: bool | None = None
+    approval_hours: float = Field(default=72.0, gt=0)  # a pending request expires after this
+
+
+class ExperimentsConfig(_Frozen):
+    """Champion/challenger experiments (``POST /v1/admin/experiments``, ``mlflow run . -e experiment``)."""
+
+    max_share: float = Field(default=0.5, gt=0, le=1)  # the largest challenger share a split may take
+    min_per_arm: int = Field(default=100, ge=1)  # fewer applicants in an arm: "not yet enough to tell"
+    min_outcomes_per_arm: int = Field(default=50, ge=1)  # fewer matured outcomes: no verdict on outcomes
+    srm_p_value: float = Field(default=0.001, gt=0, lt=1)  # a chi-square p below this: sample-ratio mismatch
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)  # of every interval in the comparison
+    bootstrap_rounds: int = Field(default=400, ge=50, le=10_000)  # realized AUC and bad rate intervals
+    shadow_reasons: bool = False  # compute the challenger's reasons in a shadow (costs TreeSHAP per applicant)
+    experiment: str = "credit-risk-experiments"  # the MLflow experiment of the report job's runs
 
 
 class ServingConfig(_Frozen):
@@ -246,6 +263,7 @@ class ModelConfig(_Frozen):
     ui: UIConfig = UIConfig()
     notices: NoticesConfig
     audit: AuditConfig = AuditConfig()
+    experiments: ExperimentsConfig = ExperimentsConfig()
 
     @model_validator(mode="after")
     def _bands_cover_all(self) -> ModelConfig:

@@ -35,13 +35,16 @@ from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
 from serving import errors, prediction_log
 from serving.api.admin import admin_router
+from serving.api.approvals import approvals_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
+from serving.api.experiments import experiments_router
 from serving.api.fast import FastPredict
 from serving.api.outcomes import outcomes_router
 from serving.api.probes import probe_router
 from serving.api.reports import reports_router
 from serving.api.scoring import scoring_router
+from serving.experiments import ExperimentFollower
 from serving.metrics import MetricsMiddleware, ServiceMetrics, start_access_log
 from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
 from serving.monitoring import router as monitoring_router
@@ -200,6 +203,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             on_attempt=record_attempt,
         )
         runtime = Runtime(config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer)
+        runtime.experiment = ExperimentFollower(holder, run_config)
+        runtime.control_listeners.append(runtime.experiment.follow)
         if writer is not None:
             metrics.add_gauges("credit_risk_prediction_log", "Prediction log writer counters", writer.stats)
         app.state.runtime = runtime
@@ -244,7 +249,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
     )
     errors.install(app)
     routers = [probe_router(), scoring_router(), admin_router(), monitoring_router, outcomes_router()]
-    routers += [decisions_router(), reports_router()]
+    routers += [decisions_router(), reports_router(), approvals_router(), experiments_router()]
     for router in routers:
         app.include_router(router)
     known_paths = {"/openapi.json", "/docs", "/redoc"} | {

@@ -28,6 +28,7 @@ from serving.errors import (
     UnsupportedMediaTypeError,
     problems_from_pydantic,
 )
+from serving.experiments import ExperimentFollower
 from serving.metrics import ServiceMetrics
 from serving.requests import load_json
 from serving.state import ModelHolder, Served
@@ -53,6 +54,7 @@ class Runtime:
     # wants to know when they change; refreshed at every registry poll and after this worker's own changes
     controls: ledger.Controls = field(default_factory=ledger.Controls)
     control_listeners: list[Callable[[ledger.Controls], None]] = field(default_factory=list)
+    experiment: ExperimentFollower | None = None  # the ledger's running experiment, as this worker runs it
     _access: access.AccessLog | None = None
 
     @property

@@ -16,7 +16,7 @@ from serving import prediction_log
 from serving.api.deps import Runtime, body_doc, request_id_of, require_json, runtime_of, served_of
 from serving.api.reports import REPORT_TAG, report_path
 from serving.errors import NoModelError, error_responses, json_response
-from serving.predict import score_records
+from serving.experiments import by_version, score_with_experiment
 from serving.schemas import BatchResponse, ModelInfo, PredictionResponse, RegistryOut
 from serving.state import Served
 
@@ -46,7 +46,8 @@ async def _durable(runtime: Runtime, ticket: int | None) -> None:
 def _count(runtime: Runtime, served: Served, results: list[dict[str, Any]]) -> None:
     metrics = runtime.metrics
     for result in results:
-        metrics.child(metrics.predictions, served.version, result["risk_band"], result["decision"]).inc()
+        version = result["model"]["version"]  # an experiment's challenger arm counts as its own version
+        metrics.child(metrics.predictions, version, result["risk_band"], result["decision"]).inc()
 
 
 def _score(
@@ -62,7 +63,8 @@ def _score(
     """Score, hand the records to the log, count: the one code path for every prediction.
 
     Returns the bodies and the log's ticket; the route awaits the ticket before answering."""
-    scored = score_records(
+    scored = score_with_experiment(
+        runtime.experiment,
         served,
         records,
         request_ids=request_ids,
@@ -72,7 +74,9 @@ def _score(
         started=started,
         now=runtime.clock(),
     )
-    ticket = _submit(runtime, served, scored.log_records)
+    ticket = None
+    for group in by_version(scored.log_records):  # an experiment's split: one submission per version
+        ticket = _submit(runtime, served, group)
     _count(runtime, served, scored.results)
     return scored.results, ticket
 
