@@ -124,6 +124,7 @@ def test_a_challenger_arm_decision_replays_with_the_challenger(two: TwoModels, t
     replays = replay_records(rows, cache)
     assert all(replay.identical for replay in replays), [r.to_json() for r in replays if not r.identical]
     assert {replay.model_version for replay in replays} == {two.challenger}
+    assert {replay.experiment_arm for replay in replays} == {"challenger"}, "replay names the arm"
 
 
 def test_a_challenger_that_fails_its_digest_check_is_refused_and_nothing_changes(
