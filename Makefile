@@ -9,7 +9,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-risk
 
-.PHONY: setup setup-dev up bootstrap train promote rollback history serve ui monitor batch test lint format bench soak clean
+.PHONY: setup setup-dev up bootstrap train promote rollback history serve ui monitor performance batch test lint format bench soak clean
 
 setup: $(VENV)/.runtime-installed
 
@@ -26,15 +26,16 @@ $(VENV)/.dev-installed: requirements-dev.txt requirements.txt
 	touch $@
 
 ## First command: set up, train and promote a first model if none is in production, then serve
-## the API on :8000 and the UI on :8501 (WORKERS=N for N uvicorn workers).
+## the API on :8000 and the UI on :8501 (WORKERS=N for N uvicorn workers, PORT= and UI_PORT= to move them).
 up: setup bootstrap
-	WORKERS=$(WORKERS) bash scripts/run-services.sh
+	WORKERS=$(WORKERS) PORT=$(PORT) bash scripts/run-services.sh
 
 WORKERS ?= 1
+PORT ?=
 
-## The API alone, on serving.host:serving.port from config/model_config.yaml (127.0.0.1:8000).
+## The API alone, on serving.host:serving.port from config/model_config.yaml (127.0.0.1:8000), or PORT=.
 serve: setup
-	$(BIN)/python -m serving.app --workers $(WORKERS)
+	$(BIN)/python -m serving.app --workers $(WORKERS) $(if $(PORT),--port $(PORT))
 
 UI_PORT ?= 8501
 export UI_PORT
@@ -45,7 +46,7 @@ ui: setup
 
 bootstrap: setup
 	$(BIN)/python -m pipelines.history --require-alias production || \
-	  ( $(MLFLOW_RUN) -e train && $(MLFLOW_RUN) -e promote -P reason="first model" )
+	  ( $(MLFLOW_RUN) -e train -P search=quick && $(MLFLOW_RUN) -e promote -P reason="first model (quick search)" )
 
 train: setup
 	$(MLFLOW_RUN) -e train
@@ -59,9 +60,15 @@ rollback: setup
 history: setup
 	$(BIN)/python -m pipelines.history
 
-## Drift and health of the logged predictions (exit 2 when an alert level is crossed).
+## Drift and health of the logged predictions; an alert is printed as a finding and recorded in the
+## MLflow run (exit 0; `python -m pipelines.monitor` exits 2 on an alert, for cron and CI).
 monitor: setup
 	$(MLFLOW_RUN) -e monitor $(if $(START),-P start=$(START)) $(if $(END),-P end=$(END))
+
+## Realized performance of the logged decisions against their loaded outcomes (alerts as monitor).
+performance: setup
+	$(MLFLOW_RUN) -e performance $(if $(START),-P start=$(START)) $(if $(END),-P end=$(END)) \
+	  $(if $(MATURITY_DAYS),-P maturity_days=$(MATURITY_DAYS)) $(if $(AS_OF),-P as_of=$(AS_OF))
 
 ## make batch INPUT=applicants.parquet OUTPUT=scored.parquet [ENGINE=spark] [MODEL=production|N]
 batch: setup

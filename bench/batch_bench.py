@@ -41,10 +41,9 @@ import yaml
 
 from credit_risk import registry
 from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, Settings, load_project_config
-from credit_risk.decision import DecisionEngine
+from credit_risk.data import load_applicants
 from credit_risk.scoring import ScoringModel
 from pipelines import batch_score as bs
-from pipelines.data import load_applicants
 from pipelines.synthetic import generate_applicants
 
 THREADS = 2  # the local engine's ScoringModel(threads=2)
@@ -113,9 +112,9 @@ def child(argv: list[str]) -> int:
     settings = Settings(MLFLOW_TRACKING_URI=job["uri"], CREDIT_RISK_CONFIG_DIR=job["config_dir"])
     with tempfile.TemporaryDirectory() as tmp:
         config, model, model_dir = load_model(settings, Path(tmp))
-        columns = bs.DecisionColumns(DecisionEngine(model, config.model), config.model, reasons=job["reasons"])
+        columns = bs.DecisionColumns(model, config.model, reasons=job["reasons"])
         if job.get("baseline"):
-            columns.contributions = model.field_contributions  # XGBoost's pred_contribs
+            columns.engine.explain = model.field_contributions  # XGBoost's pred_contribs
         options = bs.BatchOptions(
             input=Path(job["input"]),
             output=Path(job["output"]),

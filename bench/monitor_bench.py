@@ -26,11 +26,11 @@ import yaml
 
 from credit_risk import registry
 from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, ProjectConfig, Settings, load_project_config
+from credit_risk.data import load_applicants
 from credit_risk.decision import DecisionEngine
 from credit_risk.decision_log.format import LOG_SCHEMA_VERSION, log_schema
 from credit_risk.decision_log.reader import read_log
 from credit_risk.scoring import ScoringModel
-from pipelines.data import load_applicants
 from pipelines.monitor import load_reference, summarise
 from pipelines.monitor import monitor as run_monitor
 from pipelines.synthetic import generate_applicants

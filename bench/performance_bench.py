@@ -29,10 +29,10 @@ import pyarrow.parquet as pq
 
 from bench.monitor_bench import trained_store, write_files
 from credit_risk import registry
+from credit_risk.data import load_applicants
 from credit_risk.decision import DecisionEngine
 from credit_risk.decision_log.format import LOG_SCHEMA_VERSION, log_schema
 from credit_risk.scoring import ScoringModel
-from pipelines.data import load_applicants
 from pipelines.outcomes import load_file
 from pipelines.performance.job import performance
 from pipelines.synthetic import generate_applicants

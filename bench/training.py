@@ -20,8 +20,8 @@ import time
 import mlflow
 
 from credit_risk.config import PROJECT_ROOT, LogisticParams, XGBoostParams, load_project_config
+from credit_risk.data import load_split
 from credit_risk.scoring import Encoder
-from pipelines.data import load_split
 from pipelines.train import Candidate, fit_model
 
 

@@ -345,6 +345,15 @@ class CandidatesConfig(_Frozen):
         return self
 
 
+class QuickSearchConfig(_Frozen):
+    """The first model's search (``make up`` on a fresh machine): the first candidate of each kind under
+    a lighter cross-validation, so the first page is up in minutes; ``make train`` runs the full search."""
+
+    folds: int = Field(default=5, ge=2, le=20)
+    repeats: int = Field(default=1, ge=1, le=10)
+    candidates_per_kind: int = Field(default=1, ge=1)
+
+
 class TrainingConfig(_Frozen):
     """``config/training.yaml``: how candidates are trained, selected and evaluated."""
 
@@ -353,6 +362,18 @@ class TrainingConfig(_Frozen):
     cv: CVConfig
     evaluation: EvaluationConfig
     candidates: CandidatesConfig
+    quick_search: QuickSearchConfig = QuickSearchConfig()
+
+    def quick(self) -> TrainingConfig:
+        """This configuration with the quick search's cross-validation and candidates."""
+        quick = self.quick_search
+        keep = quick.candidates_per_kind
+        candidates = CandidatesConfig(
+            logistic_regression=self.candidates.logistic_regression[:keep], xgboost=self.candidates.xgboost[:keep]
+        )
+        return self.model_copy(
+            update={"cv": CVConfig(folds=quick.folds, repeats=quick.repeats), "candidates": candidates}
+        )
 
 
 # ---------------------------------------------------------------- the whole project

@@ -1,6 +1,6 @@
 """The realized-performance summary: one typed model for its writer, the API and the UI.
 
-``pipelines/performance.py`` writes it (atomically, as JSON) after each run;
+``pipelines/performance/`` writes it (atomically, as JSON) after each run;
 ``GET /v1/performance`` serves it; the UI's Performance page draws it. Every
 figure is computed on matured decisions only (older than the maturity window)
 and, for outcome-based figures, only on those with an outcome: mostly approved
@@ -126,6 +126,28 @@ class PerformanceSummary(_Model):
     versions: dict[str, VersionPerformance]
     selection_note: str = SELECTION_NOTE
     mlflow_run_id: str | None = None
+    # the oldest logged decision and the day it matures: what "no data yet" waits for
+    first_decision_on: str | None = None
+    first_matures_on: str | None = None
+
+    def maturity_note(self) -> str | None:
+        """Why there are no figures yet and how to see some now, in a sentence; None when there are figures."""
+        if self.status not in ("no_data", "insufficient_data"):
+            return None
+        days = "1 day" if self.maturity_days == 1 else f"{self.maturity_days} days"
+        if self.first_decision_on is None:
+            return "No decision has been logged yet: score applicants first, then load their outcomes."
+        if self.status == "no_data":
+            lead = (
+                f"No decision has matured yet: a decision counts once it is {days} old, and the first one "
+                f"(made on {self.first_decision_on}) matures on {self.first_matures_on}."
+            )
+        else:
+            lead = f"Too few matured decisions with an outcome for alerts (a decision counts once it is {days} old)."
+        return (
+            f"{lead} To see figures now, run the report as of a later date (as_of) or with a shorter "
+            "maturity (maturity_days=0); those figures count young loans as good and are not for decisions."
+        )
 
 
 def summary_path(config: PerformanceConfig, log_dir: Path, root: Path) -> Path:

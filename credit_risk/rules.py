@@ -31,16 +31,24 @@ _NUMBER = re.compile(NUMBER_PATTERN)
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One rule a value can break: a stable type code and its one wording."""
+    """One rule a value can break: a stable type code, the API's wording and the words for people
+    (what a page asks the person to do: "enter a whole number from 1 to 120")."""
 
     type: str
     message: str
+    words: str = ""
+
+    def tell(self, entered: str | None = None) -> str:
+        """The rule as a request to a person, with what they entered: "Enter ... (you entered 500)"."""
+        text = self.words or self.message
+        text = text[:1].upper() + text[1:]
+        return f"{text} (you entered {entered})" if entered not in (None, "") else text
 
 
-REQUIRED = Rule("missing", "is required")
-NOT_INTEGER = Rule("int_type", "must be an integer")
-NOT_WHOLE = Rule("int_type", "must be a whole number")
-NOT_NUMBER = Rule("float_type", "must be a number")
+REQUIRED = Rule("missing", "is required", "enter a value: it is required")
+NOT_INTEGER = Rule("int_type", "must be an integer", "enter a whole number")
+NOT_WHOLE = Rule("int_type", "must be a whole number", "enter a whole number")
+NOT_NUMBER = Rule("float_type", "must be a number", "enter a number")
 
 
 class RuleError(ValueError):
@@ -78,11 +86,14 @@ class FieldRule:
         self.min = spec.min
         self.max = spec.max
         if spec.type == "categorical":
-            self.not_category = Rule("literal_error", f"must be one of {list(spec.codes)}")
+            labels = "; ".join(category.label for category in spec.categories)
+            self.not_category = Rule("literal_error", f"must be one of {list(spec.codes)}", f"choose one of: {labels}")
         else:
             bounds = f"must be in [{plain_number(spec.min)}, {plain_number(spec.max)}]"
-            self.below = Rule("greater_than_equal", bounds)
-            self.above = Rule("less_than_equal", bounds)
+            kind = "a whole number" if spec.type == "integer" else "a number"
+            words = f"enter {kind} from {plain_number(spec.min)} to {plain_number(spec.max)}"
+            self.below = Rule("greater_than_equal", bounds, words)
+            self.above = Rule("less_than_equal", bounds, words)
         self._code_set = frozenset(spec.codes)
         self._categorical = spec.type == "categorical"
         self._integer = spec.type == "integer"

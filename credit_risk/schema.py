@@ -56,6 +56,9 @@ class FieldSpec(BaseModel):
     default: int | float | None = None
     monotone: Literal["increasing", "decreasing"] | None = None
     group_edges: tuple[float, ...] | None = None  # protected numeric field: fairness groups cut at these values
+    # a coded integer field: what each value means ("1": "0 to 2", "2": "3 or more"), one label per value
+    # from min to max; the form offers the labels and every page shows them
+    value_labels: dict[int, str] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -83,11 +86,18 @@ class FieldSpec(BaseModel):
             sources = [s for c in self.categories for s in c.sources]
             if len(set(sources)) != len(sources):
                 raise ValueError(f"{self.name}: a source value maps to one category only")
-            if any(v is not None for v in (self.min, self.max, self.monotone, self.default, self.group_edges)):
+            numeric_only = (self.min, self.max, self.monotone, self.default, self.group_edges, self.value_labels)
+            if any(v is not None for v in numeric_only):
                 raise ValueError(f"{self.name}: min, max, default, monotone and group_edges apply to numeric fields")
             return self
         if self.min is None or self.max is None or self.min > self.max:
             raise ValueError(f"{self.name}: a numeric field needs min <= max")
+        if self.value_labels is not None:
+            if self.type != "integer":
+                raise ValueError(f"{self.name}: value_labels apply to integer fields only")
+            expected = list(range(int(self.min), int(self.max) + 1))
+            if sorted(self.value_labels) != expected or not all(str(v).strip() for v in self.value_labels.values()):
+                raise ValueError(f"{self.name}: value_labels need one non-empty label for each value {expected}")
         if self.categories:
             raise ValueError(f"{self.name}: categories apply to categorical fields only")
         if self.default is not None and not self.min <= self.default <= self.max:
@@ -126,6 +136,10 @@ class FieldSpec(BaseModel):
         """A human reading of one of this field's values."""
         if value is None:
             return NOT_PROVIDED
+        if self.value_labels and isinstance(value, int | float) and float(value).is_integer():
+            label = self.value_labels.get(int(value))
+            if label is not None:
+                return label
         for category in self.categories:
             if category.code == value:
                 return category.label

@@ -27,6 +27,32 @@ def run_job(job: Callable[[], object]) -> int:
     return 0
 
 
+def add_alert_exit_code(parser: argparse.ArgumentParser) -> None:
+    """``--alert-exit-code``: what a run that raised an alert exits with (default 2, for cron and CI);
+    ``mlflow run`` passes 0, so the run stays FINISHED in MLflow with the alert recorded in it."""
+    parser.add_argument(
+        "--alert-exit-code",
+        type=int,
+        choices=(0, 2),
+        default=2,
+        help="exit code when an alert is raised (default 2; 0 under mlflow run: an alert is a finding)",
+    )
+
+
+def report_findings(job: str, *, alerts: list[str], status: str, run_id: str | None, notes: list[str]) -> None:
+    """Say what a checking job found, in sentences, on standard output: an alert is a finding, not a crash."""
+    where = f" (MLflow run {run_id})" if run_id else ""
+    if alerts:
+        count = "1 alert" if len(alerts) == 1 else f"{len(alerts)} alerts"
+        print(f"{job} finished and raised {count}{where}:")
+        for alert in alerts:
+            print(f"  - {alert}")
+    else:
+        print(f"{job} finished with no alert{where}; status: {status.replace('_', ' ')}.")
+    for note in notes:
+        print(note)
+
+
 def _optional_path(text: str) -> Path | None:
     return Path(text) if text else None
 

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from credit_risk.config import Settings, load_project_config
+from credit_risk.data import load_applicants
 from credit_risk.schema import FeatureSchema
 from pipelines.cli import add_config_dir
-from pipelines.data import load_applicants
 
 
 def generate_applicants(

@@ -26,7 +26,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from credit_risk import registry
-from credit_risk.config import ProjectConfig, Settings, load_project_config
+from credit_risk.config import ConfigError, ProjectConfig, Settings, load_project_config
+from credit_risk.data import Split, file_digest
 from credit_risk.decision import DecisionEngine
 from credit_risk.outcomes.training import training_data
 from credit_risk.profile import build_profile
@@ -34,7 +35,6 @@ from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import Encoder, LinearParams, ScoringModel, impute_missing
 from pipelines import evaluate, validation_report
 from pipelines.cli import add_config_dir, run_job
-from pipelines.data import Split, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -216,10 +216,18 @@ def git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def train(config: ProjectConfig, settings: Settings, *, source: str | None = None) -> ModelVersion:
+def train(
+    config: ProjectConfig, settings: Settings, *, source: str | None = None, search: str = "full"
+) -> ModelVersion:
     """The whole training step; returns the registered version (alias: challenger).
 
-    ``source``: ``file`` or ``production`` (default: ``data.source`` in training.yaml)."""
+    ``source``: ``file`` or ``production`` (default: ``data.source`` in training.yaml).
+    ``search``: ``full`` (every configured candidate, the configured CV) or ``quick`` (the first
+    model of a fresh install: ``training.quick_search``)."""
+    if search not in ("full", "quick"):
+        raise ConfigError(f"search: expected full or quick, got {search!r}")
+    if search == "quick":
+        config = config.model_copy(update={"training": config.training.quick()})
     started = time.perf_counter()
     client = registry.connect(settings, config.root)
     experiment_id = registry.ensure_experiment(client, config.model.registry.experiment)
@@ -233,6 +241,7 @@ def train(config: ProjectConfig, settings: Settings, *, source: str | None = Non
                 "seed": config.training.seed,
                 "cv_folds": config.training.cv.folds,
                 "cv_repeats": config.training.cv.repeats,
+                "search": search,
                 "n_train": len(split.train_x),
                 "n_holdout": len(split.holdout_x),
             }
@@ -330,10 +339,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     add_config_dir(parser)
     parser.add_argument("--source", default="", help="file | production (default: data.source in training.yaml)")
+    parser.add_argument(
+        "--search",
+        default="full",
+        choices=("full", "quick"),
+        help="full: every configured candidate (default); quick: the first model of a fresh install",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
     config_dir = args.config_dir or settings.config_dir
-    return run_job(lambda: train(load_project_config(config_dir), settings, source=args.source or None))
+    return run_job(
+        lambda: train(load_project_config(config_dir), settings, source=args.source or None, search=args.search)
+    )
 
 
 if __name__ == "__main__":

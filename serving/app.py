@@ -40,6 +40,7 @@ from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
 from serving.api.experiments import experiments_router
 from serving.api.fast import FastPredict
+from serving.api.jobs import JobRequest, jobs_router
 from serving.api.outcomes import outcomes_router
 from serving.api.probes import probe_router
 from serving.api.reports import reports_router
@@ -248,7 +249,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         default_response_class=Response,
     )
     errors.install(app)
-    routers = [probe_router(), scoring_router(), admin_router(), monitoring_router, outcomes_router()]
+    routers = [probe_router(), scoring_router(), admin_router(), jobs_router(), monitoring_router, outcomes_router()]
     routers += [decisions_router(), reports_router(), approvals_router(), experiments_router()]
     for router in routers:
         app.include_router(router)
@@ -316,7 +317,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     _leave_out_switched_off(document, runtime.settings if runtime else Settings())
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     schemas.update(parser.openapi_schemas())
-    for model in (PromoteRequest, RollbackRequest):
+    for model in (PromoteRequest, RollbackRequest, JobRequest):
         schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     if runtime is not None:
         hide_unavailable_routes(document, runtime.settings)
@@ -330,15 +331,22 @@ app = create_app()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m serving.app [--workers N]``: serve on ``serving.host``:``serving.port`` (127.0.0.1:8000)."""
+    """``python -m serving.app [--workers N] [--host H] [--port P]``: serve on ``serving.host``:``serving.port``
+    (127.0.0.1:8000) unless given."""
     import argparse
 
     import uvicorn
 
     parser = argparse.ArgumentParser(description="Run the credit-risk scoring API.")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--host", default=None, help="address to bind (default: serving.host)")
+    parser.add_argument("--port", type=int, default=None, help="port to bind (default: serving.port)")
     args = parser.parse_args(argv)
     serving = load_project_config(Settings().config_dir).model.serving
+    host = args.host or serving.host
+    port = serving.port if args.port is None else args.port
+    if not 1 <= port <= 65535:
+        parser.error(f"--port: {port} is not a port number (1 to 65535)")
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # the workers inherit it: /metrics then sums every worker (Prometheus' multiprocess mode)
         metrics_dir = tempfile.mkdtemp(prefix="credit-risk-metrics-")
@@ -347,8 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     # no access log: every scored request is in the prediction log and counted in /metrics
     uvicorn.run(
         "serving.app:app",
-        host=serving.host,
-        port=serving.port,
+        host=host,
+        port=port,
         workers=args.workers,
         access_log=False,
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,

@@ -1,6 +1,6 @@
 """``GET /v1/monitoring``: the latest summary written by the drift monitor, for the UI.
 
-The route reads the file the monitor job (``pipelines/monitor.py``) writes
+The route reads the file the monitor job (``pipelines/monitor/``) writes
 atomically; it computes nothing itself. It finds the configuration where the
 app keeps it: ``app.state.runtime`` (``.config`` and ``.settings``, as
 ``serving.app.create_app`` sets them), or ``app.state.config`` and

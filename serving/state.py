@@ -32,7 +32,7 @@ from credit_risk import registry
 from credit_risk.config import ProjectConfig
 from credit_risk.decision import DecisionEngine
 from credit_risk.scoring import ScoringModel
-from serving.fast_trees import FastModel, TreeEnsemble, UnsupportedModelError
+from credit_risk.trees import service_runtime
 from serving.requests import RequestParser
 
 log = logging.getLogger(__name__)
@@ -226,17 +226,6 @@ class ModelHolder:
         served = self._load(client, version)
         return replace(served, alias=None, model_ref={**served.model_ref, "alias": None})
 
-    def _fast(self, model: ScoringModel, number: str) -> ScoringModel:
-        """The model with the numpy tree runtime for probabilities, when configured and verified."""
-        if self.config.model.serving.tree_runtime != "numpy" or model.booster is None:
-            return model
-        try:
-            ensemble = TreeEnsemble.verified(model)
-        except UnsupportedModelError as exc:
-            log.warning("version %s: numpy tree runtime not used (%s): scoring with XGBoost", number, exc)
-            return model
-        return FastModel(model, ensemble)  # type: ignore[return-value]
-
     def _serving_text(self) -> str:
         return f"version {self.served.version}" if self.served else "nothing"
 
@@ -250,12 +239,8 @@ class ModelHolder:
                 raise ModelRefusedError(str(exc)) from None
             model = ScoringModel.load(registry.scoring_dir(local), threads=1)
         expected = version.tags[registry.ARTIFACT_DIGEST_TAG]
-        scorer = self._fast(model, number)
-        engine = DecisionEngine(scorer, self.config.model)
-        if isinstance(scorer, FastModel):
-            runtime = "numpy" if scorer.has_reasons else "numpy+xgboost"
-        else:
-            runtime = "xgboost" if model.booster is not None else "linear"
+        scorer, runtime = service_runtime(model, self.config.model.serving.tree_runtime)
+        engine = DecisionEngine(scorer, self.config.model)  # type: ignore[arg-type]
         parser = RequestParser.for_schema(model.schema, max_batch=self.config.model.serving.max_batch_size)
         alias = None if reg.pinned_version is not None else reg.serving_alias
         served = Served(

@@ -191,6 +191,22 @@ class ApiClient:
         except SchemaError as exc:
             raise ServiceError(f"/v1/model sent no usable feature_schema: {exc}") from exc
 
+    def start_job(self, *, token: str, job: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /v1/admin/jobs``: run the monitor or the performance report now (the run, state running)."""
+        return self._request("POST", "/v1/admin/jobs", json={"job": job, "params": dict(params)}, token=token)
+
+    def job(self, *, token: str, run_id: str) -> dict[str, Any]:
+        """``GET /v1/admin/jobs/{id}``: a job run's state, last lines of output and MLflow run."""
+        return self._request("GET", f"/v1/admin/jobs/{run_id}", token=token)
+
+    def post_outcomes(self, *, token: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``POST /v1/outcomes``: one batch of loan outcomes (all rows checked; any bad one refuses the batch)."""
+        return self._request("POST", "/v1/outcomes", json={"outcomes": [dict(r) for r in rows]}, token=token)
+
+    def whoami(self, token: str) -> dict[str, Any]:
+        """``GET /v1/me``: the role token's name, role and what it may do (UnauthorizedError when refused)."""
+        return self._request("GET", "/v1/me", token=token)
+
     def predict(self, applicant: Mapping[str, Any]) -> dict[str, Any]:
         """``POST /v1/predict``: one applicant -> probability, score, band, decision, reasons."""
         return self._request("POST", "/v1/predict", json=dict(applicant))

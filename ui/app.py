@@ -21,7 +21,7 @@ import streamlit as st  # noqa: E402
 
 from credit_risk.config import ConfigError, Settings, load_project_config  # noqa: E402
 from ui.api_client import ApiClient  # noqa: E402
-from ui.context import UIContext, install  # noqa: E402
+from ui.context import UIContext, install, role_sidebar  # noqa: E402
 
 _VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -45,6 +45,7 @@ def build_context(config_dir: str, api_url_override: str | None) -> UIContext:
         max_body_bytes=serving.max_body_bytes * 9 // 10,
         max_upload_rows=ui.max_upload_rows,
         favourable_outcome=str(getattr(config.training.evaluation, "favourable_outcome", "not_declined")),
+        outcomes_batch_size=config.model.outcomes.max_batch_size,
     )
 
 
@@ -67,6 +68,7 @@ def main() -> None:
         st.Page(_VIEWS / "decisions.py", title="Decisions", icon=":material/gavel:"),
     ]
     page = st.navigation(pages)
+    role_sidebar()
     st.sidebar.caption(f"Scoring API: `{context.client.base_url}`")
     page.run()
 

@@ -2,7 +2,7 @@
 
 A promotion that passes the gates waits here when the service requires a second person's
 approval; another person approves it (production moves) or rejects it, with a reason and the
-approver token. The service refuses the requester's own approval.
+approver token entered in the sidebar. The service refuses the requester's own approval.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from typing import Any
 import streamlit as st
 
 from ui.api_client import ApiClient, ApiError
-from ui.context import show_api_error
+from ui.context import role_token, show_api_error
 
 _OUTCOME_KEY = "approvals.outcome"  # (approval id, kind, payload) of the last decision
 
 
 def _decide(client: ApiClient, approval_id: str, approve: bool) -> None:
     reason = (st.session_state.get(f"approval.{approval_id}.reason") or "").strip()
-    token = st.session_state.get(f"approval.{approval_id}.token") or ""
+    token = role_token()
     if not reason or not token:
-        st.session_state[_OUTCOME_KEY] = (approval_id, "missing", "Give the approver token and a reason.")
+        missing = "Enter your approver token in the sidebar" if not token else "Give a reason"
+        st.session_state[_OUTCOME_KEY] = (approval_id, "missing", f"{missing}: every decision records one.")
         return
     try:
         answer = client.decide_approval(approval_id, approve=approve, token=token, reason=reason)
@@ -69,7 +70,6 @@ def _request_box(client: ApiClient, approval: Mapping[str, Any]) -> None:
         if approval.get("force"):
             st.warning("The requester overrode failed gates; the reason above says why.")
         st.text_input("Reason", key=f"approval.{approval_id}.reason", placeholder="e.g. independent validation done")
-        st.text_input("Approver token", type="password", key=f"approval.{approval_id}.token")
         left, right = st.columns(2)
         left.button(
             "Approve",

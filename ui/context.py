@@ -22,6 +22,8 @@ from ui.api_client import (
 )
 
 _SESSION_KEY = "credit_risk_ui_context"
+_TOKEN_KEY = "role.token"  # the role token, entered once per browser session in the sidebar
+_WHO_KEY = "role.who"  # (token, the service's answer to GET /v1/me or None when refused)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class UIContext:
     max_upload_rows: int
     # What the fairness figures count as favourable (training.yaml evaluation.favourable_outcome).
     favourable_outcome: str = "not_declined"
+    outcomes_batch_size: int = 500  # rows per POST /v1/outcomes (outcomes.max_batch_size)
 
 
 def install(context: UIContext) -> None:
@@ -43,6 +46,51 @@ def install(context: UIContext) -> None:
 def current() -> UIContext:
     """The context the entry point installed for this session."""
     return st.session_state[_SESSION_KEY]
+
+
+def role_token() -> str:
+    """The role token entered in the sidebar ("" when none): every page that needs a role uses it."""
+    return str(st.session_state.get(_TOKEN_KEY) or "").strip()
+
+
+def who() -> dict | None:
+    """Whose the sidebar's token is (name, role, permissions), or None when none or refused."""
+    token = role_token()
+    if not token:
+        return None
+    known = st.session_state.get(_WHO_KEY)
+    if known is None or known[0] != token:
+        try:
+            answer = current().client.whoami(token)
+        except ApiError:
+            answer = None
+        known = st.session_state[_WHO_KEY] = (token, answer)
+    return known[1]
+
+
+def may(permission: str) -> bool:
+    """The sidebar's token carries ``permission`` (admin, auditor, reviewer, approver)."""
+    answer = who()
+    return bool(answer) and permission in answer.get("permissions", [])
+
+
+def role_sidebar() -> None:
+    """The sidebar's role token field and whose it is: entered once, kept for this browser session only."""
+    st.sidebar.text_input(
+        "Your role token",
+        type="password",
+        key=_TOKEN_KEY,
+        help="An admin, auditor, reviewer or approver token, given to you by your administrator. It stays "
+        "in this browser session only; every action taken with it is recorded under its name.",
+    )
+    if not role_token():
+        st.sidebar.caption("Enter your role token to look up decisions, review cases or change models.")
+        return
+    answer = who()
+    if answer is None:
+        st.sidebar.warning("The scoring service did not accept this token.", icon=":material/lock:")
+    else:
+        st.sidebar.caption(f"Signed in as **{answer['name']}** ({answer['role']}): {answer['description']}.")
 
 
 def technical_details(exc: BaseException, *, hint: str | None = None) -> None:
@@ -80,8 +128,20 @@ def show_api_error(exc: ApiError, *, what: str) -> None:
             "or is still loading it."
         )
     elif isinstance(exc, UnauthorizedError):
-        st.error(f"**Not allowed**, so the UI cannot {what}: check the admin token.", icon=":material/lock:")
-        hint = "The service answers 404 to admin calls when it has no admin token configured."
+        if not role_token():
+            st.error(f"**A role token is needed** to {what}: enter yours in the sidebar.", icon=":material/lock:")
+        elif who() is None:
+            st.error(
+                f"**The scoring service did not accept your role token**, so the UI cannot {what}: "
+                "check the token in the sidebar.",
+                icon=":material/lock:",
+            )
+        else:
+            st.error(
+                f"**Your role token may not {what}.** Ask your administrator for a token with that role.",
+                icon=":material/lock:",
+            )
+        hint = "The service answers 404 to role-only calls when no token of that role is configured."
     elif isinstance(exc, RequestRejectedError):
         lines = "\n".join(f"- {problem}" for problem in exc.problems) or str(exc)
         st.error(f"**The scoring service refused this request**:\n\n{lines}", icon=":material/block:")

@@ -60,6 +60,8 @@ class FormField:
     min: float | None = None
     max: float | None = None
     default: Any = None
+    # a coded integer field: (value, what it means) for each value from min to max (feature schema's value_labels)
+    value_labels: tuple[tuple[int, str], ...] = ()
     # the rule table's verdict and wording for a value (credit_risk.rules): the API's, batch's and training's
     checker: FieldRule | None = field(default=None, compare=False, repr=False)
 
@@ -75,6 +77,9 @@ class FormField:
         for choice in self.choices:
             if choice.code == code:
                 return choice.label
+        for value, label in self.value_labels:
+            if isinstance(code, int | float | str) and str(code).strip() in (str(value), f"{value}.0"):
+                return label
         return str(code)
 
     @property
@@ -102,20 +107,19 @@ class FormField:
     def parse_text(self, text: Any) -> tuple[Any, str | None]:
         """A typed or uploaded value -> (API value, None), or (None, the broken rule and the value).
 
-        Blank is "not provided": None for an optional field, "is required" otherwise. Categories are
+        Blank is "not provided": None for an optional field, "Enter a value: it is required" otherwise. Categories are
         taken by code or, when unambiguous, by label (any case). The verdict and its wording are the
         rule table's (:mod:`credit_risk.rules`), as the API, batch scoring and training give them.
         """
         raw = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text).strip()
         if raw == "":
-            return None, None if not self.required else REQUIRED.message
+            return None, None if not self.required else REQUIRED.tell()
         value = (self._code_for(raw) or raw) if self.type == "categorical" else raw
         assert self.checker is not None, "a FormField is made by read_schema"
         try:
             return self.checker.parse_text(value, missing_values=()), None
         except RuleError as exc:
-            shown = raw if self.type != "categorical" and _NUMBER_TEXT.match(raw) else repr(raw)
-            return None, f"{exc.rule.message} (not {shown})"
+            return None, exc.rule.tell(raw)
 
     def _code_for(self, raw: str) -> str | None:
         if raw in self.codes:
@@ -188,7 +192,18 @@ def _field(raw: Mapping[str, Any]) -> FormField:
         min=raw.get("min"),
         max=raw.get("max"),
         default=raw.get("default"),
+        value_labels=_value_labels(raw.get("value_labels")),
     )
+
+
+def _value_labels(raw: Any) -> tuple[tuple[int, str], ...]:
+    """A coded field's labels, by value (JSON gives the keys as text)."""
+    if not isinstance(raw, Mapping):
+        return ()
+    try:
+        return tuple(sorted((int(value), str(label)) for value, label in raw.items()))
+    except (TypeError, ValueError):
+        return ()
 
 
 def _checker(raw: Mapping[str, Any], name: str, required: bool) -> FieldRule:

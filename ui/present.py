@@ -33,6 +33,11 @@ BAND_PALETTE = ("#1a7f37", "#4caf50", "#9ccc65", "#fbc02d", "#f57c00", "#c62828"
 DARK_TEXT, LIGHT_TEXT = "#111111", "#ffffff"
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """ "1 decision", "2 decisions": a count with its noun in the right number."""
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"
+
+
 def decision_word(decision: Any) -> str:
     """The one human word for a decision name the API answers ("approve" -> "Approved")."""
     text = str(decision or "")
@@ -87,7 +92,7 @@ def reason_value_text(reason: Mapping[str, Any], spec: FormField | None) -> str 
     value = reason.get("value")
     if value is None:
         return None
-    if spec is not None and spec.type == "categorical":
+    if spec is not None and (spec.type == "categorical" or spec.value_labels):
         return spec.label_of(value)
     return str(reason.get("value_label") or value)
 
@@ -104,7 +109,7 @@ def reason_sentence(reason: Mapping[str, Any], spec: FormField | None = None) ->
     value = reason_value_text(reason, spec)
     if value is None:
         return f"{label} was not provided, which raised the assessed risk."
-    if spec is not None and spec.type == "categorical":
+    if spec is not None and (spec.type == "categorical" or spec.value_labels):
         return f'{label} is "{value}", which raised the assessed risk.'
     return f"{label} is {value}, which raised the assessed risk."
 
@@ -119,7 +124,7 @@ def reasons_text(reasons: Sequence[Mapping[str, Any]], schema: FormSchema | None
 
 # ---------------------------------------------------------------- batch: reading and checking
 
-DEFAULT_ID_COLUMN = "applicant_id"  # the batch job's --id-column default (pipelines/batch_score.py)
+DEFAULT_ID_COLUMN = "applicant_id"  # the batch job's --id-column default (pipelines/batch/options.py)
 _SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 
 
@@ -175,13 +180,22 @@ class CheckedUpload:
         return sorted({p.row for p in self.problems})
 
 
+# the API's rule for an applicant id, in words (serving/requests.py)
+APPLICANT_ID_TEXT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+APPLICANT_ID_RULE = (
+    "an applicant id is letters, digits and . _ : - only, starting with a letter or digit, at most 128 characters"
+)
+
+
 def check_upload(frame: pd.DataFrame, schema: FormSchema, *, id_column: str | None = None) -> CheckedUpload:
     """Check a CSV read as strings against the served schema, row by row, before anything is scored.
 
     Required fields need a column and a value in every row; optional fields
     may be left out or blank (sent as null). Categories are taken by code or
-    label. ``id_column`` is carried through to the results; other columns the
-    schema does not know are ignored and reported.
+    label. ``id_column`` is carried through to the results and sent as each
+    applicant's ``applicant_id`` (so the decision is logged under it and can be
+    found on the Decisions page); other columns the schema does not know are
+    ignored and reported.
     """
     columns = [str(c).strip() for c in frame.columns]
     frame = frame.set_axis(columns, axis=1)
@@ -192,7 +206,8 @@ def check_upload(frame: pd.DataFrame, schema: FormSchema, *, id_column: str | No
         hint = ""
         if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
             hint = " (the header reads as one column: is the file separated by something other than commas?)"
-        return CheckedUpload([], [], [], [f"missing required column(s): {', '.join(missing)}{hint}"], ignored)
+        columns_word = "column" if len(missing) == 1 else "columns"
+        return CheckedUpload([], [], [], [f"missing required {columns_word}: {', '.join(missing)}{hint}"], ignored)
     present = [spec for spec in schema.fields if spec.name in columns]
     absent_optional = [spec.name for spec in schema.fields if spec.name not in columns]
     records: list[dict[str, Any]] = []
@@ -213,6 +228,12 @@ def check_upload(frame: pd.DataFrame, schema: FormSchema, *, id_column: str | No
                 row_ok = False
             else:
                 record[spec.name] = value
+        applicant_id = ids.get(position)
+        if applicant_id and not APPLICANT_ID_TEXT.fullmatch(applicant_id):
+            problems.append(RowProblem(position, id_column or "applicant_id", applicant_id, APPLICANT_ID_RULE))
+            row_ok = False
+        elif applicant_id:
+            record["applicant_id"] = applicant_id
         if row_ok:
             records.append(record)
             record_rows.append(position)
@@ -347,3 +368,40 @@ def version_rows(versions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(lines)
+
+
+def summary_html(result: Mapping[str, Any], schema: FormSchema | None, *, applicant_id: str | None) -> str:
+    """A printable one-page decision summary (applicant, decision, score, band, reasons, model version,
+    policy, time) as a self-contained HTML page with no script: open it and print, or save as PDF."""
+    from html import escape
+
+    model = result.get("model") or {}
+    reasons = list(result.get("reasons") or [])
+    by_name = schema.by_name if schema is not None else {}
+    items = "".join(
+        f"<li>{escape(reason_sentence(reason, by_name.get(str(reason.get('field', '')))))}</li>" for reason in reasons
+    )
+    rows = [
+        ("Applicant id", applicant_id or "not given"),
+        ("Decision", decision_word(result.get("decision"))),
+        ("Probability of default", f"{float(result.get('probability_of_default', 0.0)):.1%}"),
+        ("Score", str(result.get("score"))),
+        ("Risk band", str(result.get("risk_band"))),
+        ("Model", f"{model.get('name')} version {model.get('version')}"),
+        ("Decision policy", str(result.get("decision_policy_version"))),
+        ("Decided at", str(result.get("scored_at"))),
+        ("Request id", str(result.get("request_id"))),
+    ]
+    table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    reasons_part = (
+        f"<ol>{items}</ol>" if items else "<p>No factor raised the assessed risk above a typical applicant's.</p>"
+    )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f"<title>Decision {escape(str(result.get('request_id')))}</title>"
+        "<style>body{font-family:sans-serif;max-width:40em;margin:2em auto}th{text-align:left;padding-right:1em}"
+        "td,th{padding:0.2em 0}</style></head><body>"
+        f"<h1>Credit decision: {escape(decision_word(result.get('decision')))}</h1><table>{table}</table>"
+        f"<h2>Principal reasons</h2>{reasons_part}</body></html>"
+    )

@@ -5,7 +5,7 @@
 talks to a running API with a served model). The Score page is filled with the
 schema's example applicant (with a longer loan) and submitted; the Batch page
 gets the CSV given. Uses the system Chromium through
-Playwright (``tests/support/browser.py``); nothing is downloaded.
+Playwright (``ui/browser.py``); nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def applicant_entries(info: Mapping[str, Any], **overrides: Any) -> list[Entry]:
     record = {**schema.example_record(), **overrides}
     return [
         (spec.label, "select", spec.label_of(record[spec.name]))
-        if spec.type == "categorical"
+        if spec.type == "categorical" or spec.value_labels
         else (spec.label, "text", str(record[spec.name]))
         for spec in schema.inputs
     ]
@@ -128,7 +128,7 @@ def capture_all(
     Uses ``browser`` when given (one Playwright per process), else launches the system Chromium.
     """
     if browser is None:
-        from tests.support.browser import launched_browser
+        from ui.browser import launched_browser
 
         with launched_browser() as launched:
             return capture_all(base_url, out, batch_csv, entries, browser=launched)

@@ -76,7 +76,9 @@ def build_notice(record: Mapping[str, Any], schema: FeatureSchema, config: Notic
         "decision_policy_version": record.get("decision_policy_version"),
         # decided in a champion/challenger experiment: its id and the arm (the version above decided)
         "experiment": (
-            {"id": record["experiment_id"], "arm": record.get("experiment_arm")} if record.get("experiment_id") else None
+            {"id": record["experiment_id"], "arm": record.get("experiment_arm")}
+            if record.get("experiment_id")
+            else None
         ),
     }
 

@@ -26,6 +26,14 @@ def partition_dir(log_dir: Path, day: str) -> Path:
     return Path(log_dir) / f"{PARTITION}={day}"
 
 
+def logged_dates(log_dir: Path) -> list[str]:
+    """The UTC dates (``YYYY-MM-DD``) that have a partition in the log, oldest first."""
+    if not Path(log_dir).is_dir():
+        return []
+    found = (PARTITION_DIR.match(entry.name) for entry in Path(log_dir).iterdir() if entry.is_dir())
+    return sorted(match.group(1) for match in found if match)
+
+
 def summary_path(monitoring: MonitoringConfig, log_dir: Path, root: Path = PROJECT_ROOT) -> Path:
     """Where the monitor writes, and the API reads, the latest monitoring summary."""
     if monitoring.summary_path is not None:

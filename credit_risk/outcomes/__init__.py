@@ -4,5 +4,5 @@
 idempotent, corrections supersede with history kept), ``decisions`` reads what
 the prediction log recorded, ``join`` pairs matured decisions with outcomes.
 Both the service (``POST /v1/outcomes``) and the jobs (``pipelines/outcomes.py``,
-``pipelines/performance.py``, training from production) use these.
+``pipelines/performance/``, training from production) use these.
 """

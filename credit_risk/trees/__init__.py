@@ -25,4 +25,28 @@ __all__ = [
     "TreeEnsemble",
     "UnsupportedModelError",
     "_applicants",
+    "service_runtime",
 ]
+
+
+def service_runtime(model, tree_runtime: str) -> tuple[object, str]:
+    """The scorer the service uses for one applicant, and its name: the one place that chooses.
+
+    With ``serving.tree_runtime: numpy`` and a booster the numpy runtime supports (verified against
+    XGBoost here, on the model's own example rows), a :class:`FastModel` ("numpy": probabilities and
+    TreeSHAP reasons from arrays, or "numpy+xgboost" when the trees are too deep for its TreeSHAP);
+    otherwise the model itself ("xgboost", or "linear" for a logistic model). Batch scoring takes its
+    reasons from the same scorer, so a row's reasons are the ones the service would give.
+    """
+    import logging
+
+    if model.booster is None:
+        return model, "linear"
+    if tree_runtime != "numpy":
+        return model, "xgboost"
+    try:
+        fast = FastModel(model, TreeEnsemble.verified(model))
+    except UnsupportedModelError as exc:
+        logging.getLogger(__name__).warning("numpy tree runtime not used (%s): scoring with XGBoost", exc)
+        return model, "xgboost"
+    return fast, "numpy" if fast.has_reasons else "numpy+xgboost"

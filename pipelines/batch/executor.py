@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from credit_risk.config import ModelConfig
-from credit_risk.decision import DecisionEngine
 from credit_risk.digest import RegistryError, directory_digest, scoring_dir
 from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
@@ -76,7 +75,7 @@ def _executor_model(job: ExecutorJob) -> tuple[ScoringModel, DecisionColumns, Ch
                 f"executor's model copy {local}: digest {actual[:12]}... is not the verified {job.digest[:12]}..."
             )
         model = ScoringModel.load(scoring_dir(local), threads=job.threads)
-        columns = DecisionColumns(DecisionEngine(model, job.config), job.config, reasons=job.reasons)
+        columns = DecisionColumns(model, job.config, reasons=job.reasons)
         loaded = _LOADED[job.key] = (model, columns, ChunkEncoder(model))
     return loaded
 
@@ -122,7 +121,7 @@ def _score_and_write(
 
     context = TaskContext.get()
     partition, attempt = context.partitionId(), context.taskAttemptId()
-    model, columns, encoder = _executor_model(job)
+    _, columns, encoder = _executor_model(job)
     # TreeSHAP's threads: the cores this task has to itself, at most the machine's (local[N] can ask more)
     numba.set_num_threads(min(job.threads, numba.config.NUMBA_NUM_THREADS))
     folder = attempt_folder(Path(job.staging), partition, attempt)
@@ -134,9 +133,7 @@ def _score_and_write(
                 if chunk.rejects:
                     out.rejects.write_table(rejects_table(chunk.rejects, numbers, batch, job.id_name, job.id_type))
                 if len(chunk.matrix):
-                    out.scored.write_table(
-                        scored_table(model, columns, chunk, numbers, batch, job.id_name, out.scored_schema)
-                    )
+                    out.scored.write_table(scored_table(columns, chunk, numbers, batch, job.id_name, out.scored_schema))
                 rows += batch.num_rows
                 rejected += len(chunk.rejects)
     except DataValidationError as exc:  # the same on every attempt: answered, not retried

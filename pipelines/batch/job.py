@@ -15,7 +15,6 @@ from mlflow.tracking import MlflowClient
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from credit_risk.decision import DecisionEngine
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.local import score_local
 from pipelines.batch.model import DecisionColumns
@@ -73,7 +72,7 @@ def batch_score(
         model = ScoringModel.load(registry.scoring_dir(model_dir), threads=2)
         # the driver scores only on the local engine; Spark executors build their own
         driver_reasons = reasons and options.engine == "local"
-        columns = DecisionColumns(DecisionEngine(model, config.model), config.model, reasons=driver_reasons)
+        columns = DecisionColumns(model, config.model, reasons=driver_reasons)
         # in the scored files' schema, on either engine
         metadata = {
             "model_name": reg.model_name,

@@ -43,7 +43,6 @@ def output_schema(
 
 
 def scored_table(
-    model: ScoringModel,
     columns: DecisionColumns,
     chunk: EncodedChunk,
     row_numbers: np.ndarray,
@@ -60,9 +59,7 @@ def scored_table(
     if id_name is not None:
         ids = batch.column(id_name)
         data[id_name] = ids if picked is None else ids.take(picked)
-    data.update(columns.arrow_columns(model.predict_proba(chunk.matrix)))
-    if "reasons" in schema.names:
-        data["reasons"] = columns.reasons(chunk.matrix)
+    data.update(columns.decide(chunk.matrix))
     return pa.Table.from_pydict(data, schema=schema)
 
 
@@ -113,7 +110,7 @@ def score_local(
             if chunk.rejects:
                 rejects.write_table(rejects_table(chunk.rejects, row_numbers, batch, id_name, id_type))
             if len(chunk.matrix):
-                writer.write_table(scored_table(model, columns, chunk, row_numbers, batch, id_name, out_schema))
+                writer.write_table(scored_table(columns, chunk, row_numbers, batch, id_name, out_schema))
             rows += batch.num_rows
             rejected += len(chunk.rejects)
             progress.update(rows, rejected)

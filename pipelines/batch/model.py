@@ -6,74 +6,56 @@ Resolving and verifying a version is the registry's (``registry.resolve``, ``reg
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 
 from credit_risk.config import ModelConfig
-from credit_risk.decision import DECISIONS, DecisionEngine
+from credit_risk.decision import DECISIONS, DecisionArrays, DecisionEngine
 from credit_risk.scoring import ScoringModel
-from credit_risk.trees import FastModel, TreeEnsemble, UnsupportedModelError
-from credit_risk.trees.kernels import top_reasons
+from credit_risk.trees import service_runtime
 
 log = logging.getLogger(__name__)
 
 
-# ------------------------------------------------------------------ decisions, vectorised
-
-
-def contributions_like_the_service(model: ScoringModel, config: ModelConfig) -> Callable[[np.ndarray], np.ndarray]:
-    """Per-field contributions computed exactly as the service computes them for one applicant.
-
-    With the numpy tree runtime configured (``serving.tree_runtime``) and
-    verified, that is its TreeSHAP tables (each row on its own, so a row's
-    reasons do not depend on its chunk); otherwise XGBoost's ``pred_contribs``.
-    """
-    if config.serving.tree_runtime != "numpy" or model.booster is None:
-        return model.field_contributions
-    try:
-        return FastModel(model, TreeEnsemble.verified(model)).field_contributions
-    except UnsupportedModelError as exc:
-        log.warning("numpy tree runtime not used (%s): reasons from XGBoost", exc)
-        return model.field_contributions
+# ------------------------------------------------------------------ decisions as columns
 
 
 class DecisionColumns:
-    """The :class:`DecisionEngine`'s outputs as Arrow columns, for a whole chunk at once.
+    """:meth:`DecisionEngine.decide`'s arrays as Arrow columns, for a whole chunk at once.
 
-    Probabilities come from the model's own predictor (XGBoost's for trees,
-    whatever the chunk size), contributions from :func:`contributions_like_the_service`.
+    Probabilities come from the model's own predictor (XGBoost's for trees, whatever the chunk
+    size), reasons from the scorer the service uses (:func:`credit_risk.trees.service_runtime`),
+    so a row's reasons are the ones the service would give.
     """
 
-    def __init__(self, engine: DecisionEngine, config: ModelConfig, *, reasons: bool = True) -> None:
-        self.engine = engine
+    def __init__(self, model: ScoringModel, config: ModelConfig, *, reasons: bool = True) -> None:
         self.config = config
-        self._max_reasons = config.decision.max_reasons
-        self._reason_codes = pa.array([s.reason_code for s in engine.model.encoder.fields], type=pa.string())
-        self.contributions = contributions_like_the_service(engine.model, config) if reasons else None
+        self.with_reasons = reasons
+        explain = service_runtime(model, config.serving.tree_runtime)[0].field_contributions if reasons else None
+        self.engine = DecisionEngine(model, config, explain=explain)
+        self._reason_codes = pa.array([s.reason_code for s in model.encoder.fields], type=pa.string())
 
-    def reason_lists(self, contributions: np.ndarray) -> pa.ListArray:
-        """Per row, the codes of the fields that raised the risk most, largest first (as the engine:
-        a stable descending sort, then only positive contributions)."""
-        k = min(self._max_reasons, contributions.shape[1])
-        order = top_reasons(contributions, k)
-        keep = order >= 0
-        offsets = np.zeros(len(order) + 1, dtype=np.int32)
+    def reason_lists(self, reason_index: np.ndarray) -> pa.ListArray:
+        """Per row, the codes of the reasons (field indices, -1 past the last) as a list column."""
+        keep = reason_index >= 0
+        offsets = np.zeros(len(reason_index) + 1, dtype=np.int32)
         np.cumsum(keep.sum(axis=1), out=offsets[1:])
-        values = self._reason_codes.take(pa.array(order[keep], type=pa.int32()))
+        values = self._reason_codes.take(pa.array(reason_index[keep], type=pa.int32()))
         return pa.ListArray.from_arrays(pa.array(offsets), values)
 
-    def reasons(self, matrix: np.ndarray) -> pa.ListArray:
-        assert self.contributions is not None, "reasons were not asked for"
-        return self.reason_lists(self.contributions(matrix))
-
-    def arrow_columns(self, probabilities: np.ndarray) -> dict[str, pa.Array]:
-        return {
-            "probability": pa.array(probabilities, type=pa.float64()),
-            "score": pa.array(self.engine.scores(probabilities), type=pa.int64()),
-            "risk_band": pa.DictionaryArray.from_arrays(
-                self.engine.band_index(probabilities), list(self.engine.band_names)
-            ),
-            "decision": pa.DictionaryArray.from_arrays(self.engine.decision_index(probabilities), list(DECISIONS)),
+    def arrow_columns(self, decided: DecisionArrays) -> dict[str, pa.Array]:
+        """probability, score, risk_band and decision (dictionary-encoded), and reasons when decided with them."""
+        columns = {
+            "probability": pa.array(decided.probability, type=pa.float64()),
+            "score": pa.array(decided.score, type=pa.int64()),
+            "risk_band": pa.DictionaryArray.from_arrays(decided.band_index, list(self.engine.band_names)),
+            "decision": pa.DictionaryArray.from_arrays(decided.decision_index, list(DECISIONS)),
         }
+        if decided.reason_index is not None:
+            columns["reasons"] = self.reason_lists(decided.reason_index)
+        return columns
+
+    def decide(self, matrix: np.ndarray) -> dict[str, pa.Array]:
+        """A chunk's encoded matrix decided (with reasons when asked for) as Arrow columns."""
+        return self.arrow_columns(self.engine.decide(matrix, with_reasons=self.with_reasons))

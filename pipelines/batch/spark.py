@@ -433,10 +433,10 @@ def _policy_udf(columns: DecisionColumns) -> Any:
 
     def apply(frames: Iterator[Any]) -> Iterator[Any]:
         for frame in frames:
-            p = frame["probability"].to_numpy(dtype=np.float64)
-            frame["score"] = columns.engine.scores(p)
-            frame["risk_band"] = band_names[columns.engine.band_index(p)]
-            frame["decision"] = decisions[columns.engine.decision_index(p)]
+            decided = columns.engine.decide_probabilities(frame["probability"].to_numpy(dtype=np.float64))
+            frame["score"] = decided.score
+            frame["risk_band"] = band_names[decided.band_index]
+            frame["decision"] = decisions[decided.decision_index]
             yield frame
 
     return apply

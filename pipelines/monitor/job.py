@@ -7,8 +7,10 @@ version with that version's training reference profile: volume, latency
 percentiles, decision mix, score distribution, PSI of the probability and of
 every feature (bins fixed on the training data), and approval-rate ratios
 across protected groups. It logs metrics and a drift report to an MLflow run,
-writes the latest summary (read by ``GET /v1/monitoring``), and exits 2 when the
-configured alert level is crossed (1 on an error, 0 otherwise).
+writes the latest summary (read by ``GET /v1/monitoring``), prints what it found, and exits 2
+when the configured alert level is crossed (1 on an error, 0 otherwise; ``mlflow run`` and
+``make monitor`` pass ``--alert-exit-code 0``: the alert is printed as a finding and recorded in
+the run, which stays FINISHED).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import resolve_log_dir, summary_path, write_summary
 from credit_risk.decision_log.reader import read_log
-from pipelines.cli import add_config_dir, add_window, run_job
+from pipelines.cli import add_alert_exit_code, add_config_dir, add_window, report_findings, run_job
 from pipelines.monitor.drift import default_window, load_reference, summarise
 from pipelines.monitor.report import log_run
 
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         parser, start_help="first UTC date (default: window_days ago)", end_help="last UTC date (default: today)"
     )
     parser.add_argument("--version", default="", help="monitor this version (default: the served one)")
+    add_alert_exit_code(parser)
     args = parser.parse_args(argv)
     settings = Settings()
     result: dict[str, Any] = {}
@@ -86,7 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     code = run_job(job)
-    return code or int(result.get("exit_code", 0))
+    if code:
+        return code
+    alerts = [f"{alert['level']}: {alert['message']}" for alert in result.get("alerts", [])]
+    notes = []
+    if result.get("status") == "no_data":
+        notes.append("No logged decision in the window: score applicants first, or widen it with start and end.")
+    report_findings(
+        "Monitoring",
+        alerts=alerts,
+        status=str(result.get("status", "")),
+        run_id=result.get("mlflow_run_id"),
+        notes=notes,
+    )
+    return args.alert_exit_code if int(result.get("exit_code", 0)) else 0
 
 
 if __name__ == "__main__":

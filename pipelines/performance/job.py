@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,12 @@ import pyarrow.compute as pc
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from credit_risk.decision_log.paths import resolve_log_dir, write_summary
+from credit_risk.decision_log.paths import logged_dates, resolve_log_dir, write_summary
 from credit_risk.outcomes.join import matured_decisions, maturity_cutoff
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.performance import PerformanceSummary, VersionPerformance, Window, summary_path
-from pipelines.cli import add_config_dir, add_window, run_job
+from pipelines.cli import add_alert_exit_code, add_config_dir, add_window, report_findings, run_job
 from pipelines.performance.figures import version_figures
 from pipelines.performance.report import log_run, version_alerts
 
@@ -163,6 +163,13 @@ def performance(
         "log_dir": str(log_dir),
         "outcomes_sha256": summary.outcomes_digest,
     }
+    dates = logged_dates(log_dir)
+    if dates:
+        first = date.fromisoformat(dates[0])
+        matures = first + timedelta(days=maturity)
+        summary = summary.model_copy(
+            update={"first_decision_on": first.isoformat(), "first_matures_on": matures.isoformat()}
+        )
     summary = summary.model_copy(update={"mlflow_run_id": log_run(client, summary, config, params)})
     write_summary(summary_path(config.model.performance, log_dir, config.root), summary.model_dump(mode="json"))
     for alert in summary.alerts:
@@ -199,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--maturity-days", type=_days, default=None, help="default: outcomes.maturity_days")
     parser.add_argument("--as-of", type=_instant, default=None, help="the point in time (default: now)")
+    add_alert_exit_code(parser)
     args = parser.parse_args(argv)
     settings = Settings()
     result: list[PerformanceSummary] = []
@@ -218,4 +226,16 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     code = run_job(job)
-    return code or (result[0].exit_code if result else 1)
+    if code or not result:
+        return code or 1
+    summary = result[0]
+    note = summary.maturity_note()
+    alerts = [f"version {alert.version}: {alert.message}" for alert in summary.alerts]
+    report_findings(
+        "The performance report",
+        alerts=alerts,
+        status=summary.status,
+        run_id=summary.mlflow_run_id,
+        notes=[note] if note else [],
+    )
+    return args.alert_exit_code if summary.exit_code else 0

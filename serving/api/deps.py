@@ -186,10 +186,13 @@ def _refuse(request: Request, runtime: Runtime, error: Exception, *, status: int
     return error
 
 
+ANY_ROLE = "any"  # a route any configured role may call (``GET /v1/me``)
+
+
 def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None, needed: str) -> Caller:
     runtime = runtime_of(request)
     every = roles.role_tokens(runtime.settings)
-    if not any(roles.grants(token.role, needed) for token in every):
+    if not any(needed == ANY_ROLE or roles.grants(token.role, needed) for token in every):
         raise NotFoundError("Not Found")
     if credentials is None or not credentials.credentials:
         raise _refuse(
@@ -203,7 +206,7 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
             request, runtime, ForbiddenError("the bearer token is not valid"), status=403, actor="-", role="-"
         )
     token = matches[0]
-    if not roles.grants(token.role, needed):
+    if needed != ANY_ROLE and not roles.grants(token.role, needed):
         raise _refuse(
             request,
             runtime,
@@ -220,7 +223,7 @@ def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials | 
 def require_role(needed: str) -> Any:
     """A dependency: the caller, when its bearer token grants ``needed`` (credit_risk/roles.py);
     404 when no configured token could (the routes do not exist), 401 without a token, 403 otherwise."""
-    if needed not in roles.PERMISSIONS:
+    if needed not in roles.PERMISSIONS and needed != ANY_ROLE:
         raise ValueError(f"unknown permission {needed!r}")
 
     def dependency(
@@ -235,6 +238,7 @@ require_admin = require_role("admin")  # promote, roll back, reload, outcomes, a
 require_auditor = require_role("auditor")  # decisions, notices, replay
 require_reviewer = require_role("reviewer")  # cases and contests
 require_approver = require_role("approver")  # promotion approvals
+require_any_role = require_role(ANY_ROLE)  # who am I
 
 
 def hide_unavailable_routes(document: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -247,7 +251,8 @@ def hide_unavailable_routes(document: dict[str, Any], settings: Settings) -> dic
             needed = operation.get(ROLE_HEADER) if isinstance(operation, dict) else None
             if needed is None and path.startswith("/v1/admin/"):
                 needed = "admin"
-            if needed is not None and not roles.permission_available(settings, needed):
+            available = bool(roles.role_tokens(settings)) if needed == ANY_ROLE else None
+            if needed is not None and not (available or roles.permission_available(settings, needed)):
                 del paths[path][method]
         if not paths[path]:
             del paths[path]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from serving.api.deps import Runtime, runtime_of
+from credit_risk import roles
+from serving.api.deps import ANY_ROLE, ROLE_HEADER, Caller, Runtime, require_any_role, runtime_of
 from serving.errors import json_response
 from serving.schemas import Health, Readiness
 
@@ -37,6 +40,23 @@ def probe_router() -> APIRouter:
         if reason is not None:
             return json_response({"ready": False, "reason": reason}, 503)
         return json_response({"ready": True, "version": runtime.holder.served.version})
+
+    @router.get(
+        "/v1/me",
+        summary="Whose role token this is: its name, role and what the role may do (for the UI's sidebar)",
+        response_model=None,
+        openapi_extra={ROLE_HEADER: ANY_ROLE},
+    )
+    async def me(caller: Annotated[Caller, Depends(require_any_role)]) -> Response:
+        permissions = sorted(roles.GRANTS[caller.role])
+        return json_response(
+            {
+                "name": caller.name,
+                "role": caller.role,
+                "permissions": permissions,
+                "description": roles.DESCRIPTIONS[caller.role],
+            }
+        )
 
     @router.get(
         "/metrics",

@@ -84,3 +84,12 @@ def test_yaml_syntax_error_is_reported(tmp_path: Path) -> None:
     (config_dir / "model_config.yaml").write_text("registry: [unclosed\n")
     with pytest.raises(ConfigError, match=r"model_config\.yaml: not valid YAML"):
         load_project_config(config_dir)
+
+
+def test_the_quick_search_keeps_the_first_candidate_of_each_kind_under_a_lighter_cv() -> None:
+    training = load_project_config().training
+    quick = training.quick()
+    assert (quick.cv.folds, quick.cv.repeats) == (5, 1)
+    assert quick.candidates.xgboost == training.candidates.xgboost[:1]
+    assert quick.candidates.logistic_regression == training.candidates.logistic_regression[:1]
+    assert quick.data == training.data and quick.evaluation == training.evaluation

@@ -10,9 +10,9 @@ import pytest
 import xgboost as xgb
 
 from credit_risk import registry
+from credit_risk.data import load_applicants
 from credit_risk.decision import DecisionEngine
 from credit_risk.scoring import Encoder, ScoringModel
-from pipelines.data import load_applicants
 from pipelines.train import Candidate, fit_model
 from tests.conftest import TrainedModel
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, load_project_config
+from credit_risk.data import load_applicants, split_holdout
 from credit_risk.schema import DataValidationError
-from pipelines.data import load_applicants, split_holdout
 
 pytestmark = pytest.mark.data
 

@@ -49,7 +49,7 @@ def test_a_pending_request_is_approved_on_the_models_page_and_production_moves(
     texts = "\n".join(str(m.value) for m in at.markdown)
     assert f"Promote v{two.challenger}" in texts and "alice (admin)" in texts
     at.text_input(key=f"approval.{approval_id}.reason").input("validated independently")
-    at.text_input(key=f"approval.{approval_id}.token").input(APPROVER_TOKEN)
+    at.text_input(key="role.token").set_value(APPROVER_TOKEN)  # the sidebar's role token
     at.button(key=f"approval.{approval_id}.approve").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Approved." in str(s.value) for s in at.success), [str(e.value) for e in at.error]

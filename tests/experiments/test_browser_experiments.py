@@ -66,7 +66,7 @@ def test_a_shadow_started_on_the_page_shows_its_comparison_and_stops(
     start = page.locator(".st-key-experiment-start-form")
     _type(start, page, "Share of applicants (%)", "100")
     _type(start, page, "Reason", "shadow v2 on the page")
-    _type(start, page, "Admin token", api.admin_token)
+    _type(page, page, "Your role token", api.admin_token)  # once per session, in the sidebar
     start.get_by_role("button", name="Start").click()
     wait_idle(page)
     expect(page.get_by_text("Experiment started.", exact=False)).to_be_visible(timeout=120_000)
@@ -86,7 +86,6 @@ def test_a_shadow_started_on_the_page_shows_its_comparison_and_stops(
 
     stop = page.locator(".st-key-experiment-stop-form")
     _type(stop, page, "Reason", "seen enough on the page")
-    _type(stop, page, "Admin token", api.admin_token)
     stop.get_by_role("button", name="Stop").click()
     wait_idle(page)
     expect(page.get_by_text("Experiment stopped.", exact=False)).to_be_visible(timeout=60_000)

@@ -11,9 +11,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from credit_risk.data import load_applicants
 from credit_risk.schema import DataValidationError
 from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, rejects_path, spark_session
-from pipelines.data import load_applicants
 from pipelines.synthetic import generate_applicants
 from tests.conftest import TrainedModel
 from tests.support.required import require_component, spark_unavailable_reason

@@ -28,8 +28,8 @@ from fastapi.testclient import TestClient
 
 from credit_risk import registry
 from credit_risk.config import PROJECT_ROOT, Settings, load_project_config
+from credit_risk.data import load_applicants
 from pipelines.batch_score import BatchOptions, batch_score, rejects_path
-from pipelines.data import load_applicants
 from pipelines.monitor import monitor
 from pipelines.promote import promote
 from pipelines.synthetic import generate_applicants

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from credit_risk.config import PROJECT_ROOT
+from credit_risk.data import load_applicants
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
-from pipelines.data import load_applicants
 from pipelines.outcome_simulator import Plan, Simulation, simulate
 from pipelines.performance.job import EXIT_ALERT, performance
 from pipelines.promote import promote
@@ -166,3 +166,38 @@ def test_the_performance_command_exits_2_and_logs_its_plots_to_mlflow(loop: Loop
         "performance_report/summary.json",
         "performance_report/performance_report.md",
     } <= artifacts
+
+
+def _performance_command(loop: Loop, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": loop.store.uri,
+        "CREDIT_RISK_CONFIG_DIR": str(loop.store.config.config_dir),
+        "CREDIT_RISK_LOG_DIR": str(loop.log_dir),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.performance", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_under_mlflow_run_an_alert_is_printed_as_a_finding_and_exits_0(loop: Loop) -> None:
+    start = loop.plan.shift_on.isoformat()
+    done = _performance_command(loop, "--start", start, "--maturity-days", str(MATURITY), "--alert-exit-code", "0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "The performance report finished and raised" in done.stdout, done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_no_matured_decision_says_when_the_first_matures_and_how_to_see_figures_now(loop: Loop) -> None:
+    done = _performance_command(loop, "--maturity-days", "3650")
+    assert done.returncode == 0, done.stderr[-3000:]
+    first = loop.plan.start
+    matures = first + timedelta(days=3650)
+    assert f"the first one (made on {first.isoformat()}) matures on {matures.isoformat()}" in done.stdout, done.stdout
+    assert "as_of" in done.stdout and "maturity_days=0" in done.stdout

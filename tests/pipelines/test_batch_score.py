@@ -15,14 +15,15 @@ import yaml
 
 from credit_risk import registry
 from credit_risk.config import PROJECT_ROOT, load_project_config
+from credit_risk.data import load_applicants
 from credit_risk.decision import DecisionEngine
 from credit_risk.profile import build_profile
 from credit_risk.schema import DataValidationError, FeatureSchema
 from credit_risk.scoring import Encoder, ScoringModel
 from credit_risk.trees import FastModel, TreeEnsemble, _applicants
+from credit_risk.trees.kernels import top_reasons
 from pipelines.batch import DecisionColumns
 from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, main, rejects_path
-from pipelines.data import load_applicants
 from pipelines.synthetic import generate_applicants
 from pipelines.train import Candidate, fit_model
 from tests.conftest import TrainedModel
@@ -270,22 +271,22 @@ def test_batch_reasons_are_the_services_on_random_applicants_with_missing_values
     matrix = model.encoder.encode_records(records)
     assert np.isnan(matrix).any(axis=1).mean() > 0.3, "many rows take the missing-value branches"
     service = DecisionEngine(FastModel(model, TreeEnsemble.verified(model)), config)
-    columns = DecisionColumns(DecisionEngine(model, config), config)
-    batch = columns.contributions(matrix)
+    columns = DecisionColumns(model, config)
+    batch = columns.engine.explain(matrix)
     alone = np.concatenate([service.model.field_contributions(matrix[i : i + 1]) for i in range(len(matrix))])
     np.testing.assert_array_equal(batch, alone)
     exact = model.booster.predict(xgb.DMatrix(matrix), pred_contribs=True)[:, :-1] @ model.encoder.column_to_field
     np.testing.assert_allclose(batch, exact, rtol=0, atol=1e-5)  # and they are XGBoost's TreeSHAP
     served = [[r.code for r in service.assess([record])[0].reasons] for record in records]
-    assert columns.reasons(matrix).to_pylist() == served
+    assert columns.decide(matrix)["reasons"].to_pylist() == served
 
 
 def test_reason_ranking_breaks_ties_as_the_service_does(home_equity: tuple[ScoringModel, pd.DataFrame]) -> None:
     """Equal contributions (the lower field first), zeros and negatives (never reasons), fewer positive
-    fields than reasons, all alike: the batch's ranking is the engine's stable sort."""
+    fields than reasons: the one ranking (top_reasons, which the engine uses for every path) is a stable
+    descending sort keeping only positive contributions."""
     model, _ = home_equity
     config = load_project_config(None).model
-    engine = DecisionEngine(model, config)
     fields = len(model.encoder.fields)
     rng = np.random.default_rng(5)
     contributions = rng.choice([-0.5, -0.0, 0.0, 0.1, 0.25, 0.25, 0.7], size=(5000, fields))
@@ -293,8 +294,13 @@ def test_reason_ranking_breaks_ties_as_the_service_does(home_equity: tuple[Scori
     contributions[1] = -1.0  # no reason at all
     contributions[2, :] = 0.0
     contributions[2, fields - 1] = 1e-300  # one tiny positive field, the last one
-    record = dict.fromkeys(model.schema.input_names)
-    expected = [[r.code for r in engine.reasons(row, record)] for row in contributions]
-    got = DecisionColumns(engine, config, reasons=False).reason_lists(contributions).to_pylist()
+    codes = [field.reason_code for field in model.encoder.fields]
+    k = config.decision.max_reasons
+
+    def reference(row: np.ndarray) -> list[str]:  # a stable descending sort, then only positive contributions
+        return [codes[i] for i in np.argsort(-row, kind="stable")[:k] if row[i] > 0]
+
+    expected = [reference(row) for row in contributions]
+    got = DecisionColumns(model, config, reasons=False).reason_lists(top_reasons(contributions, k)).to_pylist()
     assert got == expected
     assert len(expected[0]) == config.decision.max_reasons and expected[1] == [] and len(expected[2]) == 1

@@ -14,9 +14,9 @@ import pytest
 
 from credit_risk import registry
 from credit_risk.config import PROJECT_ROOT, PredictionLogConfig
+from credit_risk.data import load_applicants
 from credit_risk.decision import DecisionEngine
 from credit_risk.scoring import ScoringModel
-from pipelines.data import load_applicants
 from pipelines.monitor import EXIT_ALERT, monitor
 from pipelines.synthetic import generate_applicants
 from serving.monitoring import summary_path_for

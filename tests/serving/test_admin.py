@@ -84,3 +84,19 @@ def test_refused_attempts_are_in_the_access_log_with_who_and_why(trained: Traine
         (403, "/v1/admin/reload", "POST"),
     ]
     assert all("not-a-token" not in line for line in lines), "the access log must not hold a tried token"
+
+
+def test_me_names_the_token_its_role_and_what_it_may_do(client: TestClient) -> None:
+    answer = client.get("/v1/me", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["name"], body["role"]) == ("admin", "admin")
+    assert body["permissions"] == ["admin", "auditor", "reviewer"] and body["description"]
+    assert client.get("/v1/me").status_code == 401
+    assert client.get("/v1/me", headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 403
+
+
+def test_me_does_not_exist_without_role_tokens(trained: TrainedModel, tmp_path: Path) -> None:
+    with app_client(trained.store, tmp_path, admin_token=None) as client:
+        assert client.get("/v1/me", headers={"Authorization": "Bearer anything-0123456789"}).status_code == 404
+        assert "/v1/me" not in client.get("/openapi.json").json()["paths"]

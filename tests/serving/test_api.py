@@ -13,7 +13,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 
 from credit_risk.config import PROJECT_ROOT
-from pipelines.data import load_applicants
+from credit_risk.data import load_applicants
 from serving.schemas import BatchResponse, ModelInfo, PredictionResponse, Readiness, RegistryOut
 from tests.conftest import TrainedModel
 from tests.serving.conftest import app_client

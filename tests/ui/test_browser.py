@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipelines.data import load_applicants
+from credit_risk.data import load_applicants
 from pipelines.synthetic import generate_applicants
 from tests.conftest import Store, TrainedModel, make_store
 from tests.support.api import RunningApi, running_api
@@ -123,7 +123,7 @@ def test_required_fields_start_unselected_and_score_refuses_until_set(ui_url: st
     entries = [e for e in applicant_entries(info) if e[0] != "Job"]
     fill_applicant(page, entries)
     _press_score(page)
-    expect(page.get_by_text("Not scored yet: 1 field(s) need attention (Job)")).to_be_visible()
+    expect(page.get_by_text("Not scored yet: 1 field needs attention (Job)")).to_be_visible()
     expect(page.get_by_test_id("decision-banner")).to_have_count(0)
     enter(page, "Job", "select", "Skilled employee or official")
     _press_score(page)
@@ -177,17 +177,17 @@ def test_out_of_range_decimal_and_cleared_values_are_refused_inline(ui_url: str,
     open_page(page, ui_url, "", "Score an applicant")
     fill_applicant(page, applicant_entries(info))
     enter(page, "Loan duration (months)", "text", "500")
-    enter(page, "Instalment burden (1-4)", "text", "2.5")
-    enter(page, "Credit amount (DM)", "text", "")
-    # The rules show under their fields at once (the cleared one when Score is pressed), nothing is sent.
-    duration = page.get_by_text("Loan duration (months) must be in [1, 120] (not 500).")
+    enter(page, "Credit amount (DM)", "text", "1200.5")
+    # The rules show under their fields at once, in words, and nothing is sent.
+    duration = page.get_by_text("Loan duration (months): Enter a whole number from 1 to 120 (you entered 500).")
     expect(duration).to_be_visible()
-    expect(page.get_by_text("Instalment burden must be a whole number (not 2.5).")).to_be_visible()
-    _press_score(page)
-    expect(page.get_by_text("Credit amount (DM) is required.")).to_be_visible()
-    expect(page.get_by_text(re.compile(r"Not scored yet: 3 field\(s\) need attention"))).to_be_visible()
+    expect(page.get_by_text("Credit amount (DM): Enter a whole number (you entered 1200.5).")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Credit amount (DM)", exact=True)).to_have_value("1200.5")  # not cut
+    enter(page, "Credit amount (DM)", "text", "")
+    _press_score(page)  # the cleared one shows when Score is pressed
+    expect(page.get_by_text("Credit amount (DM): Enter a value: it is required.")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Not scored yet: 2 fields need attention"))).to_be_visible()
     expect(page.get_by_test_id("decision-banner")).to_have_count(0)
-    expect(page.get_by_role("textbox", name="Instalment burden (1-4)", exact=True)).to_have_value("2.5")  # not cut to 2
     # The error sits under its own field: between that field and the next one.
     field_box = page.get_by_role("textbox", name="Loan duration (months)", exact=True).bounding_box()
     error_box = duration.bounding_box()
@@ -276,7 +276,7 @@ def test_batch_carries_the_id_column_and_offers_the_rejected_rows(ui_url: str, p
     rejects = _download(page, "rejected row")
     assert [(r["row"], r["customer_id"]) for r in rejects] == [("4", "C-003")], rejects
     assert "120" in rejects[0]["problems"] and rejects[0]["duration_in_month"] == "500"
-    page.get_by_role("button", name="Score 4 valid row(s)").click()
+    page.get_by_role("button", name="Score 4 valid rows").click()
     expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=60_000)
     wait_idle(page)
     results = _download(page, "Download results")
@@ -316,8 +316,8 @@ def _admin_action(page: Any, form: str, *, token: str, reason: str, button: str)
     """Fill a Models-page admin form (reason, token), press its button and confirm the move."""
     box = page.locator(".stVerticalBlock").filter(has=page.get_by_text(form, exact=True)).last
     box.get_by_role("textbox", name="Reason", exact=True).fill(reason)
-    box.get_by_label("Admin token", exact=True).fill(token)
-    box.get_by_label("Admin token", exact=True).press("Enter")
+    page.get_by_label("Your role token", exact=True).fill(token)  # once per session, in the sidebar
+    page.get_by_label("Your role token", exact=True).press("Enter")
     wait_idle(page, settle_ms=200)
     box.get_by_role("button", name=button).click()
     page.get_by_role("button", name=re.compile(r"^Confirm: production")).click()

@@ -96,8 +96,8 @@ def _fill(box: Any, page: Any, *, reason: str, token: str) -> None:
     box.get_by_role("textbox", name="Reason", exact=True).fill(reason)
     box.get_by_role("textbox", name="Reason", exact=True).press("Enter")
     wait_idle(page, settle_ms=200)
-    box.get_by_label("Admin token", exact=True).fill(token)
-    box.get_by_label("Admin token", exact=True).press("Enter")
+    page.get_by_label("Your role token", exact=True).fill(token)  # once per session, in the sidebar
+    page.get_by_label("Your role token", exact=True).press("Enter")
     wait_idle(page, settle_ms=200)
 
 

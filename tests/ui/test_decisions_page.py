@@ -44,11 +44,13 @@ def _declined(api: RunningApi, request_id: str) -> dict:
 def test_a_decision_is_looked_up_replayed_and_its_notice_prepared(api: RunningApi, open_app: OpenApp) -> None:
     answer = _declined(api, "ui-declined-1")
     at = open_app(api.url, page="decisions")
-    at.text_input(key="decisions.token").input(api.admin_token or "")
+    at.text_input(key="role.token").input(api.admin_token or "")
     at.text_input(key="decisions.request_id").input("ui-declined-1")
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert [m.value for m in at.metric][:1] == [answer["decision"].title()]
+    assert [m.value for m in at.metric][:1] == [
+        {"approve": "Approved", "review": "Referred", "decline": "Declined"}[answer["decision"]]
+    ], "one word per decision, as on the Score page"
     texts = _texts(at)
     assert f"version {answer['model']['version']}" in texts
     assert "Adverse-action notice" in texts
@@ -62,8 +64,28 @@ def test_a_decision_is_looked_up_replayed_and_its_notice_prepared(api: RunningAp
 
 def test_a_wrong_token_is_refused_clearly(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="decisions")
-    at.text_input(key="decisions.token").input("not-a-token")
+    at.text_input(key="role.token").input("not-a-token-0123456789")
     at.text_input(key="decisions.request_id").input("anything")
     at.button[0].click().run()
     assert not at.exception
-    assert any("refused" in e.value for e in at.error), _texts(at)
+    assert any("did not accept your token" in e.value for e in at.error), _texts(at)
+
+
+def test_without_a_token_the_page_says_a_token_is_needed(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url, page="decisions")
+    assert any("auditor (or admin) token in the sidebar" in i.value for i in at.info), _texts(at)
+    at.text_input(key="decisions.request_id").input("anything")
+    at.button[0].click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("A token is needed" in e for e in errors), errors
+    assert not any("Illegal header" in e or "cannot be reached" in e for e in errors), errors
+
+
+def test_an_unknown_id_says_it_is_not_found_without_a_note_on_role_tokens(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url, page="decisions")
+    at.text_input(key="role.token").input(api.admin_token or "")
+    at.text_input(key="decisions.request_id").input("no-such-decision-1")
+    at.button[0].click().run()
+    errors = [e.value for e in at.error]
+    assert errors == ["No decision was found with the request id 'no-such-decision-1'."], errors

@@ -150,7 +150,7 @@ def test_batch_scores_valid_rows_through_the_api_in_chunks(
     # 150 applicants are over the service's 64 KB body limit: the page must send several requests.
     at = open_app(api.url, page="batch")
     at.file_uploader[0].set_value(("applicants.csv", _csv(_schema(api), 150, bad_purpose_row=0), "text/csv")).run()
-    _button(at, "Score 149 valid row(s)").click().run()
+    _button(at, "Score 149 valid rows").click().run()
     service_errors = [e.value for e in at.error if "break the schema" not in e.value]
     assert not at.exception and not service_errors, service_errors
     results = at.dataframe[-1].value
@@ -167,7 +167,7 @@ def test_batch_refuses_a_file_without_a_required_column(api: RunningApi, open_ap
     at = open_app(api.url, page="batch")
     at.file_uploader[0].set_value(("applicants.csv", b"purpose\ncar_new\n", "text/csv")).run()
     assert not at.exception
-    assert any("missing required column(s)" in e.value for e in at.error)
+    assert any("missing required column" in e.value for e in at.error)
 
 
 # ------------------------------------------------------------------ Models
@@ -208,24 +208,24 @@ def test_promote_without_token_is_not_sent(api: RunningApi, open_app: OpenApp) -
     at = open_app(api.url, page="models")
     at.text_input(key="promote.reason").set_value("try")
     _button(at, "Promote...").click().run()
-    assert any("Give the admin token and a reason" in w.value for w in at.warning)
+    assert any("Enter your admin token in the sidebar" in w.value for w in at.warning), [w.value for w in at.warning]
     assert not [b for b in at.button if b.label.startswith("Confirm")], "nothing to confirm"
 
 
 def test_a_wrong_admin_token_is_refused_clearly(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="models")
     at.text_input(key="rollback.reason").set_value("test")
-    at.text_input(key="rollback.token").set_value("not-the-token")
+    at.text_input(key="role.token").set_value("not-the-token-0123456789")
     _button(at, "Roll back...").click().run()
     _button(at, "Confirm").click().run()
     assert not at.exception
-    assert any("Not allowed" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("did not accept your role token" in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_a_refused_rollback_shows_the_reason(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url, page="models")
     at.text_input(key="rollback.reason").set_value("nothing to roll back to")
-    at.text_input(key="rollback.token").set_value(api.admin_token)
+    at.text_input(key="role.token").set_value(api.admin_token)
     _button(at, "Roll back...").click().run()
     confirm = _button(at, "Confirm")
     assert "production: v1 → " in confirm.label, confirm.label

@@ -28,6 +28,7 @@ from ui.present import (
     decision_word,
     detect_separator,
     guess_id_column,
+    plural,
     rejects_frame,
     results_frame,
     separator_name,
@@ -61,7 +62,7 @@ def _read_csv(data: bytes, max_rows: int) -> tuple[pd.DataFrame | None, str]:
 
 def _download_rejects(rejects: pd.DataFrame, *, key: str) -> None:
     st.download_button(
-        f"Download the {len(rejects):,} rejected row(s) with their reasons (CSV)",
+        f"Download the {plural(len(rejects), 'rejected row')} with their reasons (CSV)",
         rejects.to_csv(index=False).encode(),
         file_name="rejected_applicants.csv",
         mime="text/csv",
@@ -70,7 +71,9 @@ def _download_rejects(rejects: pd.DataFrame, *, key: str) -> None:
     )
 
 
-def _show_check(checked: CheckedUpload, frame: pd.DataFrame, schema: FormSchema) -> None:
+def _show_check(checked: CheckedUpload, frame: pd.DataFrame, schema: FormSchema, *, scored: bool = False) -> None:
+    """The file's check; its rejects' download only until the file is scored (then the results offer one
+    download with every row not scored, the service's refusals included)."""
     if checked.ignored_columns:
         st.info(f"Columns not in the schema are ignored: {', '.join(checked.ignored_columns)}")
     good, bad = len(checked.records), len(checked.bad_rows)
@@ -79,7 +82,10 @@ def _show_check(checked: CheckedUpload, frame: pd.DataFrame, schema: FormSchema)
     columns[1].metric("Valid", good)
     columns[2].metric("With errors", bad)
     if checked.problems:
-        st.error(f"**{bad} row(s) break the schema** and will not be scored. Row numbers count data rows from 1.")
+        st.error(
+            f"**{plural(bad, 'row')} {'breaks' if bad == 1 else 'break'} the schema** and will not be scored. "
+            "Row numbers count data rows from 1."
+        )
         labels = schema.labels()
         st.dataframe(
             pd.DataFrame(
@@ -96,7 +102,8 @@ def _show_check(checked: CheckedUpload, frame: pd.DataFrame, schema: FormSchema)
             ),
             hide_index=True,
         )
-        _download_rejects(rejects_frame(frame, checked), key="rejects.checked")
+        if not scored:
+            _download_rejects(rejects_frame(frame, checked), key="rejects.checked")
 
 
 def _file_row(checked: CheckedUpload, offset: int, row_in_chunk: int | None) -> int | None:
@@ -181,7 +188,10 @@ def _show_results(results: pd.DataFrame, rejects: pd.DataFrame) -> None:
         key="results.download",
     )
     if not rejects.empty:
-        st.warning(f"**{len(rejects):,} row(s) were not scored**; the download lists each with its reasons.")
+        st.warning(
+            f"**{plural(len(rejects), 'row')} {'was' if len(rejects) == 1 else 'were'} not scored**; "
+            "the download lists each with its reasons."
+        )
         _download_rejects(rejects, key="rejects.results")
 
 
@@ -253,11 +263,12 @@ def render() -> None:
         for problem in checked.file_problems:
             st.error(f"**The file does not match the schema**: {problem}")
         return
-    _show_check(checked, frame, schema)
+    digest = hashlib.sha256(data + str(id_column).encode()).hexdigest()
+    kept_results = st.session_state.get(_RESULTS_KEY)
+    _show_check(checked, frame, schema, scored=kept_results is not None and kept_results[0] == digest)
     if not checked.records:
         return
-    digest = hashlib.sha256(data + str(id_column).encode()).hexdigest()
-    if st.button(f"Score {len(checked.records):,} valid row(s)", type="primary"):
+    if st.button(f"Score {plural(len(checked.records), 'valid row')}", type="primary"):
         scored = _score(context, checked)
         if scored is None:
             st.session_state[_RESULTS_KEY] = None
@@ -269,6 +280,7 @@ def render() -> None:
                 results_frame(kept, answers, schema),
                 rejects_frame(frame, checked, refused),
             )
+            st.rerun()  # draw the page once more as scored: one download of the rows not scored, not two
     kept_results = st.session_state.get(_RESULTS_KEY)
     if kept_results is not None and kept_results[0] == digest:
         _show_results(kept_results[1], kept_results[2])

@@ -1,19 +1,22 @@
 """Decisions: look a logged decision up by request id or applicant id, see its record and reasons,
 replay it with the model version and policy that made it, download its adverse-action notice.
 
-Every call carries the auditor's (or admin's) token; the service records who looked in its access log.
+Every call carries the role token entered in the sidebar (an auditor's or an admin's); the service records
+who looked in its access log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from html import escape
 from typing import Any
 
 import httpx
 import pandas as pd
 import streamlit as st
 
-from ui.context import current
+from ui.context import current, role_token
+from ui.present import decision_word, plural
 
 _RECORD = "decisions.record"
 _LIST = "decisions.list"
@@ -27,6 +30,8 @@ class DecisionsError(Exception):
 
 def _call(method: str, path: str, token: str, *, params: Mapping[str, Any] | None = None) -> httpx.Response:
     base = current().client.base_url
+    if not token:
+        raise DecisionsError("A token is needed to look up decisions: enter your auditor token in the sidebar.")
     try:
         response = httpx.request(
             method, f"{base}{path}", params=params, headers={"Authorization": f"Bearer {token}"}, timeout=120
@@ -42,33 +47,36 @@ def _call(method: str, path: str, token: str, *, params: Mapping[str, Any] | Non
     if isinstance(detail, list):
         detail = "; ".join(f"{d.get('field')}: {d.get('msg')}" for d in detail if isinstance(d, Mapping))
     if response.status_code == 401:
-        raise DecisionsError("Give an auditor (or admin) token.")
+        raise DecisionsError("A token is needed to look up decisions: enter your auditor token in the sidebar.")
     if response.status_code == 403:
-        raise DecisionsError(f"The token was refused: {detail}")
-    if response.status_code == 404:
         raise DecisionsError(
-            f"Not found: {detail} (the service answers 404 to every decision call when it has no role token)"
+            "Your token may not look up decisions: it takes an auditor's (or an admin's) token."
+            if "role" in str(detail)
+            else "The scoring service did not accept your token: check it in the sidebar."
+        )
+    if response.status_code == 404:
+        if path.startswith("/v1/decisions/") and detail != "Not Found":  # "Not Found": the routes are off
+            raise DecisionsError(f"No decision was found with the request id {path.split('/')[3]!r}.")
+        raise DecisionsError(
+            "Decisions cannot be looked up on this service: it has no auditor or admin token configured."
         )
     raise DecisionsError(f"The service refused the request (HTTP {response.status_code}): {detail}")
 
 
-def _reasons_frame(record: Mapping[str, Any]) -> pd.DataFrame:
-    rows = [
-        {
-            "rank": i,
-            "code": r["code"],
-            "factor": r["label"],
-            "applicant's value": r.get("value_label") or r.get("value"),
-        }
-        for i, r in enumerate(record.get("reasons") or [], start=1)
-    ]
-    return pd.DataFrame(rows)
+def _reasons_html(record: Mapping[str, Any]) -> str:
+    """The principal reasons, largest first, in the schema's words; each reason code on hover."""
+    items = "".join(
+        f'<li title="reason code {escape(str(r.get("code")))}">{escape(str(r.get("label")))}: '
+        f"{escape(str(r.get('value_label') or r.get('value')))}</li>"
+        for r in record.get("reasons") or []
+    )
+    return f"<ol>{items}</ol>" if items else ""
 
 
 def _show_record(record: Mapping[str, Any], token: str) -> None:
     st.subheader(f"Decision {record['request_id']}")
     cols = st.columns(4)
-    cols[0].metric("Decision", str(record["decision"]).title())
+    cols[0].metric("Decision", decision_word(record["decision"]))
     cols[1].metric("Probability of default", f"{record['probability_of_default']:.1%}")
     cols[2].metric("Score", record["score"])
     cols[3].metric("Risk band", record["risk_band"])
@@ -79,13 +87,14 @@ def _show_record(record: Mapping[str, Any], token: str) -> None:
         + (f"; applicant {record['applicant_id']}" if record.get("applicant_id") else "")
     )
     st.markdown("**Principal reasons** (largest first)")
-    frame = _reasons_frame(record)
-    if frame.empty:
+    reasons = _reasons_html(record)
+    if not reasons:
         st.write("No reasons were logged for this decision.")
     else:
-        st.dataframe(frame, hide_index=True)
+        st.markdown(reasons, unsafe_allow_html=True)
     with st.expander("Inputs as logged (privacy settings applied)"):
-        st.dataframe(pd.DataFrame([record["inputs"]]).T.rename(columns={0: "value"}))
+        inputs = {name: "not provided" if value is None else str(value) for name, value in record["inputs"].items()}
+        st.dataframe(pd.DataFrame({"field": list(inputs), "value": list(inputs.values())}), hide_index=True)
     left, right = st.columns(2)
     if left.button("Replay this decision", key="decisions.replay_button"):
         try:
@@ -131,7 +140,9 @@ def _show_record(record: Mapping[str, Any], token: str) -> None:
 def main() -> None:
     st.title("Decisions")
     st.caption("Find a logged decision, see why it was made, replay it, print its notice. Every look is recorded.")
-    token = st.text_input("Auditor or admin token", type="password", key="decisions.token")
+    token = role_token()
+    if not token:
+        st.info("Enter your auditor (or admin) token in the sidebar to look up decisions.", icon=":material/lock:")
     by_id, by_applicant = st.tabs(["By request id", "By applicant"])
     with by_id, st.form("decisions.by_id"):
         request_id = st.text_input("Request id", key="decisions.request_id")
@@ -157,12 +168,12 @@ def main() -> None:
                 st.error(str(exc))
     listing = st.session_state.get(_LIST)
     if listing:
-        st.write(f"{listing['total']} decisions for applicant {listing['applicant_id']}, newest first")
+        st.write(f"{plural(listing['total'], 'decision')} for applicant {listing['applicant_id']}, newest first")
         rows = [
             {
                 "request id": d["request_id"],
                 "decided": d["scored_at"],
-                "decision": d["decision"],
+                "decision": decision_word(d["decision"]),
                 "score": d["score"],
                 "version": d["model"]["version"],
             }

@@ -1,6 +1,6 @@
 """Experiments: run a challenger beside the champion (shadow) or for a random share (split),
 compare the arms live and on outcomes, and stop. Every figure comes from the API
-(``GET /v1/experiments/{id}``); starting and stopping need the admin token."""
+(``GET /v1/experiments/{id}``); starting and stopping need the admin token (entered in the sidebar)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.api_client import ApiClient, ApiError
-from ui.context import current, show_api_error
+from ui.context import current, role_token, show_api_error
 from ui.present import DECISION_WORDS, decision_word
 
 _OUTCOME_KEY = "experiments.outcome"  # (action, kind, payload) of the last start or stop
@@ -36,9 +36,10 @@ def _rate_text(rate: Mapping[str, Any]) -> str:
 
 def _start(client: ApiClient) -> None:
     state = st.session_state
-    token, reason = state.get("experiment.token") or "", (state.get("experiment.reason") or "").strip()
+    token, reason = role_token(), (state.get("experiment.reason") or "").strip()
     if not token or not reason:
-        state[_OUTCOME_KEY] = ("start", "missing", "Give the admin token and a reason.")
+        missing = "Enter your admin token in the sidebar" if not token else "Give a reason"
+        state[_OUTCOME_KEY] = ("start", "missing", f"{missing}: the ledger records who started it and why.")
         return
     try:
         answer = client.start_experiment(
@@ -57,9 +58,10 @@ def _start(client: ApiClient) -> None:
 
 def _stop(client: ApiClient, experiment_id: str) -> None:
     state = st.session_state
-    token, reason = state.get("experiment.stop_token") or "", (state.get("experiment.stop_reason") or "").strip()
+    token, reason = role_token(), (state.get("experiment.stop_reason") or "").strip()
     if not token or not reason:
-        state[_OUTCOME_KEY] = ("stop", "missing", "Give the admin token and a reason.")
+        missing = "Enter your admin token in the sidebar" if not token else "Give a reason"
+        state[_OUTCOME_KEY] = ("stop", "missing", f"{missing}: the ledger records who stopped it and why.")
         return
     try:
         answer = client.stop_experiment(experiment_id, token=token, reason=reason)
@@ -104,7 +106,6 @@ def _start_form(client: ApiClient, versions: Sequence[str], served: str | None) 
             key="experiment.share_percent",
         )
         st.text_input("Reason", key="experiment.reason", placeholder="e.g. shadow v2 before the quarterly refresh")
-        st.text_input("Admin token", type="password", key="experiment.token")
         st.button("Start", type="primary", on_click=_start, args=(client,), key="experiment.start")
         _show_outcome("start")
 
@@ -113,7 +114,6 @@ def _stop_form(client: ApiClient, experiment_id: str) -> None:
     with st.container(border=True, key="experiment-stop-form"):
         st.markdown("**Stop this experiment**: every decision is the champion's again.")
         st.text_input("Reason", key="experiment.stop_reason", placeholder="e.g. enough applicants seen")
-        st.text_input("Admin token", type="password", key="experiment.stop_token")
         st.button("Stop", on_click=_stop, args=(client, experiment_id), key="experiment.stop")
         _show_outcome("stop")
 

@@ -9,6 +9,7 @@ Rollback without a version undoes the last move of the serving alias.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from html import escape
 from typing import Any
 
 import pandas as pd
@@ -17,7 +18,7 @@ import streamlit.components.v1 as components
 
 from ui.api_client import ApiClient, ApiError, RequestRejectedError
 from ui.approvals import render_approvals
-from ui.context import current, show_api_error, technical_details
+from ui.context import current, role_token, show_api_error, technical_details
 from ui.present import version_rows
 
 _OUTCOME_KEY = "models.outcome"  # (action, kind, payload) of the last admin call
@@ -41,7 +42,7 @@ def last_move(history: Sequence[Mapping[str, Any]], alias: str) -> Mapping[str, 
 
 
 def _form_values(action: str) -> tuple[str, str, str | None]:
-    token = st.session_state.get(f"{action}.token") or ""
+    token = role_token()
     reason = (st.session_state.get(f"{action}.reason") or "").strip()
     version = st.session_state.get(f"{action}.version")
     return token, reason, version
@@ -53,7 +54,8 @@ def _ask(action: str, move: str) -> None:
     st.session_state[_OUTCOME_KEY] = None
     if not token or not reason:
         st.session_state[_PENDING_KEY] = None
-        st.session_state[_OUTCOME_KEY] = (action, "missing", "Give the admin token and a reason.")
+        missing = "Enter your admin token in the sidebar" if not token else "Give a reason"
+        st.session_state[_OUTCOME_KEY] = (action, "missing", f"{missing}: every move of production records one.")
         return
     st.session_state[_PENDING_KEY] = {"action": action, "move": move, "version": version, "reason": reason}
 
@@ -85,7 +87,7 @@ def _dry_run(client: ApiClient) -> None:
     token, reason, version = _form_values("promote")
     st.session_state[_PENDING_KEY] = None
     if not token:
-        st.session_state[_OUTCOME_KEY] = ("promote", "missing", "Give the admin token.")
+        st.session_state[_OUTCOME_KEY] = ("promote", "missing", "Enter your admin token in the sidebar.")
         return
     try:
         answer = client.promote(token=token, version=version, reason=reason or "dry run", dry_run=True)
@@ -115,20 +117,32 @@ def _move_text(event: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------ outcome, next to the action
 
 
-def _gate_rows(gates: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    rows = []
-    for gate in gates:
-        figures = {k: v for k, v in gate.items() if k not in ("name", "passed")}
-        rows.append(
-            {
-                "gate": gate.get("name"),
-                "result": "passed" if gate.get("passed") else "failed",
-                "figures": ", ".join(
-                    f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
-                ),
-            }
-        )
-    return pd.DataFrame(rows)
+# each promotion gate in words (its code on hover): what it asks of the challenger on the holdout
+GATE_WORDS = {
+    "min_auc": "Holdout ROC-AUC at least {limit}",
+    "max_brier": "Holdout Brier score at most {limit}",
+    "min_disparate_impact": "Disparate impact ratio at least {limit}",
+    "max_auc_drop": "ROC-AUC at most {limit} below the champion's",
+}
+
+
+def gate_sentence(gate: Mapping[str, Any]) -> str:
+    """ "Holdout ROC-AUC at least 0.700: 0.803, passed." """
+    name = str(gate.get("name", ""))
+    limit, value = gate.get("limit"), gate.get("value")
+    limit_text = f"{limit:.3f}" if isinstance(limit, int | float) else str(limit)
+    words = GATE_WORDS.get(name, name.replace("_", " ").capitalize() + " {limit}").format(limit=limit_text)
+    figure = f"{value:.3f}" if isinstance(value, int | float) else "not computable"
+    return f"{words}: {figure}, {'passed' if gate.get('passed') else 'failed'}."
+
+
+def _show_gates(gates: Sequence[Mapping[str, Any]]) -> None:
+    items = "".join(
+        f'<li title="gate {escape(str(gate.get("name")))}">{"✅" if gate.get("passed") else "❌"} '
+        f"{escape(gate_sentence(gate))}</li>"
+        for gate in gates
+    )
+    st.markdown(f'<ul style="list-style:none;padding-left:0">{items}</ul>', unsafe_allow_html=True)
 
 
 def _reload_text(reload: Any) -> str:
@@ -169,7 +183,7 @@ def _show_outcome(action: str) -> None:
             st.info(f"**Dry run: {_v(target)} {verdict}.** Nothing was moved.", icon=":material/fact_check:")
             gates = payload.get("gates") or []
             if gates:
-                st.dataframe(_gate_rows(gates), hide_index=True)
+                _show_gates(gates)
         elif kind == "no_dry_run":
             st.info(
                 "**This scoring service does not offer a dry run yet**, so the gates cannot be checked without "
@@ -310,7 +324,11 @@ def _history(registry: Mapping[str, Any]) -> None:
             lambda f: ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (f or {}).items())
         )
     first = [c for c in ("at", "alias", "move", "action", "actor", "reason") if c in frame.columns]
-    st.dataframe(frame[first + [c for c in frame.columns if c not in first]], hide_index=True)
+    st.dataframe(
+        frame[first + [c for c in frame.columns if c not in first]].astype(str),  # one type per column for Arrow
+        hide_index=True,
+        column_config={"reason": st.column_config.TextColumn("reason", width="large")},  # never cut off
+    )
 
 
 def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) -> None:
@@ -331,7 +349,6 @@ def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) 
         )
         st.text_input("Reason", key="promote.reason", placeholder="e.g. monthly retrain, passes all gates")
         st.checkbox("Force (override failed gates; the reason is recorded)", key="promote.force")
-        st.text_input("Admin token", type="password", key="promote.token")
         target = st.session_state.get("promote.version")
         move = f"{_SERVING_ALIAS}: {_v(current_version)} → {_v(target)}"
         left, right = st.columns(2)
@@ -352,7 +369,6 @@ def _forms(client: ApiClient, versions: list[str], registry: Mapping[str, Any]) 
             format_func=lambda v: undo_label if v == _UNDO else _v(v),
         )
         st.text_input("Reason", key="rollback.reason", placeholder="e.g. approval rate dropped after v5")
-        st.text_input("Admin token", type="password", key="rollback.token")
         choice = st.session_state.get("rollback.version")
         target = undo_to if choice == _UNDO else choice
         move = f"{_SERVING_ALIAS}: {_v(current_version)} → {_v(target) if target else 'the version before'}"

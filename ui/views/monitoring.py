@@ -1,6 +1,6 @@
 """Monitoring: the latest drift and health summary from ``GET /v1/monitoring``.
 
-The monitor job (``pipelines/monitor.py``) computes every figure; this page
+The monitor job (``pipelines/monitor/``) computes every figure; this page
 only draws them: volume and latency over time, the decision mix, the score
 distribution against training, PSI per feature with the thresholds drawn,
 and approval-rate ratios across protected groups.
@@ -19,13 +19,22 @@ import streamlit as st
 from ui.api_client import ApiError, NotFoundError
 from ui.context import current, show_api_error
 from ui.form_schema import FormSchema
-from ui.present import DECISION_COLOURS, DECISION_ORDER, decision_word, group_sort_key
+from ui.present import DECISION_COLOURS, DECISION_ORDER, decision_word, group_sort_key, plural
+from ui.refresh import refresh_panel
 
 _STATUS = {
     "ok": ("success", "No alert: the population looks like the training data."),
     "alert": ("error", "Alert: at least one figure crossed its threshold."),
-    "no_data": ("info", "No prediction of the served version was logged in this window."),
-    "insufficient_data": ("warning", "Too few logged predictions in this window for drift figures to mean much."),
+    "no_data": (
+        "info",
+        "No decision by the served version was logged in this window yet: score applicants (the Score or Batch "
+        "page), then refresh the monitoring summary, or choose a window that has decisions.",
+    ),
+    "insufficient_data": (
+        "warning",
+        "Too few decisions in this window for drift figures to mean much: the figures are shown, alerts are not "
+        "raised until more decisions are logged.",
+    ),
 }
 _LEVEL_COLOURS = {"none": "#1a7f37", "moderate": "#f57c00", "major": "#c62828"}
 _LEVEL_WORDS = {"none": "stable", "moderate": "moderate shift", "major": "major shift"}
@@ -67,13 +76,13 @@ def _header(summary: Mapping[str, Any], labels: Mapping[str, str]) -> None:
         f"Model **{model.get('name')}** version **{model.get('version')}**, window {window.get('start')} to "
         f"{window.get('end')} (UTC); summary generated {summary.get('generated_at')}."
     )
-    kind, text = _STATUS.get(str(summary.get("status")), ("info", f"Status: {summary.get('status')}"))
+    kind, text = _STATUS.get(str(summary.get("status")), ("info", str(summary.get("status", "")).replace("_", " ")))
     getattr(st, kind)(f"**{text}**")
     for alert in summary.get("alerts") or []:
         st.markdown(f"- **{str(alert.get('level', '')).capitalize()}**: {alert_text(alert, labels)}")
     other = summary.get("other_versions") or {}
     if other:
-        counts = ", ".join(f"version {v}: {n:,} row(s)" for v, n in sorted(other.items()))
+        counts = ", ".join(f"version {v}: {plural(n, 'row')}" for v, n in sorted(other.items()))
         st.caption(f"Rows scored by other versions in this window are not included ({counts}).")
 
 
@@ -112,7 +121,7 @@ def _over_time(summary: Mapping[str, Any]) -> None:
     left.altair_chart(
         volume,
         width="stretch",
-        alt=f"Bar chart of scored applicants per {unit}: {len(points)} {unit}(s), "
+        alt=f"Bar chart of scored applicants per {unit}: {plural(len(points), unit)}, "
         f"{int(points['volume'].sum()):,} in all, at most {int(points['volume'].max()):,} in one {unit}.",
     )
     latency = points.melt(
@@ -125,10 +134,11 @@ def _over_time(summary: Mapping[str, Any]) -> None:
         .encode(
             x=alt.X("start:O", title=f"{unit.capitalize()} (UTC)", axis=alt.Axis(labelAngle=-30)),
             y=alt.Y("value:Q", title="Server-side latency (ms)"),
-            color=alt.Color("percentile:N", title=None),
+            color=alt.Color("percentile:N", title=None, legend=alt.Legend(orient="bottom")),
             tooltip=["start:O", "percentile:N", alt.Tooltip("value:Q", format=".2f")],
         )
-        .properties(height=260, title="Latency percentiles")
+        # the legend below the chart and the title from the left: neither is cut at a narrow width
+        .properties(height=260, title=alt.TitleParams("Latency percentiles (ms)", anchor="start"))
     )
     p99 = points["latency_p99"].dropna()
     right.altair_chart(
@@ -346,12 +356,13 @@ def _served_schema() -> FormSchema | None:
 def render() -> None:
     st.title("Monitoring")
     client = current().client
+    refresh_panel("monitor", what="the monitoring summary", key="monitoring")
     try:
         summary = client.monitoring()
     except NotFoundError:
         st.info(
-            "**No monitoring summary exists yet.** The monitor job writes one from the prediction log: "
-            "run `mlflow run . -e monitor` (or `python -m pipelines.monitor`) after some applicants were scored.",
+            "**No monitoring summary exists yet.** It is made from the logged decisions: an admin can make one "
+            "with **Refresh now** above (the same job as `make monitor`), once some applicants were scored.",
             icon=":material/query_stats:",
         )
         return

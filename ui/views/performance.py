@@ -16,13 +16,16 @@ from pydantic import ValidationError
 
 from credit_risk.performance import PerformanceSummary, VersionPerformance
 from ui.api_client import ApiClient, ApiError, NotFoundError, ServiceError
-from ui.context import current, show_api_error
+from ui.context import current, may, show_api_error
+from ui.outcomes import outcomes_panel
+from ui.present import band_colours, decision_word
+from ui.refresh import refresh_panel
 
 _STATUS = {
-    "ok": ("success", "No alert: realized figures are within the configured margins."),
-    "alert": ("error", "Alert: at least one realized figure crossed its threshold."),
-    "no_data": ("info", "No matured decision in the window yet."),
-    "insufficient_data": ("warning", "Too few outcomes per version for alerts to mean much; figures are shown."),
+    "ok": ("success", "**No alert.** Realized figures are within the configured margins."),
+    "alert": ("error", "**Alert.** At least one realized figure crossed its threshold: see below."),
+    "no_data": ("info", "**No figures yet.**"),
+    "insufficient_data": ("warning", "**Too few outcomes for alerts.** The figures are shown, but they are noisy."),
 }
 
 
@@ -62,7 +65,7 @@ def _coverage(figures: VersionPerformance) -> None:
     table = pd.DataFrame(
         [
             {
-                "decision": kind,
+                "decision": decision_word(kind),
                 "decisions": c.decisions,
                 "with outcome": c.with_outcome,
                 "share with outcome": _fmt(c.share_with_outcome, "{:.1%}"),
@@ -92,7 +95,11 @@ def _calibration(figures: VersionPerformance) -> None:
                 x=alt.X("band:N", title="Risk band"),
                 xOffset="kind:N",
                 y=alt.Y("rate:Q", title="Bad rate", axis=alt.Axis(format="%")),
-                color=alt.Color("kind:N", title=None),
+                color=alt.Color(
+                    "kind:N",
+                    title=None,
+                    scale=alt.Scale(domain=["predicted", "observed"], range=["#9e9e9e", "#1565c0"]),
+                ),
                 tooltip=["band:N", "kind:N", alt.Tooltip("rate:Q", format=".3f")],
             )
             .properties(height=260, title="Predicted and observed bad rate per band"),
@@ -123,6 +130,7 @@ def _calibration(figures: VersionPerformance) -> None:
 
 
 def _vintages(figures: VersionPerformance) -> None:
+    palette = band_colours([b.band for b in figures.bands])  # best band first, as the Score page colours them
     rows = [
         {"month": v.month, "band": band, "bad rate": rate}
         for v in figures.vintages
@@ -137,7 +145,11 @@ def _vintages(figures: VersionPerformance) -> None:
         .encode(
             x=alt.X("month:O", title="Decision month (vintage)"),
             y=alt.Y("bad rate:Q", axis=alt.Axis(format="%")),
-            color=alt.Color("band:N", title="Band"),
+            color=alt.Color(
+                "band:N",
+                title="Band",
+                scale=alt.Scale(domain=list(palette), range=list(palette.values())),  # the Score page's colours
+            ),
             tooltip=["month:O", "band:N", alt.Tooltip("bad rate:Q", format=".3f")],
         )
         .properties(height=260, title="Bad rate by band across vintages"),
@@ -161,14 +173,32 @@ def _vintages(figures: VersionPerformance) -> None:
     )
 
 
+def _report_params() -> dict[str, str]:
+    """The report's point in time and maturity, when an admin sets them (to see young decisions now)."""
+    if not may("admin"):
+        return {}
+    with st.expander("Report options"):
+        st.caption(
+            "Decisions count once they have matured (outcomes.maturity_days). To see figures before then, make "
+            "the report as of a later date or with a shorter maturity: such figures count young loans as good."
+        )
+        left, right = st.columns(2)
+        as_of = left.text_input("As of (YYYY-MM-DD, optional)", key="performance.as_of").strip()
+        maturity = right.text_input("Maturity in days (optional)", key="performance.maturity_days").strip()
+    return {k: v for k, v in (("as_of", as_of), ("maturity_days", maturity)) if v}
+
+
 def render() -> None:
     st.title("Performance")
+    outcomes_panel()
+    refresh_panel("performance", what="the performance report", params=_report_params(), key="performance")
     try:
         summary = fetch_summary(current().client)
     except NotFoundError:
         st.info(
-            "**No performance summary exists yet.** Load outcomes (`mlflow run . -e outcomes -P input=...` or "
-            "`POST /v1/outcomes`), then run `mlflow run . -e performance`.",
+            "**No performance report exists yet.** It compares decisions with what happened to the loans: an "
+            "admin loads an outcomes file above, then makes the report with **Refresh now** (the same job as "
+            "`make performance`).",
             icon=":material/query_stats:",
         )
         return
@@ -181,7 +211,8 @@ def render() -> None:
         f"generated {summary.generated_at}."
     )
     kind, text = _STATUS[summary.status]
-    getattr(st, kind)(f"**Status: {summary.status}.** {text}")
+    note = summary.maturity_note()
+    getattr(st, kind)(f"{text} {note}" if note else text)
     for alert in summary.alerts:
         st.markdown(f"- :red[**alert**] {alert.message}")
     st.warning(f"**Selection bias.** {summary.selection_note}", icon=":material/filter_alt:")
@@ -189,7 +220,11 @@ def render() -> None:
         st.header(f"Version {version}")
         columns = st.columns(4)
         columns[0].metric("Matured decisions", f"{figures.decisions:,}")
-        columns[1].metric("With an outcome", f"{figures.with_outcome:,}", _fmt(figures.share_with_outcome, "{:.1%}"))
+        columns[1].metric(
+            "With an outcome",
+            f"{figures.with_outcome:,}",
+            help=f"{_fmt(figures.share_with_outcome, '{:.1%}')} of the matured decisions have an outcome",
+        )
         columns[2].metric(
             "Realized ROC-AUC", _fmt(figures.auc), help="holdout at training: " + _fmt(figures.holdout.get("roc_auc"))
         )

@@ -19,7 +19,16 @@ import streamlit as st
 from ui.api_client import ApiClient, ApiError, RequestRejectedError
 from ui.context import current, show_api_error, technical_details
 from ui.form_schema import FormField, FormSchema
-from ui.present import DECISION_COLOURS, DECISION_HELP, band_colours, decision_word, reason_sentence
+from ui.present import (
+    APPLICANT_ID_TEXT,
+    DECISION_COLOURS,
+    DECISION_HELP,
+    band_colours,
+    decision_word,
+    plural,
+    reason_sentence,
+    summary_html,
+)
 from ui.result_graphics import gauge_html, reasons_chart
 
 _FIELD_KEY = "applicant.{}"
@@ -48,9 +57,13 @@ def _raw_inputs(schema: FormSchema) -> dict[str, Any]:
 
 def _check(spec: FormField, raw: Any) -> tuple[Any, str | None]:
     """One entry -> (API value, None) or (None, the rule it breaks); None is "not provided"."""
+    if spec.value_labels and not isinstance(raw, str):  # a coded field's choice: the value itself
+        if raw is None:
+            return None, "Choose a value: it is required" if spec.required else None
+        return (None if raw == NOT_PROVIDED else int(raw)), None
     if spec.type == "categorical":
         if raw is None:
-            return None, "choose a value" if spec.required else None
+            return None, "Choose a value: it is required" if spec.required else None
         return (None if raw == NOT_PROVIDED else raw), None
     return spec.parse_text(raw)
 
@@ -67,12 +80,31 @@ def _applicant(schema: FormSchema, raw: Mapping[str, Any]) -> tuple[dict[str, An
     return record, problems
 
 
+_APPLICANT_ID_KEY = "score.applicant_id"
+
+
+def _applicant_id_problem(text: str) -> str | None:
+    """The applicant id's rule in words (the API's own: letters, digits and . _ : -, at most 128)."""
+    if text and not APPLICANT_ID_TEXT.fullmatch(text):
+        return (
+            "Enter an applicant id of letters, digits and . _ : - only, starting with a letter or digit, "
+            f"at most 128 characters (you entered {text[:40]})."
+        )
+    return None
+
+
 def _submit(client: ApiClient, schema: FormSchema) -> None:
     """Score button (and Retry): check every entry first, then score, before the page re-renders."""
     raw = _raw_inputs(schema)
     record, problems = _applicant(schema, raw)
+    applicant_id = str(st.session_state.get(_APPLICANT_ID_KEY) or "").strip()
+    id_problem = _applicant_id_problem(applicant_id)
+    if id_problem is not None:
+        problems = {**problems, "applicant_id": id_problem}
+    elif applicant_id:
+        record["applicant_id"] = applicant_id
     state = _state()
-    state.update(attempted=True, inputs=raw, result=None, error=None, refused=problems)
+    state.update(attempted=True, inputs=raw, result=None, error=None, refused=problems, applicant_id=applicant_id)
     if problems:
         return
     try:
@@ -97,6 +129,19 @@ def _field_input(spec: FormField, problem: str | None) -> None:
             format_func=lambda code: "Not provided" if code == NOT_PROVIDED else spec.label_of(code),
             persist_state="session",
         )
+    elif spec.value_labels:  # a coded number: what each value means, the value itself sent
+        values = [value for value, _ in spec.value_labels]
+        options = values if spec.required else [NOT_PROVIDED, *values]
+        st.selectbox(
+            spec.label,
+            options,
+            index=None if spec.required else 0,
+            key=key,
+            help=" ".join(part for part in (spec.description, "Choose what applies.") if part),
+            placeholder="Choose an option",
+            format_func=lambda value: "Not provided" if value == NOT_PROVIDED else spec.label_of(value),
+            persist_state="session",
+        )
     else:
         st.text_input(
             spec.label,
@@ -108,7 +153,7 @@ def _field_input(spec: FormField, problem: str | None) -> None:
     if problem is not None:
         st.markdown(
             f'<p role="alert" style="color:{_ERROR_COLOUR};margin:-0.6rem 0 0.6rem 0;font-size:0.9rem">'
-            f"&#9888; {escape(spec.plain_label)} {escape(problem)}.</p>",
+            f"&#9888; {escape(spec.plain_label)}: {escape(problem)}.</p>",
             unsafe_allow_html=True,
         )
 
@@ -138,6 +183,17 @@ def _render_form(client: ApiClient, schema: FormSchema) -> None:
         empty = raw.get(spec.name) in (None, "")
         return problem if problem is not None and (attempted or not empty) else None
 
+    applicant_id = str(st.session_state.get(_APPLICANT_ID_KEY) or "").strip()
+    st.text_input(
+        "Applicant id (optional)",
+        key=_APPLICANT_ID_KEY,
+        placeholder="e.g. A-2026-00042",
+        help="Your reference for this applicant: the decision is logged under it, so it can be found on the "
+        "Decisions page and a notice can be addressed.",
+    )
+    id_problem = _applicant_id_problem(applicant_id)
+    if id_problem:
+        st.error(id_problem, icon=":material/error:")
     columns = st.columns(2)
     for i, spec in enumerate(schema.inputs):
         with columns[i % 2]:
@@ -182,6 +238,11 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
     colour = DECISION_COLOURS.get(decision, "#444444")
     band_colour = band_colours([b["name"] for b in info.get("risk_bands") or [{"name": band}]]).get(band, "#555555")
     st.subheader("Decision")
+    applicant_id = _state().get("applicant_id")
+    st.markdown(
+        f"Request id **`{escape(str(result.get('request_id')))}`**"
+        + (f" · Applicant id **`{escape(applicant_id)}`**" if applicant_id else " · no applicant id given")
+    )
     st.markdown(
         f'<div data-testid="decision-banner" style="display:flex;flex-wrap:wrap;gap:0.5rem;align-items:center;'
         f"justify-content:space-between;background:{colour};color:#ffffff;padding:0.8rem 1.2rem;"
@@ -211,9 +272,12 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
             "They are what the model learned from past loans: a value that sounds favourable can still raise "
             "the risk when it went with more defaults in that history."
         )
-        for reason in reasons:
-            sentence = reason_sentence(reason, schema.by_name.get(str(reason.get("field", ""))))
-            st.markdown(f"- {escape(sentence)} ({escape(str(reason.get('code')))})")
+        items = "".join(
+            f'<li title="reason code {escape(str(reason.get("code")))}">'
+            f"{escape(reason_sentence(reason, schema.by_name.get(str(reason.get('field', '')))))}</li>"
+            for reason in reasons
+        )  # the raw code only on hover
+        st.markdown(f"<ul>{items}</ul>", unsafe_allow_html=True)
         chart, words = reasons_chart(reasons, schema)
         st.altair_chart(chart, width="stretch", alt=words)
     else:
@@ -221,6 +285,14 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
 
     model = result.get("model") or {}
     st.caption(f"Scored by model version {model.get('version')} at {result.get('scored_at')}.")
+    st.download_button(
+        "Printable decision summary",
+        data=summary_html(result, schema, applicant_id=_state().get("applicant_id") or None),
+        file_name=f"decision-{result.get('request_id')}.html",
+        mime="text/html",
+        icon=":material/print:",
+        help="A one-page summary for the file: open it and print it, or save it as a PDF.",
+    )
     with st.expander("Technical details"):
         st.markdown(
             f"Model **{model.get('name')}** version **{model.get('version')}** (alias `{model.get('alias')}`), "
@@ -266,10 +338,14 @@ def _render_outcome(client: ApiClient, info: Mapping[str, Any], schema: FormSche
         _render_result(result, info, schema)
         return
     if refused:
-        labels = ", ".join(schema.by_name[name].plain_label for name in refused)
-        _announcement(f"Not scored: {len(refused)} field(s) need attention: {labels}.")
+        labels = ", ".join(
+            schema.by_name[name].plain_label if name in schema.by_name else "Applicant id" for name in refused
+        )
+        count = plural(len(refused), "field")
+        needs = "needs" if len(refused) == 1 else "need"
+        _announcement(f"Not scored: {count} {needs} attention: {labels}.")
         st.warning(
-            f"**Not scored yet: {len(refused)} field(s) need attention** ({labels}). Each is marked under its input.",
+            f"**Not scored yet: {count} {needs} attention** ({labels}). Each is marked under its input.",
             icon=":material/edit_note:",
         )
         return

@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from credit_risk.config import PROJECT_ROOT
+from credit_risk.data import load_applicants
 from credit_risk.profile import build_profile
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import Encoder, ScoringModel
-from pipelines.data import load_applicants
+from credit_risk.trees import TreeEnsemble, UnsupportedModelError, _applicants
 from pipelines.train import Candidate, fit_model
-from serving.fast_trees import TreeEnsemble, UnsupportedModelError, _applicants
 
 pytestmark = pytest.mark.model
 
