@@ -9,6 +9,7 @@ Environment variables are only for what differs between deployments
 from __future__ import annotations
 
 import math
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -99,14 +100,23 @@ class ExperimentsConfig(_Frozen):
     experiment: str = "credit-risk-experiments"  # the MLflow experiment of the report job's runs
 
 
+_HOST_ENTRY = re.compile(r"\*|([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
 class ServingConfig(_Frozen):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     poll_interval_seconds: float = Field(default=10.0, gt=0)
+    # /v1/registry and the validation reports: an answer is kept this long (anonymous floods cost one read)
+    registry_read_cache_seconds: float = Field(default=2.0, ge=0, le=60)
     max_body_bytes: int = Field(default=65536, ge=1024)  # POST bodies, except a batch's
     max_batch_body_bytes: int = Field(default=2_097_152, ge=1024)  # POST /v1/predict/batch (~2 KB per applicant)
     max_batch_size: int = Field(default=1000, ge=1)
     cors_origins: tuple[str, ...] = ()
+    # Host headers answered (others get 400: DNS rebinding); each "name" or "name:port", "*" for any.
+    # null: `host` (unless 0.0.0.0/::), localhost, 127.0.0.1 and [::1], and the address a request came in
+    # on; a name without a port matches no port, `port`, or the port the request came in on
+    allowed_hosts: tuple[str, ...] | None = None
     retry_seconds: float = Field(default=2.0, gt=0)  # registry re-check interval while no model is served
     warmup_rounds: int = Field(default=20, ge=1)  # example scorings before a version is switched in
     # a worker accepts requests once its first load is done (or failed), or after this
@@ -122,8 +132,11 @@ class ServingConfig(_Frozen):
     drain_timeout_seconds: float = Field(default=30.0, gt=0)  # shutdown: time allowed to flush the log
     drain_grace_seconds: float = Field(default=1.0, ge=0)  # SIGTERM: not ready, keep serving this long, then stop
     # slow clients: a request body must arrive whole within this (408 otherwise); on shutdown in-flight
-    # requests get this long before uvicorn closes them; past `max_concurrency` open requests uvicorn answers 503
+    # requests get this long before uvicorn closes them; past `max_concurrency` open connections (idle or
+    # not) uvicorn answers 503, so a connection whose request headers have not arrived whole this long after
+    # it opened (or after its previous answer) is closed (python -m serving.app)
     body_timeout_seconds: float = Field(default=10.0, gt=0)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
     graceful_shutdown_seconds: float = Field(default=15.0, gt=0)
     max_concurrency: int = Field(default=1024, ge=1)
     # one JSON line per request on stderr (method, path, status, ms), written by a background thread
@@ -131,6 +144,13 @@ class ServingConfig(_Frozen):
     # single requests: "numpy" (the trees as arrays; probabilities and TreeSHAP reasons, verified against
     # XGBoost at load) or "xgboost" (inplace_predict and pred_contribs); large batches always use XGBoost
     tree_runtime: Literal["numpy", "xgboost"] = "numpy"
+
+    @model_validator(mode="after")
+    def _hosts_well_formed(self) -> ServingConfig:
+        bad = [host for host in self.allowed_hosts or () if not _HOST_ENTRY.fullmatch(host)]
+        if bad:
+            raise ValueError(f"allowed_hosts: {bad}: expected a host name, an [IPv6] address or '*', optionally :port")
+        return self
 
 
 class PredictionLogConfig(_Frozen):
@@ -152,6 +172,16 @@ class PredictionLogConfig(_Frozen):
     group_commit_ms: float = Field(default=1.0, ge=0, le=50)
     upload_artifacts: bool = True  # copy closed files to the serving run in MLflow
     upload_retry_max_seconds: float = Field(default=60.0, gt=0)  # cap of the upload retry backoff
+    # several instances may share one directory: each worker process writes under its own writer id,
+    # "<writer_id>-<random>" (null: the host name; env CREDIT_RISK_WRITER_ID names one instance)
+    writer_id: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.]+$")
+    # a writer renews its lease every third of this; another host takes a dead writer's files over only
+    # once its lease has expired (hosts' clocks must agree to well within it)
+    lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # where the readers (monitor, performance, outcomes, audit index, replay, retraining) read the log:
+    # every listed directory, as one log (empty: the directory above); one per instance where instances
+    # cannot share one location
+    read_directories: tuple[Path, ...] = ()
 
     @model_validator(mode="after")
     def _privacy_disjoint(self) -> PredictionLogConfig:
@@ -247,6 +277,15 @@ class AuditConfig(_Frozen):
     probability_tolerance: float = Field(default=1e-6, ge=0, le=1e-3)
 
 
+class SecurityConfig(_Frozen):
+    """What the service and the jobs refuse to trust."""
+
+    # true: a version whose artifact digest is not signed under CREDIT_RISK_MODEL_SIGNING_KEY is never
+    # served, promoted or rolled back to (and none is while the key is not set); false: the signature is
+    # checked only when the key is set, and the service warns at every start that it is not
+    require_signed_models: bool = False
+
+
 class ModelConfig(_Frozen):
     """``config/model_config.yaml``: what is served and how decisions are made."""
 
@@ -264,6 +303,7 @@ class ModelConfig(_Frozen):
     notices: NoticesConfig
     audit: AuditConfig = AuditConfig()
     experiments: ExperimentsConfig = ExperimentsConfig()
+    security: SecurityConfig = SecurityConfig()
 
     @model_validator(mode="after")
     def _bands_cover_all(self) -> ModelConfig:
@@ -459,6 +499,8 @@ class Settings(BaseSettings):
     approver_token_name: str | None = Field(default=None, alias="CREDIT_RISK_APPROVER_TOKEN_NAME")
     api_url: str | None = Field(default=None, alias="CREDIT_RISK_API_URL")
     log_dir: Path | None = Field(default=None, alias="CREDIT_RISK_LOG_DIR")
+    # this instance's name in its prediction-log writer ids (default: prediction_log.writer_id, else the host)
+    writer_id: str | None = Field(default=None, alias="CREDIT_RISK_WRITER_ID")
     # key of the HMAC that replaces prediction_log.hash_fields; never logged, never in config files
     log_hash_key: SecretStr | None = Field(default=None, alias="CREDIT_RISK_LOG_HASH_KEY")
     # key of the HMAC that signs each version's artifact digest at registration, checked at every

@@ -33,6 +33,9 @@ def scoring_dir(model_dir: Path) -> Path:
 _ROOT_UNHASHED = "registered_model_meta"
 _DIGEST_DOMAIN = b"credit-risk artifact digest v2"
 _SIGNATURE_DOMAIN = b"credit-risk artifact signature v1"
+# a version's validation report has its own domain: a model's signature never passes for a report's
+_REPORT_DIGEST_DOMAIN = b"credit-risk validation report digest v1"
+_REPORT_SIGNATURE_DOMAIN = b"credit-risk validation report signature v1"
 
 
 def _framed(data: bytes) -> bytes:
@@ -40,14 +43,14 @@ def _framed(data: bytes) -> bytes:
     return len(data).to_bytes(8, "big") + data
 
 
-def directory_digest(directory: Path) -> str:
+def directory_digest(directory: Path, *, domain: bytes = _DIGEST_DOMAIN) -> str:
     """SHA-256 over every model file, each entry its length-prefixed relative path and bytes, in path order.
 
     The length prefixes make the encoding injective: two different sets of
     files (paths and contents) never feed the hash the same bytes.
     """
     root = Path(directory)
-    digest = hashlib.sha256(_framed(_DIGEST_DOMAIN))
+    digest = hashlib.sha256(_framed(domain))
     entries = sorted((p.relative_to(root).as_posix(), p) for p in root.rglob("*") if p.is_file())
     for relative, path in entries:
         if relative == _ROOT_UNHASHED:
@@ -65,8 +68,18 @@ def directory_digest(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def sign_digest(key: str, *, name: str, version: str | int, digest: str) -> str:
+def sign_digest(key: str, *, name: str, version: str | int, digest: str, domain: bytes = _SIGNATURE_DOMAIN) -> str:
     """HMAC-SHA256 of a version's digest, bound to the model's name and version number."""
-    parts = (_SIGNATURE_DOMAIN, name.encode(), str(version).encode(), digest.encode())
+    parts = (domain, name.encode(), str(version).encode(), digest.encode())
     message = b"".join(_framed(part) for part in parts)
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def report_digest(directory: Path) -> str:
+    """The digest of a validation report's folder (its HTML page and its data), as :func:`directory_digest`."""
+    return directory_digest(directory, domain=_REPORT_DIGEST_DOMAIN)
+
+
+def sign_report_digest(key: str, *, name: str, version: str | int, digest: str) -> str:
+    """HMAC-SHA256 of a version's report digest, bound to the name and version (apart from the model's)."""
+    return sign_digest(key, name=name, version=version, digest=digest, domain=_REPORT_SIGNATURE_DOMAIN)

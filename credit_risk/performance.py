@@ -125,6 +125,8 @@ class PerformanceSummary(_Model):
     outcomes_digest: str
     versions: dict[str, VersionPerformance]
     selection_note: str = SELECTION_NOTE
+    # duplicate log rows (same request id and time: an older release's) counted once, not twice
+    duplicates_dropped: int = Field(default=0, ge=0)
     mlflow_run_id: str | None = None
     # the oldest logged decision and the day it matures: what "no data yet" waits for
     first_decision_on: str | None = None

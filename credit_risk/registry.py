@@ -7,9 +7,11 @@ PostgreSQL) is a change of ``MLFLOW_TRACKING_URI`` and nothing else.
 from __future__ import annotations
 
 import hmac
+import json
 import shutil
 import tempfile
 import warnings
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from credit_risk.config import RegistryConfig, Settings
@@ -27,7 +30,9 @@ from credit_risk.digest import (
     RegistryError,
     UnverifiedArtifactError,
     directory_digest,
+    report_digest,
     sign_digest,
+    sign_report_digest,
 )
 from credit_risk.digest import scoring_dir as scoring_dir  # re-exported; register() has a parameter of that name
 
@@ -97,17 +102,94 @@ def first_tagged_run(client: MlflowClient, experiment: str, tags: dict[str, str]
     return client.get_run(mine.info.run_id), True
 
 
+# ------------------------------------------------------------------ validation reports
+
 # the version tag naming the validation report artifact in the version's training run
 VALIDATION_REPORT_TAG = "validation_report"
+# the report's folder digest, recorded (and signed) at registration like the model's
+REPORT_DIGEST_TAG = "validation_report_sha256"
+REPORT_SIGNATURE_TAG = "validation_report_sha256_hmac"
+REPORT_DIR = "validation_report"  # in the training run: the page and its data, nothing else
+REPORT_PAGE = "validation_report.html"
+REPORT_DATA = "validation_report.json"
+REPORT_PATH = f"{REPORT_DIR}/{REPORT_PAGE}"
+MISMATCH = "it does not match what was registered"
 
 
-def run_artifact_text(client: MlflowClient, run_id: str, path: str) -> str:
-    """One text artifact of a run (e.g. a version's validation report)."""
+class UnreadableReportError(RegistryError):
+    """A version's validation report is not UTF-8 text (or its data not JSON): nothing of it is shown."""
+
+
+@dataclass(frozen=True)
+class VerifiedReport:
+    """A version's validation report as registered: the HTML page and the data it was rendered from."""
+
+    page: str
+    data: dict[str, Any]
+
+
+def record_validation_report(
+    client: MlflowClient, version: ModelVersion, *, page: str, data: dict[str, Any], signing_key: str | None
+) -> str:
+    """Log a version's report (page and data) into its training run, record the folder's digest (signed
+    with the key when one is given), then tag the version with the page's path; returns that path."""
+    name, number = version.name, str(version.version)
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=client.tracking_uri
+        folder = Path(tmp) / REPORT_DIR
+        folder.mkdir()
+        (folder / REPORT_PAGE).write_text(page, encoding="utf-8")
+        (folder / REPORT_DATA).write_text(json.dumps(data, indent=2), encoding="utf-8")
+        digest = report_digest(folder)
+        client.log_artifacts(version.run_id, str(folder), artifact_path=REPORT_DIR)
+    client.set_model_version_tag(name, number, REPORT_DIGEST_TAG, digest)
+    if signing_key:
+        signature = sign_report_digest(signing_key, name=name, version=number, digest=digest)
+        client.set_model_version_tag(name, number, REPORT_SIGNATURE_TAG, signature)
+    client.set_model_version_tag(name, number, VALIDATION_REPORT_TAG, REPORT_PATH)
+    return REPORT_PATH
+
+
+def fetch_verified_report(client: MlflowClient, version: ModelVersion, *, signing_key: str | None) -> VerifiedReport:
+    """A version's validation report, only if it is the one registered (as :func:`fetch_verified` for the model).
+
+    Refused (:class:`UnverifiedArtifactError`) when the version has no report digest, when a signing
+    key is set and the digest is not signed with it, or when the report's files do not hash to it;
+    :class:`UnreadableReportError` when the page is not UTF-8 or its data not JSON.
+    """
+    number, tags = str(version.version), version.tags or {}
+    whose = f"the validation report of version {number} of {version.name!r}"
+    if tags.get(VALIDATION_REPORT_TAG) != REPORT_PATH or not version.run_id:
+        raise UnverifiedArtifactError(f"{whose} is not where registration writes it: {MISMATCH}")
+    expected = tags.get(REPORT_DIGEST_TAG, "")
+    if not expected:
+        raise UnverifiedArtifactError(f"{whose} has no {REPORT_DIGEST_TAG} tag: it cannot be checked and is not shown")
+    if signing_key:
+        signature = tags.get(REPORT_SIGNATURE_TAG, "")
+        wanted = sign_report_digest(signing_key, name=version.name, version=number, digest=expected)
+        if not hmac.compare_digest(signature.encode(), wanted.encode()):
+            raise UnverifiedArtifactError(
+                f"{whose}: its {REPORT_DIGEST_TAG} tag is not signed under CREDIT_RISK_MODEL_SIGNING_KEY "
+                f"({REPORT_SIGNATURE_TAG} missing or wrong): {MISMATCH}"
+            )
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=REPORT_DIR, dst_path=tmp, tracking_uri=client.tracking_uri
+            )
         )
-        return Path(local).read_text()
+        actual = report_digest(local)
+        if not hmac.compare_digest(actual.encode(), expected.encode()):
+            raise UnverifiedArtifactError(
+                f"{whose} does not match what was registered (its files hash to {actual[:12]}..., "
+                f"the registration recorded {expected[:12]}...)"
+            )
+        page, data = (local / REPORT_PAGE).read_bytes(), (local / REPORT_DATA).read_bytes()
+    try:
+        return VerifiedReport(page=page.decode("utf-8"), data=json.loads(data.decode("utf-8")))
+    except UnicodeDecodeError as exc:
+        raise UnreadableReportError(f"{whose} is not UTF-8 text (byte {exc.start}): it is not shown") from None
+    except ValueError as exc:
+        raise UnreadableReportError(f"{whose}: its data is not JSON ({str(exc)[:100]})") from None
 
 
 def find_tagged_run(client: MlflowClient, experiment: str, tags: dict[str, str]) -> Any | None:
@@ -146,6 +228,13 @@ def signing_key(settings: Settings) -> str | None:
     """``CREDIT_RISK_MODEL_SIGNING_KEY``, or None when it is not set."""
     key = settings.model_signing_key
     return key.get_secret_value() if key is not None and key.get_secret_value() else None
+
+
+UNSIGNED_WARNING = (
+    "CREDIT_RISK_MODEL_SIGNING_KEY is not set: model versions are checked against their artifact_sha256 "
+    "tag only, which anyone who can write the registry can rewrite along with the model; set the key "
+    "(and security.require_signed_models: true) so that a replaced model is refused"
+)
 
 
 def _pinned_requirements() -> list[str]:
@@ -252,12 +341,18 @@ def resolve(client: MlflowClient, registry: RegistryConfig, ref: str | None = No
     return version
 
 
-def check_signature(version: ModelVersion, key: str | None) -> None:
-    """With a signing key, refuse a version whose digest tag was not signed with it."""
+def check_signature(version: ModelVersion, key: str | None, *, required: bool = False) -> None:
+    """With a signing key, refuse a version whose digest tag was not signed with it; without one, refuse
+    every version when signatures are ``required`` (``security.require_signed_models``)."""
+    number = str(version.version)
     if not key:
+        if required:
+            raise UnverifiedArtifactError(
+                f"version {number} of {version.name!r} is not accepted unsigned: security.require_signed_models "
+                "is true and CREDIT_RISK_MODEL_SIGNING_KEY is not set, so no signature can be checked"
+            )
         return
     tags = version.tags or {}
-    number = str(version.version)
     signature = tags.get(ARTIFACT_SIGNATURE_TAG)
     if not signature:
         raise UnverifiedArtifactError(
@@ -273,13 +368,18 @@ def check_signature(version: ModelVersion, key: str | None) -> None:
 
 
 def fetch_verified(
-    client: MlflowClient, version: ModelVersion, destination: Path, *, signing_key: str | None = None
+    client: MlflowClient,
+    version: ModelVersion,
+    destination: Path,
+    *,
+    signing_key: str | None = None,
+    require_signed: bool = False,
 ) -> Path:
     """Download a version's model folder into ``destination`` and return it, only if it is the one registered.
 
     Refused (:class:`UnverifiedArtifactError`) when the version has no digest tag, when
-    a signing key is set and the digest tag is not signed with it, or when the
-    downloaded files do not hash to the tag. Nothing from the folder is run.
+    a signing key is set and the digest tag is not signed with it, when ``require_signed``
+    and no key is set, or when the downloaded files do not hash to the tag. Nothing from the folder is run.
     """
     number = str(version.version)
     expected = (version.tags or {}).get(ARTIFACT_DIGEST_TAG)
@@ -287,7 +387,7 @@ def fetch_verified(
         raise UnverifiedArtifactError(
             f"version {number} of {version.name!r} has no {ARTIFACT_DIGEST_TAG} tag: its artifacts cannot be verified"
         )
-    check_signature(version, signing_key)
+    check_signature(version, signing_key, required=require_signed)
     local = download_version(client, version.name, number, destination)
     actual = directory_digest(local)
     if not hmac.compare_digest(actual.encode(), expected.encode()):
@@ -356,3 +456,22 @@ def list_artifact_paths(client: MlflowClient, run_id: str, path: str) -> list[st
     for info in client.list_artifacts(run_id, path):
         found.extend(list_artifact_paths(client, run_id, info.path) if info.is_dir else [info.path])
     return found
+
+
+def serving_run_ids(client: MlflowClient, experiment: str) -> list[str]:
+    """Every run of the serving experiment that collects prediction log files (none: no experiment yet)."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    query = f"tags.`{SERVING_RUN_TAG}` = 'true'"
+    return [run.info.run_id for run in client.search_runs([found.experiment_id], filter_string=query)]
+
+
+def list_artifact_folders(client: MlflowClient, run_id: str, path: str) -> list[str]:
+    """The artifact paths of the folders directly under ``path`` in a run."""
+    return [info.path for info in client.list_artifacts(run_id, path) if info.is_dir]
+
+
+def delete_run_artifacts(client: MlflowClient, run_id: str, path: str) -> None:
+    """Delete a run's artifacts under ``path`` (a file or a folder) from the artifact store."""
+    get_artifact_repository(client.get_run(run_id).info.artifact_uri).delete_artifacts(path)

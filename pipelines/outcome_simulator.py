@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
+from credit_risk.decision_log.reader import LogDirs
 from credit_risk.outcomes.decisions import read_decisions
 from credit_risk.schema import FeatureSchema
 from pipelines.cli import add_config_dir
@@ -183,7 +184,9 @@ def simulate(
     return Simulation(decisions, outcomes, loads)
 
 
-def outcomes_from_log(config: ProjectConfig, log_dir: Path, *, seed: int, now: datetime | None = None) -> pd.DataFrame:
+def outcomes_from_log(
+    config: ProjectConfig, log_dir: LogDirs, *, seed: int, now: datetime | None = None
+) -> pd.DataFrame:
     """An outcome per booked logged decision, drawn from its own logged probability, observed ``now``."""
     rng = np.random.default_rng(seed)
     decisions = read_decisions(
@@ -218,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     config = load_project_config(args.config_dir or settings.config_dir)
     log_dir = Path(args.log_dir) if args.log_dir else resolve_log_dir(config, settings)
-    outcomes = outcomes_from_log(config, log_dir, seed=args.seed)
+    outcomes = outcomes_from_log(config, read_dirs(config, settings, args.log_dir), seed=args.seed)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     outcomes.to_csv(args.output, index=False)
     print(f"wrote {len(outcomes)} outcome(s) for the booked decisions in {log_dir} to {args.output}")

@@ -18,10 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
+from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
 from credit_risk.outcomes.ingest import LoadReport, load_outcomes, read_outcome_file
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
+from credit_risk.private_files import private_dir, private_open
 from pipelines.cli import add_config_dir, run_job
 
 log = logging.getLogger(__name__)
@@ -41,21 +43,24 @@ def load_file(
     log_dir: Path | None = None,
 ) -> LoadReport:
     """Check and store one file; write the refused rows (if any) to ``rejects``."""
+    sources = read_dirs(config, settings, log_dir)
     log_dir = Path(log_dir) if log_dir else resolve_log_dir(config, settings)
     outcomes_dir = resolve_outcomes_dir(config, log_dir)
     raw = read_outcome_file(source)
     report = load_outcomes(
         raw,
-        log_dir=log_dir,
+        log_dir=sources,
         model_name=config.model.registry.model_name,
         table=OutcomeTable(outcomes_dir),
         target=config.features.target,
         source=source.name,
+        applicant_id=applicant_id_as_logged(config.model.prediction_log, hash_key_of(settings)),
     )
     if len(report.rejects):
         path = rejects or default_rejects_path(outcomes_dir, source)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        report.rejects.to_csv(path, index=False)
+        private_dir(path.parent)
+        with private_open(path, "w", newline="") as handle:  # rejected rows name applicants too
+            report.rejects.to_csv(handle, index=False)
         by_rule = report.rejects["rule"].value_counts().to_dict()
         log.warning("%d row(s) rejected %s: see %s", len(report.rejects), by_rule, path)
     log.info("%s: %s (table %s)", source, report.line(), outcomes_dir)

@@ -25,8 +25,8 @@ from credit_risk import registry
 from credit_risk.audit import replay
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.format import log_schema
-from credit_risk.decision_log.paths import resolve_log_dir
-from credit_risk.decision_log.reader import read_log
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
+from credit_risk.decision_log.reader import LogDirs, read_log
 from pipelines.cli import add_config_dir, add_window, run_job
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def window_of(config: ProjectConfig, start: date | None, end: date | None) -> tu
     return first, last
 
 
-def load_records(config: ProjectConfig, log_dir: Path, start: date, end: date) -> list[dict[str, Any]]:
+def load_records(config: ProjectConfig, log_dir: LogDirs, start: date, end: date) -> list[dict[str, Any]]:
     """The logged rows of the served model's name in the window, through the core's reader."""
     privacy = config.model.prediction_log
     schema = log_schema(config.features, drop_fields=privacy.drop_fields, hash_fields=privacy.hash_fields)
@@ -62,7 +62,7 @@ def replay_window(
     client = registry.connect(settings, config.root)
     first, last = window_of(config, start, end)
     folder = log_dir or resolve_log_dir(config, settings)
-    records = load_records(config, folder, first, last)
+    records = load_records(config, read_dirs(config, settings, log_dir), first, last)
     key = settings.model_signing_key.get_secret_value() if settings.model_signing_key else None
     results = replay.replay_records(records, replay.VersionCache(client, config, signing_key=key))
     summary = {

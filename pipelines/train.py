@@ -323,6 +323,7 @@ def train(
                 candidates=results,
                 selected=best,
                 fairness=fairness,
+                signing_key=registry.signing_key(settings),
             )
         log.info(
             "registered %s version %s (run %s) with alias %r in %.0fs",

@@ -3,9 +3,10 @@
 Purpose and intended use, data and lineage (digests, row counts, time span), the candidates
 tried, holdout metrics with bootstrap confidence intervals, calibration, fairness by protected
 group, stability between training and holdout (PSI per feature), the gate results and the known
-limitations. Logged to the training run under ``validation_report/validation_report.html``; the
-version's ``validation_report`` tag names that artifact, and the API serves it
-(``GET /v1/registry/versions/{version}/validation_report``).
+limitations. Logged to the training run under ``validation_report/`` (the page and its data); the
+folder's digest is recorded at registration (and signed with ``CREDIT_RISK_MODEL_SIGNING_KEY``) like
+the model's, the version's ``validation_report`` tag names the page, and the API serves it only if it
+still matches (``GET /v1/registry/versions/{version}/validation_report``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import mlflow
 import numpy as np
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
@@ -28,8 +28,7 @@ from credit_risk.data import Split
 from credit_risk.profile import categorical_shares, numeric_edges, numeric_shares, psi
 from credit_risk.scoring import ScoringModel
 
-REPORT_TAG = registry.VALIDATION_REPORT_TAG
-REPORT_PATH = "validation_report/validation_report.html"
+REPORT_PATH = registry.REPORT_PATH
 BOOTSTRAP_ROUNDS = 300
 _CI_METRICS = ("roc_auc", "gini", "ks", "brier", "expected_cost", "approval_rate")
 
@@ -119,6 +118,16 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def purpose(policy_version: str) -> str:
+    """Section 1 of the report: what the model is for, and what not."""
+    return (
+        "Estimates the probability that a consumer-credit applicant defaults (German Credit's 'bad' label), "
+        "turned into a score, a risk band and a decision (approve, refer to a credit officer, decline) by the "
+        f"decision policy {policy_version}. Intended for assisted decisions with human review of "
+        "referrals; not for applicants outside the feature schema's ranges, nor for other products."
+    )
+
+
 def render(facts: dict[str, Any]) -> str:
     """The report's HTML from its facts (a self-contained page: no scripts, no external files)."""
     esc = html.escape
@@ -127,10 +136,7 @@ def render(facts: dict[str, Any]) -> str:
         f"<h1>Validation report: {esc(facts['model_name'])} version {esc(facts['version'])}</h1>",
         f"<p>Generated {esc(facts['generated_at'])} at registration, by the training run {esc(facts['run_id'])}.</p>",
         "<h2>1. Purpose and intended use</h2>",
-        "<p>Estimates the probability that a consumer-credit applicant defaults (German Credit's 'bad' label), "
-        "turned into a score, a risk band and a decision (approve, refer to a credit officer, decline) by the "
-        f"decision policy {esc(facts['policy_version'])}. Intended for assisted decisions with human review of "
-        "referrals; not for applicants outside the feature schema's ranges, nor for other products.</p>",
+        f"<p>{esc(facts['purpose'])}</p>",
         "<h2>2. Data and lineage</h2>",
         _table(["item", "value"], [[k, v] for k, v in lineage.items()]),
         "<h2>3. Candidates tried</h2>",
@@ -188,8 +194,10 @@ def attach(
     candidates: Sequence[Any],
     selected: Any,
     fairness: dict[str, Any],
+    signing_key: str | None = None,
 ) -> str:
-    """Write the report into the active (training) run and tag the version with it; returns the artifact path."""
+    """Write the report into the version's training run, record its digest (signed with ``signing_key``)
+    and tag the version with it; returns the artifact path."""
     y = split.holdout_y.to_numpy()
     p = model.predict_frame(split.holdout_x[list(config.features.input_names)])
     intervals = bootstrap_intervals(y, p, config)
@@ -201,6 +209,7 @@ def attach(
         "run_id": version.run_id,
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "policy_version": config.model.decision.policy_version,
+        "purpose": purpose(config.model.decision.policy_version),
         "lineage": {
             "data file": str(config.training.data.path),
             "data_sha256": tags.get("data_sha256", "?"),
@@ -225,7 +234,4 @@ def attach(
         "gates": registration_gates({**figures, "brier": intervals["brier"]["value"]}, fairness, config),
         "limitations": list(LIMITATIONS),
     }
-    mlflow.log_text(render(facts), REPORT_PATH)
-    mlflow.log_dict(facts, "validation_report/validation_report.json")
-    client.set_model_version_tag(version.name, str(version.version), REPORT_TAG, REPORT_PATH)
-    return REPORT_PATH
+    return registry.record_validation_report(client, version, page=render(facts), data=facts, signing_key=signing_key)

@@ -4,6 +4,7 @@
 #   wrk                          (HTTP load tests)
 #   PostgreSQL server binaries   (initdb/pg_ctl for the throwaway test database)
 #   a Java runtime               (Spark local mode)
+#   nginx                        (the scale-out test's load balancer, started by the test itself)
 #
 # Idempotent and fast when everything is already present: presence is checked
 # first and apt is only touched when something is missing (`apt-get update`
@@ -30,6 +31,10 @@ have_pg_server() {
     return 1
 }
 
+have_nginx() {
+    command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]]
+}
+
 have_chromium() {
     [[ -x /usr/bin/chromium ]] || command -v chromium >/dev/null 2>&1
 }
@@ -45,6 +50,7 @@ missing_packages() {
     command -v wrk >/dev/null 2>&1 || pkgs+=(wrk)
     have_pg_server || pkgs+=(postgresql-15)
     command -v java >/dev/null 2>&1 || pkgs+=(default-jre-headless)
+    have_nginx || pkgs+=(nginx)
     # runuser (util-linux) is needed to run the server as `postgres` when root.
     command -v runuser >/dev/null 2>&1 || pkgs+=(util-linux)
     if ((${#pkgs[@]})); then
@@ -56,7 +62,7 @@ main() {
     local -a missing
     mapfile -t missing < <(missing_packages)
     if ((${#missing[@]} == 0)); then
-        log "all system dependencies present (chromium, chromium-driver, wrk, postgresql server, java)"
+        log "all system dependencies present (chromium, chromium-driver, wrk, postgresql server, java, nginx)"
         return 0
     fi
     log "missing: ${missing[*]}"

@@ -31,13 +31,16 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from credit_risk import policy, registry, roles
-from credit_risk.config import ProjectConfig, Settings, load_project_config
+from credit_risk.audit.request_ids import RequestIdLedger, ledger_path
+from credit_risk.config import ProjectConfig, ServingConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.retention import retention_targets
 from serving import errors, prediction_log
 from serving.api.admin import admin_router
 from serving.api.approvals import approvals_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
+from serving.api.docs import DOCS, OAUTH2_REDIRECT, install_docs
 from serving.api.experiments import experiments_router
 from serving.api.fast import FastPredict
 from serving.api.jobs import JobRequest, jobs_router
@@ -47,8 +50,9 @@ from serving.api.reports import reports_router
 from serving.api.scoring import scoring_router
 from serving.experiments import ExperimentFollower
 from serving.metrics import MetricsMiddleware, ServiceMetrics, start_access_log
-from serving.middleware import BodyLimitMiddleware, ConfiguredCORS
+from serving.middleware import BodyLimitMiddleware, ConfiguredCORS, HostCheck
 from serving.monitoring import router as monitoring_router
+from serving.read_cache import ReadCache
 from serving.requests import RequestParser
 from serving.schemas import PromoteRequest, RollbackRequest
 from serving.state import Attempt, ModelHolder
@@ -110,15 +114,26 @@ def _drain_on_sigterm(holder: ModelHolder, grace: float) -> Callable[[], None]:
 def _start_writer(config: ProjectConfig, settings: Settings) -> Any | None:
     if not config.model.serving.prediction_log:
         return None
+    log_config = config.model.prediction_log
+    if settings.writer_id:  # this instance's name, from its environment
+        log_config = log_config.model_copy(update={"writer_id": settings.writer_id})
     writer = prediction_log.PredictionLogWriter(
-        config.model.prediction_log,
+        log_config,
         directory=resolve_log_dir(config, settings),
         schema=config.features,
         client_factory=functools.partial(registry.connect, settings, config.root),
         hash_key=settings.log_hash_key,
+        retention=retention_targets(config, settings),
     )
     writer.start()
     return writer
+
+
+def _open_id_ledger(config: ProjectConfig, settings: Settings) -> RequestIdLedger | None:
+    """The instance's ledger of request ids, kept with the log whose decisions they name."""
+    if not config.model.serving.prediction_log:
+        return None
+    return RequestIdLedger(ledger_path(config, settings), retention_days=config.model.prediction_log.retention_days)
 
 
 def _record_policy(config: ProjectConfig, settings: Settings) -> None:
@@ -167,13 +182,19 @@ class ServiceApp(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._fast = FastPredict(super().__call__, self._fast_runtime, lambda: getattr(self.state, "access_log", None))
+        # the Host allow-list in front of both: the fast path never sees a request it refuses
+        self._front = HostCheck(self._fast, serving=self._serving)
+
+    def _serving(self) -> ServingConfig | None:
+        runtime: Runtime | None = getattr(self.state, "runtime", None)
+        return runtime.serving if runtime is not None else None
 
     def _fast_runtime(self) -> Runtime | None:
         runtime: Runtime | None = getattr(self.state, "runtime", None)
         return runtime if runtime is not None and runtime.serving.fast_path else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._fast(scope, receive, send)
+        await self._front(scope, receive, send)
 
 
 def create_app(config: ProjectConfig | None = None, settings: Settings | None = None) -> FastAPI:
@@ -187,6 +208,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         run_settings = settings or Settings()
         run_config = config or load_project_config(run_settings.config_dir)
         roles.role_tokens(run_settings)  # a badly named or shared token refuses the start, naming it
+        if registry.signing_key(run_settings) is None:
+            log.warning(registry.UNSIGNED_WARNING)
         await _record_policy_at_start(run_config, run_settings)
         writer = await run_in_threadpool(_start_writer, run_config, run_settings)
         if writer is not None:
@@ -203,7 +226,16 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
             on_swap=lambda served: metrics.set_served(served.name, served.version),
             on_attempt=record_attempt,
         )
-        runtime = Runtime(config=run_config, settings=run_settings, holder=holder, metrics=metrics, writer=writer)
+        ids = await run_in_threadpool(_open_id_ledger, run_config, run_settings)
+        runtime = Runtime(
+            config=run_config,
+            settings=run_settings,
+            holder=holder,
+            metrics=metrics,
+            writer=writer,
+            ids=ids,
+            reads=ReadCache(run_config.model.serving.registry_read_cache_seconds),
+        )
         runtime.experiment = ExperimentFollower(holder, run_config)
         runtime.control_listeners.append(runtime.experiment.follow)
         if writer is not None:
@@ -235,6 +267,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
                 await poller
             if writer is not None:
                 await run_in_threadpool(writer.close, run_config.model.serving.drain_timeout_seconds)
+            if ids is not None:
+                ids.close()
             log.info("scoring service stopped")
 
     app = ServiceApp(
@@ -247,13 +281,16 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         ),
         lifespan=lifespan,
         default_response_class=Response,
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN: /docs is served locally
+        redoc_url=None,
     )
     errors.install(app)
+    install_docs(app)
     routers = [probe_router(), scoring_router(), admin_router(), jobs_router(), monitoring_router, outcomes_router()]
     routers += [decisions_router(), reports_router(), approvals_router(), experiments_router()]
     for router in routers:
         app.include_router(router)
-    known_paths = {"/openapi.json", "/docs", "/redoc"} | {
+    known_paths = {"/openapi.json", DOCS, OAUTH2_REDIRECT} | {
         route.path for router in routers for route in router.routes if hasattr(route, "path")
     }
 
@@ -337,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
+    from serving.http_protocol import ServiceProtocol
+
     parser = argparse.ArgumentParser(description="Run the credit-risk scoring API.")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--host", default=None, help="address to bind (default: serving.host)")
@@ -360,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         access_log=False,
         timeout_graceful_shutdown=serving.graceful_shutdown_seconds,
-        limit_concurrency=serving.max_concurrency,
+        limit_concurrency=serving.max_concurrency,  # counts open connections, idle ones too
+        # silent connections closed after the header deadline; a request the parser refuses gets a problem body
+        http=ServiceProtocol(serving.header_timeout_seconds),
         timeout_worker_healthcheck=60,  # a worker imports MLflow and loads a model before it answers pings
     )
     return 0

@@ -179,7 +179,10 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing bearer token",
         403: "Wrong bearer token",
         404: "Not found (admin routes answer 404 when no admin token is configured)",
-        409: "The registry's version was refused (artifact hash mismatch or load failure); the old one keeps serving",
+        409: (
+            "A conflict: the X-Request-ID already names another request, or one not yet answered (scoring); "
+            "the registry's version was refused, the old one keeps serving (admin)"
+        ),
         408: "The request body did not arrive within serving.body_timeout_seconds",
         413: "Request body over serving.max_body_bytes",
         415: "Content type is not application/json",

@@ -46,6 +46,7 @@ class MonitoringSummary(BaseModel):
     alert_level: Literal["none", "moderate", "major"]
     alerts: list[dict[str, Any]]
     volume: int
+    duplicates_dropped: int = 0  # log rows of one decision written twice (an older release's), counted once
 
 
 class NoSummary(BaseModel):

@@ -79,6 +79,10 @@ class ModelInfo(_Out):
     loaded_at: str
     artifact_sha256: str
     runtime: str = Field(description="What scores single requests: numpy (verified against XGBoost at load) or xgboost")
+    signed: bool = Field(
+        description="Its artifact digest's signature was checked under CREDIT_RISK_MODEL_SIGNING_KEY at load "
+        "(false: no key is set, and only the digest tag vouches for the model)"
+    )
     metrics: dict[str, float]
     feature_schema: dict[str, Any]
     decision: dict[str, Any]
@@ -99,6 +103,9 @@ class Readiness(_Out):
     ready: bool
     reason: str | None = None
     version: str | None = None
+    refused: str | None = Field(
+        default=None, description="While ready: why the version the registry names now was refused (the old one serves)"
+    )
 
 
 class ReloadOut(_Out):

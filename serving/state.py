@@ -60,6 +60,7 @@ class Served:
     parser: RequestParser
     model_ref: dict[str, Any]  # {"name", "version", "alias"}: the part of every response naming the scorer
     runtime: str  # what computes single requests: "numpy" (probabilities and reasons), "numpy+xgboost", "xgboost"
+    signed: bool = False  # its digest's signature was checked under CREDIT_RISK_MODEL_SIGNING_KEY at load
 
     @property
     def light_single(self) -> bool:
@@ -152,6 +153,13 @@ class ModelHolder:
             return f"no model loaded: version {failed.version} {failed.outcome}: {failed.error}"
         return f"no model loaded: {last.error or last.outcome}"
 
+    def refused_text(self) -> str | None:
+        """While a version is served: why the last version the registry named instead was refused, if it was."""
+        last = self.last_reload
+        if self.served is None or last is None or last.outcome != "refused" or last.version == self.served.version:
+            return None
+        return f"version {last.version} refused, still serving {self.served.version}: {last.error}"
+
     # ------------------------------------------------------------ reload
 
     def refresh(self, *, trigger: str = "poll") -> Attempt:
@@ -234,7 +242,13 @@ class ModelHolder:
         number = str(version.version)
         with tempfile.TemporaryDirectory(prefix="credit-risk-serving-") as tmp:
             try:
-                local = registry.fetch_verified(client, version, Path(tmp), signing_key=self.signing_key)
+                local = registry.fetch_verified(
+                    client,
+                    version,
+                    Path(tmp),
+                    signing_key=self.signing_key,
+                    require_signed=self.config.model.security.require_signed_models,
+                )
             except registry.UnverifiedArtifactError as exc:
                 raise ModelRefusedError(str(exc)) from None
             model = ScoringModel.load(registry.scoring_dir(local), threads=1)
@@ -258,6 +272,7 @@ class ModelHolder:
             parser=parser,
             model_ref={"name": reg.model_name, "version": number, "alias": alias},
             runtime=runtime,
+            signed=bool(self.signing_key),  # fetch_verified refused it otherwise
         )
         _warm(served, self.warmup_rounds)
         return served

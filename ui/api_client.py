@@ -223,6 +223,10 @@ class ApiClient:
         """``GET /v1/registry``: versions, aliases and alias history."""
         return self._request("GET", "/v1/registry")
 
+    def validation_report_data(self, path: str) -> dict[str, Any]:
+        """The data the report at ``path`` was rendered from (as registered), for the page to show as its own."""
+        return self._request("GET", f"{path}/data")
+
     def validation_report(self, path: str) -> str:
         """The HTML validation report at ``path`` (a version's ``validation_report`` in ``/v1/registry``)."""
         response = self._send("GET", path)

@@ -28,14 +28,15 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from credit_risk.decision_log.paths import PARTITION_DIR
+from credit_risk.decision_log.paths import PARTITION, PARTITION_DIR
+from credit_risk.private_files import private_dir, private_open, touch_private
 
 APPLICANT_COLUMN = "applicant_id"
 ROWS_PER_GROUP = 128  # rows in each row group of a lookup copy: what one lookup decodes
@@ -89,9 +90,11 @@ class DecisionIndex:
         self.index_path = Path(index_path)
         self.copies = self.index_path.with_name(self.index_path.stem + "-rows")
         self.refresh_seconds = refresh_seconds
-        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.index_path.parent)
+        touch_private(self.index_path)  # SQLite gives its -wal and -shm files this file's mode
         self._db = sqlite3.connect(self.index_path, check_same_thread=False, timeout=30.0, isolation_level=None)
         self._db.execute("pragma journal_mode=wal")
+        self._db.execute("pragma secure_delete=on")  # rows retention forgets are overwritten, not left behind
         self._db.execute("pragma synchronous=normal")
         self._db.execute("pragma cache_size=-65536")  # 64 MiB: building a large index stays off the disk
         self._db.executescript(_DDL)
@@ -121,6 +124,21 @@ class DecisionIndex:
                 if known.get(name) != mtime:
                     added += self._index_partition(name, mtime)
         return added
+
+    def forget_before(self, oldest_kept: date) -> list[str]:
+        """Retention: forget the partitions older than ``oldest_kept`` and delete their lookup copies (copies
+        of partitions the index never recorded too); returns the partitions' names."""
+        cutoff = f"{PARTITION}={oldest_kept.isoformat()}"  # date=YYYY-MM-DD names sort as their dates
+        with self._lock:
+            names = {row[0] for row in self._db.execute("select name from partitions where name < ?", (cutoff,))}
+            names |= {row[0] for row in self._db.execute("select partition from files where partition < ?", (cutoff,))}
+            if self.copies.is_dir():
+                names |= {e.name for e in os.scandir(self.copies) if PARTITION_DIR.match(e.name) and e.name < cutoff}
+            for name in sorted(names):
+                self._forget_partition(name)
+            if names:
+                self._db.execute("pragma wal_checkpoint(truncate)")  # the old pages leave the -wal file too
+        return sorted(names)
 
     def _forget_partition(self, name: str) -> None:
         with self._transaction():
@@ -165,9 +183,10 @@ class DecisionIndex:
         """Write the file's lookup copy (small row groups, atomically) and return each row's keys and time."""
         table = pq.read_table(self.log_dir / relative)
         copy = self.copies / relative
-        copy.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(copy.parent)
         temporary = copy.with_name(f".{copy.name}.{os.getpid()}.{threading.get_ident()}")
-        pq.write_table(table, temporary, row_group_size=ROWS_PER_GROUP, compression="zstd")
+        with private_open(temporary, "wb") as handle:
+            pq.write_table(table, handle, row_group_size=ROWS_PER_GROUP, compression="zstd")
         os.replace(temporary, copy)
         request_keys = [key_of(text) for text in table["request_id"].to_pylist()]
         times = table["scored_at"].cast(pa.int64()).to_pylist()  # timestamp[us] -> microseconds
@@ -192,8 +211,12 @@ class DecisionIndex:
     # ------------------------------------------------------------ lookups
 
     def find(self, request_id: str) -> dict[str, Any] | None:
-        """The newest logged decision with this request id, as the log holds it. A miss indexes
-        the log's new files first (at most every ``refresh_seconds``): a lookup never scans the log."""
+        """The logged decision with this request id, as the log holds it. A miss indexes the log's new
+        files first (at most every ``refresh_seconds``): a lookup never scans the log.
+
+        The service gives each decision its own id (:mod:`credit_risk.audit.request_ids`); where a log
+        written before that holds an id twice, the first decision (the answer that stands) is the one
+        found, never a later one that reused its id (the applicant's list shows both)."""
         found = self._find(request_id)
         if found is None and time.monotonic() - self._last_refresh >= self.refresh_seconds:
             self.refresh()
@@ -203,7 +226,7 @@ class DecisionIndex:
     def _find(self, request_id: str) -> dict[str, Any] | None:
         with self._lock:
             rows = self._db.execute(
-                _SELECT + "where d.request_key = ? order by d.scored_at_us desc", (key_of(request_id),)
+                _SELECT + "where d.request_key = ? order by d.scored_at_us, d.file, d.row", (key_of(request_id),)
             ).fetchall()
         for record in read_rows([self._location(row) for row in rows]):
             if record["request_id"] == request_id:  # a hash collision reads another id: skip it
@@ -211,10 +234,10 @@ class DecisionIndex:
         return None
 
     def locate(self, request_id: str) -> Location | None:
-        """Where the newest decision with this request id sits (confirmed by reading it), or None."""
+        """Where the first decision with this request id sits (confirmed by reading it), or None."""
         with self._lock:
             rows = self._db.execute(
-                _SELECT + "where d.request_key = ? order by d.scored_at_us desc", (key_of(request_id),)
+                _SELECT + "where d.request_key = ? order by d.scored_at_us, d.file, d.row", (key_of(request_id),)
             ).fetchall()
         for location in (self._location(row) for row in rows):
             if read_rows([location])[0]["request_id"] == request_id:

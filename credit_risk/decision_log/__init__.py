@@ -2,6 +2,7 @@
 
 ``format`` (columns, types, records to Arrow), ``paths`` (directory, partitions,
 file names, the monitoring summary), ``privacy`` (dropped and keyed-hashed
-fields) and ``reader`` (rows of a window). The writer itself (queue, threads,
+fields, ``applicant_id`` included), ``reader`` (rows of a window) and
+``retention`` (every copy of a decision cut at ``retention_days``). The writer itself (queue, threads,
 MLflow copies) lives in ``serving.prediction_log``.
 """

@@ -60,8 +60,8 @@ def arrow_type(spec: FieldSpec) -> pa.DataType:
 def log_schema(schema: FeatureSchema, *, drop_fields: Sequence[str] = (), hash_fields: Sequence[str] = ()) -> pa.Schema:
     """The Arrow schema of one log row: fixed columns around one typed column per schema field.
 
-    Dropped fields have no column; hashed fields are strings (hex HMAC-SHA256).
-    The version and the privacy settings are in the schema's metadata too.
+    Dropped fields have no column (``applicant_id``, a fixed column, stays: null); hashed fields are
+    strings (hex HMAC-SHA256). The version and the privacy settings are in the schema's metadata too.
     """
     fields = [pa.field(name, kind, nullable=name not in NOT_NULL) for name, kind in LEADING_COLUMNS]
     for spec in schema.fields:
@@ -70,11 +70,12 @@ def log_schema(schema: FeatureSchema, *, drop_fields: Sequence[str] = (), hash_f
         kind = pa.string() if spec.name in hash_fields else arrow_type(spec)
         fields.append(pa.field(spec.name, kind))
     fields += [pa.field(name, kind, nullable=name not in NOT_NULL) for name, kind in TRAILING_COLUMNS]
+    private = set(schema.by_name) | {"applicant_id"}  # the fields privacy settings may name
     metadata = {
         "log_schema_version": str(LOG_SCHEMA_VERSION),
         "feature_schema_version": str(schema.version),
-        "dropped_fields": json.dumps(sorted(set(drop_fields) & set(schema.by_name))),
-        "hashed_fields": json.dumps(sorted(set(hash_fields) & set(schema.by_name))),
+        "dropped_fields": json.dumps(sorted(set(drop_fields) & private)),
+        "hashed_fields": json.dumps(sorted(set(hash_fields) & private)),
     }
     return pa.schema(fields, metadata=metadata)
 

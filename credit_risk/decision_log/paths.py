@@ -21,6 +21,15 @@ def resolve_log_dir(config: ProjectConfig, settings: Settings) -> Path:
     return Path(settings.log_dir) if settings.log_dir else config.resolve(config.model.prediction_log.directory)
 
 
+def read_dirs(config: ProjectConfig, settings: Settings, log_dir: Path | None = None) -> list[Path]:
+    """Where the readers read the log: ``log_dir`` when one is given (a job's ``--log-dir``), else every
+    ``prediction_log.read_directories`` entry (root-relative), else the log directory."""
+    if log_dir is not None:
+        return [Path(log_dir)]
+    listed = config.model.prediction_log.read_directories
+    return [config.resolve(folder) for folder in listed] if listed else [resolve_log_dir(config, settings)]
+
+
 def partition_dir(log_dir: Path, day: str) -> Path:
     """The folder of one UTC date (``YYYY-MM-DD``)."""
     return Path(log_dir) / f"{PARTITION}={day}"

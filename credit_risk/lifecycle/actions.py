@@ -3,7 +3,8 @@
 A promotion scores the challenger (and the champion) on the holdout from
 verified downloads and moves the alias only when every gate holds, or on an
 override with a reason; a version without a digest tag, or whose artifacts do
-not match it, is never promoted, override or not. A dry run answers the same
+not match it, or unsigned while ``security.require_signed_models`` is true, is
+never promoted, override or not. A dry run answers the same
 report without moving anything. A rollback only returns the alias to a version
 that held it before; anything else is a promotion.
 """
@@ -110,6 +111,10 @@ def _evaluate(
     current = registry.version_for_alias(client, reg.model_name, reg.serving_alias)
     if current is not None and str(current.version) == number:
         raise PromotionRefused(f"version {number} already holds {reg.serving_alias!r}")
+    try:  # before any evaluation: an unsigned version is refused when signatures are required
+        registry.check_signature(target, key, required=config.model.security.require_signed_models)
+    except registry.UnverifiedArtifactError as exc:
+        raise PromotionRefused(f"version {number} cannot be promoted: {exc}") from None
     split = gate_split(config, settings, target)  # the kind of holdout the target was trained against
     try:
         challenger = evaluate_version(client, target, split, config, signing_key=key)
@@ -288,7 +293,13 @@ def rollback(
         )
     with tempfile.TemporaryDirectory(prefix="credit-risk-rollback-") as tmp:
         try:
-            registry.fetch_verified(client, target, Path(tmp), signing_key=registry.signing_key(settings))
+            registry.fetch_verified(
+                client,
+                target,
+                Path(tmp),
+                signing_key=registry.signing_key(settings),
+                require_signed=config.model.security.require_signed_models,
+            )
         except registry.UnverifiedArtifactError as exc:
             raise RollbackRefused(f"version {version} cannot be served: {exc}") from None
     event = move_alias(

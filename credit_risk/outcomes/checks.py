@@ -7,9 +7,11 @@ Rules, in the order they are applied (a row gets the first it breaks):
 - ``invalid_observed_at``: ``observed_at`` is not an ISO date or timestamp;
 - ``duplicate_id``: the same id twice in one file (every copy is refused: which is right is unknown);
 - ``unknown_id``: no logged decision has that request_id (or applicant_id);
+- ``ambiguous_applicant``: an ``applicant_id`` row whose applicant has several decisions made at or
+  before ``observed_at``: which one the outcome belongs to is unknown (give its request_id);
 - ``observed_before_decision``: the outcome is dated before the decision it would belong to.
 
-An ``applicant_id`` row belongs to that applicant's latest decision made at or before ``observed_at``.
+An ``applicant_id`` row belongs to that applicant's one decision made at or before ``observed_at``.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ RULES = (
     "invalid_observed_at",
     "duplicate_id",
     "unknown_id",
+    "ambiguous_applicant",
     "observed_before_decision",
 )
+_NAMED = 3  # request ids an ambiguity message lists
 ID_COLUMNS = ("request_id", "applicant_id")
 REJECT_COLUMNS = ["row", "rule", "message", "request_id", "applicant_id", "outcome", "observed_at"]
 
@@ -109,6 +113,8 @@ def check_outcomes(raw: pd.DataFrame, decisions: pa.Table, target: TargetSpec) -
     scored_at, request_id = _match_decisions(frame, by_request, decisions)
     frame["matched_request_id"] = request_id
     refuse(key.notna() & scored_at.isna() & ~frame["_before"], "unknown_id", "no logged decision has this id")
+    ambiguous = _ambiguity(frame, by_request, decisions)
+    refuse(ambiguous.notna(), "ambiguous_applicant", ambiguous)
     before = (frame["_before"] | (scored_at.notna() & (frame["observed_at"] < scored_at))) & rule.isna()
     when = scored_at[before].astype("string").fillna("every decision")
     refuse(
@@ -142,6 +148,29 @@ def check_outcomes(raw: pd.DataFrame, decisions: pa.Table, target: TargetSpec) -
         columns=REJECT_COLUMNS,
     )
     return Checked(accepted, rejects)
+
+
+def _ambiguity(frame: pd.DataFrame, by_request: pd.Series, decisions: pa.Table) -> pd.Series:
+    """For each applicant_id row whose applicant has several decisions at or before its outcome, the
+    sentence naming them (NA elsewhere): attaching it to the latest could give one decision's outcome
+    to another (a request whose applicant_id was reused)."""
+    out = pd.Series(pd.NA, index=frame.index, dtype="string")
+    rows = frame.loc[~by_request & frame["applicant_id"].notna() & frame["observed_at"].notna()]
+    if rows.empty or decisions.num_rows == 0:
+        return out
+    known = decisions.select(["request_id", "applicant_id", "scored_at"]).to_pandas()
+    known["scored_at"] = known["scored_at"].astype("datetime64[us, UTC]")
+    pairs = rows[["applicant_id", "observed_at"]].reset_index().merge(known, on="applicant_id")
+    pairs = pairs[pairs["scored_at"] <= pairs["observed_at"].astype("datetime64[us, UTC]")]
+    for index, group in pairs.sort_values("scored_at").groupby("index"):
+        if len(group) > 1:
+            named = ", ".join(group["request_id"].astype(str).head(_NAMED))
+            more = f" and {len(group) - _NAMED} more" if len(group) > _NAMED else ""
+            out[index] = (
+                f"applicant_id has {len(group)} decisions made at or before observed_at "
+                f"(request ids {named}{more}): give the request_id of the one this outcome belongs to"
+            )
+    return out
 
 
 def _match_decisions(frame: pd.DataFrame, by_request: pd.Series, decisions: pa.Table) -> tuple[pd.Series, pd.Series]:

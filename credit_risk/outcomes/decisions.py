@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pyarrow as pa
 
 from credit_risk.decision_log.format import LEADING_COLUMNS, TRAILING_COLUMNS
-from credit_risk.decision_log.reader import read_log
+from credit_risk.decision_log.reader import LogDirs, read_log, read_log_counted
 
 _TYPES = dict(LEADING_COLUMNS + TRAILING_COLUMNS)
 # the log columns the outcome checks and the realized figures use
@@ -33,7 +32,7 @@ def decision_schema(extra: pa.Schema | None = None) -> pa.Schema:
 
 
 def read_decisions(
-    log_dir: Path,
+    log_dir: LogDirs,
     *,
     model_name: str,
     columns: list[str] | None = None,
@@ -51,3 +50,10 @@ def read_decisions(
         schema = pa.schema([schema.field(name) for name in dict.fromkeys([*columns, "model_name"])])
     table = read_log(log_dir, schema, start=start or date.min, end=end or date.max, model_name=model_name)
     return table.select(columns) if columns is not None else table
+
+
+def count_duplicates(log_dirs: LogDirs, *, model_name: str, start: date | None = None, end: date | None = None) -> int:
+    """How many duplicate rows (one decision written twice) the readers drop in this window."""
+    schema = pa.schema([pa.field(name, _TYPES[name]) for name in ("request_id", "scored_at", "model_name")])
+    read = read_log_counted(log_dirs, schema, start=start or date.min, end=end or date.max, model_name=model_name)
+    return read.duplicates_dropped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from credit_risk.decision_log.reader import LogDirs
 from credit_risk.outcomes.checks import Checked, check_outcomes
 from credit_risk.outcomes.decisions import read_decisions
 from credit_risk.outcomes.table import OutcomeTable, StoreResult
@@ -29,7 +31,7 @@ class LoadReport:
         )
 
 
-def _referenced(log_dir: Path, raw: pd.DataFrame, model_name: str) -> pa.Table:
+def _referenced(log_dir: LogDirs, raw: pd.DataFrame, model_name: str) -> pa.Table:
     """The logged decisions the rows could refer to (by request_id or applicant_id)."""
     decisions = read_decisions(log_dir, model_name=model_name, columns=["request_id", "applicant_id", "scored_at"])
     wanted = [
@@ -46,16 +48,40 @@ def _referenced(log_dir: Path, raw: pd.DataFrame, model_name: str) -> pa.Table:
     return decisions.filter(keep)
 
 
-def check_rows(raw: pd.DataFrame, *, log_dir: Path, model_name: str, target: TargetSpec) -> Checked:
-    """Check rows against the decisions ``model_name`` logged (nothing is stored)."""
+def check_rows(
+    raw: pd.DataFrame,
+    *,
+    log_dir: LogDirs,
+    model_name: str,
+    target: TargetSpec,
+    applicant_id: Callable[[str], str] | None = str,
+) -> Checked:
+    """Check rows against the decisions ``model_name`` logged (nothing is stored).
+
+    ``applicant_id`` turns a clear applicant id into the log's (its keyed hash when the log hashes it,
+    :func:`~credit_risk.decision_log.privacy.applicant_id_as_logged`), so rows by applicant still join
+    and the outcomes table holds no clearer copy than the log."""
+    if applicant_id is not None and applicant_id is not str and "applicant_id" in raw.columns:
+        raw = raw.assign(applicant_id=[applicant_id(v) if _given(v) else v for v in raw["applicant_id"]])
     return check_outcomes(raw, _referenced(log_dir, raw, model_name), target)
 
 
+def _given(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value) and str(value) != ""
+
+
 def load_outcomes(
-    raw: pd.DataFrame, *, log_dir: Path, model_name: str, table: OutcomeTable, target: TargetSpec, source: str
+    raw: pd.DataFrame,
+    *,
+    log_dir: LogDirs,
+    model_name: str,
+    table: OutcomeTable,
+    target: TargetSpec,
+    source: str,
+    applicant_id: Callable[[str], str] | None = str,
 ) -> LoadReport:
     """Store the rows that pass; the refused ones come back in ``rejects`` with their row and rule."""
-    checked = check_rows(raw, log_dir=log_dir, model_name=model_name, target=target)
+    checked = check_rows(raw, log_dir=log_dir, model_name=model_name, target=target, applicant_id=applicant_id)
     result = table.store(checked.accepted, source=source) if checked.accepted.num_rows else None
     return LoadReport(len(raw), result, checked.rejects)
 

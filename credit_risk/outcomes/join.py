@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from credit_risk.decision_log.reader import LogDirs
 from credit_risk.outcomes.decisions import read_decisions
 from credit_risk.outcomes.table import OutcomeTable
 
@@ -20,7 +20,7 @@ def maturity_cutoff(as_of: datetime, maturity_days: int) -> datetime:
 
 
 def matured_decisions(
-    log_dir: Path,
+    log_dir: LogDirs,
     table: OutcomeTable,
     *,
     model_name: str,

@@ -25,6 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from credit_risk.private_files import private_dir, private_open
+
 TABLE_SCHEMA_VERSION = 1
 _PREFIX = "part-"
 _LOCK = ".lock"
@@ -94,8 +96,8 @@ class OutcomeTable:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with (self.directory / _LOCK).open("a") as handle:
+        private_dir(self.directory)
+        with private_open(self.directory / _LOCK, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -136,7 +138,7 @@ class OutcomeTable:
         name = f"{_PREFIX}{loaded_at.strftime('%Y%m%dT%H%M%S%f')}-{load_id[:12]}.parquet"
         final, temporary = self.directory / name, self.directory / f".{name}.tmp"
         try:
-            with temporary.open("wb") as handle:
+            with private_open(temporary, "wb") as handle:
                 pq.write_table(table, handle, compression="zstd")
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -27,7 +27,7 @@ from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings
 from credit_risk.data import Split, file_digest, load_applicants, load_split
 from credit_risk.decision_log.format import log_schema
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
 from credit_risk.outcomes.decisions import DECISION_COLUMNS, decision_schema
 from credit_risk.outcomes.join import matured_decisions
 from credit_risk.outcomes.paths import resolve_outcomes_dir
@@ -126,7 +126,7 @@ def load_production(config: ProjectConfig, settings: Settings, *, as_of: datetim
     )
     start = (as_of - timedelta(days=production.lookback_days)).date() if production.lookback_days else None
     joined = matured_decisions(
-        log_dir,
+        read_dirs(config, settings),
         table,
         model_name=config.model.registry.model_name,
         as_of=as_of,

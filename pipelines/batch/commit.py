@@ -13,7 +13,8 @@ Each task answers with one :class:`Written` record; ``collect()`` returns
 exactly one per partition, from the attempt Spark counted. A task whose input
 cannot be read answers with the error (Spark would retry it for nothing), and
 the driver raises it. Otherwise the driver moves those attempts' files into
-new output folders (``part-00003.parquet``), writes ``_SUCCESS``, puts the new
+new output folders (``part-00003.parquet``), writes ``_SUCCESS`` and the marker
+of an output of this job (``_credit_risk_output.json``), puts the new
 folders where the old output was, and deletes the staging folder with every
 other attempt's files in it. Until the
 commit the old output is untouched; a failed job leaves it as it was.
@@ -36,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.batch.options import rejects_path
+from pipelines.batch.output import refuse_foreign_output, write_marker
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +103,10 @@ class StagedOutput:
         partitions = [w.partition for w in written]
         if len(set(partitions)) != len(partitions):
             raise RuntimeError(f"spark answered twice for a partition: {sorted(partitions)}")
+        # checked again here (the job checked before it started): only an earlier output is ever moved aside
+        refuse_foreign_output(self.output, "spark")
         kinds = ((SCORED_FILE, scored, self.output), (REJECTS_FILE, rejects, rejects_path(self.output)))
-        ready = [(self._gather(written, name, schema), target) for name, schema, target in kinds]
+        ready = [(self._gather(written, name, schema, scored.metadata), target) for name, schema, target in kinds]
         parked: list[tuple[Path, Path]] = []
         placed: list[Path] = []
         try:
@@ -133,8 +137,11 @@ class StagedOutput:
         if self.stranded:
             error.add_note(f"the older output is kept in {self.folder}")
 
-    def _gather(self, written: list[Written], name: str, schema: pa.Schema) -> Path:
-        """A new folder of the counted attempts' ``name`` files, ``part-<partition>.parquet``, and ``_SUCCESS``."""
+    def _gather(
+        self, written: list[Written], name: str, schema: pa.Schema, metadata: dict[bytes, bytes] | None
+    ) -> Path:
+        """A new folder of the counted attempts' ``name`` files, ``part-<partition>.parquet``, the marker
+        (with the scored files' ``metadata``) and ``_SUCCESS``."""
         ready = self.folder / f"_{name}"
         ready.mkdir()
         for w in sorted(written, key=lambda w: w.partition):
@@ -143,6 +150,7 @@ class StagedOutput:
                 os.replace(part, ready / f"part-{w.partition:05d}.parquet")
         if not any(ready.iterdir()):
             pq.write_table(schema.empty_table(), ready / "part-00000.parquet")
+        write_marker(ready, "scored" if name == SCORED_FILE else "rejects", metadata)
         (ready / "_SUCCESS").touch()
         return ready
 

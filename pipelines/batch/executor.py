@@ -149,7 +149,7 @@ class _PartWriters:
     def __init__(self, folder: Path, job: ExecutorJob) -> None:
         self.folder = folder
         self.scored_schema = output_schema(job.id_name, job.id_type, job.reasons, job.metadata)
-        self.rejects_schema = rejects_schema(job.id_type)
+        self.rejects_schema = rejects_schema(job.id_type, job.metadata)
         self._writers: dict[str, pq.ParquetWriter] = {}
 
     def __enter__(self) -> _PartWriters:

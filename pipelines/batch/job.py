@@ -18,7 +18,13 @@ from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.local import score_local
 from pipelines.batch.model import DecisionColumns
-from pipelines.batch.options import BatchOptions, BatchSummary, refuse_output_over_input, rejects_path
+from pipelines.batch.options import (
+    BatchOptions,
+    BatchSummary,
+    refuse_model_code,
+    refuse_output_over_input,
+    rejects_path,
+)
 from pipelines.batch.reader import input_files
 from pipelines.batch.spark import score_spark, spark_session
 from pipelines.cli import add_config_dir, run_job
@@ -49,7 +55,8 @@ same policy and the same TreeSHAP as the service's.
   by Spark; each task writes its rows, and the driver commits them into a
   Parquet folder (the same output as the local engine's) and its rejects
   folder. ``--spark-scorer mlflow`` uses ``mlflow.pyfunc.spark_udf`` instead
-  (no reasons).
+  (no reasons); it imports the version's own ``pyfunc_model.py`` on the
+  executors, so it is refused unless ``--allow-model-code true``.
 
 Each run logs ``rows_per_second`` (read, validate, score, write) to MLflow.
 """
@@ -59,6 +66,7 @@ def batch_score(
     config: ProjectConfig, settings: Settings, options: BatchOptions, *, spark: SparkSession | None = None
 ) -> BatchSummary:
     """Resolve and verify the version, score the input with the chosen engine, log the run."""
+    refuse_model_code(options)
     reg = config.model.registry
     client = registry.connect(settings, config.root)
     version = registry.resolve(client, reg, options.model)
@@ -68,7 +76,13 @@ def batch_score(
     reasons = options.reasons and (options.engine == "local" or options.spark_scorer == "project")
     refuse_output_over_input(options, input_files(options.input)[0])
     with tempfile.TemporaryDirectory(prefix="batch-model-") as tmp:
-        model_dir = registry.fetch_verified(client, version, Path(tmp), signing_key=registry.signing_key(settings))
+        model_dir = registry.fetch_verified(
+            client,
+            version,
+            Path(tmp),
+            signing_key=registry.signing_key(settings),
+            require_signed=config.model.security.require_signed_models,
+        )
         model = ScoringModel.load(registry.scoring_dir(model_dir), threads=2)
         # the driver scores only on the local engine; Spark executors build their own
         driver_reasons = reasons and options.engine == "local"
@@ -176,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--spark-scorer", choices=["project", "mlflow"], default="project", help="spark: project scoring or spark_udf"
     )
+    parser.add_argument(
+        "--allow-model-code",
+        type=_bool,
+        default=False,
+        help="spark_scorer mlflow: allow importing the version's own pyfunc_model.py on the executors",
+    )
     parser.add_argument("--spark-conf", type=_conf, action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -193,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         spark_master=args.spark_master,
         spark_conf=dict(args.spark_conf),
         spark_scorer=args.spark_scorer,
+        allow_model_code=args.allow_model_code,
         progress=not args.no_progress,
     )
     return run_job(lambda: batch_score(load_project_config(args.config_dir or settings.config_dir), settings, options))

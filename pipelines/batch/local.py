@@ -14,15 +14,16 @@ from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.options import BatchOptions, rejects_path
+from pipelines.batch.output import marked, refuse_foreign_output
 from pipelines.batch.reader import InputReader
 from pipelines.batch.validation import ChunkEncoder, EncodedChunk
 
 
-def rejects_schema(id_type: pa.DataType | None) -> pa.Schema:
+def rejects_schema(id_type: pa.DataType | None, meta: dict[str, str] | None = None) -> pa.Schema:
     fields = [pa.field("row", pa.int64())]
     if id_type is not None:
         fields.append(pa.field("id", id_type))
-    return pa.schema([*fields, ("field", pa.string()), ("rule", pa.string()), ("reason", pa.string())])
+    return pa.schema([*fields, ("field", pa.string()), ("rule", pa.string()), ("reason", pa.string())], metadata=meta)
 
 
 def output_schema(
@@ -85,8 +86,10 @@ def score_local(
 ) -> tuple[int, int]:
     """Stream the input through validation, encoding, the model and the policy into Parquet.
 
-    Returns (rows read, rows rejected).
+    Returns (rows read, rows rejected). Both files carry the marker of an output of this job
+    (:mod:`pipelines.batch.output`); anything else at their paths is refused, not overwritten.
     """
+    refuse_foreign_output(options.output, "local")
     reader = InputReader(options.input, model.schema, id_column=options.id_column)
     names = set(reader.schema.names)
     missing = [spec.name for spec in model.schema.inputs if spec.name not in names]
@@ -96,13 +99,13 @@ def score_local(
     id_type = reader.schema.field(id_name).type if id_name else None
     read = [spec.name for spec in model.schema.inputs] + ([id_name] if id_name else [])
     encoder = ChunkEncoder(model)
-    out_schema = output_schema(id_name, id_type, options.reasons, metadata)
+    out_schema = output_schema(id_name, id_type, options.reasons, marked(metadata))
     options.output.parent.mkdir(parents=True, exist_ok=True)
     rows = rejected = 0
     progress = Progress(enabled=options.progress)
     with (
         pq.ParquetWriter(options.output, out_schema) as writer,
-        pq.ParquetWriter(rejects_path(options.output), rejects_schema(id_type)) as rejects,
+        pq.ParquetWriter(rejects_path(options.output), rejects_schema(id_type, marked(metadata))) as rejects,
     ):
         for batch in reader.batches(read, options.chunk_rows):
             chunk = encoder.encode(batch)

@@ -28,6 +28,9 @@ class BatchOptions:
     # project: the local engine's reading, scoring and writing in Spark's tasks;
     # mlflow: mlflow.pyfunc.spark_udf (no reasons)
     spark_scorer: SparkScorer = "project"
+    # spark_scorer="mlflow" imports the version's own pyfunc_model.py on the executors: code from the
+    # model's folder, which nothing else runs; refused unless this is set (allow_model_code=true)
+    allow_model_code: bool = False
     progress: bool = True
 
 
@@ -54,6 +57,17 @@ def rejects_path(output: Path) -> Path:
     output = Path(output)
     stem = output.name[: -len(output.suffix)] if output.suffix else output.name
     return output.with_name(f"{stem}.rejects.parquet")
+
+
+def refuse_model_code(options: BatchOptions) -> None:
+    """``--spark-scorer mlflow`` runs Python from the version's folder (MLflow's pyfunc loader imports its
+    ``pyfunc_model.py``); the digest vouches for the bytes, not for what they do. Only when asked for."""
+    if options.engine == "spark" and options.spark_scorer == "mlflow" and not options.allow_model_code:
+        raise DataValidationError(
+            "spark_scorer=mlflow imports the model version's own pyfunc_model.py on the executors (code from "
+            "the registry, which the project's scorer never runs); pass allow_model_code=true "
+            "(--allow-model-code true, -P allow_model_code=true) to allow it, or use spark_scorer=project"
+        )
 
 
 def refuse_output_over_input(options: BatchOptions, files: list[Path]) -> None:

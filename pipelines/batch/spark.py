@@ -44,6 +44,7 @@ from pipelines.batch.executor import ExecutorJob, score_partition, score_pieces
 from pipelines.batch.local import output_schema, rejects_schema
 from pipelines.batch.model import DecisionColumns
 from pipelines.batch.options import BatchOptions, rejects_path
+from pipelines.batch.output import marked, refuse_foreign_output, write_marker
 from pipelines.batch.plan import parquet_columns, parquet_tasks
 from pipelines.batch.reader import input_files, parquet_footers
 
@@ -278,12 +279,18 @@ def score_spark(
 
     ``model_dir`` is the registered version's folder whose digest was checked:
     Spark scores exactly those bytes. ``metadata`` goes into the scored files' schema, as the local
-    engine writes it.
+    engine writes it. What is at the output is replaced only if it is an earlier output of this job
+    (:mod:`pipelines.batch.output`).
     """
+    refuse_foreign_output(options.output, "spark")
+    metadata = marked(metadata)
     if options.spark_scorer == "project":
         return _score_with_project(spark, model_dir, model, columns.config, options, metadata)
     frame, id_name, _ = _read_numbered(spark, model, options)
     _score_with_mlflow(spark, frame, model_dir, model, columns, id_name, options)
+    encoded = {key.encode(): value.encode() for key, value in metadata.items()}
+    write_marker(Path(options.output), "scored", encoded)
+    write_marker(rejects_path(options.output), "rejects", encoded)
     n_rejected = _parquet_rows(rejects_path(options.output))
     return _parquet_rows(options.output) + n_rejected, n_rejected
 
@@ -326,7 +333,7 @@ def _score_with_project(
         if errors:
             raise DataValidationError("; ".join(errors))
         scored = output_schema(plan.id_name, plan.id_type, options.reasons, metadata)
-        return staged.commit(written, scored, rejects_schema(plan.id_type))
+        return staged.commit(written, scored, rejects_schema(plan.id_type, metadata))
     except BaseException:
         staged.discard()
         raise

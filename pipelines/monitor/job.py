@@ -24,8 +24,8 @@ from typing import Any
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.format import log_schema
-from credit_risk.decision_log.paths import resolve_log_dir, summary_path, write_summary
-from credit_risk.decision_log.reader import read_log
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir, summary_path, write_summary
+from credit_risk.decision_log.reader import read_log_counted
 from pipelines.cli import add_alert_exit_code, add_config_dir, add_window, report_findings, run_job
 from pipelines.monitor.drift import default_window, load_reference, summarise
 from pipelines.monitor.report import log_run
@@ -48,14 +48,17 @@ def monitor(
     start = start or min(default_start, end)
     if start > end:
         raise registry.RegistryError(f"the window's start {start} is after its end {end}")
+    sources = read_dirs(config, settings, log_dir)
     log_dir = Path(log_dir) if log_dir else resolve_log_dir(config, settings)
     client = registry.connect(settings, config.root)
     ref = load_reference(client, config, version, signing_key=registry.signing_key(settings))
     privacy = config.model.prediction_log
     schema = log_schema(ref.schema, drop_fields=privacy.drop_fields, hash_fields=privacy.hash_fields)
-    table = read_log(log_dir, schema, start=start, end=end, model_name=ref.model_name)
-    log.info("read %d logged rows of %s from %s (%s to %s)", table.num_rows, ref.model_name, log_dir, start, end)
+    read = read_log_counted(sources, schema, start=start, end=end, model_name=ref.model_name)
+    table = read.table
+    log.info("read %d logged rows of %s from %s (%s to %s)", table.num_rows, ref.model_name, sources, start, end)
     summary = summarise(table, ref, config, start=start, end=end)
+    summary["duplicates_dropped"] = read.duplicates_dropped  # rows an older release wrote twice, counted once
     summary["mlflow_run_id"] = log_run(client, summary, config, log_dir)
     write_summary(summary_path(config.model.monitoring, log_dir, config.root), summary)
     for alert in summary["alerts"]:

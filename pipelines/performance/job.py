@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
-from credit_risk.decision_log.paths import logged_dates, resolve_log_dir, write_summary
+from credit_risk.decision_log.paths import logged_dates, read_dirs, resolve_log_dir, write_summary
+from credit_risk.outcomes.decisions import count_duplicates
 from credit_risk.outcomes.join import matured_decisions, maturity_cutoff
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
@@ -123,11 +124,13 @@ def performance(
     maturity = config.model.outcomes.maturity_days if maturity_days is None else maturity_days
     if start and end and start > end:
         raise registry.RegistryError(f"the window's start {start} is after its end {end}")
+    sources = read_dirs(config, settings, log_dir)
     log_dir = Path(log_dir) if log_dir else resolve_log_dir(config, settings)
     table = OutcomeTable(resolve_outcomes_dir(config, log_dir))
     model_name = config.model.registry.model_name
+    duplicates = count_duplicates(sources, model_name=model_name, start=start, end=end)
     joined = matured_decisions(
-        log_dir,
+        sources,
         table,
         as_of=as_of,
         maturity_days=maturity,
@@ -163,7 +166,8 @@ def performance(
         "log_dir": str(log_dir),
         "outcomes_sha256": summary.outcomes_digest,
     }
-    dates = logged_dates(log_dir)
+    summary = summary.model_copy(update={"duplicates_dropped": duplicates})
+    dates = sorted(day for folder in sources for day in logged_dates(folder))
     if dates:
         first = date.fromisoformat(dates[0])
         matures = first + timedelta(days=maturity)

@@ -156,7 +156,10 @@ async def _alias_action(runtime: Runtime, call: Callable[[], Any]) -> Response:
     reload refused or failed is 409, a registry that cannot be asked 503, each
     body holding the recorded event and the reload attempt.
     """
-    result = await _run(call)
+    try:
+        result = await _run(call)
+    finally:
+        runtime.reads.clear()  # the alias (and its history) may have moved: the next registry read shows it
     event = result.event if isinstance(result, lifecycle.PromotionReport) else result
     attempt = await run_in_threadpool(runtime.holder.refresh, trigger="admin")
     served = runtime.holder.served

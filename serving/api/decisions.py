@@ -19,19 +19,32 @@ from starlette.responses import Response
 
 from credit_risk import registry
 from credit_risk.audit import access, notices, replay
-from credit_risk.audit.index import DecisionIndex
+from credit_risk.audit.several import DecisionIndexes
 from credit_risk.decision_log.format import FIXED_COLUMNS
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
+from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.schema import FeatureSchema
 from serving.api.decision_schemas import DecisionOut, DecisionPage, ReplayOut
-from serving.api.deps import REQUEST_ID_PATTERN, ROLE_HEADER, Caller, Runtime, require_auditor, runtime_of
+from serving.api.deps import (
+    DECISION_ID_MAX,
+    DECISION_ID_PATTERN,
+    ROLE_HEADER,
+    Caller,
+    Runtime,
+    require_auditor,
+    runtime_of,
+)
 from serving.errors import InvalidInputError, NotFoundError, error_responses, json_response, problem
 
 _ROLE = {ROLE_HEADER: "auditor"}
-RequestId = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, max_length=128, description="The decision's request id")]
+RequestId = Annotated[
+    str, Path(pattern=DECISION_ID_PATTERN, max_length=DECISION_ID_MAX, description="The decision's request id")
+]
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
 Auditor = Annotated[Caller, Depends(require_auditor)]
 
 
@@ -40,8 +53,8 @@ class AuditServices:
 
     def __init__(self, runtime: Runtime) -> None:
         config, settings = runtime.config, runtime.settings
-        self.index = DecisionIndex(
-            resolve_log_dir(config, settings),
+        self.index = DecisionIndexes(
+            read_dirs(config, settings),
             access.index_path(config, settings),
             refresh_seconds=config.model.audit.refresh_seconds,
         )
@@ -139,19 +152,33 @@ def _find(services: AuditServices, request_id: str) -> dict[str, Any]:
 
 
 def _parse_moment(name: str, text: str | None, default: datetime, *, end: bool) -> datetime:
+    """A query's instant in UTC: a date-time, or a date (as ``end`` it includes that whole day)."""
     if not text:
         return default
+    whole_day = re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) is not None
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            day = date.fromisoformat(text)
-            # a date as end includes that whole day
-            return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if whole_day:
+            moment = datetime.combine(date.fromisoformat(text), time(), UTC)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInputError(
             [problem(["query", name], "must be an ISO 8601 date (YYYY-MM-DD) or UTC date-time", "datetime_parsing")]
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment + timedelta(days=1) if end and whole_day else moment
+    except OverflowError:  # 0001-01-01T00:00+14:00 is in year 0 in UTC; the day after 9999-12-31 in year 10000
+        raise InvalidInputError(
+            [
+                problem(
+                    ["query", name],
+                    f"must fall between {_EARLIEST.date()} and {_LATEST.date()} in UTC"
+                    + (" (a date as end counts to the end of that day, so at most 9999-12-30)" if end else ""),
+                    "datetime_out_of_range",
+                )
+            ]
+        ) from None
 
 
 def decisions_router() -> APIRouter:
@@ -217,12 +244,23 @@ def decisions_router() -> APIRouter:
         retention = timedelta(days=runtime.config.model.prediction_log.retention_days)
         first = _parse_moment("start", start, now - retention, end=False)
         last = _parse_moment("end", end, now + timedelta(seconds=1), end=True)
+        as_logged = applicant_id_as_logged(runtime.config.model.prediction_log, hash_key_of(runtime.settings))
+        if as_logged is None:
+            raise InvalidInputError(
+                [
+                    problem(
+                        ["query", "applicant_id"],
+                        "applicant ids are not kept in this decision log (prediction_log.drop_fields lists "
+                        "applicant_id): look a decision up by its request id",
+                        "not_kept",
+                    )
+                ]
+            )
+        logged_id = as_logged(applicant_id)  # the keyed hash when applicant_id is hashed: it matches the log
         services = _services(request, runtime)
 
         def lookup() -> tuple[list[dict[str, Any]], int]:
-            return services.index.by_applicant(
-                applicant_id, start=first, end=last, limit=size, offset=(page - 1) * size
-            )
+            return services.index.by_applicant(logged_id, start=first, end=last, limit=size, offset=(page - 1) * size)
 
         records, total = await run_in_threadpool(lookup)
         services.access.record(
@@ -230,7 +268,7 @@ def decisions_router() -> APIRouter:
             role=caller.role,
             action="search",
             status=200,
-            applicant_id=applicant_id,
+            applicant_id=logged_id,  # as the log holds it: the access log keeps no clearer copy
             start=first.isoformat(),
             end=last.isoformat(),
             page=page,
@@ -244,7 +282,9 @@ def decisions_router() -> APIRouter:
                 "total": total,
                 "page": page,
                 "page_size": size,
-                "decisions": await run_in_threadpool(lambda: [decision_body(runtime, r) for r in records]),
+                "decisions": await run_in_threadpool(
+                    lambda: [decision_body(runtime, {**r, "applicant_id": applicant_id}) for r in records]
+                ),
             }
         )
 

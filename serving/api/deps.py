@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from credit_risk import roles
 from credit_risk.audit import access
+from credit_risk.audit.request_ids import RequestIdLedger
 from credit_risk.config import ProjectConfig, Settings
 from credit_risk.lifecycle import ledger
 from serving import prediction_log
@@ -30,11 +31,15 @@ from serving.errors import (
 )
 from serving.experiments import ExperimentFollower
 from serving.metrics import ServiceMetrics
+from serving.read_cache import ReadCache
 from serving.requests import load_json
 from serving.state import ModelHolder, Served
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"  # a client's X-Request-ID, and the decision routes' id
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+# a decision's id: a request id, or a batch row's derived from its batch's (``<batch id>-<row>``)
+DECISION_ID_PATTERN = REQUEST_ID_PATTERN.removesuffix("$") + r"(?:-[0-9]{1,18})?$"
+DECISION_ID_MAX = 128 + 19
 _JSON_TYPES = ("application/json",)
 
 
@@ -49,6 +54,8 @@ class Runtime:
     writer: prediction_log.PredictionLogWriter | None
     # when a decision is made (scored_at); the outcome simulator sets a simulated clock in-process
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    ids: RequestIdLedger | None = None  # every request id answered: one decision per id (None: no log kept)
+    reads: ReadCache = field(default_factory=ReadCache)  # the public registry reads, kept briefly
 
     # the ledger's controls (stop switch, experiment, approvals) as this worker last read them, and who
     # wants to know when they change; refreshed at every registry poll and after this worker's own changes

@@ -19,15 +19,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-from serving.api.deps import is_json, request_id_from
-from serving.api.scoring import ROUTE, _durable, _offload, _score_record
+from serving.api.deps import is_json
+from serving.api.scoring import REPLAYED_HEADER, ROUTE, Replayed, RequestId, _offload, finish, score_applicant
 from serving.deadlines import DEADLINES
 from serving.errors import ServiceError, error_response, json_response
 from serving.metrics import observe_request
-from serving.middleware import send_error
+from serving.middleware import LENGTH_DIGITS, send_error
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ class FastPredict:
         given_id: str | None = None
         for name, value in scope["headers"]:  # ASGI header values are latin-1, as Starlette reads them
             if name == b"content-length":
-                length = int(value) if value.isdigit() else -1
+                length = int(value) if value.isdigit() and len(value) <= LENGTH_DIGITS else -1
             elif name == b"content-type":
                 json_type = is_json(value.decode("latin-1"))
             elif name == b"x-request-id":
@@ -104,24 +103,29 @@ class FastPredict:
         except ServiceError:
             await self.app(scope, _replay(messages, receive), send)  # the full app answers every refusal
             return
-        rid = request_id_from(given_id)
+        rid = RequestId.of(given_id)
+        extra: list[tuple[bytes, bytes]] = []
         try:
             heavy = reasons and not served.light_single
-            result, ticket = await _offload(
-                runtime, heavy, _score_record, runtime, served, record, rid, reasons, started
+            result, pending = await _offload(
+                runtime, heavy, score_applicant, runtime, served, record, body, rid, reasons, started
             )
-            await _durable(runtime, ticket)
-            answer = orjson.dumps(result)  # as the route answers (json_response), sent without a Response object
-        except ServiceError as exc:  # after scoring: the log could not take it (503)
+            if isinstance(result, Replayed):  # a retried request id: its first answer, as the route gives it
+                answer = result.answer
+                extra = [(REPLAYED_HEADER.lower().encode(), b"true")]
+            else:  # as the route answers, sent without a Response object
+                answer = await finish(runtime, pending, result)
+        except ServiceError as exc:  # the id names another request (409), or the log could not take it (503)
             response = error_response(exc)
         except Exception:
             log.exception("unhandled error on POST %s", ROUTE)
             response = json_response({"detail": "internal error"}, 500)
         else:
             headers = [
-                (b"x-request-id", rid.encode("latin-1")),
+                (b"x-request-id", rid.value.encode("latin-1")),
                 (b"content-length", str(len(answer)).encode("latin-1")),
                 (b"content-type", b"application/json"),
+                *extra,
             ]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": answer})

@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk.decision_log.paths import resolve_log_dir
+from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
+from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
 from credit_risk.outcomes.ingest import check_rows
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.performance import PerformanceSummary, summary_path
-from serving.api.deps import Runtime, require_admin, require_json, runtime_of
+from serving.api.deps import DECISION_ID_MAX, ROLE_HEADER, Runtime, require_admin, require_json, runtime_of
 from serving.errors import (
     InvalidInputError,
     NotFoundError,
@@ -43,8 +44,12 @@ class OutcomeRow(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    request_id: _ID | None = Field(None, description="The request_id of the decision (as the API answered it)")
-    applicant_id: _ID | None = Field(None, description="Or the applicant_id sent with the decision")
+    request_id: Annotated[str, Field(min_length=1, max_length=DECISION_ID_MAX)] | None = Field(
+        None, description="The request_id of the decision (as the API answered it)"
+    )
+    applicant_id: _ID | None = Field(
+        None, description="Or the applicant_id sent with the decision (refused when it has several: give request_id)"
+    )
     outcome: str = Field(min_length=1, max_length=64, description="The target's own terms, e.g. bad or good")
     observed_at: str = Field(min_length=10, max_length=40, description="ISO 8601 date or timestamp (UTC)")
 
@@ -83,10 +88,11 @@ def _inline(node: Any, defs: dict[str, Any]) -> Any:
 
 _SCHEMA = OutcomesRequest.model_json_schema()
 _REQUEST_DOC = {
+    ROLE_HEADER: "admin",  # without an admin token the route answers 404: it is left out of the document
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": _inline(_SCHEMA, _SCHEMA.get("$defs", {}))}},
-    }
+    },
 }
 
 
@@ -113,10 +119,18 @@ def _store(runtime: Runtime, request: OutcomesRequest) -> dict[str, Any]:
     log_dir = resolve_log_dir(config, runtime.settings)
     frame = pd.DataFrame([row.model_dump() for row in request.outcomes], dtype=object)
     checked = check_rows(
-        frame, log_dir=log_dir, model_name=config.model.registry.model_name, target=config.features.target
+        frame,
+        log_dir=read_dirs(config, runtime.settings),
+        model_name=config.model.registry.model_name,
+        target=config.features.target,
+        applicant_id=applicant_id_as_logged(config.model.prediction_log, hash_key_of(runtime.settings)),
     )
     if checked.rejected:
-        field_of = {"unknown_outcome": "outcome", "invalid_observed_at": "observed_at"}
+        field_of = {
+            "unknown_outcome": "outcome",
+            "invalid_observed_at": "observed_at",
+            "ambiguous_applicant": "applicant_id",
+        }
         raise InvalidInputError(
             [
                 problem(

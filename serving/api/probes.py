@@ -39,7 +39,11 @@ def probe_router() -> APIRouter:
         reason = "starting" if runtime is None else not_ready_reason(runtime)
         if reason is not None:
             return json_response({"ready": False, "reason": reason}, 503)
-        return json_response({"ready": True, "version": runtime.holder.served.version})
+        body = {"ready": True, "version": runtime.holder.served.version}
+        refused = runtime.holder.refused_text()
+        if refused is not None:
+            body["refused"] = refused
+        return json_response(body)
 
     @router.get(
         "/v1/me",

@@ -3,24 +3,54 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk import lifecycle, registry
+from credit_risk.audit.request_ids import Claim, RequestIdConflictError, request_digest
 from serving import prediction_log
-from serving.api.deps import Runtime, body_doc, request_id_of, require_json, runtime_of, served_of
-from serving.api.reports import REPORT_TAG, report_path
-from serving.errors import NoModelError, error_responses, json_response
+from serving.api.deps import Runtime, body_doc, request_id_from, require_json, runtime_of, served_of
+from serving.api.reports import registry_snapshot
+from serving.errors import ConflictError, NoModelError, error_responses, json_response
 from serving.experiments import by_version, score_with_experiment
 from serving.schemas import BatchResponse, ModelInfo, PredictionResponse, RegistryOut
 from serving.state import Served
 
 ROUTE = "/v1/predict"  # one applicant: also answered by serving.api.fast, in front of the framework
+BATCH_ROUTE = "/v1/predict/batch"
+REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on the stored first answer to a retried request id
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A scored request waiting for its record: the log's ticket, and the claim on its request id."""
+
+    ticket: int | None
+    claim: Claim | None
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A retried request id's stored first answer (nothing was scored or logged again)."""
+
+    answer: bytes
+
+
+@dataclass(frozen=True)
+class RequestId:
+    """A request's id, and whether the client chose it (a retry of it may get the first answer)."""
+
+    value: str
+    client: bool
+
+    @classmethod
+    def of(cls, given: str | None) -> RequestId:
+        value = request_id_from(given)
+        return cls(value, value == given)
 
 
 def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> int | None:
@@ -33,14 +63,47 @@ def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> 
         raise NoModelError(f"prediction log unavailable: {exc}") from None
 
 
-async def _durable(runtime: Runtime, ticket: int | None) -> None:
-    """Wait, off the loop's critical path, until the records are on disk: no answer leaves before its record."""
-    if runtime.writer is None or ticket is None:
-        return
+def _claim(runtime: Runtime, rid: RequestId, digest: bytes, parts: tuple[str, ...] = ()) -> Claim | Replayed | None:
+    """Reserve the request id (and a batch's row ids) before scoring: a request id names one decision.
+
+    An identical retry of a client's id gets its first answer; an id naming another request is 409."""
+    if runtime.ids is None:
+        return None
     try:
-        await runtime.writer.wait_durable(ticket)
-    except prediction_log.PredictionLogError as exc:
-        raise NoModelError(f"prediction log unavailable: {exc}") from None
+        stored = runtime.ids.claim(rid.value, digest, parts=parts, client=rid.client)
+    except RequestIdConflictError as exc:
+        error = ConflictError(str(exc))
+        error.extra = {"request_id": exc.request_id, "rule": f"request_id_{exc.reason}"}  # type: ignore[attr-defined]
+        raise error from None
+    if stored is not None:
+        return Replayed(stored)
+    return Claim(rid.value, parts, rid.client)
+
+
+def _scored_under(runtime: Runtime, claim: Claim | None, score: Any) -> Any:
+    """Run ``score`` for a claimed id; the id is freed when no record was handed to the log."""
+    try:
+        return score()
+    except BaseException:
+        if claim is not None and runtime.ids is not None:
+            runtime.ids.release(claim)
+        raise
+
+
+async def finish(runtime: Runtime, pending: Pending, result: Any) -> bytes:
+    """Wait, off the loop's critical path, until the records are on disk (no answer leaves before its
+    record), then keep the answer for retries of its id; returns the answer's JSON."""
+    if runtime.writer is not None and pending.ticket is not None:
+        try:
+            await runtime.writer.wait_durable(pending.ticket)
+        except prediction_log.PredictionLogError as exc:
+            if pending.claim is not None and runtime.ids is not None:
+                runtime.ids.release(pending.claim)
+            raise NoModelError(f"prediction log unavailable: {exc}") from None
+    answer = orjson.dumps(result)
+    if pending.claim is not None and runtime.ids is not None:
+        runtime.ids.complete(pending.claim, answer)
+    return answer
 
 
 def _count(runtime: Runtime, served: Served, results: list[dict[str, Any]]) -> None:
@@ -81,26 +144,42 @@ def _score(
     return scored.results, ticket
 
 
-def _score_one(runtime: Runtime, served: Served, body: bytes, request_id: str, reasons: bool, started: float) -> Any:
-    return _score_record(runtime, served, served.parser.single(body), request_id, reasons, started)
+def _score_one(runtime: Runtime, served: Served, body: bytes, rid: RequestId, reasons: bool, started: float) -> Any:
+    return score_applicant(runtime, served, served.parser.single(body), body, rid, reasons, started)
 
 
-def _score_record(
-    runtime: Runtime, served: Served, record: dict[str, Any], request_id: str, reasons: bool, started: float
-) -> Any:
-    results, ticket = _score(
-        runtime, served, [record], request_ids=[request_id], batch_id=None, reasons=reasons, started=started
-    )
-    return results[0], ticket
+def score_applicant(
+    runtime: Runtime, served: Served, record: dict[str, Any], body: bytes, rid: RequestId, reasons: bool, started: float
+) -> tuple[Any, Pending | None]:
+    """One parsed applicant, scored under its claimed request id: (result, pending), or (Replayed, None)."""
+    claim = _claim(runtime, rid, request_digest(ROUTE, f"reasons={reasons}", body))
+    if isinstance(claim, Replayed):
+        return claim, None
+
+    def score() -> tuple[Any, Pending]:
+        results, ticket = _score(
+            runtime, served, [record], request_ids=[rid.value], batch_id=None, reasons=reasons, started=started
+        )
+        return results[0], Pending(ticket, claim)
+
+    return _scored_under(runtime, claim, score)
 
 
-def _score_many(runtime: Runtime, served: Served, body: bytes, batch_id: str, reasons: bool, started: float) -> Any:
+def _score_many(runtime: Runtime, served: Served, body: bytes, rid: RequestId, reasons: bool, started: float) -> Any:
     records = served.parser.many(body)
+    batch_id = rid.value
     request_ids = [f"{batch_id}-{i}" for i in range(len(records))]
-    results, ticket = _score(
-        runtime, served, records, request_ids=request_ids, batch_id=batch_id, reasons=reasons, started=started
-    )
-    return {"batch_id": batch_id, "model": served.model_ref, "results": results}, ticket
+    claim = _claim(runtime, rid, request_digest(BATCH_ROUTE, f"reasons={reasons}", body), tuple(request_ids))
+    if isinstance(claim, Replayed):
+        return claim, None
+
+    def score() -> tuple[Any, Pending]:
+        results, ticket = _score(
+            runtime, served, records, request_ids=request_ids, batch_id=batch_id, reasons=reasons, started=started
+        )
+        return {"batch_id": batch_id, "model": served.model_ref, "results": results}, Pending(ticket, claim)
+
+    return _scored_under(runtime, claim, score)
 
 
 async def _offload(runtime: Runtime, heavy: bool, func: Any, *args: Any) -> Any:
@@ -113,30 +192,37 @@ async def _offload(runtime: Runtime, heavy: bool, func: Any, *args: Any) -> Any:
     return func(*args)
 
 
-async def _accept(request: Request) -> tuple[Runtime, Served, bytes, str]:
+async def _accept(request: Request) -> tuple[Runtime, Served, bytes, RequestId]:
     """A scoring request's runtime, the version it finishes on (whatever reloads meanwhile), body and id."""
     runtime = runtime_of(request)
     require_json(request)
     served = served_of(runtime)
-    return runtime, served, await request.body(), request_id_of(request)
+    return runtime, served, await request.body(), RequestId.of(request.headers.get("x-request-id"))
 
 
-async def _answer(runtime: Runtime, ticket: int | None, result: Any, request_id: str) -> Response:
-    """Answer once the log holds the request's rows (as durable as configured)."""
-    await _durable(runtime, ticket)
-    return json_response(result, headers={"X-Request-ID": request_id})
+async def _answer(runtime: Runtime, pending: Pending | None, result: Any, request_id: str) -> Response:
+    """Answer once the log holds the request's rows (as durable as configured); a retried id's first answer."""
+    headers = {"X-Request-ID": request_id}
+    if isinstance(result, Replayed):
+        return Response(result.answer, media_type="application/json", headers={**headers, REPLAYED_HEADER: "true"})
+    assert pending is not None
+    return Response(await finish(runtime, pending, result), media_type="application/json", headers=headers)
 
 
 def scoring_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["scoring"])
-    scoring_errors = error_responses(400, 413, 415, 422, 503)
+    scoring_errors = error_responses(400, 409, 413, 415, 422, 503)
     request_id_doc = {
         "parameters": [
             {
                 "name": "X-Request-ID",
                 "in": "header",
                 "required": False,
-                "description": "Your id for this request (letters, digits, . _ : -; up to 128); else one is made",
+                "description": (
+                    "Your id for this request (letters, digits, . _ : -; up to 128); else one is made. "
+                    "An id names one decision: a retry with the same body gets the first answer "
+                    "(Idempotent-Replayed: true), another body with it is 409"
+                ),
                 "schema": {"type": "string"},
             }
         ]
@@ -153,10 +239,10 @@ def scoring_router() -> APIRouter:
         request: Request, reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)")
     ) -> Response:
         started = time.perf_counter()
-        runtime, served, body, request_id = await _accept(request)
+        runtime, served, body, rid = await _accept(request)
         heavy = reasons and not served.light_single  # XGBoost's TreeSHAP releases the GIL: worth a thread
-        result, ticket = await _offload(runtime, heavy, _score_one, runtime, served, body, request_id, reasons, started)
-        return await _answer(runtime, ticket, result, request_id)
+        result, pending = await _offload(runtime, heavy, _score_one, runtime, served, body, rid, reasons, started)
+        return await _answer(runtime, pending, result, rid.value)
 
     @router.post(
         "/predict/batch",
@@ -172,9 +258,9 @@ def scoring_router() -> APIRouter:
         request: Request, reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)")
     ) -> Response:
         started = time.perf_counter()
-        runtime, served, body, batch_id = await _accept(request)
-        result, ticket = await _offload(runtime, True, _score_many, runtime, served, body, batch_id, reasons, started)
-        return await _answer(runtime, ticket, result, batch_id)
+        runtime, served, body, rid = await _accept(request)
+        result, pending = await _offload(runtime, True, _score_many, runtime, served, body, rid, reasons, started)
+        return await _answer(runtime, pending, result, rid.value)
 
     @router.get(
         "/model",
@@ -205,6 +291,7 @@ def scoring_router() -> APIRouter:
                 "loaded_at": served.loaded_at,
                 "artifact_sha256": served.digest,
                 "runtime": served.runtime,
+                "signed": served.signed,
                 "metrics": served.metrics,
                 "feature_schema": served.model.schema.model_dump(mode="json"),
                 "decision": model_config.decision.model_dump(mode="json"),
@@ -225,40 +312,6 @@ def scoring_router() -> APIRouter:
     )
     async def registry_view(request: Request) -> Response:
         runtime = runtime_of(request)
-        return json_response(await run_in_threadpool(_registry_snapshot, runtime))
+        return json_response(await registry_snapshot(runtime))
 
     return router
-
-
-def _registry_snapshot(runtime: Runtime) -> dict[str, Any]:
-    name = runtime.config.model.registry.model_name
-    try:
-        client = registry.connect(runtime.settings, runtime.config.root)
-        aliases = registry.aliases_of(client, name)
-        versions = registry.list_versions(client, name)
-        history = lifecycle.alias_history(client, name)
-    except Exception as exc:
-        raise NoModelError(f"registry unreachable: {str(exc)[:300]}") from None
-    by_version: dict[str, list[str]] = {}
-    for alias, version in aliases.items():
-        by_version.setdefault(version, []).append(alias)
-    return {
-        "name": name,
-        "aliases": aliases,
-        "versions": [
-            {
-                "version": str(v.version),
-                "run_id": v.run_id,
-                "created_at": datetime_ms(v.creation_timestamp),
-                "tags": dict(v.tags),
-                "aliases": sorted(by_version.get(str(v.version), [])),
-                "validation_report": report_path(str(v.version)) if REPORT_TAG in v.tags else None,
-            }
-            for v in versions
-        ],
-        "history": [asdict(event) for event in history],
-    }
-
-
-def datetime_ms(ms: int | None) -> str:
-    return datetime.fromtimestamp((ms or 0) / 1000, UTC).isoformat(timespec="seconds")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import pyarrow.parquet as pq
 
 from credit_risk.decision_log.format import CONVERSION_ERRORS, to_table, utc
 from credit_risk.decision_log.paths import INVALID_DIR, partition_dir
+from credit_risk.private_files import private_dir, private_open
 from credit_risk.schema import FeatureSchema
 from serving.prediction_log.wal import Segment, VersionKey, fsync_dir
 
@@ -93,10 +95,11 @@ def _convert(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, l
 
 def _write_file(folder: Path, name: str, table: pa.Table, metadata: dict[bytes, bytes]) -> Path:
     """Temporary dot-name (readers skip it), fsync, rename, fsync the folder: all or nothing."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final, temporary = folder / name, folder / f".{name}.tmp"
+    private_dir(folder)
+    # a temporary of its own: two hosts taking the same dead writer over never write into one file
+    final, temporary = folder / name, folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with temporary.open("wb") as handle:
+        with private_open(temporary, "wb") as handle:
             pq.write_table(table.replace_schema_metadata(metadata), handle, compression="zstd")
             handle.flush()
             os.fsync(handle.fileno())
@@ -110,9 +113,9 @@ def _write_file(folder: Path, name: str, table: pa.Table, metadata: dict[bytes, 
 
 def _write_invalid(path: Path, bad: list[dict[str, Any]]) -> None:
     """The salvage of one segment, written whole (records already went through the privacy settings)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w") as handle:
+    with private_open(temporary, "w") as handle:
         for item in bad:
             handle.write(json.dumps(item, default=str) + "\n")
         handle.flush()

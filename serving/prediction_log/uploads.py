@@ -5,13 +5,16 @@ Each successful upload is appended to this writer's journal
 local file that no journal lists (its upload never succeeded, for instance the
 registry was down until a restart) is queued again. A crash between an upload
 and its journal line only means one more upload of the same file (same name,
-same bytes). Journals of writers that are gone are folded into this one.
+same bytes). Journals of writers that are gone are folded into this one. Files of
+a writer that is still alive (here or on another host sharing the directory)
+are its own to upload: only its journal, once it is dead, hands them over.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +27,13 @@ from mlflow.tracking import MlflowClient
 from credit_risk import registry
 from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log.paths import ARTIFACT_DIR, PARTITION, PARTITION_DIR
-from serving.prediction_log.wal import is_live
+from credit_risk.private_files import private_dir, private_open
+from serving.prediction_log.lease import is_live
 
 log = logging.getLogger(__name__)
 
 UPLOADS_DIR = "_uploads"
+_PART = re.compile(r"^part-(.+)-\d{9}-\d{3}\.parquet$")  # part-<writer id>-<segment>-<rank>.parquet
 _IDLE_WAKE = 60.0
 
 
@@ -101,13 +106,13 @@ class Uploader:
     def reconcile(self) -> int:
         """Queue every local file no journal lists as uploaded; fold the journals of gone writers into ours."""
         folder = self.directory / UPLOADS_DIR
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
         uploaded: set[str] = set()
         gone: list[Path] = []
         for journal in folder.glob("*.txt"):
             with contextlib.suppress(FileNotFoundError):
                 uploaded.update(line for line in journal.read_text().splitlines() if line)
-            if journal != self._journal and not is_live(self.directory, journal.stem):
+            if journal != self._journal and not is_live(self.directory, journal.stem, self.config.lease_seconds):
                 gone.append(journal)
         local: dict[str, Path] = {}
         for partition in self.directory.iterdir():
@@ -120,9 +125,16 @@ class Uploader:
             for journal in gone:
                 journal.unlink(missing_ok=True)
         missing = [path for name, path in sorted(local.items()) if name not in uploaded]
+        writers: dict[str, bool] = {}
         for path in missing:
-            if path.name.startswith(f"part-{self.wal_id}-"):
+            writer = _writer_of(path.name)
+            if writer == self.wal_id:
                 continue  # ours: queued when written
+            if writer is not None:
+                if writer not in writers:
+                    writers[writer] = is_live(self.directory, writer, self.config.lease_seconds)
+                if writers[writer]:
+                    continue  # a live writer's: it uploads them itself
             owner = _owner(path)
             if owner is not None:
                 self.add(Upload(path, PARTITION_DIR.match(path.parent.name).group(1), *owner))  # type: ignore[union-attr]
@@ -132,7 +144,7 @@ class Uploader:
 
     def _append(self, names: list[str]) -> None:
         if names:
-            with self._journal.open("a") as handle:
+            with private_open(self._journal, "a") as handle:
                 handle.write("".join(f"{name}\n" for name in names))
 
     # ------------------------------------------------------------ the thread
@@ -184,6 +196,11 @@ class Uploader:
         self._append([_relative(item.path)])
         self._count("uploaded_files", 1)
         return True
+
+
+def _writer_of(name: str) -> str | None:
+    match = _PART.match(name)
+    return match.group(1) if match else None
 
 
 def _owner(path: Path) -> tuple[str, str] | None:

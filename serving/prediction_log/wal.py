@@ -18,7 +18,7 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from credit_risk.private_files import private_descriptor, private_dir
 from credit_risk.schema import FeatureSchema
 
 WAL_DIR = "_wal"
@@ -136,7 +137,7 @@ class SegmentFile:
     ZERO_AHEAD = 1 << 20
 
     def __init__(self, path: Path, *, zero_fill: bool) -> None:
-        self.descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self.descriptor = private_descriptor(path, os.O_RDWR | os.O_CREAT)
         self.end = 0  # what the appends wrote; beyond it, up to ``_filled``, zeros
         self._filled = 0
         self._zero_fill = zero_fill
@@ -182,9 +183,9 @@ class WalLock:
     def acquire(self, *, create: bool) -> bool:
         """True once held; False when another process holds it (that writer is alive)."""
         if create:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            private_dir(self.folder)
         try:
-            descriptor = os.open(self.folder / LOCK_FILE, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+            descriptor = private_descriptor(self.folder / LOCK_FILE, os.O_RDWR | (os.O_CREAT if create else 0))
         except FileNotFoundError:
             return False
         try:
@@ -199,24 +200,3 @@ class WalLock:
         if self._descriptor is not None:
             os.close(self._descriptor)  # closing the descriptor drops the flock
             self._descriptor = None
-
-
-def orphaned_wals(log_dir: Path, *, own: str) -> Iterator[tuple[str, WalLock]]:
-    """WAL folders whose writer is gone (their lock can be taken), each yielded locked."""
-    root = Path(log_dir) / WAL_DIR
-    with contextlib.suppress(FileNotFoundError):
-        for folder in sorted(root.iterdir()):
-            if folder.name == own or not folder.is_dir():
-                continue
-            lock = WalLock(folder)
-            if lock.acquire(create=False):
-                yield folder.name, lock
-
-
-def is_live(log_dir: Path, wal_id: str) -> bool:
-    """Whether the writer of ``wal_id`` still holds its lock."""
-    lock = WalLock(Path(log_dir) / WAL_DIR / wal_id)
-    if lock.acquire(create=False):
-        lock.release()
-        return False
-    return (Path(log_dir) / WAL_DIR / wal_id / LOCK_FILE).exists()

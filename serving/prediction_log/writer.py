@@ -18,8 +18,10 @@ A segment closes every ``flush_every_records`` records or
 ``flush_interval_seconds`` seconds; the Parquet thread has it turned into files
 (:mod:`serving.prediction_log.files`) by a child process, off this process's GIL
 (:mod:`serving.prediction_log.converter`; in this process when the child cannot),
-and deletes it. At start, segments left
-by writers that are gone (their lock is free) are converted first. Records in
+and deletes it. At start, and every ``lease_seconds`` after, segments left
+by writers that are dead (:mod:`serving.prediction_log.lease`: lock free, and
+lease expired or of this kernel) are converted; a live writer's, on this host
+or another sharing the directory, are never touched. Records in
 memory (accepted, not yet in Parquet) are bounded by ``queue_max_records``:
 past it ``submit`` refuses at once (the service answers 503).
 """
@@ -28,13 +30,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import re
 import shutil
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -45,6 +43,7 @@ from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
 from credit_risk.config import PredictionLogConfig
+from credit_risk.decision_log import retention as log_retention
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.privacy import PrivacyError, check_privacy
 from credit_risk.schema import FeatureSchema
@@ -53,9 +52,11 @@ from serving.prediction_log.answers import Answers
 from serving.prediction_log.appender import Encoded, Ledger, WriteAhead
 from serving.prediction_log.commits import Commits
 from serving.prediction_log.converter import Converter
-from serving.prediction_log.files import SegmentOutput, write_segment
-from serving.prediction_log.housekeeping import check_writable, delete_old_partitions, remove_stale_temporaries
+from serving.prediction_log.files import SegmentOutput
+from serving.prediction_log.housekeeping import check_writable
+from serving.prediction_log.lease import LeaseKeeper, writer_identity
 from serving.prediction_log.syncer import SyncerStartError
+from serving.prediction_log.takeover import take_over
 from serving.prediction_log.uploads import Upload, Uploader
 from serving.prediction_log.wal import (
     WAL_DIR,
@@ -63,9 +64,6 @@ from serving.prediction_log.wal import (
     VersionKey,
     WalLock,
     fsync_dir,
-    orphaned_wals,
-    read_segment,
-    segments_of,
 )
 
 log = logging.getLogger(__name__)
@@ -106,19 +104,23 @@ class PredictionLogWriter:
         client_factory: Callable[[], MlflowClient] | None,
         hash_key: str | bytes | SecretStr | None = None,
         out_of_process: bool = True,
+        retention: log_retention.RetentionTargets | None = None,
     ) -> None:
         self.config = config
         self.directory = Path(directory)
+        # every copy retention cuts (the service names the audit files and the MLflow store)
+        self._retention = retention or log_retention.RetentionTargets(log_dir=self.directory)
+        self._remote_pass: threading.Thread | None = None  # the MLflow copies' retention, when one runs
         self.feature_schema = schema
         if isinstance(hash_key, SecretStr):
             hash_key = hash_key.get_secret_value()
         self._hash_key = hash_key.encode() if isinstance(hash_key, str) else hash_key
         self.arrow_schema: pa.Schema | None = None
-        host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40] or "host"
-        self._host = host
-        self.wal_id = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.wal_id = writer_identity(config.writer_id)  # unique across hosts: every file it writes is named so
         self._wal_folder = self.directory / WAL_DIR / self.wal_id
         self._wal_lock = WalLock(self._wal_folder)
+        self._lease = LeaseKeeper(self._wal_folder, self.wal_id, config.lease_seconds)
+        self._next_takeover = 0.0
         self._lock = threading.RLock()
         self._parquet_wake = threading.Condition(self._lock)
         self._wake = threading.Event()  # wakes the writer thread: a segment opened, or close
@@ -182,10 +184,13 @@ class PredictionLogWriter:
         self._check_writable()
         if not self._wal_lock.acquire(create=True):
             raise PredictionLogError(f"write-ahead folder {self._wal_folder} is locked by another process")
+        try:
+            self._lease.start()
+        except OSError as exc:
+            raise PredictionLogError(f"cannot write the lease in {self._wal_folder}: {exc}") from exc
         fsync_dir(self._wal_folder.parent)
         self.apply_retention()
-        remove_stale_temporaries(self.directory, self._host)
-        self._recover()
+        self._recover(at_start=True)
         try:
             self._syncer.start()
         except SyncerStartError as exc:
@@ -224,6 +229,7 @@ class PredictionLogWriter:
         if any(thread.is_alive() for thread in self._threads) or self._syncer.waiting or self._wal.pending:
             log.error("prediction log: %d record(s) not in Parquet within %.1fs of close", self.queued, timeout)
         else:
+            self._lease.stop()
             self._wal_lock.release()
             shutil.rmtree(self._wal_folder, ignore_errors=True)
         with self._lock:
@@ -273,6 +279,8 @@ class PredictionLogWriter:
         with self._lock:
             if self._state != "running":
                 return "prediction log not running"
+            if not self._lease.valid():
+                return "prediction log lease not renewed (the log directory does not answer)"
             if self._problems:
                 return "prediction log write errors: " + "; ".join(f"{k}: {v}" for k, v in self._problems.items())
             high = max(int(self.config.queue_max_records * HIGH_WATER), 1)
@@ -296,6 +304,8 @@ class PredictionLogWriter:
         with self._lock:
             if self._state != "running":
                 raise PredictionLogClosedError("the prediction log is not running")
+            if not self._lease.valid():  # soon another host may take this writer's files over
+                raise PredictionLogClosedError("the prediction log's lease could not be renewed")
             # a single submission larger than the whole bound is let in when nothing waits
             if self._in_memory and self._in_memory + count > self.config.queue_max_records:
                 self._stats["rejected_records"] += count
@@ -400,13 +410,17 @@ class PredictionLogWriter:
         while True:
             with self._lock:
                 while not self._closed_segments and not self._wal_done:
-                    if time.monotonic() >= self._next_retention:
+                    due = min(self._next_retention, self._next_takeover)
+                    if time.monotonic() >= due:
                         break
-                    self._parquet_wake.wait(min(_IDLE_WAKE, max(self._next_retention - time.monotonic(), 0.001)))
+                    self._parquet_wake.wait(min(_IDLE_WAKE, max(due - time.monotonic(), 0.001)))
                 segment = self._closed_segments[0] if self._closed_segments else None
             if segment is None:
                 if time.monotonic() >= self._next_retention:
                     self.apply_retention()
+                    continue
+                if time.monotonic() >= self._next_takeover and not self._wal_done:
+                    self._recover(at_start=False)
                     continue
                 return
             try:
@@ -448,23 +462,24 @@ class PredictionLogWriter:
 
     # ------------------------------------------------------------ recovery at start
 
-    def _recover(self) -> None:
-        """Convert the segments of writers that are gone (SIGKILL, power loss), then remove their folders."""
-        for wal_id, lock in orphaned_wals(self.directory, own=self.wal_id):
-            try:
-                records = 0
-                for number, path in segments_of(self.directory / WAL_DIR / wal_id):
-                    segment = read_segment(path, number)
-                    output = write_segment(self.directory, wal_id, segment, self._arrow_schema_of)
-                    self._written(output, recovered=True)
-                    records += len(segment.records)
-                    path.unlink()
-                log.info("prediction log: recovered %d record(s) from write-ahead folder %s", records, wal_id)
-                shutil.rmtree(self.directory / WAL_DIR / wal_id, ignore_errors=True)
-            except OSError as exc:
-                raise PredictionLogError(f"cannot recover write-ahead folder {wal_id}: {exc}") from exc
-            finally:
-                lock.release()
+    def _recover(self, *, at_start: bool) -> None:
+        """Take over the files of writers that are dead (:func:`take_over`); at start a failure stops the
+        start, later it is logged and tried again ``lease_seconds`` on."""
+        self._next_takeover = time.monotonic() + self.config.lease_seconds
+        try:
+            take_over(
+                self.directory,
+                own=self.wal_id,
+                lease_seconds=self.config.lease_seconds,
+                arrow_schema=self._arrow_schema_of,
+                written=functools.partial(self._written, recovered=True),
+            )
+        except Exception as exc:
+            if at_start and isinstance(exc, OSError):
+                raise PredictionLogError(str(exc)) from exc
+            if at_start:
+                raise
+            log.exception("prediction log: taking over a dead writer's files failed; tried again later")
 
     # ------------------------------------------------------------ checks, retention, housekeeping
 
@@ -477,12 +492,24 @@ class PredictionLogWriter:
             ) from exc
 
     def apply_retention(self, today: date | None = None) -> list[str]:
-        """Delete ``date=`` partitions older than ``retention_days``; returns the dates deleted."""
+        """Delete every copy of decisions older than ``retention_days``: the local ones now, the MLflow copies
+        on a thread of their own (a slow registry never holds up the start or the Parquet thread); returns the
+        log partitions deleted."""
         today = today or datetime.now(UTC).date()
-        deleted = delete_old_partitions(self.directory, today=today, retention_days=self.config.retention_days)
-        self._count("deleted_partitions", len(deleted))
+        days = self.config.retention_days
+        report = log_retention.apply_retention(self._retention, today=today, retention_days=days, remote=False)
+        self._count("deleted_partitions", len(report.partitions))
         self._next_retention = time.monotonic() + _RETENTION_EVERY
-        return deleted
+        if self._retention.client_factory is not None and not (self._remote_pass and self._remote_pass.is_alive()):
+            self._remote_pass = threading.Thread(
+                target=log_retention.delete_old_mlflow_copies,
+                args=(self._retention,),
+                kwargs={"today": today, "retention_days": days},
+                name="prediction-log-retention",
+                daemon=True,
+            )
+            self._remote_pass.start()
+        return report.partitions
 
     def _count(self, name: str, value: int) -> None:
         with self._lock:

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
+from fastapi.testclient import TestClient
+from mlflow.entities.model_registry import ModelVersion
 
 from credit_risk import lifecycle, registry
-from credit_risk.config import PROJECT_ROOT, Settings
+from credit_risk.config import PROJECT_ROOT, ProjectConfig, SecurityConfig, Settings, load_project_config
 from pipelines.train import train
+from serving.app import create_app
 from serving.state import ModelHolder
-from tests.conftest import Store, make_store
+from tests.conftest import Store, make_store, write_config_dir
+from tests.serving.conftest import LOOPBACK, wait_ready, with_serving
 
 pytestmark = pytest.mark.code
 
@@ -145,3 +152,147 @@ def test_a_version_without_a_signature_is_refused_when_the_key_is_set(signed: Si
         registry.fetch_verified(client, _version(signed), tmp_path / "nokey")  # the key is optional
     finally:
         client.set_model_version_tag(NAME, signed.version, registry.ARTIFACT_SIGNATURE_TAG, signature)
+
+
+# ------------------------------------------------------------------ security.require_signed_models
+
+
+def _signatures_required(config: ProjectConfig) -> ProjectConfig:
+    security = SecurityConfig(require_signed_models=True)
+    return config.model_copy(update={"model": config.model.model_copy(update={"security": security})})
+
+
+@pytest.fixture(scope="module")
+def unsigned_copy(signed: Signed) -> ModelVersion:
+    """A second version of the same artifacts, registered without a signature (as a registry writer
+    without the key would register one): digest tag right, no artifact_sha256_hmac tag."""
+    client = signed.store.client
+    original = _version(signed)
+    digest = original.tags[registry.ARTIFACT_DIGEST_TAG]
+    copy = client.create_model_version(
+        NAME, original.source, run_id=original.run_id, tags={registry.ARTIFACT_DIGEST_TAG: digest}
+    )
+    return client.get_model_version(NAME, copy.version)
+
+
+def _app_settings(signed: Signed, log_dir: Path, *, key: str | None) -> Settings:
+    return Settings(
+        MLFLOW_TRACKING_URI=signed.store.uri,
+        CREDIT_RISK_CONFIG_DIR=signed.store.settings.config_dir,
+        CREDIT_RISK_LOG_DIR=log_dir,
+        CREDIT_RISK_MODEL_SIGNING_KEY=key,
+    )
+
+
+def test_required_signatures_refuse_every_version_while_no_key_is_set(signed: Signed) -> None:
+    holder = ModelHolder(config=_signatures_required(signed.store.config), client_factory=lambda: signed.store.client)
+    attempt = holder.refresh(trigger="startup")
+    assert (attempt.outcome, attempt.version) == ("refused", signed.version)
+    assert "require_signed_models" in attempt.error and "CREDIT_RISK_MODEL_SIGNING_KEY" in attempt.error
+    assert holder.served is None and "require_signed_models" in holder.not_ready_reason()
+
+
+def test_a_service_requiring_signatures_without_a_key_is_not_ready_and_says_why(
+    signed: Signed, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(_signatures_required(signed.store.config), _app_settings(signed, tmp_path, key=None))
+    with caplog.at_level(logging.INFO), TestClient(app, base_url=LOOPBACK) as client:
+        ready = client.get("/ready")  # the lifespan waited for the first attempt
+    assert ready.status_code == 503
+    assert "require_signed_models" in ready.json()["reason"], ready.json()
+    refusals = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "refused" in r.getMessage()]
+    assert refusals and "require_signed_models" in refusals[0], refusals
+
+
+def test_v1_model_says_signed_for_a_version_checked_under_the_key(signed: Signed, tmp_path: Path) -> None:
+    app = create_app(signed.store.config, _app_settings(signed, tmp_path, key=KEY))
+    with TestClient(app, base_url=LOOPBACK) as client:
+        wait_ready(client)
+        info = client.get("/v1/model").json()
+    assert (info["version"], info["signed"]) == (signed.version, True)
+
+
+def test_the_service_keeps_the_signed_version_and_ready_says_why_it_refused_the_unsigned_one(
+    signed: Signed, unsigned_copy: ModelVersion, tmp_path: Path
+) -> None:
+    config = with_serving(_signatures_required(signed.store.config), poll_interval_seconds=0.2)
+    app = create_app(config, _app_settings(signed, tmp_path, key=KEY))
+    client_ = signed.store.client
+    with TestClient(app, base_url=LOOPBACK) as client:
+        wait_ready(client)
+        client_.set_registered_model_alias(NAME, "production", unsigned_copy.version)
+        try:
+            deadline = time.monotonic() + 30
+            while "refused" not in (body := client.get("/ready").json()) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            client_.set_registered_model_alias(NAME, "production", signed.version)
+    assert body["ready"] is True and body["version"] == signed.version, body
+    assert f"version {unsigned_copy.version} refused" in body["refused"], body
+    assert "no artifact_sha256_hmac tag" in body["refused"], body
+
+
+def test_promotion_refuses_an_unsigned_version_when_signatures_are_required(
+    signed: Signed, unsigned_copy: ModelVersion
+) -> None:
+    config = _signatures_required(signed.store.config)
+    with pytest.raises(lifecycle.PromotionRefused, match="require_signed_models"):
+        lifecycle.promote(config, signed.store.settings, version=str(unsigned_copy.version), reason="unsigned")
+    assert registry.aliases_of(signed.store.client, NAME)["production"] == signed.version
+
+
+def test_the_production_example_config_serves_signed_versions_only(signed: Signed, tmp_path: Path) -> None:
+    """examples/production/model_config.yaml with config/'s features and training: it loads, it requires
+    signatures, and a holder with it serves the signed version only under the key."""
+    config_dir = write_config_dir(tmp_path / "config")
+    shutil.copy(PROJECT_ROOT / "examples" / "production" / "model_config.yaml", config_dir / "model_config.yaml")
+    config = load_project_config(config_dir, root=PROJECT_ROOT)
+    assert config.model.security.require_signed_models
+    client = signed.store.client
+    assert ModelHolder(config=config, client_factory=lambda: client).refresh().outcome == "refused"
+    keyed = ModelHolder(config=config, client_factory=lambda: client, signing_key=KEY)
+    assert keyed.refresh().outcome == "loaded" and keyed.served.signed
+
+
+# ------------------------------------------------------------------ the validation report
+
+
+def _report_page(signed: Signed) -> Path:
+    run = signed.store.client.get_run(_version(signed).run_id)
+    return Path(unquote(urlparse(run.info.artifact_uri).path)) / registry.REPORT_DIR / registry.REPORT_PAGE
+
+
+def test_registration_signs_the_reports_digest(signed: Signed) -> None:
+    version = _version(signed)
+    digest = version.tags[registry.REPORT_DIGEST_TAG]
+    assert version.tags[registry.REPORT_SIGNATURE_TAG] == registry.sign_report_digest(
+        KEY, name=NAME, version=signed.version, digest=digest
+    )
+    assert digest == registry.report_digest(_report_page(signed).parent)
+    report = registry.fetch_verified_report(signed.store.client, version, signing_key=KEY)
+    assert f"version {signed.version}</h1>" in report.page
+
+
+def test_a_rewritten_report_with_a_forged_digest_is_refused_when_the_key_is_set(signed: Signed) -> None:
+    """A registry writer puts a script into the report and rewrites its digest tag to match: without
+    the key nothing can tell; with it the report is refused, as the model would be."""
+    client, page = signed.store.client, _report_page(signed)
+    original_bytes = page.read_bytes()
+    original_tag = _version(signed).tags[registry.REPORT_DIGEST_TAG]
+    try:
+        page.write_bytes(original_bytes.replace(b"<body>", b"<body><script>alert(1)</script>", 1))
+        forged = registry.report_digest(page.parent)
+        client.set_model_version_tag(NAME, signed.version, registry.REPORT_DIGEST_TAG, forged)
+        registry.fetch_verified_report(client, _version(signed), signing_key=None)  # no key: nothing can tell
+        with pytest.raises(registry.UnverifiedArtifactError, match="does not match what was registered"):
+            registry.fetch_verified_report(client, _version(signed), signing_key=KEY)
+    finally:
+        page.write_bytes(original_bytes)
+        client.set_model_version_tag(NAME, signed.version, registry.REPORT_DIGEST_TAG, original_tag)
+
+
+def test_a_models_signature_does_not_pass_for_a_report(signed: Signed) -> None:
+    tags = _version(signed).tags
+    assert tags[registry.ARTIFACT_SIGNATURE_TAG] != registry.sign_report_digest(
+        KEY, name=NAME, version=signed.version, digest=tags[registry.ARTIFACT_DIGEST_TAG]
+    ), "the report's signatures have a domain of their own"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -159,7 +160,15 @@ def test_a_csv_folder_whose_files_order_their_columns_differently_is_refused(
 def test_mlflow_spark_udf_stays_available(
     trained: TrainedModel, portfolio: Path, local_csv: Path, spark: object, tmp_path: Path
 ) -> None:
-    score(trained, portfolio, tmp_path / "udf.parquet", spark=spark, engine="spark", spark_scorer="mlflow")
+    score(
+        trained,
+        portfolio,
+        tmp_path / "udf.parquet",
+        spark=spark,
+        engine="spark",
+        spark_scorer="mlflow",
+        allow_model_code=True,  # spark_udf imports the version's pyfunc_model.py: refused unless allowed
+    )
     local, remote = read(local_csv), read(tmp_path / "udf.parquet")
     assert "reasons" not in remote.columns
     assert_same_scores(local, remote, reasons=False)
@@ -216,6 +225,40 @@ def test_a_failed_job_leaves_the_earlier_output_as_it_was_and_no_staging_files(
         score(trained, source, output, spark=spark, engine="spark")
     pd.testing.assert_frame_equal(read(output), before)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "scores", "scores.rejects.parquet"]
+
+
+def test_the_spark_engine_refuses_a_folder_that_is_not_an_earlier_output_and_leaves_it_whole(
+    trained: TrainedModel, spark: object, tmp_path: Path
+) -> None:
+    """The commit replaces the output folder whole: a folder of someone else's files is never given to it."""
+    source = tmp_path / "applicants.parquet"
+    applicants(trained, 200, seed=3).infer_objects().to_parquet(source, index=False)
+    output = tmp_path / "reports"
+    output.mkdir()
+    (output / "q3-report.xlsx").write_bytes(b"someone's work")
+    with pytest.raises(DataValidationError, match=r"reports: a folder that is not empty and not an earlier output"):
+        score(trained, source, output, spark=spark, engine="spark")
+    assert [p.name for p in output.iterdir()] == ["q3-report.xlsx"]
+    assert (output / "q3-report.xlsx").read_bytes() == b"someone's work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["applicants.parquet", "reports"], "no staging left"
+
+
+def test_the_spark_engine_fills_an_empty_folder_and_replaces_its_own_earlier_output(
+    trained: TrainedModel, spark: object, tmp_path: Path
+) -> None:
+    from pipelines.batch.output import MARKER_FILE
+
+    source = tmp_path / "applicants.parquet"
+    applicants(trained, 300, seed=4).infer_objects().to_parquet(source, index=False)
+    output = tmp_path / "scores"
+    output.mkdir()
+    score(trained, source, output, spark=spark, engine="spark")
+    marker = json.loads((output / MARKER_FILE).read_text())
+    assert marker["credit_risk_output"] == "credit-risk batch_score" and marker["kind"] == "scored"
+    assert json.loads((rejects_path(output) / MARKER_FILE).read_text())["kind"] == "rejects"
+    applicants(trained, 250, seed=5).infer_objects().to_parquet(source, index=False)
+    summary = score(trained, source, output, spark=spark, engine="spark")
+    assert summary.rows_read == 250 and len(read(output)) == 250
 
 
 def test_a_local_session_runs_its_driver_jvm_with_the_serial_collector(spark: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -138,22 +139,7 @@ def test_a_challenger_retrained_from_production_beats_the_champion_and_passes_th
 
 def test_the_performance_command_exits_2_and_logs_its_plots_to_mlflow(loop: Loop) -> None:
     store = loop.store
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": store.uri,
-        "CREDIT_RISK_CONFIG_DIR": str(store.config.config_dir),
-        "CREDIT_RISK_LOG_DIR": str(loop.log_dir),
-        "PYTHONPATH": str(PROJECT_ROOT),
-    }
-    start = loop.plan.shift_on.isoformat()
-    done = subprocess.run(
-        [sys.executable, "-m", "pipelines.performance", "--start", start, "--maturity-days", str(MATURITY)],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    done = _performance_command(loop, "--start", loop.plan.shift_on.isoformat(), "--maturity-days", str(MATURITY))
     assert done.returncode == EXIT_ALERT, done.stderr[-3000:]
     summary = json.loads((loop.log_dir.parent / "performance" / "latest.json").read_text())
     run = store.client.get_run(summary["mlflow_run_id"])
@@ -201,3 +187,22 @@ def test_no_matured_decision_says_when_the_first_matures_and_how_to_see_figures_
     matures = first + timedelta(days=3650)
     assert f"the first one (made on {first.isoformat()}) matures on {matures.isoformat()}" in done.stdout, done.stdout
     assert "as_of" in done.stdout and "maturity_days=0" in done.stdout
+
+
+def test_a_log_holding_duplicates_counts_each_decision_once_in_the_performance_figures(
+    loop: Loop, tmp_path: Path
+) -> None:
+    # the log and its outcomes copied, every log file twice (as an older release could leave it)
+    shutil.copytree(loop.log_dir.parent, tmp_path / "logs")
+    log_dir = tmp_path / "logs" / loop.log_dir.name
+    for path in list(log_dir.glob("date=*/part-*.parquet")):
+        shutil.copy(path, path.with_name(path.name.replace("part-", "part-copy_", 1)))
+    end = loop.plan.start + timedelta(days=loop.plan.days)
+    clean = _run(loop, loop.plan.start, end)
+    doubled = performance(
+        loop.store.config, loop.store.settings, start=loop.plan.start, end=end, maturity_days=MATURITY, log_dir=log_dir
+    )
+    assert clean.duplicates_dropped == 0
+    assert doubled.duplicates_dropped == len(loop.simulation.decisions) > 0, "every logged decision was there twice"
+    ours, theirs = doubled.versions[loop.champion], clean.versions[loop.champion]
+    assert (ours.decisions, ours.with_outcome, ours.auc) == (theirs.decisions, theirs.with_outcome, theirs.auc)

@@ -250,3 +250,38 @@ def test_outcomes_before_any_decision_is_logged_are_refused_not_a_crash(tmp_path
     checked = check_rows(rows, log_dir=tmp_path / "no-log", model_name="credit-risk", target=target)
     assert checked.rejected == 2
     assert set(checked.rejects["rule"]) == {"unknown_id"}, checked.rejects.to_dict("records")
+
+
+def test_an_applicant_id_row_belongs_to_its_one_decision_before_the_outcome_or_is_refused() -> None:
+    """Two decisions of one applicant before the outcome: which one it belongs to is unknown (refused,
+    naming both); one decision before it: that one, even when a later decision exists."""
+    import pyarrow as pa
+
+    from credit_risk.config import load_project_config
+    from credit_risk.outcomes.checks import check_outcomes
+
+    target = load_project_config().features.target
+    decided = [datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 1, 2, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)]
+    decisions = pa.table(
+        {
+            "request_id": ["first", "second", "other"],
+            "applicant_id": ["A-1", "A-1", "B-2"],
+            "scored_at": pa.array(decided, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    later = pd.DataFrame(
+        [
+            {"applicant_id": "A-1", "outcome": target.event, "observed_at": "2027-06-01"},
+            {"applicant_id": "B-2", "outcome": target.event, "observed_at": "2027-06-01"},
+        ],
+        dtype=object,
+    )
+    checked = check_outcomes(later, decisions, target)
+    refused = checked.rejects.to_dict("records")
+    assert [(r["row"], r["rule"]) for r in refused] == [(1, "ambiguous_applicant")], refused
+    assert "first, second" in refused[0]["message"] and "request_id" in refused[0]["message"], refused
+    assert checked.accepted.column("request_id").to_pylist() == ["other"]
+    between = pd.DataFrame([{"applicant_id": "A-1", "outcome": target.non_event, "observed_at": "2027-01-01T12:00Z"}])
+    checked = check_outcomes(between.astype(object), decisions, target)
+    assert checked.rejected == 0, checked.rejects.to_dict("records")
+    assert checked.accepted.column("request_id").to_pylist() == ["first"]

@@ -198,6 +198,53 @@ def test_an_output_that_would_replace_the_input_is_refused(
     assert source.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == [source.name]
 
 
+def test_the_local_engine_refuses_to_overwrite_a_file_it_did_not_write(
+    trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "applicants.parquet"
+    applicants.head(10).to_parquet(source, index=False)
+    other = tmp_path / "portfolio-2025.parquet"  # someone's file, at the path given as --output
+    applicants.head(5).to_parquet(other, index=False)
+    before = other.read_bytes()
+    with pytest.raises(DataValidationError, match=r"portfolio-2025\.parquet: a file that is not an earlier output"):
+        run(trained, source, other)
+    assert other.read_bytes() == before and not rejects_path(other).exists()
+
+
+def test_the_local_engine_replaces_its_own_earlier_output_recognised_by_its_marker(
+    trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
+) -> None:
+    from pipelines.batch.output import MARKER_KEY
+
+    source = tmp_path / "applicants.parquet"
+    applicants.head(10).to_parquet(source, index=False)
+    run(trained, source, tmp_path / "scores.parquet")
+    applicants.head(12).to_parquet(source, index=False)
+    run(trained, source, tmp_path / "scores.parquet")
+    assert pq.read_metadata(tmp_path / "scores.parquet").num_rows == 12
+    for path in (tmp_path / "scores.parquet", rejects_path(tmp_path / "scores.parquet")):
+        assert pq.read_schema(path).metadata[MARKER_KEY.encode()] == b"credit-risk batch_score", path
+
+
+def test_the_mlflow_spark_scorer_is_refused_unless_model_code_is_allowed(
+    trained: TrainedModel,
+    applicants: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """spark_udf imports the version's own pyfunc_model.py on the executors: refused before anything runs."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained.store.uri)
+    monkeypatch.setenv("CREDIT_RISK_CONFIG_DIR", str(trained.store.config.config_dir))
+    source = tmp_path / "applicants.parquet"
+    applicants.head(10).to_parquet(source, index=False)
+    args = ["--input", str(source), "--output", str(tmp_path / "out"), "--engine", "spark", "--spark-scorer", "mlflow"]
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert "pyfunc_model.py" in error and "allow_model_code=true" in error, error
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_later_files_ids_are_written_in_the_first_files_type_or_the_file_is_named(
     trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -151,3 +152,22 @@ def test_an_empty_window_reports_no_data_and_passes(trained, tmp_path: Path) -> 
     assert summary["status"] == "no_data"
     assert summary["volume"] == 0
     assert summary["exit_code"] == 0
+
+
+def duplicate_every_file(log_dir: Path, target: Path) -> Path:
+    """The log as an older release could leave it with two instances on one directory: every decision twice."""
+    shutil.copytree(log_dir, target)
+    for path in list(target.glob("date=*/part-*.parquet")):
+        shutil.copy(path, path.with_name(path.name.replace("part-", "part-copy_", 1)))
+    return target
+
+
+def test_a_log_holding_duplicates_counts_each_decision_once_and_reports_the_dropped(
+    trained, unshifted, tmp_path: Path
+) -> None:
+    log_dir = duplicate_every_file(unshifted[0], tmp_path / "predictions")
+    summary = monitor(trained.store.config, trained.store.settings, log_dir=log_dir)
+    assert summary["volume"] == ROWS, "each decision counted once"
+    assert sum(summary["decision_counts"].values()) == ROWS
+    assert summary["duplicates_dropped"] == ROWS
+    assert unshifted[1]["duplicates_dropped"] == 0

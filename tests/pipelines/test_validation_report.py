@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -34,7 +32,7 @@ def test_every_registered_version_has_a_validation_report(trained: TrainedModel)
     for version in versions:
         path = version.tags.get(registry.VALIDATION_REPORT_TAG)
         assert path == validation_report.REPORT_PATH, version.version
-        page = registry.run_artifact_text(client, version.run_id, path)
+        page = registry.fetch_verified_report(client, version, signing_key=None).page
         for section in SECTIONS:
             assert section in page, (version.version, section)
         assert version.tags[registry.ARTIFACT_DIGEST_TAG] in page
@@ -42,10 +40,9 @@ def test_every_registered_version_has_a_validation_report(trained: TrainedModel)
 
 
 def test_the_report_figures_match_the_version_and_hold_their_intervals(trained: TrainedModel) -> None:
-    version = trained.version
-    facts = json.loads(
-        registry.run_artifact_text(trained.store.client, version.run_id, "validation_report/validation_report.json")
-    )
+    client = trained.store.client
+    version = registry.get_version(client, trained.version.name, trained.version.version)  # tagged since
+    facts = registry.fetch_verified_report(client, version, signing_key=None).data
     auc = facts["intervals"]["roc_auc"]
     assert auc["low"] <= auc["value"] <= auc["high"]
     assert auc["value"] == pytest.approx(float(version.tags["metric.roc_auc"]), abs=1e-6)

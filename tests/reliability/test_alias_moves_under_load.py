@@ -28,7 +28,7 @@ from tests.reliability.conftest import (
 )
 from tests.support.api import RunningApi, running_api
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 RATE = 50.0
 MAX_SECONDS = 30.0  # the load's own bound; each test stops it as soon as it has seen enough

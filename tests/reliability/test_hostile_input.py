@@ -21,7 +21,7 @@ import pytest
 from tests.reliability.conftest import Fleet
 from tests.support.api import RunningApi, running_api
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 JSON = {"Content-Type": "application/json"}
 LIMIT = 65536  # serving.max_body_bytes (the committed config)
@@ -93,6 +93,39 @@ def test_a_declared_length_over_the_limit_is_refused_without_reading_the_body(ap
     elapsed = time.monotonic() - started
     assert first.startswith(b"HTTP/1.1 413"), f"no 413 within {elapsed:.1f}s: {first[:100]!r}"
     assert elapsed < FAST
+
+
+def _refusal(api: RunningApi, path: str, length: bytes) -> tuple[int, dict[str, Any]]:
+    """POST with this Content-Length on a raw socket: the status and the problem body."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".encode()
+        + b"Content-Length: "
+        + length
+        + b"\r\n\r\n{}"
+    )
+    with socket.create_connection(("127.0.0.1", api.port), timeout=FAST * 2) as sock:
+        sock.sendall(head)
+        data = b""
+        while chunk := sock.recv(65536):  # the refusal closes the connection
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 4"), data[:300]
+    return int(data.split(b" ", 2)[1]), json.loads(data.split(b"\r\n\r\n", 1)[1])
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/predict/batch", "/v1/outcomes"])
+def test_a_content_length_of_thousands_of_digits_is_400_naming_the_header(api: RunningApi, path: str) -> None:
+    status, body = _refusal(api, path, b"9" * 5000)  # past what the HTTP parser reads (64 bits)
+    assert status == 400, body
+    assert (body["field"], body["rule"]) == ("content-length", "content_length"), body
+    assert "5000-digit" in body["detail"], body
+
+
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/predict/batch", "/v1/outcomes"])
+def test_a_content_length_of_nineteen_digits_is_413_naming_the_header(api: RunningApi, path: str) -> None:
+    status, body = _refusal(api, path, b"9" * 19)  # fits 64 bits: the app refuses it
+    assert status == 413, body
+    assert (body["field"], body["rule"]) == ("content-length", "max_body_bytes"), body
+    assert "19-digit" in body["detail"] and "over the limit of" in body["detail"], body
 
 
 def test_a_chunked_body_over_the_limit_is_413_over_a_real_socket(api: RunningApi) -> None:

@@ -24,7 +24,7 @@ from tests.conftest import TrainedModel
 from tests.reliability.conftest import applicant_bytes, read_log
 from tests.support.api import running_api
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 RATE = 60.0  # requests per second: modest, the machine is shared
 STEADY_SECONDS = 12.0  # fixed-rate load before the SIGTERM

@@ -23,7 +23,7 @@ from schemathesis import GenerationMode, checks
 from tests.conftest import TrainedModel
 from tests.support.api import RunningApi, running_api
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 EXAMPLES_PER_MODE = 15  # valid and invalid: 30 examples per operation that takes input
 CHECKS = [
@@ -49,6 +49,7 @@ OPERATIONS = [
     ("POST", "/v1/decisions/{request_id}/replay"),
     ("GET", "/v1/decisions/{request_id}/notice.pdf"),
     ("GET", "/v1/registry/versions/{version}/validation_report"),
+    ("GET", "/v1/registry/versions/{version}/validation_report/data"),
     ("POST", "/v1/outcomes"),
     ("GET", "/v1/performance"),
 ]

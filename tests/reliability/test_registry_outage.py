@@ -27,7 +27,7 @@ from tests.reliability.conftest import Fleet, applicant_bytes, model_info
 from tests.support.api import running_api
 from tests.support.processes import free_port, running_process
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 # The service's registry checks must fail within this long when nothing answers: the reason is
 # then in /ready. MLflow's own client retries a refused connection for about four minutes.

@@ -24,11 +24,12 @@ import yaml
 
 from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT
 from credit_risk.decision_log.privacy import keyed_hash
+from credit_risk.registry import UNSIGNED_WARNING
 from tests.conftest import write_config_dir
 from tests.reliability.conftest import Fleet, artifact_dir, read_log, serving_section, wait_until
 from tests.support.processes import RunningProcess, free_port, running_process
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 HASHED = ("personal_status_and_sex", "age_in_years", "foreign_worker")
 UI_ORIGINS = tuple(serving_section()["cors_origins"])
@@ -114,6 +115,58 @@ def test_every_launch_command_takes_the_host_from_the_config() -> None:
     assert launches, "no API launch found"
     for name, line in launches:
         assert "-m serving.app" in line and "--host" not in line, f"{name}: {line}"
+
+
+# ------------------------------------------------------------------ Host allow-list (DNS rebinding)
+
+
+REBOUND = ["evil.example", "evil.example:{port}", "127.0.0.1.evil.example:{port}", "localhost:1"]
+
+
+@pytest.mark.parametrize("host", REBOUND)
+def test_a_request_naming_another_host_is_refused_on_the_fast_path_and_the_framework(
+    http: httpx.Client, deployed: Deployed, example: dict[str, Any], host: str
+) -> None:
+    """A page whose name was re-bound to 127.0.0.1 sends its own name in Host: 400 with the service's error
+    body, for POST /v1/predict's common case (answered in front of FastAPI) as for every other route."""
+    headers = {"Host": host.format(port=deployed.port)}
+    for response in (http.post("/v1/predict", json=example, headers=headers), http.get("/v1/model", headers=headers)):
+        assert response.status_code == 400, (host, response.status_code, response.text)
+        assert "serving.allowed_hosts" in response.json()["detail"]
+        assert (response.json()["field"], response.json()["rule"]) == ("host", "allowed_hosts")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}", "127.0.0.1"])
+def test_the_service_answers_its_own_loopback_names(
+    http: httpx.Client, deployed: Deployed, example: dict[str, Any], host: str
+) -> None:
+    response = http.post("/v1/predict", json=example, headers={"Host": host.format(port=deployed.port)})
+    assert response.status_code == 200, response.text
+
+
+# ------------------------------------------------------------------ /docs without a CDN
+
+
+def test_the_docs_page_loads_nothing_from_another_host(http: httpx.Client) -> None:
+    page = http.get("/docs")
+    assert page.status_code == 200
+    assert not re.findall(r"(?:https?:)?//[^\s\"'<>]+", page.text), "the page names another host"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for asset in assets:
+        assert http.get(asset).status_code == 200, asset
+    assert http.get("/redoc").status_code == 404, "FastAPI's ReDoc page loads from a CDN: switched off"
+
+
+# ------------------------------------------------------------------ signing key
+
+
+def test_the_service_warns_at_start_that_no_signing_key_is_set(deployed: Deployed) -> None:
+    assert UNSIGNED_WARNING in deployed.process.log_text()
+
+
+def test_v1_model_says_the_served_version_is_not_signed_without_a_key(http: httpx.Client) -> None:
+    assert http.get("/v1/model").json()["signed"] is False
 
 
 # ------------------------------------------------------------------ admin off

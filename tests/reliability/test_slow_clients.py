@@ -23,7 +23,7 @@ from tests.conftest import TrainedModel, write_config_dir
 from tests.reliability.conftest import serving_section
 from tests.support.processes import free_port, wait_for_http
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 BODY_TIMEOUT = 1.0
 

@@ -16,6 +16,8 @@ from serving.app import create_app
 from tests.conftest import Store, TrainedModel
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+# the address a TestClient names in its Host header: the service answers only its own (serving.allowed_hosts)
+LOOPBACK = "http://127.0.0.1"
 
 
 def with_serving(config: ProjectConfig, **changes: Any) -> ProjectConfig:
@@ -53,7 +55,7 @@ def app_client(
         CREDIT_RISK_LOG_DIR=log_dir,
     )
     app = create_app(with_serving(config or store.config, **serving), settings)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOOPBACK) as client:
         if ready:
             wait_ready(client)
         yield client

@@ -258,3 +258,14 @@ def test_openapi_leaves_out_admin_routes_when_they_are_off(trained: TrainedModel
     with app_client(trained.store, tmp_path / "on") as on:
         paths = on.get("/openapi.json").json()["paths"]
         assert {"/v1/admin/reload", "/v1/admin/promote", "/v1/admin/rollback"} <= set(paths)
+
+
+def test_openapi_leaves_out_the_outcomes_load_without_an_admin_token(trained: TrainedModel, tmp_path: Path) -> None:
+    """POST /v1/outcomes needs the admin role: with no admin token it answers 404, so it is not documented."""
+    with app_client(trained.store, tmp_path / "off", admin_token=None) as off:
+        paths = off.get("/openapi.json").json()["paths"]
+        assert "/v1/outcomes" not in paths, paths.get("/v1/outcomes")
+        assert off.post("/v1/outcomes", json={"outcomes": []}).status_code == 404
+    with app_client(trained.store, tmp_path / "on") as on:
+        operation = on.get("/openapi.json").json()["paths"]["/v1/outcomes"]["post"]
+        assert operation["x-required-role"] == "admin"

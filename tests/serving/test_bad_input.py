@@ -211,3 +211,12 @@ def test_bad_reasons_flag_is_422(client: TestClient, applicant: dict) -> None:
 
 def test_wrong_method_is_405(client: TestClient) -> None:
     assert client.get("/v1/predict").status_code == 405
+
+
+def test_a_content_length_of_thousands_of_digits_is_413_naming_the_header(client: TestClient) -> None:
+    """What reaches the app from a server that passes such a header on (uvicorn's parser stops it first:
+    tests/reliability/test_hostile_input.py); it used to raise in int() (a 500)."""
+    response = client.post("/v1/predict", content=b"{}", headers={**JSON, "Content-Length": "9" * 5000})
+    assert response.status_code == 413, response.text
+    body = response.json()
+    assert (body["field"], body["rule"]) == ("content-length", "max_body_bytes"), body

@@ -203,6 +203,24 @@ def test_an_applicants_decisions_are_listed_newest_first_and_paged(trained: Trai
     assert bad.json()["detail"][0]["field"] == "start"
 
 
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("end=9999-12-31", "end"),  # the whole day ends in year 10000
+        ("start=0001-01-01T00:00:00%2B14:00", "start"),  # year 0 in UTC
+        ("end=9999-12-31T23:00:00-05:00", "end"),  # year 10000 in UTC
+    ],
+)
+def test_a_window_past_the_calendar_is_422_naming_the_parameter_and_the_rule(
+    service: TestClient, query: str, field: str
+) -> None:
+    response = service.get(f"/v1/decisions?applicant_id=x&{query}", headers=bearer(AUDITOR))
+    assert response.status_code == 422, response.text
+    entry = response.json()["detail"][0]
+    assert (entry["loc"], entry["type"]) == (["query", field], "datetime_out_of_range"), entry
+    assert "0001-01-01" in entry["msg"] and "9999-12-31" in entry["msg"], entry
+
+
 def test_a_decision_shows_its_outcome_once_one_is_loaded(service: TestClient, applicant: dict[str, Any]) -> None:
     service.post("/v1/predict", json=applicant, headers={"X-Request-ID": "with-outcome-1"})
     assert wait_logged(service, "with-outcome-1")["outcome"] is None

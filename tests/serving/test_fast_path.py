@@ -81,3 +81,27 @@ def test_the_fast_path_counts_each_request_in_the_metrics(
     after = client.get("/metrics").text
     assert count(after, "200") - count(before, "200") == 1
     assert count(after, "422") - count(before, "422") == 1
+
+
+def test_a_reused_or_retried_request_id_is_answered_as_the_framework_does(
+    clients: dict[bool, TestClient], applicant: dict[str, Any]
+) -> None:
+    other = {**applicant, "duration_in_month": applicant["duration_in_month"] + 1}
+    seen = {}
+    for fast, client in clients.items():
+        first = client.post("/v1/predict", json=applicant, headers={"X-Request-ID": "twice-7"})
+        before = client.app._fast.answered  # type: ignore[attr-defined]
+        refused = client.post("/v1/predict", json=other, headers={"X-Request-ID": "twice-7"})
+        retried = client.post("/v1/predict", json=applicant, headers={"X-Request-ID": "twice-7"})
+        assert client.app._fast.answered - before == (1 if fast else 0), "the retry taken by the wrong path"  # type: ignore[attr-defined]
+        assert retried.content == first.content
+        seen[fast] = (
+            refused.status_code,
+            sorted(refused.json()),
+            refused.json()["rule"],
+            retried.status_code,
+            retried.headers.get("idempotent-replayed"),
+            retried.headers.get("content-type"),
+        )
+    assert seen[True] == seen[False], seen
+    assert seen[True][:5] == (409, ["detail", "request_id", "rule"], "request_id_reused", 200, "true"), seen

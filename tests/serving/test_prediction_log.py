@@ -166,8 +166,9 @@ def test_a_reader_never_sees_a_partial_file(tmp_path: Path) -> None:
     reader.join()
     assert not errors
     names = [p.name for p in directory.glob("date=*/*") if p.is_file()]
-    # part-<host>-<pid>-<wal nonce>-<wal segment>-<rank>.parquet
-    pattern = rf"part-.+-{os.getpid()}-[0-9a-f]{{8}}-\d{{9}}-\d{{3}}\.parquet"
+    # part-<writer id>-<wal segment>-<rank>.parquet; the writer id is the host and a random part, no pid
+    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40]
+    pattern = rf"part-{re.escape(host)}-[0-9a-f]{{12}}-\d{{9}}-\d{{3}}\.parquet"
     assert names and all(re.fullmatch(pattern, n) for n in names), names
 
 
@@ -471,20 +472,26 @@ def _alive(pid: int) -> bool:
     return state != "Z"  # a zombie has ended; only its parent (init, now) has yet to reap it
 
 
-def test_temporary_files_of_dead_processes_are_removed_at_start(tmp_path: Path) -> None:
+def test_temporary_files_of_dead_writers_are_removed_and_a_live_writers_kept(tmp_path: Path) -> None:
     directory = tmp_path / "log"
     partition = directory / f"date={datetime.now(UTC).date().isoformat()}"
     partition.mkdir(parents=True)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    host = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname())[:40]
-    stale = partition / f".part-{host}-{dead.stdout.strip()}-000000001-abc.parquet.tmp"
-    live = partition / f".part-{host}-{os.getpid()}-000000001-abc.parquet.tmp"
-    stale.write_bytes(b"half")
-    live.write_bytes(b"in progress")
-    with running_writer(directory):
-        pass
-    assert not stale.exists()
-    assert live.exists(), "a live process's file in progress must not be touched"
+    with running_writer(tmp_path / "other" / "log", lease_seconds=5) as live_writer:
+        pass  # a writer id that existed; its folder is gone: that writer is dead
+    dead_id = live_writer.wal_id
+    stale = partition / f".part-{dead_id}-000000001-000.parquet.0a1b2c3d.tmp"
+    fresh = partition / f".part-{dead_id}-000000002-000.parquet.0a1b2c3d.tmp"  # a taker may be writing it
+    for path in (stale, fresh):
+        path.write_bytes(b"half")
+    os.utime(stale, (time.time() - 60, time.time() - 60))
+    with running_writer(directory, lease_seconds=5) as first:
+        mine = partition / f".part-{first.wal_id}-000000009-000.parquet.0a1b2c3d.tmp"
+        mine.write_bytes(b"in progress")
+        os.utime(mine, (time.time() - 60, time.time() - 60))
+        with running_writer(directory, lease_seconds=5):  # its start looks at the temporaries
+            assert not stale.exists(), "a dead writer's old temporary is removed"
+            assert fresh.exists(), "a temporary written a moment ago may be a taker's in progress"
+            assert mine.exists(), "a live writer's file in progress must not be touched"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import TrainedModel
 from tests.support.api import running_make_serve
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
 REQUESTS = 40
 

@@ -43,6 +43,7 @@ class RunningApi:
 def uvicorn_args(port: int, *, workers: int = 1, app: str = "serving.app:app") -> list[str]:
     """The command line: loopback only, no access log (the prediction log and /metrics record requests)."""
     args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    args += ["--http", "serving.http_protocol:HttpProtocol"]  # as ``python -m serving.app`` runs it
     if workers > 1:
         args += ["--workers", str(workers)]
     return args

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from credit_risk.config import ProjectConfig, Settings
 from serving.app import create_app
 from tests.conftest import Store
+from tests.serving.conftest import LOOPBACK
 
 ADMIN = "test-admin-token-0123456789"
 AUDITOR = "test-auditor-token-9876543210"
@@ -40,6 +41,7 @@ def audit_client(
     auditor: str | None = AUDITOR,
     auditor_name: str | None = "audit-bob",
     config: ProjectConfig | None = None,
+    hash_key: str | None = None,
 ) -> Iterator[TestClient]:
     """The real service on ``store`` with an admin token named ops-alice and an auditor named audit-bob."""
     settings = Settings(
@@ -50,9 +52,10 @@ def audit_client(
         CREDIT_RISK_AUDITOR_TOKEN=auditor,
         CREDIT_RISK_AUDITOR_TOKEN_NAME=auditor_name,
         CREDIT_RISK_LOG_DIR=log_dir,
+        CREDIT_RISK_LOG_HASH_KEY=hash_key,
     )
     app = create_app(config or store.config, settings)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOOPBACK) as client:
         wait_ready(client)
         yield client
 

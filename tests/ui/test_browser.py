@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from ui.screenshots import (
     open_page,
     submit_score_form,
     take,
+    upload_batch,
     wait_idle,
 )
 
@@ -294,6 +296,51 @@ def test_batch_carries_the_id_column_and_offers_the_rejected_rows(ui_url: str, p
     assert all(len(r["probability_of_default"].split(".")[-1]) <= 4 for r in results), "rounded figures"
     assert results[1]["purpose"] == "car_new"
     assert re.match(r"^[A-Z]{3} \w", results[0]["reasons"]), "reason codes with their labels"
+
+
+def _logged(api: RunningApi, applicant_id: str, count: int) -> None:
+    """Wait until ``count`` decisions of ``applicant_id`` are in the log (the writer flushes every second)."""
+    deadline = time.monotonic() + 30
+    while True:
+        answer = httpx.get(
+            f"{api.url}/v1/decisions", params={"applicant_id": applicant_id}, headers=api.admin_headers()
+        )
+        if answer.status_code == 200 and answer.json()["total"] >= count:
+            return
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.3)
+
+
+def test_applicant_ids_from_the_score_and_batch_pages_are_found_on_the_decisions_page(
+    ui_url: str, page: Any, info: dict, api: RunningApi
+) -> None:
+    expect = _expect()
+    open_page(page, ui_url, "", "Score an applicant")
+    enter(page, "Applicant id (optional)", "text", "ui-score-77")
+    submit_score_form(page, applicant_entries(info))
+    expect(page.get_by_text("Applicant id ui-score-77")).to_be_visible()
+    expect(page.get_by_role("button", name="Printable decision summary")).to_be_visible()
+    example = {f["name"]: (f["categories"][0]["code"] if f["type"] == "categorical" else f.get("default") or f["min"])
+               for f in info["feature_schema"]["fields"]}  # fmt: skip
+    header = ["applicant_id", *example]
+    text = ",".join(header) + "\n" + ",".join(str({"applicant_id": "ui-batch-78", **example}[c]) for c in header)
+    open_page(page, ui_url, "batch", "Batch scoring")
+    upload_batch(page, text + "\n")
+    _logged(api, "ui-score-77", 1)
+    _logged(api, "ui-batch-78", 1)
+    open_page(page, ui_url, "decisions", "Decisions")
+    page.get_by_label("Your role token", exact=True).fill(api.admin_token or "")
+    page.get_by_label("Your role token", exact=True).press("Enter")
+    wait_idle(page, settle_ms=300)
+    for applicant_id in ("ui-score-77", "ui-batch-78"):
+        page.get_by_role("tab", name="By applicant").click()
+        box = page.get_by_role("textbox", name="Applicant id", exact=True)
+        box.fill(applicant_id)
+        box.press("Enter")
+        wait_idle(page, settle_ms=300)
+        page.get_by_role("button", name="List").click()
+        wait_idle(page)
+        expect(page.get_by_text(f"1 decision for applicant {applicant_id}, newest first")).to_be_visible()
 
 
 # ------------------------------------------------------------------ README screenshots

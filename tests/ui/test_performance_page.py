@@ -73,7 +73,7 @@ def test_performance_draws_the_summary_with_coverage_and_the_selection_caveat(
     headings = [h.value for h in at.subheader]
     assert headings[:2] == ["Coverage by decision", "Realized figures beside the holdout at training"]
     coverage = at.dataframe[0].value.set_index("decision")
-    assert coverage.loc["decline", "with outcome"] == 0, "declined applicants have no outcome"
+    assert coverage.loc["Declined", "with outcome"] == 0, "declined applicants have no outcome (one word a decision)"
     assert len(at.get("vega_lite_chart")) == 3, "bands, reliability diagram, vintages"
 
 

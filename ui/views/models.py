@@ -14,12 +14,12 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-import streamlit.components.v1 as components
 
 from ui.api_client import ApiClient, ApiError, RequestRejectedError
 from ui.approvals import render_approvals
 from ui.context import current, role_token, show_api_error, technical_details
 from ui.present import version_rows
+from ui.report_view import show_report
 
 _OUTCOME_KEY = "models.outcome"  # (action, kind, payload) of the last admin call
 _PENDING_KEY = "models.pending"  # the move waiting for confirmation
@@ -252,11 +252,11 @@ def newest_first(versions: Iterable[str]) -> list[str]:
 
 
 @st.cache_data(ttl=3600, show_spinner=False)
-def _report_html(base_url: str, path: str) -> str:
+def _report_files(base_url: str, path: str) -> tuple[dict[str, Any], str]:
     # a version's report is fixed at registration: fetched once, not at every rerun of the page
     client = ApiClient(base_url)
     try:
-        return client.validation_report(path)
+        return client.validation_report_data(path), client.validation_report(path)
     finally:
         client.close()
 
@@ -287,7 +287,7 @@ def _report(client: ApiClient, registry: Mapping[str, Any]) -> None:
         help="Each move in the alias history names the version it moved to: its report is the one it was judged on.",
     )
     try:
-        html = _report_html(client.base_url, reports[chosen])
+        data, html = _report_files(client.base_url, reports[chosen])
     except ApiError as exc:
         show_api_error(exc)
         return
@@ -299,7 +299,7 @@ def _report(client: ApiClient, registry: Mapping[str, Any]) -> None:
         key="models.report_download",
     )
     with st.expander(f"Read the validation report of {_v(chosen)}"):
-        components.html(html, height=640, scrolling=True)
+        show_report(data)  # from its data: no HTML from the registry on this page
 
 
 def _history(registry: Mapping[str, Any]) -> None:

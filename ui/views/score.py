@@ -164,8 +164,8 @@ def _service_problems(schema: FormSchema, raw: Mapping[str, Any]) -> dict[str, s
     error, sent = state.get("error"), state.get("inputs") or {}
     if not isinstance(error, RequestRejectedError):
         return {}
-    return {
-        p.field: f"refused by the service: {p.message}"
+    return {  # the field's rule in words (the service's own wording is in the message's technical details)
+        p.field: f"the scoring service refused it: enter {schema.by_name[p.field].rule}"
         for p in error.problems
         if p.field in schema.by_name and raw.get(p.field) == sent.get(p.field)
     }

@@ -1,0 +1,52 @@
+"""Files and folders that hold personal data: created 0600 and 0700, whatever the process's umask.
+
+The write-ahead segments, the log's Parquet files and their salvage, the decision index and its
+lookup copies, the outcomes table, the uploads journal and the access log hold applicants' data
+(or name the files that do): only the service's own user may read them. Everything that creates
+one goes through here, so no copy is left to the umask (022 would make them world-readable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import IO, Any
+
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents as 0700 folders (an existing folder is left as it is)."""
+    path = Path(path)
+    missing = []
+    folder = path
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another worker made it meanwhile
+            folder.mkdir(mode=PRIVATE_DIR)
+    return path
+
+
+def _opener(path: str, flags: int) -> int:
+    return os.open(path, flags, PRIVATE_FILE)
+
+
+def private_open(path: Path, mode: str = "wb", **kwargs: Any) -> IO[Any]:
+    """``open(path, mode)``, a file it creates being 0600 (mode bits are set at creation, never widened)."""
+    return open(path, mode, opener=_opener, **kwargs)
+
+
+def private_descriptor(path: Path, flags: int) -> int:
+    """``os.open(path, flags)``, a file it creates being 0600."""
+    return os.open(path, flags, PRIVATE_FILE)
+
+
+def touch_private(path: Path) -> Path:
+    """Create ``path`` empty and 0600 if it does not exist (for files another library then opens: SQLite
+    gives its ``-wal`` and ``-shm`` files the database file's mode)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    return Path(path)
