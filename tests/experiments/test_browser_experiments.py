@@ -77,8 +77,9 @@ def test_a_shadow_started_on_the_page_shows_its_comparison_and_stops(
             body = {**applicant, "credit_amount": 1000 + 500 * i, "applicant_id": f"page-{i}"}
             assert client.post(f"{api.url}/v1/predict", json=body).status_code == 200
     _wait_logged(api)  # the log writes its Parquet files every second
-    page.reload()
+    page.reload()  # a new browser session: the sidebar's token is asked again
     wait_idle(page)
+    _type(page, page, "Your role token", api.admin_token)
     verdicts = page.locator(".st-key-experiment-verdicts")
     expect(verdicts).to_contain_text(f"of {APPLICANTS} shadowed applicants differently", timeout=60_000)
     expect(verdicts).to_contain_text("Not yet enough to tell")
