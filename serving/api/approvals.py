@@ -58,7 +58,7 @@ async def _call(call: Callable[[], Any]) -> Any:
 
 def approvals_router() -> APIRouter:
     router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
-    decide_errors = error_responses(401, 403, 404, 409, 415, 422, 503)
+    decide_errors = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
     approver_only = {ROLE_HEADER: "approver", "requestBody": _body_doc()}
 
     @router.get(

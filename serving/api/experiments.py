@@ -68,7 +68,7 @@ def _client(runtime: Runtime) -> Any:
 
 def experiments_router() -> APIRouter:
     router = APIRouter(tags=["experiments"])
-    admin_errors = error_responses(401, 403, 404, 409, 415, 422, 503)
+    admin_errors = error_responses(400, 401, 403, 404, 409, 413, 415, 422, 503)
 
     @router.post(
         "/v1/admin/experiments",

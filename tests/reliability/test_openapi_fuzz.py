@@ -52,6 +52,11 @@ OPERATIONS = [
     ("GET", "/v1/registry/versions/{version}/validation_report/data"),
     ("POST", "/v1/outcomes"),
     ("GET", "/v1/performance"),
+    ("GET", "/v1/approvals"),
+    ("POST", "/v1/admin/experiments"),
+    ("POST", "/v1/admin/experiments/{experiment_id}/stop"),
+    ("GET", "/v1/experiments"),
+    ("GET", "/v1/experiments/{experiment_id}"),
 ]
 
 
