@@ -9,7 +9,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-risk
 
-.PHONY: setup setup-dev up bootstrap train promote rollback history serve ui monitor performance batch test lint format bench soak clean
+.PHONY: setup setup-dev up bootstrap train promote rollback history serve ui monitor performance batch config test lint format bench soak clean
 
 setup: $(VENV)/.runtime-installed
 
@@ -75,9 +75,18 @@ batch: setup
 	$(MLFLOW_RUN) -e batch_score -P input=$(INPUT) -P output=$(OUTPUT) $(if $(ENGINE),-P engine=$(ENGINE)) \
 	  $(if $(MODEL),-P model=$(MODEL))
 
-## Second command: set up (with test extras and system packages) and run the whole suite.
+## The effective configuration, key by key, with where each value came from (file:line, default,
+## env); CONFIG_DIR=... for another folder (default: CREDIT_RISK_CONFIG_DIR, else config/).
+config: setup
+	$(BIN)/python -m credit_risk.config --show $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR))
+
+## Second command: set up (with test extras and system packages) and run the whole suite on both
+## cores (pytest-xdist; the groups that must not run at once are in tests/conftest.py). TEST_WORKERS=0
+## runs it in one process.
+TEST_WORKERS ?= 2
+
 test: setup-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup-dev
 	$(BIN)/ruff check .
@@ -94,6 +103,7 @@ bench: setup-dev
 	$(BIN)/python -m bench.batch_bench
 	$(BIN)/python -m bench.monitor_bench
 	$(BIN)/python -m bench.performance_bench
+	$(BIN)/python -m bench.recourse_bench
 
 ## A 10-minute soak: load, alias moves, a restart (not part of CI).
 soak: setup-dev

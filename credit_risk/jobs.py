@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_risk.config import PROJECT_ROOT
+from credit_risk.private_files import atomic_write
 
 # job -> (module, what it is called in sentences, the parameters it takes and how each is checked)
 JOBS: dict[str, tuple[str, str, dict[str, str]]] = {
@@ -104,10 +105,7 @@ class JobRunner:
         return self.folder / f"{run_id}.json"
 
     def _write(self, run: JobRun) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = self.folder / f".{run.id}.json.{os.getpid()}.tmp"
-        temporary.write_text(json.dumps(run.to_json()))
-        os.replace(temporary, self._state_path(run.id))
+        atomic_write(self._state_path(run.id), lambda handle: json.dump(run.to_json(), handle), mode="w")
 
     def get(self, run_id: str) -> JobRun | None:
         """The run's state, with the output so far; a run whose process is gone from this host is failed."""

@@ -1,4 +1,5 @@
-"""Files and folders that hold personal data: created 0600 and 0700, whatever the process's umask.
+"""Files and folders that hold personal data: created 0600 and 0700, whatever the process's umask;
+and the one way every file the product replaces is written whole (:func:`atomic_write`).
 
 The write-ahead segments, the log's Parquet files and their salvage, the decision index and its
 lookup copies, the outcomes table, the uploads journal and the access log hold applicants' data
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,3 +53,33 @@ def touch_private(path: Path) -> Path:
     gives its ``-wal`` and ``-shm`` files the database file's mode)."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
     return Path(path)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a folder's entries (a rename, a new file) durable: fsync the folder itself."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, mode: str = "wb", durable: bool = True) -> Path:
+    """Write ``path`` whole or not at all: ``write(handle)`` fills a temporary dot-name of its own in the
+    same folder (readers skip dot-names; two writers never share one), 0600, fsynced; then it is renamed
+    over ``path`` and, when ``durable``, the folder is fsynced so the rename survives a power cut."""
+    path = Path(path)
+    private_dir(path.parent)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with private_open(temporary, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_dir(path.parent)
+    return path

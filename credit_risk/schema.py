@@ -34,6 +34,28 @@ class Category(BaseModel):
 
 
 FieldType = Literal["categorical", "integer", "number"]
+
+
+class RecourseRule(BaseModel):
+    """What an applicant could change in a field, for "what would change the decision" (recourse).
+
+    ``immutable``: never changes (age, a history already recorded); ``increase`` / ``decrease``: may move
+    only that way, within ``min``/``max`` (numeric fields) or along ``order`` (a categorical field's codes,
+    lowest first; a value outside the order never changes). A field without a rule is not used.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Literal["immutable", "increase", "decrease"]
+    min: float | None = None
+    max: float | None = None
+    order: tuple[str, ...] | None = None
+
+    @property
+    def sign(self) -> int:
+        return {"increase": 1, "decrease": -1}.get(self.action, 0)
+
+
 NOT_PROVIDED = "not provided"  # how a missing optional value reads, in reasons and forms
 
 
@@ -59,6 +81,7 @@ class FieldSpec(BaseModel):
     # a coded integer field: what each value means ("1": "0 to 2", "2": "3 or more"), one label per value
     # from min to max; the form offers the labels and every page shows them
     value_labels: dict[int, str] | None = None
+    recourse: RecourseRule | None = None  # what the applicant could change (default: not used for recourse)
 
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +137,41 @@ class FieldSpec(BaseModel):
         elif self.protected:
             raise ValueError(f"{self.name}: a protected numeric field needs group_edges (its fairness groups)")
         return self
+
+    @model_validator(mode="after")
+    def _recourse_rule(self) -> FieldSpec:
+        rule = self.recourse
+        if rule is None or rule.action == "immutable":
+            return self
+        where = f"{self.name}: recourse"
+        if self.protected:
+            raise ValueError(f"{where}: a protected field never changes (use action: immutable or leave it out)")
+        if self.type == "categorical":
+            if rule.min is not None or rule.max is not None:
+                raise ValueError(f"{where}: min and max apply to numeric fields; a categorical field declares order")
+            order = rule.order or ()
+            if len(order) < 2 or len(set(order)) != len(order) or not set(order) <= set(self.codes):
+                raise ValueError(f"{where}: order must list at least two of the field's codes, each once, lowest first")
+            return self
+        if rule.order is not None:
+            raise ValueError(f"{where}: order applies to categorical fields")
+        assert self.min is not None and self.max is not None
+        low = self.min if rule.min is None else rule.min
+        high = self.max if rule.max is None else rule.max
+        if not self.min <= low <= high <= self.max:
+            raise ValueError(f"{where}: min and max must lie within the field's range [{self.min}, {self.max}]")
+        if self.monotone_sign and self.monotone_sign == rule.sign:
+            # the model is constrained so that this direction can only raise the risk: no recourse in it
+            raise ValueError(f"{where}: {rule.action} raises the risk under the field's monotone constraint")
+        return self
+
+    def recourse_bounds(self) -> tuple[float, float]:
+        """A numeric field's range for recourse: the rule's bounds within the field's own."""
+        assert self.min is not None and self.max is not None
+        rule = self.recourse
+        low = self.min if rule is None or rule.min is None else rule.min
+        high = self.max if rule is None or rule.max is None else rule.max
+        return float(low), float(high)
 
     @property
     def column(self) -> str:

@@ -17,6 +17,13 @@ from typing import Any
 from serving.state import Served
 
 
+def recourse_of(served: Served, record: dict[str, Any], decision: str) -> dict[str, Any]:
+    """``recourse`` and ``recourse_note`` for one validated record, searched on the served version."""
+    if served.recourse is None:
+        return {"recourse": [], "recourse_note": "What would change the decision is not available for this model."}
+    return served.recourse.search(record, decision=decision).to_json()
+
+
 @dataclass(frozen=True)
 class Scored:
     """What one call produced: a body per applicant and the prediction-log records."""
@@ -35,9 +42,11 @@ def score_records(
     policy_version: str,
     started: float,
     now: datetime | None = None,
+    with_recourse: bool = False,
 ) -> Scored:
     """Score validated records with one model version; ``started`` is ``time.perf_counter()`` at arrival,
-    ``now`` the decision time (default: the wall clock)."""
+    ``now`` the decision time (default: the wall clock). ``with_recourse``: each body also says what
+    would change the decision (``recourse`` and ``recourse_note``, :mod:`credit_risk.recourse`)."""
     assessments = served.engine.assess(records, with_reasons=with_reasons)
     now = now or datetime.now(UTC)
     scored_at = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -70,6 +79,8 @@ def score_records(
                 "scored_at": scored_at,
             }
         )
+        if with_recourse:
+            results[-1].update(recourse_of(served, record, assessment.decision))
         log_records.append(
             {
                 "request_id": request_id,

@@ -41,6 +41,27 @@ class ExperimentArmOut(_Out):
     arm: Literal["champion", "challenger"] = Field(description="Whose decision this is; `model` names its version")
 
 
+class ChangeOut(_Out):
+    """One field changed in an alternative application."""
+
+    field: str
+    label: str = Field(description="The field's name in the feature schema's words")
+    from_: str | int | float = Field(alias="from", description="The applicant's value")
+    to: str | int | float = Field(description="The value in the alternative")
+    from_label: str
+    to_label: str
+
+
+class AlternativeOut(_Out):
+    """An alternative application the served model would approve (or, failing that, refer)."""
+
+    changes: list[ChangeOut] = Field(description="At most recourse.max_changes fields")
+    decision: Literal["approve", "review"]
+    probability_of_default: float = Field(ge=0, le=1)
+    cost: float = Field(ge=0, description="The configured cost of the changes (recourse.costs); lowest first")
+    summary: str = Field(description='The changes in words: "Credit amount (DM) 15,000 to 9,500; ..."')
+
+
 class PredictionResponse(_Out):
     request_id: str
     model: ModelRef
@@ -54,6 +75,10 @@ class PredictionResponse(_Out):
     experiment: ExperimentArmOut | None = Field(
         None, description="Only while a split experiment runs: its id and the applicant's arm"
     )
+    recourse: list[AlternativeOut] | None = Field(
+        None, description="With ?recourse=true: what would change the decision, cheapest first (empty: see the note)"
+    )
+    recourse_note: str | None = Field(None, description="With ?recourse=true: why there is no alternative")
 
 
 class BatchResponse(_Out):

@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient
 from credit_risk import registry
 from credit_risk.config import ProjectConfig
 from credit_risk.decision import DecisionEngine
+from credit_risk.recourse import RecourseSearch
 from credit_risk.scoring import ScoringModel
 from credit_risk.trees import service_runtime
 from serving.requests import RequestParser
@@ -61,6 +62,7 @@ class Served:
     model_ref: dict[str, Any]  # {"name", "version", "alias"}: the part of every response naming the scorer
     runtime: str  # what computes single requests: "numpy" (probabilities and reasons), "numpy+xgboost", "xgboost"
     signed: bool = False  # its digest's signature was checked under CREDIT_RISK_MODEL_SIGNING_KEY at load
+    recourse: RecourseSearch | None = None  # what would change the decision, on this version (built at load)
 
     @property
     def light_single(self) -> bool:
@@ -273,6 +275,7 @@ class ModelHolder:
             model_ref={"name": reg.model_name, "version": number, "alias": alias},
             runtime=runtime,
             signed=bool(self.signing_key),  # fetch_verified refused it otherwise
+            recourse=RecourseSearch(engine, self.config.model.recourse),
         )
         _warm(served, self.warmup_rounds)
         return served

@@ -7,7 +7,10 @@ API, log, UI and batch tests all run against a real registered version.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +42,15 @@ FAST_TRAINING = {
 
 
 def write_config_dir(target: Path, *, training: dict | None = None, model: dict | None = None) -> Path:
-    """Copy ``config/`` to ``target`` with top-level keys of training.yaml / model_config.yaml replaced."""
+    """Copy ``config/`` to ``target`` with top-level keys of training.yaml / model_config.yaml replaced.
+
+    The files state only what differs from the defaults, so an override names a whole top-level
+    section as it should be (keys it leaves out are at their defaults)."""
     shutil.copytree(DEFAULT_CONFIG_DIR, target, dirs_exist_ok=True)
     for name, overrides in (("training.yaml", training), ("model_config.yaml", model)):
         if overrides:
             path = target / name
-            data = yaml.safe_load(path.read_text())
+            data = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
             data.update(overrides)
             path.write_text(yaml.safe_dump(data, sort_keys=False))
     return target
@@ -61,7 +67,13 @@ class Store:
 
 
 def make_store(tmp: Path, *, training: dict | None = None, model: dict | None = None) -> Store:
-    config_dir = write_config_dir(tmp / "config", training={**FAST_TRAINING, **(training or {})}, model=model)
+    write_config_dir(tmp / "config", training={**FAST_TRAINING, **(training or {})}, model=model)
+    return make_store_at(tmp)
+
+
+def make_store_at(tmp: Path) -> Store:
+    """The store whose config folder and database are already in ``tmp``."""
+    config_dir = tmp / "config"
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     settings = Settings(MLFLOW_TRACKING_URI=uri, CREDIT_RISK_CONFIG_DIR=config_dir)
     config = load_project_config(config_dir, root=PROJECT_ROOT)
@@ -80,15 +92,58 @@ class TrainedModel:
     version: ModelVersion
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedModel]:
-    """One model trained, registered and promoted to production, shared by the session."""
+def _train_and_promote(store: Store) -> ModelVersion:
     from pipelines.promote import promote
     from pipelines.train import train
 
-    session_store = make_store(tmp_path_factory.mktemp("session-store"))
-    version = train(session_store.config, session_store.settings)
-    promote(session_store.config, session_store.settings, reason="test session model")
+    version = train(store.config, store.settings)
+    promote(store.config, store.settings, reason="test session model")
+    return version
+
+
+def _copy_store(source: Path, target: Path) -> None:
+    """A private copy of a built store: its folder copied, every path to it in the database rewritten."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    database = sqlite3.connect(target / "mlflow.db")
+    try:
+        tables = [row[0] for row in database.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            info = database.execute(f'PRAGMA table_info("{table}")').fetchall()
+            columns = [name for _, name, kind, *_ in info if "CHAR" in kind.upper() or "TEXT" in kind.upper()]
+            for column in columns:
+                database.execute(
+                    f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE instr("{column}", ?) > 0',
+                    (str(source), str(target), str(source)),
+                )
+        database.commit()
+    finally:
+        database.close()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedModel]:
+    """One model trained, registered and promoted to production, shared by the session.
+
+    Under pytest-xdist each worker is a session of its own: the first to get here trains the
+    model once into a folder the workers share (under a file lock); every worker then works
+    on a private copy of that store, so no test sees another worker's changes.
+    """
+    own = tmp_path_factory.mktemp("session-store")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        session_store = make_store(own)
+        yield TrainedModel(store=session_store, version=_train_and_promote(session_store))
+        return
+    shared = tmp_path_factory.getbasetemp().parent / "shared-session-store"
+    shared.mkdir(exist_ok=True)
+    with (shared.parent / "shared-session-store.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "version.txt"
+        if not done.exists():
+            built = make_store(shared)
+            done.write_text(str(_train_and_promote(built).version))
+    _copy_store(shared, own)
+    session_store = make_store_at(own)
+    version = session_store.client.get_model_version(session_store.config.model.registry.model_name, done.read_text())
     yield TrainedModel(store=session_store, version=version)
 
 
@@ -101,3 +156,62 @@ def _tracking_uri_follows_fixture(request: pytest.FixtureRequest) -> None:
             chosen = value if isinstance(value, Store) else value.store
             registry.connect(chosen.settings, PROJECT_ROOT)
             return
+
+
+# ------------------------------------------------------------------ running on both cores (pytest-xdist)
+#
+# `make test` runs the suite with `-n 2 --dist loadfile`, scheduled by FileGroupScheduling below:
+# each group runs whole, in order, on one worker. A file is its own group (its module fixtures are
+# built once, its tests keep their order); the files of a group below share one group, so they run
+# one after the other and never at the same time as each other: the reliability fleet's users and
+# the tests that time answers or run fixed-rate load, the JVM (Spark), the browser. The groups are
+# handed out longest first (the order below, then the other files as collected), so no long group
+# starts last. (xdist's own `loadgroup` cannot be used: it renames node ids, which pytest 9 no
+# longer lets a plugin do.)
+SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
+    # the fleet's users (tests/reliability/conftest.py trains four versions once per worker) and the
+    # tests that time answers or run fixed-rate load: one after the other, the fleet built once
+    "reliability": (
+        "tests/reliability/test_registry_outage.py",
+        "tests/reliability/test_alias_moves_under_load.py",
+        "tests/reliability/test_security.py",
+        "tests/reliability/test_hostile_input.py",
+        "tests/reliability/test_load_and_shutdown.py",
+        "tests/reliability/test_slow_clients.py",
+        "tests/serving/test_prediction_log_sigkill.py",
+        "tests/serving/test_workers_metrics.py",
+        "tests/serving/test_deadlines.py",
+        "tests/serving/test_shutdown.py",
+    ),
+    "documented": ("tests/documented/test_commands.py",),
+    "jvm": ("tests/integration/test_batch_spark.py", "tests/integration/test_second_lender.py"),
+    "browser": ("tests/ui/test_browser.py", "tests/ui/test_browser_models.py"),
+    "postgres": ("tests/integration/test_team_server.py",),
+}
+_GROUP_OF_FILE = {path: group for group, paths in SERIAL_GROUPS.items() for path in paths}
+
+
+def group_of(nodeid: str) -> str:
+    """The xdist group of a test: its serial group, else its file."""
+    path = nodeid.split("::", 1)[0]
+    return _GROUP_OF_FILE.get(path, path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The serial groups are collected first, longest first; files keep their order (a stable sort)."""
+    rank = {group: index for index, group in enumerate(SERIAL_GROUPS)}
+    items.sort(key=lambda item: rank.get(group_of(item.nodeid), len(rank)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadfile`` with the serial groups: one work unit per group, in collection order."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    config.option.loadscopereorder = False  # keep the collection order: longest groups first
+    return FileGroupScheduling(config, log)

@@ -207,9 +207,11 @@ class ApiClient:
         """``GET /v1/me``: the role token's name, role and what it may do (UnauthorizedError when refused)."""
         return self._request("GET", "/v1/me", token=token)
 
-    def predict(self, applicant: Mapping[str, Any]) -> dict[str, Any]:
-        """``POST /v1/predict``: one applicant -> probability, score, band, decision, reasons."""
-        return self._request("POST", "/v1/predict", json=dict(applicant))
+    def predict(self, applicant: Mapping[str, Any], *, recourse: bool = False) -> dict[str, Any]:
+        """``POST /v1/predict``: one applicant -> probability, score, band, decision, reasons; with
+        ``recourse``, also what would change a decline or a referral (``recourse``, ``recourse_note``)."""
+        path = "/v1/predict?recourse=true" if recourse else "/v1/predict"
+        return self._request("POST", path, json=dict(applicant))
 
     def predict_batch(self, applicants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """``POST /v1/predict/batch``: results in the order sent."""

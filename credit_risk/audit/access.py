@@ -20,7 +20,7 @@ from typing import Any
 
 from credit_risk.config import ProjectConfig, Settings
 from credit_risk.decision_log.paths import resolve_log_dir
-from credit_risk.private_files import private_descriptor, private_dir, private_open
+from credit_risk.private_files import atomic_write, private_descriptor, private_dir
 
 
 def audit_dir(config: ProjectConfig, settings: Settings) -> Path:
@@ -64,12 +64,7 @@ def prune_access_log(path: Path, *, before: datetime) -> int:
         kept = [line for line in lines if not _made_before(line, before)]
         if len(kept) == len(lines):
             return 0
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with private_open(temporary, "wb") as handle:
-            handle.write(b"".join(kept))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        atomic_write(path, lambda handle: handle.write(b"".join(kept)))
         return len(lines) - len(kept)
     finally:
         os.close(fd)

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from credit_risk.decision_log.paths import PARTITION, PARTITION_DIR
-from credit_risk.private_files import private_dir, private_open, touch_private
+from credit_risk.private_files import atomic_write, private_dir, touch_private
 
 APPLICANT_COLUMN = "applicant_id"
 ROWS_PER_GROUP = 128  # rows in each row group of a lookup copy: what one lookup decodes
@@ -183,11 +183,12 @@ class DecisionIndex:
         """Write the file's lookup copy (small row groups, atomically) and return each row's keys and time."""
         table = pq.read_table(self.log_dir / relative)
         copy = self.copies / relative
-        private_dir(copy.parent)
-        temporary = copy.with_name(f".{copy.name}.{os.getpid()}.{threading.get_ident()}")
-        with private_open(temporary, "wb") as handle:
-            pq.write_table(table, handle, row_group_size=ROWS_PER_GROUP, compression="zstd")
-        os.replace(temporary, copy)
+        # a copy can be made again from the log: written whole, not made durable (no folder fsync)
+        atomic_write(
+            copy,
+            lambda handle: pq.write_table(table, handle, row_group_size=ROWS_PER_GROUP, compression="zstd"),
+            durable=False,
+        )
         request_keys = [key_of(text) for text in table["request_id"].to_pylist()]
         times = table["scored_at"].cast(pa.int64()).to_pylist()  # timestamp[us] -> microseconds
         if APPLICANT_COLUMN in table.column_names:

@@ -10,7 +10,7 @@ fpdf2 from the JSON, so both say the same.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,8 +52,15 @@ def principal_reasons(record: Mapping[str, Any], schema: FeatureSchema, *, limit
     return out
 
 
-def build_notice(record: Mapping[str, Any], schema: FeatureSchema, config: NoticesConfig) -> dict[str, Any] | None:
-    """The notice for a logged decision, or None when its decision needs none."""
+def build_notice(
+    record: Mapping[str, Any],
+    schema: FeatureSchema,
+    config: NoticesConfig,
+    *,
+    recourse: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any] | None:
+    """The notice for a logged decision, or None when its decision needs none; with ``notices.recourse``
+    and the decision's ``recourse`` (alternatives as the API gives them), what would have changed it."""
     decision = record.get("decision")
     if not needs_notice(decision, config):
         return None
@@ -79,6 +86,11 @@ def build_notice(record: Mapping[str, Any], schema: FeatureSchema, config: Notic
             {"id": record["experiment_id"], "arm": record.get("experiment_arm")}
             if record.get("experiment_id")
             else None
+        ),
+        **(
+            {"recourse": [{"decision": a["decision"], "summary": a["summary"]} for a in recourse]}
+            if config.recourse and recourse
+            else {}
         ),
     }
 
@@ -131,6 +143,14 @@ def render_pdf(notice: Mapping[str, Any]) -> bytes:
         line(
             "You may request the specific reasons within 60 days of this notice by contacting us at the address above."
         )
+    alternatives = notice.get("recourse") or []
+    if alternatives:
+        pdf.ln(2)
+        line("What would have changed the decision:", style="B", gap=1)
+        words = {"approve": "Approved", "review": "Referred for review"}
+        for alternative in alternatives:
+            word = words.get(alternative["decision"], alternative["decision"])
+            line(f"- {word} with: {alternative['summary']}", gap=0.5)
     pdf.ln(4)
     line("Notice", style="B", gap=1)
     line(notice["ecoa_notice"], size=9)

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from credit_risk.audit.access import index_path
 from credit_risk.config import ProjectConfig, Settings
+from credit_risk.private_files import private_dir, touch_private
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class RequestIdLedger:
 
     def __init__(self, path: Path, *, retention_days: int, housekeeping_seconds: float = HOUSEKEEPING_SECONDS) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self.retention_seconds = retention_days * 86400
         self.housekeeping_seconds = housekeeping_seconds
         self._db = self._open()
@@ -102,6 +103,7 @@ class RequestIdLedger:
         self._last_housekeeping = time.monotonic()
 
     def _connect(self) -> sqlite3.Connection:
+        touch_private(self.path)  # 0600: SQLite gives its -wal and -shm files the database's mode
         db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0, isolation_level=None)
         db.execute(f"pragma page_size={_PAGE_BYTES}")  # takes effect when the file is created
         db.execute("pragma journal_mode=wal")
@@ -225,13 +227,18 @@ class RequestIdLedger:
             self._housekeeping = threading.Thread(target=self.housekeep, name="request-id-housekeeping", daemon=True)
             self._housekeeping.start()
 
-    def housekeep(self) -> None:
-        """Drop ids older than the retention (its own connection: never holds the request path's lock)."""
+    def housekeep(self, *, before: float | None = None) -> int:
+        """Drop ids (and their stored answers) claimed before ``before`` (default: the retention's start),
+        then truncate SQLite's write-ahead file so no copy of them is left in it; its own connection, so it
+        never holds the request path's lock. Returns how many were dropped (0 when busy: the next round)."""
+        cutoff = int(time.time()) - self.retention_seconds if before is None else int(before)
         db = self._connect()
         try:
-            db.execute("delete from ids where claimed_at < ?", (int(time.time()) - self.retention_seconds,))
+            dropped = db.execute("delete from ids where claimed_at < ?", (cutoff,)).rowcount
+            db.execute("pragma wal_checkpoint(truncate)")
+            return dropped
         except sqlite3.OperationalError:  # busy: the next round does it
-            pass
+            return 0
         finally:
             db.close()
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from credit_risk.config import PROJECT_ROOT, MonitoringConfig, ProjectConfig, Settings
+from credit_risk.private_files import atomic_write
 
 PARTITION = "date"  # hive partitions: <log dir>/date=YYYY-MM-DD/part-*.parquet (UTC dates)
 ARTIFACT_DIR = "predictions"  # the MLflow copies: <serving run>/predictions/date=YYYY-MM-DD/
@@ -52,10 +52,4 @@ def summary_path(monitoring: MonitoringConfig, log_dir: Path, root: Path = PROJE
 
 def write_summary(path: Path, document: dict[str, Any]) -> None:
     """Atomically replace a job's latest summary (JSON, fsynced): the API never reads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w") as handle:
-        json.dump(document, handle, indent=2)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    atomic_write(path, lambda handle: json.dump(document, handle, indent=2), mode="w")

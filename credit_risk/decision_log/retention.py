@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from credit_risk import registry
 from credit_risk.audit.access import access_log_path, index_path, prune_access_log
 from credit_risk.audit.index import DecisionIndex
+from credit_risk.audit.request_ids import RequestIdLedger, ledger_path
 from credit_risk.config import ProjectConfig, Settings
 from credit_risk.decision_log.paths import ARTIFACT_DIR, INVALID_DIR, PARTITION_DIR, resolve_log_dir
 
@@ -43,6 +44,7 @@ class RetentionTargets:
     log_dir: Path
     index_path: Path | None = None  # the audit index; its lookup copies sit beside it
     access_log: Path | None = None
+    request_ids: Path | None = None  # the request id ledger (ids and the answers kept for retries)
     client_factory: Callable[[], MlflowClient] | None = None  # the MLflow store holding the serving runs
     serving_experiment: str = "credit-risk-serving"
 
@@ -64,6 +66,7 @@ def retention_targets(config: ProjectConfig, settings: Settings) -> RetentionTar
         log_dir=resolve_log_dir(config, settings),
         index_path=index_path(config, settings),
         access_log=access_log_path(config, settings),
+        request_ids=ledger_path(config, settings),
         client_factory=functools.partial(registry.connect, settings, config.root),
         serving_experiment=config.model.prediction_log.serving_experiment,
     )
@@ -96,6 +99,15 @@ def apply_retention(
             lines = prune_access_log(targets.access_log, before=datetime.combine(oldest_kept, time(), UTC))
         except OSError:
             log.exception("retention: the access log could not be cut")
+    if targets.request_ids is not None and targets.request_ids.exists():
+        try:
+            ledger = RequestIdLedger(targets.request_ids, retention_days=retention_days)
+            try:
+                ledger.housekeep(before=datetime.combine(oldest_kept, time(), UTC).timestamp())
+            finally:
+                ledger.close()
+        except Exception:  # a locked ledger: the next pass tries again
+            log.exception("retention: the request id ledger could not be cut")
     artifacts = delete_old_mlflow_copies(targets, today=today, retention_days=retention_days) if remote else []
     report = RetentionReport(partitions, salvage, forgotten, lines, artifacts)
     if partitions or salvage or forgotten or lines:

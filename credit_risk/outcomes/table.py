@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from credit_risk.private_files import private_dir, private_open
+from credit_risk.private_files import atomic_write, private_dir, private_open
 
 TABLE_SCHEMA_VERSION = 1
 _PREFIX = "part-"
@@ -136,22 +135,7 @@ class OutcomeTable:
     def _write(self, table: pa.Table, loaded_at: datetime, load_id: str) -> Path:
         # the name sorts by load time, so the latest load is also the last file
         name = f"{_PREFIX}{loaded_at.strftime('%Y%m%dT%H%M%S%f')}-{load_id[:12]}.parquet"
-        final, temporary = self.directory / name, self.directory / f".{name}.tmp"
-        try:
-            with private_open(temporary, "wb") as handle:
-                pq.write_table(table, handle, compression="zstd")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(temporary, final)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-        descriptor = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        return final
+        return atomic_write(self.directory / name, lambda handle: pq.write_table(table, handle, compression="zstd"))
 
 
 def latest_per_request(history: pa.Table) -> pa.Table:

@@ -99,6 +99,15 @@ class TreeEnsemble:
         base_margin = float(np.log(base_score / (1.0 - base_score)))
         return cls(features, thresholds, leaves, base_margin, shap, default_right)
 
+    def split_values(self) -> dict[int, np.ndarray]:
+        """Per encoded column, the distinct thresholds its splits use (sorted): the only values at
+        which the model's output in that column can change (recourse searches on them)."""
+        features, thresholds, _ = self._layout
+        real = np.isfinite(thresholds)
+        columns = features[real]
+        values = thresholds[real]
+        return {int(c): np.unique(values[columns == c]) for c in np.unique(columns)}
+
     def margin(self, matrix: np.ndarray) -> np.ndarray:
         """Raw log-odds per row: every tree walked at once, one level at a time."""
         matrix = np.asarray(matrix, dtype=np.float32)

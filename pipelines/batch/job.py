@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from credit_risk import registry
 from credit_risk.config import ProjectConfig, Settings, load_project_config
+from credit_risk.schema import DataValidationError
 from credit_risk.scoring import ScoringModel
 from pipelines.batch.local import score_local
 from pipelines.batch.model import DecisionColumns
@@ -74,6 +75,8 @@ def batch_score(
         "scoring %s with %s version %s (engine %s)", options.input, reg.model_name, version.version, options.engine
     )
     reasons = options.reasons and (options.engine == "local" or options.spark_scorer == "project")
+    if options.recourse and options.engine != "local":
+        raise DataValidationError("recourse=true is computed by the local engine only: use --engine local")
     refuse_output_over_input(options, input_files(options.input)[0])
     with tempfile.TemporaryDirectory(prefix="batch-model-") as tmp:
         model_dir = registry.fetch_verified(
@@ -86,7 +89,7 @@ def batch_score(
         model = ScoringModel.load(registry.scoring_dir(model_dir), threads=2)
         # the driver scores only on the local engine; Spark executors build their own
         driver_reasons = reasons and options.engine == "local"
-        columns = DecisionColumns(model, config.model, reasons=driver_reasons)
+        columns = DecisionColumns(model, config.model, reasons=driver_reasons, recourse=options.recourse)
         # in the scored files' schema, on either engine
         metadata = {
             "model_name": reg.model_name,
@@ -184,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=["local", "spark"], default="local")
     parser.add_argument("--model", default="production", help="an alias (production) or a version number")
     parser.add_argument("--reasons", type=_bool, default=True, help="reason codes per row")
+    parser.add_argument(
+        "--recourse", type=_bool, default=False, help="local engine: what would change each decline or referral"
+    )
     parser.add_argument("--id-column", default="applicant_id", help="carried through to the output if present")
     parser.add_argument("--chunk-rows", type=int, default=65_536)
     parser.add_argument("--spark-master", default="local[*]")
@@ -208,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         engine=args.engine,
         model=args.model,
         reasons=args.reasons,
+        recourse=args.recourse,
         id_column=args.id_column,
         chunk_rows=args.chunk_rows,
         spark_master=args.spark_master,

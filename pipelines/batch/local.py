@@ -27,7 +27,12 @@ def rejects_schema(id_type: pa.DataType | None, meta: dict[str, str] | None = No
 
 
 def output_schema(
-    id_name: str | None, id_type: pa.DataType | None, reasons: bool, meta: dict[str, str] | None = None
+    id_name: str | None,
+    id_type: pa.DataType | None,
+    reasons: bool,
+    meta: dict[str, str] | None = None,
+    *,
+    recourse: bool = False,
 ) -> pa.Schema:
     fields = [pa.field("row", pa.int64())]
     if id_name is not None:
@@ -40,6 +45,8 @@ def output_schema(
     ]
     if reasons:
         fields.append(pa.field("reasons", pa.list_(pa.string())))
+    if recourse:  # JSON as POST /v1/predict?recourse=true answers it: {"recourse": [...], "recourse_note": ...}
+        fields.append(pa.field("recourse", pa.string()))
     return pa.schema(fields, metadata=meta)
 
 
@@ -60,7 +67,11 @@ def scored_table(
     if id_name is not None:
         ids = batch.column(id_name)
         data[id_name] = ids if picked is None else ids.take(picked)
-    data.update(columns.decide(chunk.matrix))
+    records = None
+    if columns.recourse is not None:
+        inputs = [spec.name for spec in columns.engine.model.encoder.fields]
+        records = (batch if picked is None else batch.take(picked)).select(inputs).to_pylist()
+    data.update(columns.decide(chunk.matrix, records))
     return pa.Table.from_pydict(data, schema=schema)
 
 
@@ -99,7 +110,7 @@ def score_local(
     id_type = reader.schema.field(id_name).type if id_name else None
     read = [spec.name for spec in model.schema.inputs] + ([id_name] if id_name else [])
     encoder = ChunkEncoder(model)
-    out_schema = output_schema(id_name, id_type, options.reasons, marked(metadata))
+    out_schema = output_schema(id_name, id_type, options.reasons, marked(metadata), recourse=options.recourse)
     options.output.parent.mkdir(parents=True, exist_ok=True)
     rows = rejected = 0
     progress = Progress(enabled=options.progress)

@@ -5,13 +5,16 @@ Resolving and verifying a version is the registry's (``registry.resolve``, ``reg
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from credit_risk.config import ModelConfig
 from credit_risk.decision import DECISIONS, DecisionArrays, DecisionEngine
+from credit_risk.recourse import RecourseSearch
 from credit_risk.scoring import ScoringModel
 from credit_risk.trees import service_runtime
 
@@ -29,11 +32,18 @@ class DecisionColumns:
     so a row's reasons are the ones the service would give.
     """
 
-    def __init__(self, model: ScoringModel, config: ModelConfig, *, reasons: bool = True) -> None:
+    def __init__(
+        self, model: ScoringModel, config: ModelConfig, *, reasons: bool = True, recourse: bool = False
+    ) -> None:
         self.config = config
         self.with_reasons = reasons
-        explain = service_runtime(model, config.serving.tree_runtime)[0].field_contributions if reasons else None
+        scorer = service_runtime(model, config.serving.tree_runtime)[0]
+        explain = scorer.field_contributions if reasons else None
         self.engine = DecisionEngine(model, config, explain=explain)
+        # alternatives are searched and checked on the service's scorer, as the service answers them
+        self.recourse = (
+            RecourseSearch(DecisionEngine(scorer, config), config.recourse) if recourse else None  # type: ignore[arg-type]
+        )
         self._reason_codes = pa.array([s.reason_code for s in model.encoder.fields], type=pa.string())
 
     def reason_lists(self, reason_index: np.ndarray) -> pa.ListArray:
@@ -56,6 +66,17 @@ class DecisionColumns:
             columns["reasons"] = self.reason_lists(decided.reason_index)
         return columns
 
-    def decide(self, matrix: np.ndarray) -> dict[str, pa.Array]:
-        """A chunk's encoded matrix decided (with reasons when asked for) as Arrow columns."""
-        return self.arrow_columns(self.engine.decide(matrix, with_reasons=self.with_reasons))
+    def decide(self, matrix: np.ndarray, records: list[dict[str, Any]] | None = None) -> dict[str, pa.Array]:
+        """A chunk's encoded matrix decided (with reasons when asked for) as Arrow columns; with a recourse
+        search and the chunk's ``records``, a ``recourse`` column too (null for an approval)."""
+        decided = self.engine.decide(matrix, with_reasons=self.with_reasons)
+        columns = self.arrow_columns(decided)
+        if self.recourse is not None and records is not None:
+            columns["recourse"] = pa.array(
+                [
+                    None if d == 0 else json.dumps(self.recourse.search(r, decision=DECISIONS[d]).to_json())
+                    for r, d in zip(records, decided.decision_index.tolist(), strict=True)
+                ],
+                type=pa.string(),
+            )
+        return columns

@@ -62,3 +62,22 @@ class ReplayOut(_Out):
     reasons_compared: bool
     error: str | None
     experiment_arm: str | None = None  # decided in an experiment's arm (model_version is the one that decided)
+
+
+class LoggedOutcome(_Out):
+    model_version: str | None
+    decision: str | None
+    probability_of_default: float | None
+
+
+class RecourseOut(_Out):
+    """What would change a logged decision, searched on the version served now (``model``)."""
+
+    request_id: str
+    logged: LoggedOutcome = Field(description="The decision as logged, by the version that made it")
+    model: dict[str, Any] = Field(description="The served version that scored the alternatives")
+    decision: Literal["approve", "review", "decline"] | None = Field(
+        description="The served version's decision on the logged inputs (null: they cannot be scored again)"
+    )
+    recourse: list[dict[str, Any]] = Field(description="As POST /v1/predict?recourse=true answers")
+    recourse_note: str | None

@@ -27,7 +27,7 @@ from credit_risk.outcomes.paths import resolve_outcomes_dir
 from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
 from credit_risk.outcomes.table import OutcomeTable
 from credit_risk.schema import FeatureSchema
-from serving.api.decision_schemas import DecisionOut, DecisionPage, ReplayOut
+from serving.api.decision_schemas import DecisionOut, DecisionPage, RecourseOut, ReplayOut
 from serving.api.deps import (
     DECISION_ID_MAX,
     DECISION_ID_PATTERN,
@@ -36,8 +36,9 @@ from serving.api.deps import (
     Runtime,
     require_auditor,
     runtime_of,
+    served_of,
 )
-from serving.errors import InvalidInputError, NotFoundError, error_responses, json_response, problem
+from serving.errors import InvalidInputError, NoModelError, NotFoundError, error_responses, json_response, problem
 
 _ROLE = {ROLE_HEADER: "auditor"}
 RequestId = Annotated[
@@ -82,8 +83,20 @@ def _schema_for(runtime: Runtime, version: str | None) -> FeatureSchema:
     return served.model.schema if served is not None and served.version == version else runtime.config.features
 
 
-def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
-    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice."""
+def notice_recourse(runtime: Runtime, record: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """What would have changed a logged decision, for its notice (``notices.recourse``): searched on the
+    served version only when it is the version that decided (else the notice goes without it)."""
+    served = runtime.holder.served
+    if not runtime.config.model.notices.recourse or served is None or served.recourse is None:
+        return None
+    if served.version != record.get("model_version"):
+        return None
+    return served.recourse.search_logged(record)[1].to_json()["recourse"]
+
+
+def decision_body(runtime: Runtime, record: dict[str, Any], *, with_recourse: bool = False) -> dict[str, Any]:
+    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice (with
+    what would have changed the decision when ``with_recourse`` and ``notices.recourse``)."""
     schema = _schema_for(runtime, record.get("model_version"))
     by_code = {spec.reason_code: spec for spec in schema.fields}
     reasons = []
@@ -115,7 +128,12 @@ def decision_body(runtime: Runtime, record: dict[str, Any]) -> dict[str, Any]:
         "decision": record.get("decision"),
         "reasons": reasons,
         "latency_ms": record.get("latency_ms"),
-        "notice": notices.build_notice(record, schema, runtime.config.model.notices),
+        "notice": notices.build_notice(
+            record,
+            schema,
+            runtime.config.model.notices,
+            recourse=notice_recourse(runtime, record) if with_recourse else None,
+        ),
         "outcome": outcome_of(runtime, record["request_id"]),
     }
 
@@ -203,7 +221,7 @@ def decisions_router() -> APIRouter:
             )
             raise
         services.access.record(actor=caller.name, role=caller.role, action="view", status=200, request_id=request_id)
-        return json_response(await run_in_threadpool(decision_body, runtime, record))
+        return json_response(await run_in_threadpool(decision_body, runtime, record, with_recourse=True))
 
     @router.get(
         "",
@@ -322,6 +340,47 @@ def decisions_router() -> APIRouter:
         return json_response(result.to_json())
 
     @router.get(
+        "/{request_id}/recourse",
+        summary="What would change a logged decision: alternatives the served version would approve (or refer)",
+        response_model=None,
+        responses={200: {"model": RecourseOut}, **auth, **error_responses(422, 503)},
+        openapi_extra=_ROLE,
+    )
+    async def decision_recourse(request: Request, request_id: RequestId, caller: Auditor) -> Response:
+        runtime = runtime_of(request)
+        services = _services(request, runtime)
+        served = served_of(runtime)
+
+        def search() -> dict[str, Any]:
+            record = _find(services, request_id)
+            if served.recourse is None:
+                raise NoModelError("the served version has no recourse search")
+            decision, answer = served.recourse.search_logged(record)
+            return {
+                "request_id": request_id,
+                "logged": {
+                    "model_version": record.get("model_version"),
+                    "decision": record.get("decision"),
+                    "probability_of_default": record.get("probability"),
+                },
+                "model": served.model_ref,
+                "decision": decision,
+                **answer.to_json(),
+            }
+
+        try:
+            body = await run_in_threadpool(search)
+        except NotFoundError:
+            services.access.record(
+                actor=caller.name, role=caller.role, action="recourse", status=404, request_id=request_id
+            )
+            raise
+        services.access.record(
+            actor=caller.name, role=caller.role, action="recourse", status=200, request_id=request_id
+        )
+        return json_response(body)
+
+    @router.get(
         "/{request_id}/notice.pdf",
         summary="The decision's adverse-action notice as a printable PDF (404 when its decision needs none)",
         response_model=None,
@@ -339,7 +398,10 @@ def decisions_router() -> APIRouter:
         def build() -> bytes | None:
             record = _find(services, request_id)
             notice = notices.build_notice(
-                record, _schema_for(runtime, record.get("model_version")), runtime.config.model.notices
+                record,
+                _schema_for(runtime, record.get("model_version")),
+                runtime.config.model.notices,
+                recourse=notice_recourse(runtime, record),
             )
             return notices.render_pdf(notice) if notice else None
 

@@ -122,6 +122,7 @@ def _score(
     batch_id: str | None,
     reasons: bool,
     started: float,
+    recourse: bool = False,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Score, hand the records to the log, count: the one code path for every prediction.
 
@@ -136,6 +137,7 @@ def _score(
         policy_version=runtime.config.model.decision.policy_version,
         started=started,
         now=runtime.clock(),
+        with_recourse=recourse,
     )
     ticket = None
     for group in by_version(scored.log_records):  # an experiment's split: one submission per version
@@ -144,21 +146,40 @@ def _score(
     return scored.results, ticket
 
 
-def _score_one(runtime: Runtime, served: Served, body: bytes, rid: RequestId, reasons: bool, started: float) -> Any:
-    return score_applicant(runtime, served, served.parser.single(body), body, rid, reasons, started)
+def _score_one(
+    runtime: Runtime, served: Served, body: bytes, rid: RequestId, reasons: bool, started: float, recourse: bool = False
+) -> Any:
+    return score_applicant(runtime, served, served.parser.single(body), body, rid, reasons, started, recourse)
 
 
 def score_applicant(
-    runtime: Runtime, served: Served, record: dict[str, Any], body: bytes, rid: RequestId, reasons: bool, started: float
+    runtime: Runtime,
+    served: Served,
+    record: dict[str, Any],
+    body: bytes,
+    rid: RequestId,
+    reasons: bool,
+    started: float,
+    recourse: bool = False,
 ) -> tuple[Any, Pending | None]:
-    """One parsed applicant, scored under its claimed request id: (result, pending), or (Replayed, None)."""
-    claim = _claim(runtime, rid, request_digest(ROUTE, f"reasons={reasons}", body))
+    """One parsed applicant, scored under its claimed request id: (result, pending), or (Replayed, None).
+
+    ``recourse``: the answer also says what would change a decline or a referral."""
+    query = f"reasons={reasons}" + ("&recourse=true" if recourse else "")
+    claim = _claim(runtime, rid, request_digest(ROUTE, query, body))
     if isinstance(claim, Replayed):
         return claim, None
 
     def score() -> tuple[Any, Pending]:
         results, ticket = _score(
-            runtime, served, [record], request_ids=[rid.value], batch_id=None, reasons=reasons, started=started
+            runtime,
+            served,
+            [record],
+            request_ids=[rid.value],
+            batch_id=None,
+            reasons=reasons,
+            started=started,
+            recourse=recourse,
         )
         return results[0], Pending(ticket, claim)
 
@@ -236,12 +257,21 @@ def scoring_router() -> APIRouter:
         openapi_extra={**body_doc("Applicant"), **request_id_doc},
     )
     async def predict(
-        request: Request, reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)")
+        request: Request,
+        reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)"),
+        recourse: bool = Query(
+            False,
+            description="For a decline or a referral, also say what would change the decision: up to "
+            "recourse.max_alternatives alternative applications the served model would approve (or refer)",
+        ),
     ) -> Response:
         started = time.perf_counter()
         runtime, served, body, rid = await _accept(request)
-        heavy = reasons and not served.light_single  # XGBoost's TreeSHAP releases the GIL: worth a thread
-        result, pending = await _offload(runtime, heavy, _score_one, runtime, served, body, rid, reasons, started)
+        # XGBoost's TreeSHAP releases the GIL, and a recourse search takes milliseconds: worth a thread
+        heavy = recourse or (reasons and not served.light_single)
+        result, pending = await _offload(
+            runtime, heavy, _score_one, runtime, served, body, rid, reasons, started, recourse
+        )
         return await _answer(runtime, pending, result, rid.value)
 
     @router.post(

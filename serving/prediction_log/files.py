@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +20,9 @@ import pyarrow.parquet as pq
 
 from credit_risk.decision_log.format import CONVERSION_ERRORS, to_table, utc
 from credit_risk.decision_log.paths import INVALID_DIR, partition_dir
-from credit_risk.private_files import private_dir, private_open
+from credit_risk.private_files import atomic_write
 from credit_risk.schema import FeatureSchema
-from serving.prediction_log.wal import Segment, VersionKey, fsync_dir
+from serving.prediction_log.wal import Segment, VersionKey
 
 log = logging.getLogger(__name__)
 
@@ -94,31 +92,13 @@ def _convert(rows: list[dict[str, Any]], schema: pa.Schema) -> tuple[pa.Table, l
 
 
 def _write_file(folder: Path, name: str, table: pa.Table, metadata: dict[bytes, bytes]) -> Path:
-    """Temporary dot-name (readers skip it), fsync, rename, fsync the folder: all or nothing."""
-    private_dir(folder)
-    # a temporary of its own: two hosts taking the same dead writer over never write into one file
-    final, temporary = folder / name, folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with private_open(temporary, "wb") as handle:
-            pq.write_table(table.replace_schema_metadata(metadata), handle, compression="zstd")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temporary, final)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_dir(folder)
-    return final
+    """All or nothing (:func:`~credit_risk.private_files.atomic_write`: a temporary of its own, so two
+    hosts taking the same dead writer over never write into one file)."""
+    table = table.replace_schema_metadata(metadata)
+    return atomic_write(folder / name, lambda handle: pq.write_table(table, handle, compression="zstd"))
 
 
 def _write_invalid(path: Path, bad: list[dict[str, Any]]) -> None:
     """The salvage of one segment, written whole (records already went through the privacy settings)."""
-    private_dir(path.parent)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with private_open(temporary, "w") as handle:
-        for item in bad:
-            handle.write(json.dumps(item, default=str) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(temporary, path)
-    fsync_dir(path.parent)
+    text = "".join(json.dumps(item, default=str) + "\n" for item in bad)
+    atomic_write(path, lambda handle: handle.write(text), mode="w")

@@ -35,7 +35,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from serving.prediction_log.wal import WAL_DIR, WalLock, fsync_dir, segments_of
+from credit_risk.private_files import atomic_write
+from serving.prediction_log.wal import WAL_DIR, WalLock, segments_of
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,7 @@ class Lease:
 def write_lease(folder: Path, writer: str, lease_seconds: float) -> Lease:
     """Write (or renew) the lease: temporary file, fsync, rename, fsync of the folder."""
     lease = Lease(writer, socket.gethostname(), BOOT_ID, os.getpid(), time.time() + lease_seconds)
-    temporary = folder / f".{LEASE_FILE}.tmp"
-    with temporary.open("w") as handle:
-        json.dump(asdict(lease), handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(temporary, folder / LEASE_FILE)
-    fsync_dir(folder)
+    atomic_write(folder / LEASE_FILE, lambda handle: json.dump(asdict(lease), handle), mode="w")
     return lease
 
 

@@ -112,14 +112,6 @@ def segments_of(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def write_all(descriptor: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:

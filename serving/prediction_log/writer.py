@@ -46,6 +46,7 @@ from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log import retention as log_retention
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.privacy import PrivacyError, check_privacy
+from credit_risk.private_files import fsync_dir
 from credit_risk.schema import FeatureSchema
 from serving.deadlines import DEADLINES
 from serving.prediction_log.answers import Answers
@@ -63,7 +64,6 @@ from serving.prediction_log.wal import (
     Segment,
     VersionKey,
     WalLock,
-    fsync_dir,
 )
 
 log = logging.getLogger(__name__)

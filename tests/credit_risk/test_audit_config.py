@@ -34,11 +34,11 @@ def test_the_shipped_notices_name_a_lender_an_agency_and_at_most_four_reasons() 
 @pytest.mark.parametrize(
     ("change", "key"),
     [
-        (lambda d: d["notices"].pop("lender"), r"notices\.lender"),
-        (lambda d: d["notices"].update(max_reasons=5), r"notices\.max_reasons"),
-        (lambda d: d["notices"].update(decisions=["approve"]), r"notices\.decisions"),
-        (lambda d: d["audit"].update(page_size=0), r"audit\.page_size"),
-        (lambda d: d["audit"].update(unknown=1), r"audit\.unknown"),
+        (lambda d: d["notices"].update(lender={"name": "No Address Ltd."}), r"notices\.lender\.address"),
+        (lambda d: d.setdefault("notices", {}).update(max_reasons=5), r"notices\.max_reasons"),
+        (lambda d: d.setdefault("notices", {}).update(decisions=["approve"]), r"notices\.decisions"),
+        (lambda d: d.setdefault("audit", {}).update(page_size=0), r"audit\.page_size"),
+        (lambda d: d.setdefault("audit", {}).update(unknown=1), r"audit\.unknown"),
     ],
 )
 def test_a_bad_notices_or_audit_value_fails_naming_the_key(tmp_path: Path, change, key: str) -> None:

@@ -1,7 +1,7 @@
 """Every documented command, in its documented form, on a fresh temp store.
 
-``docs/commands.yaml`` is the one list: the README, the Makefile and the MLproject
-are checked against it (nothing documented is missing from it, nothing in it is
+``docs/commands.yaml`` is the one list: the README, every page under docs/, the Makefile
+and the MLproject are checked against it (nothing documented is missing from it, nothing in it is
 undocumented), and the tier runs each entry in order as a user would type it:
 ``mlflow run . -e ...``, ``make ...``, ``python -m ...``; services are started,
 probed, made to score one applicant and stopped with SIGTERM.
@@ -70,19 +70,26 @@ def load_commands() -> list[Command]:
 
 
 def code_in(markdown: Path) -> list[str]:
-    """The README's code: fenced blocks and inline code spans (commands are written as code, prose is not)."""
+    """A page's code: fenced blocks and inline code spans (commands are written as code, prose is not)."""
     text = markdown.read_text()
     blocks = re.findall(r"^```[^\n]*\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
     prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
     return blocks + re.findall(r"`([^`\n]+)`", prose)
 
 
+def documented_pages() -> list[Path]:
+    """The README and every page of the docs site."""
+    return [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").rglob("*.md"))]
+
+
 def documented_keys() -> dict[str, str]:
-    """Every command form the README, the Makefile and the MLproject name, with where."""
+    """Every command form the README, the docs pages, the Makefile and the MLproject name, with where."""
     found: dict[str, str] = {}
-    for snippet in code_in(PROJECT_ROOT / "README.md"):
-        for match in _BASE_KEY.finditer(snippet):
-            found.setdefault(base_key(match.group(1)), "README.md")
+    for page in documented_pages():
+        where = str(page.relative_to(PROJECT_ROOT))
+        for snippet in code_in(page):
+            for match in _BASE_KEY.finditer(snippet):
+                found.setdefault(base_key(match.group(1)), where)
     makefile = (PROJECT_ROOT / "Makefile").read_text()
     phony = re.search(r"^\.PHONY:(.*)$", makefile, re.MULTILINE)
     assert phony, "the Makefile declares its targets in .PHONY"
@@ -102,6 +109,14 @@ def test_every_documented_command_is_in_the_list() -> None:
     listed = {command.base for command in COMMANDS}
     missing = {key: where for key, where in documented_keys().items() if key not in listed}
     assert not missing, f"documented but not in {COMMANDS_FILE.name} (add them so the tier runs them): {missing}"
+
+
+@pytest.mark.code
+def test_commands_named_only_in_a_docs_page_are_found() -> None:
+    """The README is the front door; the pages under docs/ name most commands, and each counts."""
+    documented = documented_keys()
+    assert "python -m pipelines.outcome_simulator" not in (PROJECT_ROOT / "README.md").read_text()
+    assert documented["python -m pipelines.outcome_simulator"] == "docs/outcomes.md"
 
 
 @pytest.mark.code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -18,9 +19,10 @@ from credit_risk.config import PROJECT_ROOT, load_project_config
 from credit_risk.data import load_applicants
 from credit_risk.decision import DecisionEngine
 from credit_risk.profile import build_profile
+from credit_risk.recourse import RecourseSearch
 from credit_risk.schema import DataValidationError, FeatureSchema
 from credit_risk.scoring import Encoder, ScoringModel
-from credit_risk.trees import FastModel, TreeEnsemble, _applicants
+from credit_risk.trees import FastModel, TreeEnsemble, _applicants, service_runtime
 from credit_risk.trees.kernels import top_reasons
 from pipelines.batch import DecisionColumns
 from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, main, rejects_path
@@ -142,6 +144,35 @@ def test_reasons_can_be_switched_off(trained: TrainedModel, applicants: pd.DataF
     without = pq.read_table(run(trained, source, tmp_path / "b.parquet", reasons=False).output)
     assert "reasons" not in without.column_names
     assert without.column("score").to_pylist() == with_reasons.column("score").to_pylist()
+
+
+def test_recourse_in_the_local_engine_is_what_the_service_answers(
+    trained: TrainedModel, applicants: pd.DataFrame, scoring_model: ScoringModel, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.parquet"
+    applicants.head(300).to_parquet(source)
+    run(trained, source, tmp_path / "out.parquet", recourse=True)
+    scored = pq.read_table(tmp_path / "out.parquet").to_pandas()
+    config = trained.store.config.model
+    scorer, _ = service_runtime(scoring_model, config.serving.tree_runtime)
+    search = RecourseSearch(DecisionEngine(scorer, config), config.recourse)  # as serving/state.py builds it
+    inputs = [spec.name for spec in scoring_model.schema.inputs]
+    records = applicants.head(300)[inputs].to_dict("records")
+    assert (scored["decision"] != "approve").any(), "no decline or referral to compare"
+    for record, decision, answer in zip(records, scored["decision"], scored["recourse"], strict=True):
+        if decision == "approve":
+            assert pd.isna(answer)
+        else:
+            assert json.loads(answer) == search.search(record, decision=decision).to_json()
+
+
+def test_recourse_on_the_spark_engine_is_refused_naming_the_local_one(
+    trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.parquet"
+    applicants.head(10).to_parquet(source)
+    with pytest.raises(DataValidationError, match="local engine only"):
+        run(trained, source, tmp_path / "out", engine="spark", recourse=True)
 
 
 def test_a_version_number_selects_that_version(trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path) -> None:

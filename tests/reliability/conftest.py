@@ -15,10 +15,9 @@ from urllib.parse import unquote, urlparse
 import httpx
 import pyarrow.dataset as ds
 import pytest
-import yaml
 
 from credit_risk import lifecycle, registry
-from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT
+from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, load_project_config
 from credit_risk.scoring import ScoringModel
 from tests.conftest import Store, make_store
 
@@ -38,9 +37,9 @@ class Fleet:
 
 
 def serving_section(**changes: Any) -> dict[str, Any]:
-    """The committed ``serving:`` section of model_config.yaml with some keys changed."""
-    data = yaml.safe_load((DEFAULT_CONFIG_DIR / "model_config.yaml").read_text())
-    return {**data["serving"], **changes}
+    """The committed ``serving:`` section (as loaded, defaults included) with some keys changed."""
+    serving = load_project_config(DEFAULT_CONFIG_DIR).model.serving.model_dump(mode="json")
+    return {**serving, **changes}
 
 
 def artifact_dir(store: Store, version: str) -> Path:

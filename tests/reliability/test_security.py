@@ -20,9 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT
+from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, load_project_config
 from credit_risk.decision_log.privacy import keyed_hash
 from credit_risk.registry import UNSIGNED_WARNING
 from tests.conftest import write_config_dir
@@ -45,8 +44,8 @@ class Deployed:
 
 
 def _prediction_log_section(**changes: Any) -> dict[str, Any]:
-    data = yaml.safe_load((DEFAULT_CONFIG_DIR / "model_config.yaml").read_text())
-    return {**data["prediction_log"], **changes}
+    section = load_project_config(DEFAULT_CONFIG_DIR).model.prediction_log.model_dump(mode="json")
+    return {**section, **changes}
 
 
 @pytest.fixture(scope="module")

@@ -104,6 +104,30 @@ def test_scoring_shows_what_the_api_answered_with_reasons_and_version(
     assert f"model version {trained.version.version}" in text
 
 
+def test_a_decline_shows_what_would_change_the_decision(api: RunningApi, open_app: OpenApp) -> None:
+    at = open_app(api.url)
+    schema = _schema(api)
+    risky = {
+        "status_of_existing_checking_account": "overdrawn",
+        "duration_in_month": 60,
+        "credit_amount": 15000,
+        "credit_history": "no_credits_or_all_paid",
+        "savings_account_and_bonds": "below_100_dm",
+        "installment_rate_in_percentage_of_disposable_income": 4,
+    }
+    _fill(at, schema, **risky)
+    _button(at, "Score applicant").click().run()
+    assert not at.exception
+    record = {k: v for k, v in {**schema.example_record(), **risky}.items() if k in {f.name for f in schema.inputs}}
+    expected = httpx.post(f"{api.url}/v1/predict?recourse=true", json=record).json()
+    assert expected["decision"] == "decline" and expected["recourse"], expected
+    assert "What would change the decision" in [h.value for h in at.subheader]
+    text = _texts(at)
+    for alternative in expected["recourse"]:
+        word = {"approve": "Approved", "review": "Referred"}[alternative["decision"]]
+        assert f"<strong>{word}</strong> with: {alternative['summary']}" in text
+
+
 def test_score_refuses_until_required_fields_are_set(api: RunningApi, open_app: OpenApp) -> None:
     at = open_app(api.url)
     _button(at, "Score applicant").click().run()

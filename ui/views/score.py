@@ -108,7 +108,7 @@ def _submit(client: ApiClient, schema: FormSchema) -> None:
     if problems:
         return
     try:
-        state["result"] = client.predict(record)
+        state["result"] = client.predict(record, recourse=True)
     except ApiError as exc:
         state["error"] = exc
 
@@ -283,6 +283,9 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
     else:
         st.info("No factor raised this applicant's assessed risk above a typical applicant's.")
 
+    if decision in ("decline", "review"):
+        _render_recourse(result)
+
     model = result.get("model") or {}
     st.caption(f"Scored by model version {model.get('version')} at {result.get('scored_at')}.")
     st.download_button(
@@ -306,6 +309,27 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
                 for r in reasons
             ]  # fmt: skip
             st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+
+def _render_recourse(result: Mapping[str, Any]) -> None:
+    """What would change the decision: the service's alternatives, each already scored by the served model."""
+    st.subheader("What would change the decision")
+    alternatives = list(result.get("recourse") or [])
+    if not alternatives:
+        st.info(str(result.get("recourse_note") or "No alternative was found within the configured limits."))
+        return
+    st.caption(
+        "Other applications the same model would decide differently: each changes only what an applicant "
+        "can act on (a smaller amount, a shorter term, more savings), and was scored before it is shown. "
+        "The easiest change comes first."
+    )
+    items = "".join(
+        f"<li><strong>{escape(decision_word(a.get('decision')))}</strong> with: "
+        f"{escape(str(a.get('summary', '')))} "
+        f"(probability of default {float(a.get('probability_of_default', 0)):.1%})</li>"
+        for a in alternatives
+    )
+    st.markdown(f'<ul data-testid="recourse">{items}</ul>', unsafe_allow_html=True)
 
 
 def _changed_fields(schema: FormSchema, before: Mapping[str, Any]) -> list[str]:
