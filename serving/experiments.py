@@ -96,6 +96,7 @@ def score_with_experiment(
     policy_version: str,
     started: float,
     now: datetime | None = None,
+    with_recourse: bool = False,
 ) -> Scored:
     """:func:`serving.predict.score_records`, through the running experiment when there is one."""
     running = follower.running if follower is not None else None
@@ -105,6 +106,7 @@ def score_with_experiment(
         "policy_version": policy_version,
         "started": started,
         "now": now,
+        "with_recourse": with_recourse,
     }
     if running is None or running.experiment.champion_version != served.version:
         return score_records(served, records, request_ids=request_ids, **options)
