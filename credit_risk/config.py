@@ -125,6 +125,36 @@ class PromotionGates(_Frozen):
         default=0.80, ge=0, le=1, description="Minimum disparate-impact ratio per protected attribute."
     )
     max_brier: float = Field(default=0.20, ge=0, le=1, description="Maximum holdout Brier score.")
+    # a promotion that passes the gates waits for a second person with the approver role (SR 11-7)
+    require_approval: bool | None = Field(
+        default=None,
+        description="A second person with the approver role approves each promotion; null: on exactly when "
+        "CREDIT_RISK_APPROVER_TOKEN is configured.",
+    )
+    approval_hours: float = Field(default=72.0, gt=0, description="A pending promotion request expires after this.")
+
+
+class ExperimentsConfig(_Frozen):
+    """Champion/challenger experiments (``POST /v1/admin/experiments``, ``mlflow run . -e experiment``)."""
+
+    max_share: float = Field(default=0.5, gt=0, le=1, description="The largest challenger share a split may take.")
+    min_per_arm: int = Field(default=100, ge=1, description="Fewer applicants in an arm: not yet enough to tell.")
+    min_outcomes_per_arm: int = Field(
+        default=50, ge=1, description="Fewer matured outcomes in an arm: no verdict on outcomes."
+    )
+    srm_p_value: float = Field(
+        default=0.001, gt=0, lt=1, description="A chi-square p below this is a sample-ratio mismatch."
+    )
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="The confidence of every interval.")
+    bootstrap_rounds: int = Field(
+        default=400, ge=50, le=10_000, description="Resamples for realized AUC and bad rate intervals."
+    )
+    shadow_reasons: bool = Field(
+        default=False, description="Compute the challenger's reasons in a shadow (TreeSHAP per applicant)."
+    )
+    experiment: str = Field(
+        default="credit-risk-experiments", description="The MLflow experiment of the report job's runs."
+    )
 
 
 _HOST_ENTRY = re.compile(r"\*|([A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
@@ -592,6 +622,7 @@ class ModelConfig(_Frozen):
     ui: UIConfig = UIConfig()
     notices: NoticesConfig = NoticesConfig()
     audit: AuditConfig = AuditConfig()
+    experiments: ExperimentsConfig = ExperimentsConfig()
     recourse: RecourseConfig = RecourseConfig()
     security: SecurityConfig = SecurityConfig()
     review: ReviewConfig = ReviewConfig()

@@ -5,17 +5,20 @@ The challenger and the current champion are scored on the same holdout from
 verified downloads; the serving alias moves only when every configured gate
 holds, or on an explicit override with a reason. A refused promotion exits
 non-zero and names each failed gate. ``dry_run=true`` prints the gates' report
-(JSON) and moves nothing. The logic is :mod:`credit_risk.lifecycle`'s.
+(JSON) and moves nothing. When approvals are required (an approver token is configured, or
+``promotion.require_approval``), a promotion that passes the gates becomes a pending request that
+another person approves. The logic is :mod:`credit_risk.lifecycle`'s.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 
 from credit_risk.config import Settings, load_project_config
-from credit_risk.lifecycle import PromotionRefused, PromotionReport, promote
+from credit_risk.lifecycle import PromotionRefused, PromotionReport, approvals, promote
 from pipelines.cli import add_config_dir, run_job
 
 __all__ = ["PromotionRefused", "main", "promote"]
@@ -39,9 +42,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
 
-    def job() -> PromotionReport:
+    def job() -> PromotionReport | approvals.Approval:
+        config = load_project_config(args.config_dir or settings.config_dir)
+        if not args.dry_run and approvals.approvals_required(config, settings):
+            # a second person with the approver role decides (POST /v1/approvals/{id}/approve)
+            pending = approvals.request_promotion(
+                config,
+                settings,
+                actor=getpass.getuser(),
+                reason=args.reason,
+                force=args.force,
+                version=args.version or None,
+            )
+            print(json.dumps(pending.to_json(), indent=2))
+            return pending
         report = promote(
-            load_project_config(args.config_dir or settings.config_dir),
+            config,
             settings,
             reason=args.reason,
             force=args.force,

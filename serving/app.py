@@ -37,17 +37,20 @@ from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.decision_log.retention import retention_targets
 from serving import errors, prediction_log
 from serving.api.admin import admin_router
+from serving.api.approvals import approvals_router
 from serving.api.cases import BODIES as CASE_BODIES
 from serving.api.cases import CaseGauges, automation_router, cases_router
 from serving.api.decisions import decisions_router
 from serving.api.deps import Runtime, hide_unavailable_routes
 from serving.api.docs import DOCS, OAUTH2_REDIRECT, install_docs
+from serving.api.experiments import experiments_router
 from serving.api.fast import FastPredict
 from serving.api.jobs import JobRequest, jobs_router
 from serving.api.outcomes import outcomes_router
 from serving.api.probes import probe_router
 from serving.api.reports import reports_router
 from serving.api.scoring import scoring_router
+from serving.experiments import ExperimentFollower
 from serving.metrics import MetricsMiddleware, ServiceMetrics, start_access_log
 from serving.middleware import BodyLimitMiddleware, ConfiguredCORS, HostCheck
 from serving.monitoring import router as monitoring_router
@@ -258,6 +261,8 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
         if not metrics_state["cases"]:
             metrics.add_collector(CaseGauges(runtime))
             metrics_state["cases"] = True
+        runtime.experiment = ExperimentFollower(holder, run_config)
+        runtime.control_listeners.append(runtime.experiment.follow)
         if writer is not None:
             metrics.add_gauges("credit_risk_prediction_log", "Prediction log writer counters", writer.stats)
         app.state.runtime = runtime
@@ -310,6 +315,7 @@ def create_app(config: ProjectConfig | None = None, settings: Settings | None = 
     install_docs(app)
     routers = [probe_router(), scoring_router(), admin_router(), jobs_router(), monitoring_router, outcomes_router()]
     routers += [decisions_router(), reports_router(), cases_router(), automation_router()]
+    routers += [approvals_router(), experiments_router()]
     for router in routers:
         app.include_router(router)
     known_paths = {"/openapi.json", DOCS, OAUTH2_REDIRECT} | {

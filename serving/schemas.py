@@ -36,6 +36,11 @@ class ReasonOut(_Out):
     contribution: float = Field(gt=0)
 
 
+class ExperimentArmOut(_Out):
+    id: str = Field(description="The champion/challenger experiment (GET /v1/experiments/{id})")
+    arm: Literal["champion", "challenger"] = Field(description="Whose decision this is; `model` names its version")
+
+
 class ChangeOut(_Out):
     """One field changed in an alternative application."""
 
@@ -82,6 +87,9 @@ class PredictionResponse(_Out):
     decision_policy_version: str
     reasons: list[ReasonOut] = Field(description="At most decision.max_reasons, largest contribution first")
     scored_at: str = Field(description="UTC time, ISO 8601")
+    experiment: ExperimentArmOut | None = Field(
+        None, description="Only while a split experiment runs: its id and the applicant's arm"
+    )
     recourse: list[AlternativeOut] | None = Field(
         None, description="With ?recourse=true: what would change the decision, cheapest first (empty: see the note)"
     )

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,6 +225,16 @@ class ModelHolder:
             time.perf_counter() - started,
         )
         return Attempt(_now(), trigger, "loaded", number)
+
+    def load_version(self, number: str) -> Served:
+        """Another version (an experiment's challenger), fetched, digest-checked, loaded and warmed as
+        the served one is; not switched in. Raises :class:`ModelRefusedError` or the load's error."""
+        client = self.client()
+        version = registry.get_version(client, self.config.model.registry.model_name, number)
+        if version is None:
+            raise ModelRefusedError(f"version {number} does not exist")
+        served = self._load(client, version)
+        return replace(served, alias=None, model_ref={**served.model_ref, "alias": None})
 
     def _serving_text(self) -> str:
         return f"version {self.served.version}" if self.served else "nothing"

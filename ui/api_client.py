@@ -254,3 +254,35 @@ class ApiClient:
     def rollback(self, *, token: str, version: str | None, reason: str) -> dict[str, Any]:
         """``POST /v1/admin/rollback`` to ``version`` (None: the previous holder of the alias)."""
         return self._request("POST", "/v1/admin/rollback", json={"version": version, "reason": reason}, token=token)
+
+    # ------------------------------------------------------------ approvals and experiments
+
+    def approvals(self) -> dict[str, Any]:
+        """``GET /v1/approvals``: promotion requests and their state, newest first."""
+        return self._request("GET", "/v1/approvals")
+
+    def decide_approval(self, approval_id: str, *, approve: bool, token: str, reason: str) -> dict[str, Any]:
+        """``POST /v1/approvals/{id}/approve`` or ``/reject`` with the approver's token and a reason."""
+        verb = "approve" if approve else "reject"
+        return self._request("POST", f"/v1/approvals/{approval_id}/{verb}", json={"reason": reason}, token=token)
+
+    def experiments(self) -> dict[str, Any]:
+        """``GET /v1/experiments``: every experiment, newest first."""
+        return self._request("GET", "/v1/experiments")
+
+    def experiment(self, experiment_id: str) -> dict[str, Any]:
+        """``GET /v1/experiments/{id}``: the experiment and the live comparison of its arms."""
+        return self._request("GET", f"/v1/experiments/{experiment_id}")
+
+    def start_experiment(
+        self, *, token: str, challenger_version: str, mode: str, share: float, reason: str
+    ) -> dict[str, Any]:
+        """``POST /v1/admin/experiments``: one experiment at a time."""
+        body = {"challenger_version": challenger_version, "mode": mode, "share": share, "reason": reason}
+        return self._request("POST", "/v1/admin/experiments", json=body, token=token)
+
+    def stop_experiment(self, experiment_id: str, *, token: str, reason: str) -> dict[str, Any]:
+        """``POST /v1/admin/experiments/{id}/stop``."""
+        return self._request(
+            "POST", f"/v1/admin/experiments/{experiment_id}/stop", json={"reason": reason}, token=token
+        )

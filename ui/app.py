@@ -78,6 +78,7 @@ def main() -> None:
         st.Page(_VIEWS / "monitoring.py", title="Monitoring", icon=":material/monitoring:"),
         st.Page(_VIEWS / "performance.py", title="Performance", icon=":material/trending_down:"),
         st.Page(_VIEWS / "models.py", title="Models", icon=":material/inventory_2:"),
+        st.Page(_VIEWS / "experiments.py", title="Experiments", icon=":material/science:"),
         st.Page(_VIEWS / "decisions.py", title="Decisions", icon=":material/gavel:"),
         st.Page(_VIEWS / "review.py", title="Review queue", icon=":material/assignment_ind:"),
     ]

@@ -81,6 +81,12 @@ def build_notice(
         "supervising_agency": config.agency.model_dump(mode="json"),
         "model": {"name": record.get("model_name"), "version": record.get("model_version")},
         "decision_policy_version": record.get("decision_policy_version"),
+        # decided in a champion/challenger experiment: its id and the arm (the version above decided)
+        "experiment": (
+            {"id": record["experiment_id"], "arm": record.get("experiment_arm")}
+            if record.get("experiment_id")
+            else None
+        ),
         **(
             {"recourse": [{"decision": a["decision"], "summary": a["summary"]} for a in recourse]}
             if config.recourse and recourse

@@ -41,6 +41,7 @@ class RecordReplay:
     replayed: dict[str, Any] = field(default_factory=dict)
     reasons_compared: bool = True
     error: str | None = None
+    experiment_arm: str | None = None  # the arm of an experiment the decision was made in (its version decided)
 
     @property
     def identical(self) -> bool:
@@ -112,6 +113,7 @@ def replay_records(records: Sequence[Mapping[str, Any]], cache: VersionCache) ->
             _replay_group(cache, name, version, policy_version, [records[i] for i in rows], tolerance),
             strict=True,
         ):
+            result.experiment_arm = records[i].get("experiment_arm")
             out[i] = result
     return [result for result in out if result is not None]
 

@@ -33,6 +33,15 @@ TRAILING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("latency_ms", pa.float64()),
     # the model's own decision when another was answered (automation paused: referred); else null
     ("model_decision", pa.string()),
+    # a champion/challenger experiment (null outside one): its id and the applicant's arm; in a shadow,
+    # what the challenger would have answered (credit_risk/experiments)
+    ("experiment_id", pa.string()),
+    ("experiment_arm", pa.string()),
+    ("shadow_version", pa.string()),
+    ("shadow_probability", pa.float64()),
+    ("shadow_score", pa.int64()),
+    ("shadow_risk_band", pa.string()),
+    ("shadow_decision", pa.string()),
 )
 NOT_NULL = frozenset({"log_schema_version", "request_id", "scored_at", "model_name", "model_version", "probability"})
 FIXED_COLUMNS = frozenset(name for name, _ in LEADING_COLUMNS + TRAILING_COLUMNS)

@@ -156,12 +156,14 @@ def promote(
     dry_run: bool = False,
     run_id: str | None = None,
     client: MlflowClient | None = None,
+    approval: str | None = None,
 ) -> PromotionReport:
     """Move the serving alias to the challenger (or ``version``) if the gates hold.
 
     ``dry_run``: evaluate and report, move nothing, log nothing. ``actor``: who
     asked (default the OS user). ``run_id``: the MLflow run to log the gates in
-    (default a new ``promote vN`` run in the model's experiment).
+    (default a new ``promote vN`` run in the model's experiment). ``approval``: the
+    approved request this move carries out (:mod:`credit_risk.lifecycle.approvals`).
     """
     if force and not reason.strip():
         raise PromotionRefused("an override (force) needs a reason")
@@ -184,6 +186,8 @@ def promote(
         figures["overridden_gates"] = failures
     if champion is None and current is not None:
         figures["champion_version"] = str(current.version)
+    if approval is not None:
+        figures["approval_id"] = approval
     _check_digest_unchanged(client, reg.model_name, report.version, challenger.digest)
     event = move_alias(
         client,

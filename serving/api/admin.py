@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from credit_risk import lifecycle, registry
+from credit_risk.lifecycle import approvals
 from credit_risk.schema import DataValidationError
 from serving.api.deps import Runtime, body_doc, json_body, require_admin, require_json
 from serving.errors import ConflictError, InvalidInputError, NoModelError, error_responses, json_response, problem
@@ -59,7 +60,12 @@ def admin_router() -> APIRouter:
         "/promote",
         summary="Promote a version to the serving alias through the promotion gates (or dry-run them)",
         response_model=None,
-        responses={200: {"model": AdminActionOut | PromotionCheckOut}, **auth_errors, **move_errors},
+        responses={
+            200: {"model": AdminActionOut | PromotionCheckOut},
+            202: {"description": "A pending approval (promotion.require_approval): a second person decides"},
+            **auth_errors,
+            **move_errors,
+        },
         openapi_extra=body_doc("PromoteRequest"),
     )
     async def promote_version(request: Request, runtime: Annotated[Runtime, Depends(require_admin)]) -> Response:
@@ -76,6 +82,19 @@ def admin_router() -> APIRouter:
         if body.dry_run:
             report = await _run(call)
             return json_response(report.to_json())
+        if approvals.approvals_required(runtime.config, runtime.settings):
+            # a second person approves it (POST /v1/approvals/{id}/approve) before the alias moves
+            request_call = _lifecycle_call(
+                approvals.request_promotion,
+                runtime,
+                request,
+                reason=body.reason,
+                force=body.force,
+                version=body.version,
+            )
+            pending = await _run(request_call)
+            await run_in_threadpool(runtime.refresh_controls)
+            return json_response({"approval": pending.to_json()}, 202)
         return await _alias_action(runtime, call)
 
     @router.post(

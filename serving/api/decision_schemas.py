@@ -67,6 +67,7 @@ class ReplayOut(_Out):
     replayed: dict[str, Any]
     reasons_compared: bool
     error: str | None
+    experiment_arm: str | None = None  # decided in an experiment's arm (model_version is the one that decided)
 
 
 class LoggedOutcome(_Out):

@@ -29,6 +29,7 @@ from serving.errors import (
     UnsupportedMediaTypeError,
     problems_from_pydantic,
 )
+from serving.experiments import ExperimentFollower
 from serving.metrics import ServiceMetrics
 from serving.read_cache import ReadCache
 from serving.requests import load_json
@@ -61,6 +62,7 @@ class Runtime:
     controls: ledger.Controls = field(default_factory=ledger.Controls)
     control_listeners: list[Callable[[ledger.Controls], None]] = field(default_factory=list)
     cases: Any = None  # the case store (credit_risk.cases.CaseStore), opened in the lifespan
+    experiment: ExperimentFollower | None = None  # the ledger's running experiment, as this worker runs it
     _access: access.AccessLog | None = None
 
     @property

@@ -18,7 +18,7 @@ from serving.api.cases import automation_state, open_cases, review_settings
 from serving.api.deps import Runtime, body_doc, request_id_from, require_json, runtime_of, served_of
 from serving.api.reports import registry_snapshot
 from serving.errors import ConflictError, NoModelError, error_responses, json_response
-from serving.predict import score_records
+from serving.experiments import by_version, score_with_experiment
 from serving.schemas import BatchResponse, ModelInfo, PredictionResponse, RegistryOut
 from serving.state import Served
 
@@ -115,7 +115,8 @@ async def finish(runtime: Runtime, pending: Pending, result: Any) -> bytes:
 def _count(runtime: Runtime, served: Served, results: list[dict[str, Any]]) -> None:
     metrics = runtime.metrics
     for result in results:
-        metrics.child(metrics.predictions, served.version, result["risk_band"], result["decision"]).inc()
+        version = result["model"]["version"]  # an experiment's challenger arm counts as its own version
+        metrics.child(metrics.predictions, version, result["risk_band"], result["decision"]).inc()
 
 
 def _score(
@@ -132,7 +133,8 @@ def _score(
     """Score, hand the records to the log, count: the one code path for every prediction.
 
     Returns the bodies, the log's ticket (the route awaits it before answering) and the referrals."""
-    scored = score_records(
+    scored = score_with_experiment(
+        runtime.experiment,
         served,
         records,
         request_ids=request_ids,
@@ -144,7 +146,9 @@ def _score(
         with_recourse=recourse,
         paused=automation_mode(runtime.controls) == "paused",
     )
-    ticket = _submit(runtime, served, scored.log_records)
+    ticket = None
+    for group in by_version(scored.log_records):  # an experiment's split: one submission per version
+        ticket = _submit(runtime, served, group)
     _count(runtime, served, scored.results)
     opening = runtime.config.model.review.decisions  # the decisions that open a case (opens_case, inlined)
     pairs = zip(scored.results, scored.log_records, strict=True)

@@ -63,6 +63,11 @@ OPERATIONS = [
     ("POST", "/v1/cases/{case_id}/decide"),
     ("POST", "/v1/decisions/{request_id}/contest"),
     ("POST", "/v1/admin/automation"),
+    ("GET", "/v1/approvals"),
+    ("POST", "/v1/admin/experiments"),
+    ("POST", "/v1/admin/experiments/{experiment_id}/stop"),
+    ("GET", "/v1/experiments"),
+    ("GET", "/v1/experiments/{experiment_id}"),
 ]
 # documented, not fuzzed: a valid body starts a real job (a process of its own that outlives the service);
 # tests/serving/test_jobs.py runs it to its end and checks its refusals

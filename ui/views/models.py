@@ -1,4 +1,4 @@
-"""Models: the registry's versions and aliases, the alias history, promote and roll back.
+"""Models: the registry's versions and aliases, the alias history, promote, approve and roll back.
 
 Every move of production goes through a confirmation that names it
 ("production: v1 → v2"); a dry run shows the promotion gates without moving
@@ -16,6 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.api_client import ApiClient, ApiError, RequestRejectedError
+from ui.approvals import render_approvals
 from ui.context import current, role_token, show_api_error, technical_details
 from ui.present import version_rows
 from ui.report_view import show_report
@@ -162,7 +163,15 @@ def _show_outcome(action: str) -> None:
     _, kind, payload = outcome
     verb = "Promotion" if action == "promote" else "Rollback"
     with st.container(key=f"outcome-{action}"):
-        if kind == "done":
+        if kind == "done" and isinstance(payload.get("approval"), Mapping):
+            request = payload["approval"]
+            st.info(
+                f"**Promotion requested: waiting for approval.** A second person with the approver role "
+                f"approves or rejects moving production to {_v(request.get('version'))} under Pending approvals; "
+                "nothing has moved yet.",
+                icon=":material/pending_actions:",
+            )
+        elif kind == "done":
             event = _event_of(payload) or {}
             moved = f" `{_move_text(event)}`." if event else ""
             st.success(f"**{verb} done.**{moved}{_reload_text(payload.get('reload'))}", icon=":material/check_circle:")
@@ -384,6 +393,8 @@ def render() -> None:
     if versions:
         st.subheader("Actions")
         _forms(client, versions, registry)
+        st.subheader("Pending approvals")
+        render_approvals(client)
     st.subheader("Versions")
     _versions(registry)
     st.subheader("Alias history")
