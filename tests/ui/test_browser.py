@@ -119,7 +119,7 @@ def test_required_fields_start_unselected_and_score_refuses_until_set(ui_url: st
     expect(page.get_by_role("textbox", name="Loan duration (months)", exact=True)).to_have_value("")
     _press_score(page)
     expect(page.get_by_text(re.compile(r"Not scored yet: \d+ fields? needs? attention"))).to_be_visible()
-    expect(page.get_by_text("Checking account choose a value.")).to_be_visible()
+    expect(page.get_by_text("Checking account: Choose a value: it is required.")).to_be_visible()
     expect(page.get_by_test_id("decision-banner")).to_have_count(0)
     # Set all but one: still refused, and only that one is named.
     entries = [e for e in applicant_entries(info) if e[0] != "Job"]
