@@ -211,6 +211,7 @@ def test_a_changed_field_type_is_logged_in_its_new_type_not_salvaged(tmp_path: P
                 "max": None,
                 "monotone": None,
                 "default": None,
+                "recourse": None,  # a categorical field's recourse would declare an order
             }
         }
     )
