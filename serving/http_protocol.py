@@ -21,7 +21,6 @@ import orjson
 from serving.connections import HeaderDeadlineProtocol
 from serving.middleware import LENGTH_DIGITS
 
-PROTOCOL = "serving.http_protocol:HttpProtocol"  # uvicorn's ``http`` setting
 _CONTENT_LENGTH = re.compile(rb"(?:^|\r?\n)content-length[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE)
 
 

@@ -53,9 +53,6 @@ class Controls:
     def get(self, control: str) -> AliasEvent | None:
         return self.latest.get(control)
 
-    def entries(self, control: str, events: list[AliasEvent]) -> list[AliasEvent]:
-        return [event for event in events if event.alias == subject(control) and event.state == "completed"]
-
 
 def read_controls(client: MlflowClient, name: str) -> Controls:
     """Every control's latest completed entry, from one read of the registry."""

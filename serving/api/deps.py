@@ -151,10 +151,6 @@ def request_id_from(given: str | None) -> str:
     return given if given and _REQUEST_ID.match(given) else _ids.new()
 
 
-def request_id_of(request: Request) -> str:
-    return request_id_from(request.headers.get("x-request-id"))
-
-
 # ------------------------------------------------------------------ roles
 
 ROLE_HEADER = "x-required-role"  # on an operation in the OpenAPI document: the permission it needs
