@@ -19,15 +19,16 @@ class EncodedChunk:
     matrix: np.ndarray  # float32, one row per valid input row (valid until the next chunk is encoded)
     valid: np.ndarray | None  # positions of the valid rows in the chunk; None when all are valid
     rejects: list[tuple[int, str, str, str]]  # (position, first field, its rule, every "field: rule")
-    # per model input, the valid rows' values as the rule table read them: a category's index in its
-    # codes (-1: missing) or a number (NaN: missing)
+    # per model input, every row's value as the rule table read it: a category's index in its codes
+    # (-1: missing) or a number (NaN: missing); only :meth:`records` picks the valid rows (no cost otherwise)
     parsed: list[tuple[FieldSpec, np.ndarray]] = field(default_factory=list)
 
     def records(self) -> list[dict[str, Any]]:
         """The valid rows as validated records, as the service parses an applicant: a category's code, a
         whole number as an int, None when missing (a CSV's text "60" is 60, as in the matrix)."""
         names = [spec.name for spec, _ in self.parsed]
-        columns = [_python_values(spec, values) for spec, values in self.parsed]
+        pick = slice(None) if self.valid is None else self.valid
+        columns = [_python_values(spec, values[pick]) for spec, values in self.parsed]
         return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
@@ -94,7 +95,6 @@ class ChunkEncoder:
             valid = np.flatnonzero(~np.logical_or.reduce([c.bad for c in checks]))
             hot = [column[valid] for column in hot]
             numbers = [values[valid] for values in numbers]
-            parsed = [(spec, values[valid]) for spec, values in parsed]
         rows = batch.num_rows if valid is None else len(valid)
         matrix = self._matrix(rows)
         for column, values in zip(self._number_columns, numbers, strict=True):

@@ -176,11 +176,14 @@ def test_recourse_in_the_local_engine_is_what_the_service_answers(
 def test_recourse_from_a_csv_input_takes_the_values_as_the_service_reads_them(
     trained: TrainedModel, applicants: pd.DataFrame, scoring_model: ScoringModel, tmp_path: Path
 ) -> None:
-    """A CSV is read as text: the search gets 60, not "60" (an answer says "from": 60, as the service's)."""
+    """A CSV is read as text: the search gets 60, not "60" (an answer says "from": 60, as the service's);
+    a rejected row leaves the others' answers in their places."""
     source = tmp_path / "in.csv"
-    applicants.head(200).to_csv(source, index=False)
+    frame = applicants.head(200).copy()
+    frame.loc[5, "duration_in_month"] = 999
+    frame.to_csv(source, index=False)
     run(trained, source, tmp_path / "out.parquet", recourse=True)
-    records = applicants.head(200)[scoring_model.schema.input_names].to_dict("records")
+    records = frame.drop(index=5)[scoring_model.schema.input_names].to_dict("records")
     _assert_recourse_as_the_service_answers(trained, scoring_model, records, tmp_path / "out.parquet")
 
 
