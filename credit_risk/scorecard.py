@@ -173,7 +173,7 @@ class Scorecard:
         if len(self._numeric):
             values = matrix[:, self._numeric_columns].astype(np.float64)
             bins = (values[:, :, None] >= self._splits[None, :, :]).sum(axis=2)
-            looked_up = np.take_along_axis(self._numeric_points[None, :, :], bins[:, :, None], axis=2)[:, :, 0]
+            looked_up = self._numeric_points[np.arange(len(self._numeric))[None, :], bins]
             out[:, self._numeric] = np.where(np.isnan(values), self._numeric_missing, looked_up)
         if len(self._categorical):
             block = matrix[:, self._categorical_columns].astype(np.float64)

@@ -230,7 +230,7 @@ def scorecard_benchmark(results: list[CVResult], split: Split, config: ProjectCo
     (folds and seed) as a benchmark only, never selected."""
     scorecards = [r for r in results if r.candidate.kind == "scorecard"]
     if scorecards:
-        return max(scorecards, key=lambda r: r.mean)
+        return max(scorecards, key=lambda r: (r.monotone_ok, r.mean))
     candidate = Candidate("scorecard", ScorecardParams().model_dump())
     matrix = Encoder(config.features).encode_frame(split.train_x)
     return cross_validate_logged(
