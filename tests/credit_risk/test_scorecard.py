@@ -15,6 +15,7 @@ import pytest
 from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, ProjectConfig, load_project_config
 from credit_risk.data import load_applicants
 from credit_risk.decision import DecisionEngine
+from credit_risk.recourse import RecourseSearch
 from credit_risk.scorecard import POINTS_TABLE_HEADER, SCORECARD_FILE
 from credit_risk.scoring import Encoder, ScoringModel
 from pipelines.synthetic import generate_applicants
@@ -149,3 +150,26 @@ def test_the_points_table_names_each_attribute_in_the_schemas_words(model: Scori
     ranges = [row[2] for row in body if row[1] in numeric]
     assert any(" to " in label or " or more" in label for label in ranges), ranges
     assert not any(ch in label for label in ranges for ch in "[]()<>,"), "no interval notation"
+
+
+def test_recourse_moves_a_declined_applicants_numbers_across_the_scorecards_bin_edges(
+    model: ScoringModel, applicants: tuple[pd.DataFrame, np.ndarray], config: ProjectConfig
+) -> None:
+    assert model.scorecard is not None
+    engine = DecisionEngine(model, config.model)
+    search = RecourseSearch(engine, config.model.recourse)
+    records = applicants[0].head(300).to_dict("records")
+    declined = [
+        r for r, a in zip(records, engine.assess(records, with_reasons=False), strict=True) if a.decision == "decline"
+    ]
+    assert declined
+    answers = [search.search(record, decision="decline") for record in declined]
+    assert sum(bool(a.alternatives) for a in answers) >= 0.9 * len(declined)
+    numeric = {f.name: i for i, f in enumerate(model.encoder.fields) if f.is_numeric}
+    for record, answer in zip(declined, answers, strict=True):
+        for alternative in answer.alternatives:
+            changed = {**record, **{c.field: c.to_value for c in alternative.changes}}
+            before, after = model.scorecard.points(model.encoder.encode_records([record, changed]))
+            for change in alternative.changes:
+                if change.field in numeric:  # a number moved into another attribute: its points changed
+                    assert after[numeric[change.field]] > before[numeric[change.field]], change
