@@ -51,7 +51,7 @@ from credit_risk.schema import FeatureSchema
 from serving.deadlines import DEADLINES
 from serving.prediction_log.answers import Answers
 from serving.prediction_log.appender import Encoded, Ledger, WriteAhead
-from serving.prediction_log.commits import Commits
+from credit_risk.commits import Commits
 from serving.prediction_log.converter import Converter
 from serving.prediction_log.files import SegmentOutput
 from serving.prediction_log.housekeeping import check_writable
