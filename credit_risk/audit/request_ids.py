@@ -1,13 +1,15 @@
 """Request ids are unique: a ledger of every id the service has answered, shared by one instance's workers.
 
 A request id names one decision: the lookup, the notice, the replay and the outcomes find a
-decision by it. So an id is claimed before its request is scored, in one SQLite file that every
+decision by it. So an id is in the ledger before its answer leaves, in one SQLite file that every
 uvicorn worker of the instance opens (WAL mode) and that outlives restarts:
 
-- a new id (the common case) is one ``insert`` into a B-tree kept in the page cache, with no
-  fsync (``synchronous=off``: a commit, and the checkpoint every thousand 1 KB pages, are copies
-  within the page cache): no disk round trip is added to the hot path (about 40 us a request on
-  this machine). The prediction log's own fsync stays what makes an answer durable;
+- a new id is an ``insert`` into a B-tree kept in the page cache, with no fsync
+  (``synchronous=off``: a commit, and the checkpoint every thousand 1 KB pages, are copies within
+  the page cache): no disk round trip is added to the hot path. A client's id is claimed before
+  its request is scored (about 40 us on the request's thread); an id the service made is written
+  by the flusher thread with the others pending (below). The prediction log's own fsync stays
+  what makes an answer durable;
 - an id seen before with the same request (route, ``reasons`` and body bytes, by digest) is an
   idempotent retry: it gets the first answer, stored when that answer was given, and logs
   nothing new. With another request it is refused (409), as payment APIs treat an
