@@ -95,8 +95,8 @@ TEST_WORKERS ?= 2
 
 test: setup-dev
 	status=0; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" || status=$$?; \
-	$(BIN)/python -m pytest -m alone || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" --durations=25 || status=$$?; \
+	$(BIN)/python -m pytest -m alone --durations=10 || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
 	exit $$status
 
 lint: setup-dev

@@ -1,7 +1,7 @@
 """The two generated reference pages of the docs site, from the code, so neither can drift.
 
 - docs/reference/configuration.md from the pydantic configuration models
-  (credit_risk/config.py: every key, its type, default and description);
+  (credit_risk/config/: every key, its type, default and description);
 - docs/reference/api.md from the service's OpenAPI document
   (serving/app.py create_app().openapi(), every route switched on).
 
@@ -99,7 +99,7 @@ def configuration_reference() -> str:
         GENERATED,
         "",
         "Every key of `model_config.yaml` and `training.yaml`, with its type, its default and what",
-        "it does, generated from the configuration models in `credit_risk/config.py`. A file states",
+        "it does, generated from the configuration models in `credit_risk/config/`. A file states",
         "only what differs from these defaults (a missing file means all defaults); a key the",
         "models do not know fails at start, named. `features.yaml`, the feature schema, is always",
         "the lender's own: see [Bringing your own data](../your-data.md). `make config` prints the",
@@ -132,7 +132,7 @@ def configuration_reference() -> str:
     lines += [
         "## Environment variables",
         "",
-        "Only for what differs between deployments, read by `Settings` in `credit_risk/config.py`.",
+        "Only for what differs between deployments, read by `Settings` in `credit_risk/config/settings.py`.",
         "",
         "| variable | default | description |",
         "|---|---|---|",

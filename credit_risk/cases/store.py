@@ -1,11 +1,8 @@
 """The case store: cases in a real database (SQLite beside the log, or PostgreSQL), through SQLAlchemy.
 
-A case is opened for every decision in ``review.decisions``; its key is the decision's request id
-(a unique constraint), so opening it twice is a no-op. The service opens it right after the
-decision's record is fsync'd to the log's write-ahead file; :meth:`CaseStore.reconcile` re-derives
-cases from the log's finished files at start and periodically, insert-if-absent, so a crash between
-the answer and the insert loses nothing and doubles nothing (the log is the durable source; the
-store needs no fsync of its own for that).
+Its parts: :mod:`.database` (the engine, transactions, migrations), :mod:`.intake` (opening cases,
+as answered and from the decision log) and this module (reading the queue and a case, acting on
+one, the figures).
 
 Claims and decisions are conditional updates (``UPDATE ... WHERE state/claim matches``) whose
 row count says who won: two reviewers claiming one case at once, on any worker or instance,
@@ -14,48 +11,33 @@ get exactly one claim.
 
 from __future__ import annotations
 
-import fcntl
-import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, and_, create_engine, event, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from credit_risk.cases import policy
-from credit_risk.cases.models import case_events, cases, log_files
+from credit_risk.cases.database import MIGRATIONS, VERSION_TABLE, default_path, default_url, iso, to_datetime, utc
+from credit_risk.cases.intake import CaseIntake
+from credit_risk.cases.models import case_events, cases
 from credit_risk.config import ReviewConfig
-from credit_risk.decision_log.paths import PARTITION
-from credit_risk.decision_log.reader import log_files as finished_log_files
-from credit_risk.decision_log.reader import read_file_rows
 
-log = logging.getLogger(__name__)
-
-MIGRATIONS = Path(__file__).parent / "migrations"
-VERSION_TABLE = "credit_risk_cases_version"  # not alembic_version: the database may be shared (MLflow's)
-SYSTEM = "system"  # the actor of what the service does itself (opening a case)
-ACTIVE = ("open", "claimed")
-_LOG_COLUMNS = [
-    "request_id",
-    "applicant_id",
-    "scored_at",
-    "model_name",
-    "model_version",
-    "probability",
-    "score",
-    "risk_band",
-    "decision",
-    "decision_policy_version",
-    "reasons",
-    "model_decision",
+__all__ = [
+    "ACTIVE",
+    "MIGRATIONS",
+    "VERSION_TABLE",
+    "CaseConflictError",
+    "CaseNotFoundError",
+    "CaseStore",
+    "QueuePage",
+    "default_path",
+    "default_url",
+    "open_store",
 ]
-_PG_LOCK = 7_162_026  # the advisory lock that serialises migrations of one PostgreSQL database
+
+ACTIVE = ("open", "claimed")
 
 
 class CaseNotFoundError(LookupError):
@@ -70,219 +52,14 @@ class CaseConflictError(RuntimeError):
         self.case = case
 
 
-def default_path(log_dir: Path) -> Path:
-    """The default store's file: SQLite beside the prediction log, ``<log dir>/../cases/cases.sqlite``."""
-    return Path(log_dir).resolve().parent / "cases" / "cases.sqlite"
-
-
-def default_url(log_dir: Path) -> str:
-    return f"sqlite:///{default_path(log_dir)}"
-
-
-def utc(moment: datetime | None) -> datetime | None:
-    """A stored time as aware UTC (SQLite hands back naive times, stored in UTC)."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def iso(moment: datetime | None) -> str | None:
-    moment = utc(moment)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
-
-
 @dataclass(frozen=True)
 class QueuePage:
     cases: list[dict[str, Any]]
     total: int
 
 
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    connection.isolation_level = None  # the driver opens no transactions itself: _sqlite_begin does
-    cursor = connection.cursor()
-    cursor.execute("pragma journal_mode=wal")  # readers never wait for a writer; several workers share the file
-    cursor.execute("pragma synchronous=normal")  # survives kill -9; the log re-derives what a power cut loses
-    cursor.execute("pragma busy_timeout=30000")
-    cursor.execute("pragma foreign_keys=on")
-    cursor.close()
-
-
-def _sqlite_begin(connection: Any) -> None:
-    # a writing transaction takes SQLite's write lock at BEGIN: one that reads then writes never meets
-    # a snapshot another writer has moved on from (SQLITE_BUSY_SNAPSHOT), it waits its turn instead
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get("writes") else "BEGIN")
-
-
-class CaseStore:
+class CaseStore(CaseIntake):
     """Cases of one deployment. Thread-safe (a connection pool); every method blocks: call off the loop."""
-
-    def __init__(self, url: str, config: ReviewConfig, *, log_dir: Path | None = None) -> None:
-        self.url = url
-        self.config = config
-        self.log_dir = Path(log_dir) if log_dir else None
-        self._recent_from: date | None = None  # after a first full pass, reconcile reads only recent dates
-        self.sqlite = url.startswith("sqlite")
-        if self.sqlite:
-            database = url.split(":///", 1)[1] if ":///" in url else ""
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", _sqlite_begin)
-            self._lock_path = Path(database + ".migrate.lock") if database else None
-        else:
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-            self._lock_path = None
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A transaction that writes: committed at the end, rolled back on an error."""
-        with self.engine.connect() as connection:
-            connection.execution_options(writes=True)
-            with connection.begin():
-                yield connection
-
-    # ------------------------------------------------------------ schema
-
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration; several workers starting at once migrate once."""
-        with self._migration_lock(), self.engine.connect() as connection:
-            connection.execution_options(writes=True)
-            if not self.sqlite:
-                connection.execute(text("select pg_advisory_lock(:key)"), {"key": _PG_LOCK})
-            try:
-                alembic = AlembicConfig()
-                alembic.set_main_option("script_location", str(MIGRATIONS))
-                alembic.attributes["connection"] = connection
-                alembic.attributes["version_table"] = VERSION_TABLE
-                command.upgrade(alembic, "head")
-                connection.commit()
-            finally:
-                if not self.sqlite:
-                    connection.execute(text("select pg_advisory_unlock(:key)"), {"key": _PG_LOCK})
-                    connection.commit()
-
-    @contextmanager
-    def _migration_lock(self) -> Iterator[None]:
-        if self._lock_path is None:
-            yield
-            return
-        with self._lock_path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    # ------------------------------------------------------------ opening cases
-
-    def case_row(self, record: dict[str, Any], *, kind: str = "referral", now: datetime) -> dict[str, Any]:
-        """A case's row from a decision's log record (as logged, or as handed to the log)."""
-        scored_at = utc(_moment(record["scored_at"]))
-        assert scored_at is not None
-        request_id = str(record["request_id"])
-        return {
-            "case_key": request_id if kind == "referral" else f"contest:{request_id}",
-            "kind": kind,
-            "request_id": request_id,
-            "applicant_id": record.get("applicant_id"),
-            "model_name": record.get("model_name"),
-            "model_version": None if record.get("model_version") is None else str(record["model_version"]),
-            "policy_version": record.get("decision_policy_version"),
-            "probability": record.get("probability"),
-            "score": record.get("score"),
-            "risk_band": record.get("risk_band"),
-            "decision": record.get("decision"),
-            "model_decision": record.get("model_decision") or record.get("decision"),
-            "reasons": policy.model_reasons(record.get("reasons")),
-            "scored_at": scored_at,
-            "opened_at": now,
-            "due_at": (scored_at if kind == "referral" else now) + timedelta(hours=self.config.sla_hours),
-            "state": "open",
-        }
-
-    def open_cases(
-        self, records: Sequence[dict[str, Any]], *, source: str, now: datetime | None = None
-    ) -> dict[str, int]:
-        """Open a case for each record whose decision opens one, unless it has one; request id -> case id."""
-        now = now or datetime.now(UTC)
-        rows = [self.case_row(r, now=now) for r in records if policy.opens_case(r.get("decision"), self.config)]
-        if not rows:
-            return {}
-        with self._writing() as connection:
-            return self._insert_absent(connection, rows, source=source, now=now)[0]
-
-    def _insert_absent(
-        self, connection: Connection, rows: list[dict[str, Any]], *, source: str, now: datetime
-    ) -> tuple[dict[str, int], int]:
-        """Insert the rows whose key is absent (several workers may race: the unique key settles it);
-        returns request id -> case id, and how many were inserted here."""
-        keys = [row["case_key"] for row in rows]
-        found = dict(connection.execute(select(cases.c.case_key, cases.c.id).where(cases.c.case_key.in_(keys))).all())
-        inserted_here = 0
-        for row in rows:
-            if row["case_key"] in found:
-                continue
-            inserted = connection.execute(
-                self._insert(cases)
-                .values(**row)
-                .on_conflict_do_nothing(index_elements=["case_key"])
-                .returning(cases.c.id)
-            ).scalar()
-            if inserted is None:  # another worker opened it meanwhile
-                inserted = connection.execute(
-                    select(cases.c.id).where(cases.c.case_key == row["case_key"])
-                ).scalar_one()
-            else:
-                self._event(connection, inserted, SYSTEM, "opened", {"source": source}, now)
-                inserted_here += 1
-            found[row["case_key"]] = inserted
-        ids = {row["request_id"]: found[row["case_key"]] for row in rows if row["kind"] == "referral"}
-        return ids, inserted_here
-
-    def _insert(self, table: Any) -> Any:
-        return sqlite.insert(table) if self.sqlite else postgresql.insert(table)
-
-    def reconcile(self, log_dir: Path | None = None, *, now: datetime | None = None) -> int:
-        """Open the cases of the log's files not read yet (insert-if-absent); returns the cases opened.
-
-        The first pass of a process reads every date; later ones only the last two (a file appears
-        under its decisions' date, and a writer's leftovers are turned into files at its start,
-        before that process's first pass)."""
-        folder = Path(log_dir) if log_dir else self.log_dir
-        if folder is None:
-            return 0
-        since = self._recent_from
-        with self.engine.connect() as connection:
-            query = select(log_files.c.path)
-            if since is not None:
-                query = query.where(log_files.c.path >= f"{PARTITION}={since.isoformat()}")
-            seen = set(connection.execute(query).scalars())
-        started = now or datetime.now(UTC)
-        opened = 0
-        for name in finished_log_files(folder, since=since):
-            if name in seen:
-                continue
-            try:
-                referred = read_file_rows(folder / name, _LOG_COLUMNS, decisions=self.config.decisions)
-            except FileNotFoundError:  # removed by retention meanwhile
-                continue
-            case_rows = [self.case_row(row, now=started) for row in referred]
-            with self._writing() as connection:
-                if case_rows:
-                    opened += self._insert_absent(connection, case_rows, source="log", now=started)[1]
-                connection.execute(
-                    self._insert(log_files)
-                    .values(path=name, read_at=started, cases=len(case_rows))
-                    .on_conflict_do_nothing(index_elements=["path"])
-                )
-        self._recent_from = (started - timedelta(days=1)).date()
-        if opened:
-            log.info("cases: %d opened from the decision log (not opened when answered)", opened)
-        return opened
 
     # ------------------------------------------------------------ reading
 
@@ -491,13 +268,6 @@ class CaseStore:
             why = f"case {case_id} is {case['state']}"
         raise CaseConflictError(f"cannot {action}: {why}", case)
 
-    def _event(
-        self, connection: Connection, case_id: int, actor: str, action: str, detail: dict[str, Any], now: datetime
-    ) -> None:
-        connection.execute(
-            case_events.insert().values(case_id=case_id, at=now, actor=actor, action=action, detail=detail)
-        )
-
     # ------------------------------------------------------------ figures
 
     def gauges(self, *, now: datetime | None = None) -> dict[str, float]:
@@ -510,7 +280,7 @@ class CaseStore:
             overdue = connection.execute(
                 select(func.count()).where(cases.c.state.in_(ACTIVE), cases.c.due_at < now)
             ).scalar_one()
-        oldest = utc(_moment(active[1])) if active[1] is not None else None
+        oldest = utc(to_datetime(active[1])) if active[1] is not None else None
         return {
             "open": float(active[0]),
             "overdue": float(overdue),
@@ -536,12 +306,6 @@ class CaseStore:
             return [
                 {**dict(row._mapping), "due_at": utc(row.due_at), "decided_at": utc(row.decided_at)} for row in rows
             ]
-
-
-def _moment(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def open_store(config: ReviewConfig, log_dir: Path, *, migrate: bool = True) -> CaseStore:

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_risk import registry
-from credit_risk.cases import open_store
-from credit_risk.cases.store import default_path
+from credit_risk.cases import default_path, open_store
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.paths import read_dirs, resolve_log_dir, summary_path, write_summary

@@ -13,9 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from credit_risk import registry
-from credit_risk.cases import open_store
+from credit_risk.cases import default_path, open_store
 from credit_risk.cases.figures import oversight_figures
-from credit_risk.cases.store import default_path
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import logged_dates, read_dirs, resolve_log_dir, write_summary
 from credit_risk.outcomes.decisions import count_duplicates

@@ -19,8 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from credit_risk.cases import CaseConflictError, CaseStore, open_store
+from credit_risk.cases.database import VERSION_TABLE
 from credit_risk.cases.models import metadata
-from credit_risk.cases.store import VERSION_TABLE
 from credit_risk.config import ReviewConfig, load_project_config
 from credit_risk.decision_log.format import log_schema, to_table
 from tests.support.postgres import postgres_unavailable_reason, running_postgres, sqlalchemy_url
