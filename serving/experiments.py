@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from credit_risk.experiments import assign
 from credit_risk.experiments.control import ExperimentRefused, check_same_inputs
 from credit_risk.experiments.model import Experiment, active_experiment
 from credit_risk.lifecycle import ledger
-from serving.predict import Scored, decide_records
+from serving.predict import ExperimentArm, Scored, decide_records
 from serving.state import ModelHolder, Served
 
 log = logging.getLogger(__name__)
@@ -139,12 +139,11 @@ def _split(
         rows = [i for i, picked in enumerate(chosen) if picked == (arm == "challenger")]
         if not rows:
             continue
-        tags = {"experiment_id": running.experiment.id, "experiment_arm": arm, "experiment_mode": "split"}
         arm_decisions = decide_records(
             model,
             [records[i] for i in rows],
             request_ids=[request_ids[i] for i in rows],
-            experiment=tags,
+            experiment=ExperimentArm(running.experiment.id, arm, "split"),
             **options,
         )
         for i, decision in zip(rows, arm_decisions, strict=True):
@@ -162,15 +161,14 @@ def _shadow(
     shadow_reasons: bool,
 ) -> list[DecisionRecord]:
     """The champion decides; then the challenger scores the chosen share, logged beside it only."""
-    tags = {"experiment_id": running.experiment.id, "experiment_arm": "champion", "experiment_mode": "shadow"}
-    decisions = decide_records(served, records, request_ids=request_ids, experiment=tags, **options)
+    arm = ExperimentArm(running.experiment.id, "champion", "shadow")
+    decisions = decide_records(served, records, request_ids=request_ids, experiment=arm, **options)
     rows = [i for i, picked in enumerate(chosen) if picked]
     if rows:
         challenger = running.challenger
         shadows = challenger.engine.assess([records[i] for i in rows], with_reasons=shadow_reasons)
         for i, shadow in zip(rows, shadows, strict=True):
-            decisions[i] = replace(
-                decisions[i],
+            decisions[i] = decisions[i]._replace(
                 shadow_version=challenger.version,
                 shadow_probability=shadow.probability,
                 shadow_score=shadow.score,

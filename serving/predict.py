@@ -9,10 +9,10 @@ records are encoded straight into a float32 matrix.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from credit_risk.cases.policy import referred_when_paused
 from credit_risk.decision_log.record import DecisionRecord
@@ -25,6 +25,14 @@ def recourse_of(served: Served, record: dict[str, Any], decision: str) -> Recour
     if served.recourse is None:
         return RecourseAnswer((), "What would change the decision is not available for this model.")
     return served.recourse.search(record, decision=decision)
+
+
+class ExperimentArm(NamedTuple):
+    """The champion/challenger experiment records are scored in, and their arm."""
+
+    id: str
+    arm: str  # champion or challenger
+    mode: str  # split (the answer names the arm) or shadow (only the log does)
 
 
 @dataclass(frozen=True)
@@ -52,18 +60,18 @@ def decide_records(
     now: datetime | None = None,
     with_recourse: bool = False,
     paused: bool = False,
-    experiment: Mapping[str, str] | None = None,
+    experiment: ExperimentArm | None = None,
 ) -> list[DecisionRecord]:
     """Score validated records with one model version; ``started`` is ``time.perf_counter()`` at arrival,
     ``now`` the decision time (default: the wall clock). ``with_recourse``: each answer also says what
     would change the decision (``recourse`` and ``recourse_note``, :mod:`credit_risk.recourse`).
     ``paused``: automation is stopped, every decision is a referral carrying the model's own
-    (``model_decision``, in the answer and the log). ``experiment``: the experiment's fields of
-    :class:`DecisionRecord` (``experiment_id``, ``experiment_arm``, ``experiment_mode``)."""
+    (``model_decision``, in the answer and the log). ``experiment``: the experiment and the arm the
+    records are in."""
     assessments = served.engine.assess(records, with_reasons=with_reasons)
     now = now or datetime.now(UTC)
     latency_ms = (time.perf_counter() - started) * 1000.0
-    tags = experiment or {}
+    experiment_id, experiment_arm, experiment_mode = experiment or (None, None, None)
     decisions = []
     for request_id, record, assessment in zip(request_ids, records, assessments, strict=True):
         decision = referred_when_paused(assessment.decision, paused)
@@ -89,7 +97,9 @@ def decide_records(
                 paused=paused,
                 recourse=recourse.alternatives if recourse is not None else None,
                 recourse_note=recourse.note if recourse is not None else None,
-                **tags,
+                experiment_id=experiment_id,
+                experiment_arm=experiment_arm,
+                experiment_mode=experiment_mode,
             )
         )
     return decisions

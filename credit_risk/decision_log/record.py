@@ -1,8 +1,10 @@
 """The decision record: one typed definition of what a decision holds and where each part goes.
 
-:class:`DecisionRecord` is the one definition. Each of its fixed fields says, in its metadata, its
-log column (Arrow type, whether it may be null), the key it has in the answer (``model.version``:
-inside the answer's ``model`` object; none: the log only) and a one-line description. From it:
+:class:`DecisionRecord` is the one definition. Each of its fields says, in its annotation, its log
+column (Arrow type, whether it may be null), the key it has in the answer (``model.version``:
+inside the answer's ``model`` object; none: the log only) and a one-line description. With the
+two entries that are not values of a decision (:data:`FORMAT_VERSION`, the log's first column, and
+:data:`CASE`, which the answer gets once a case opens) it gives:
 
 - the log's fixed columns, in order, around the feature schema's columns (``inputs`` marks where
   those go): :data:`LEADING_COLUMNS`, :data:`TRAILING_COLUMNS` and :data:`NOT_NULL`, which
@@ -10,18 +12,19 @@ inside the answer's ``model`` object; none: the log only) and a one-line descrip
 - the answer body and the log record of one decision, built in one place from one value
   (:meth:`DecisionRecord.to_answer`, :meth:`DecisionRecord.to_log`);
 - the descriptions of the service's response model (``serving/schemas.py`` takes them from
-  :func:`answer_description`) and the column table in docs/prediction-log.md.
+  :func:`answer_description`) and docs/reference/decision-record.md (scripts/docs_reference.py).
 
-Fields with neither a column nor an answer key (``experiment_mode``) steer how the two are built.
+A field with neither (``experiment_mode``) steers how the two are built. The record is a
+``NamedTuple``: immutable like a frozen dataclass, and built in a fifth of its time, which
+matters on the scoring hot path (one per applicant).
 """
 
-from __future__ import annotations
-
-import dataclasses
+# no ``from __future__ import annotations``: the fields' Annotated specs are read at import
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 
 import pyarrow as pa
 
@@ -31,159 +34,144 @@ if TYPE_CHECKING:  # types only: the log's readers and the converter process nee
 
 LOG_SCHEMA_VERSION = 1
 
-_META = "decision_record"
-
 
 @dataclass(frozen=True, slots=True)
-class RecordField:
-    """One fixed field of the decision record: its log column (if any) and its answer key (if any)."""
+class Spec:
+    """Where one field of the decision record goes: its log column (if any) and its answer key (if any)."""
 
-    name: str  # the log column, and the attribute of DecisionRecord
     arrow: pa.DataType | None  # None: not a log column
     required: bool  # the column is never null
     answer: str | None  # the answer's key ("model.version": inside "model"); None: not in the answer
     description: str
 
 
-def _fixed(
-    description: str, *, arrow: pa.DataType | None = None, answer: str | None = None, required: bool = False
-) -> dict[str, Any]:
-    return {_META: (arrow, required, answer, description)}
+@dataclass(frozen=True, slots=True)
+class RecordField:
+    """One fixed field of the decision record, named."""
+
+    name: str  # the log column, and the attribute of DecisionRecord
+    arrow: pa.DataType | None
+    required: bool
+    answer: str | None
+    description: str
+
+
+def column(description: str, arrow: pa.DataType, *, answer: str | None = None, required: bool = False) -> Spec:
+    """A log column (``answer``: also in the answer, under that key)."""
+    return Spec(arrow, required, answer, description)
+
+
+def answered(description: str, answer: str) -> Spec:
+    """A part of the answer that the log does not keep."""
+    return Spec(None, False, answer, description)
 
 
 _INPUTS = "inputs"  # the field whose place in the field order is where the feature schema's columns go
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DecisionRecord:
+class DecisionRecord(NamedTuple):
     """One scored applicant: the answer they get and the row the log keeps, from the same values."""
 
-    log_schema_version: int = field(
-        default=LOG_SCHEMA_VERSION,
-        init=False,
-        metadata=_fixed("The log format's version (LOG_SCHEMA_VERSION)", arrow=pa.int16(), required=True),
-    )
-    request_id: str = field(
-        metadata=_fixed(
+    request_id: Annotated[
+        str,
+        column(
             "The decision's id: the caller's X-Request-ID, or one made for it (a batch: <batch id>-<row>)",
-            arrow=pa.string(),
-            required=True,
+            pa.string(),
             answer="request_id",
-        )
-    )
-    batch_id: str | None = field(
-        metadata=_fixed("The batch the applicant came in (null for a single call)", arrow=pa.string())
-    )
-    applicant_id: str | None = field(
-        metadata=_fixed("The caller's id for the applicant (optional): outcomes may name it", arrow=pa.string())
-    )
-    scored_at: datetime = field(
-        metadata=_fixed(
+            required=True,
+        ),
+    ]
+    batch_id: Annotated[str | None, column("The batch the applicant came in (null for a single call)", pa.string())]
+    applicant_id: Annotated[
+        str | None, column("The caller's id for the applicant (optional): outcomes may name it", pa.string())
+    ]
+    scored_at: Annotated[
+        datetime,
+        column(
             "When the decision was made: UTC time, ISO 8601 in the answer",
-            arrow=pa.timestamp("us", tz="UTC"),
-            required=True,
+            pa.timestamp("us", tz="UTC"),
             answer="scored_at",
-        )
-    )
-    model_name: str = field(
-        metadata=_fixed("The registered model's name", arrow=pa.string(), required=True, answer="model.name")
-    )
-    model_version: str = field(
-        metadata=_fixed("The model version that decided", arrow=pa.string(), required=True, answer="model.version")
-    )
-    model_alias: str | None = field(
-        metadata=_fixed("The alias followed; null when a version is pinned", answer="model.alias")
-    )
-    inputs: Mapping[str, Any]  # the applicant's validated fields (applicant_id among them): the schema's columns
-    probability: float = field(
-        metadata=_fixed(
-            "The model's probability of default",
-            arrow=pa.float64(),
             required=True,
-            answer="probability_of_default",
-        )
-    )
-    score: int = field(metadata=_fixed("Scorecard points: higher is lower risk", arrow=pa.int64(), answer="score"))
-    risk_band: str = field(metadata=_fixed("The risk band of the score", arrow=pa.string(), answer="risk_band"))
-    decision: str = field(
-        metadata=_fixed("The decision answered: approve, review or decline", arrow=pa.string(), answer="decision")
-    )
-    decision_policy_version: str = field(
-        metadata=_fixed(
-            "The decision policy's version (decision.policy_version)",
-            arrow=pa.string(),
-            answer="decision_policy_version",
-        )
-    )
-    reasons: tuple[Reason, ...] = field(
-        metadata=_fixed(
+        ),
+    ]
+    model_name: Annotated[str, column("The registered model's name", pa.string(), answer="model.name", required=True)]
+    model_version: Annotated[
+        str, column("The model version that decided", pa.string(), answer="model.version", required=True)
+    ]
+    model_alias: Annotated[str | None, answered("The alias followed; null when a version is pinned", "model.alias")]
+    inputs: Mapping[str, Any]  # the applicant's validated fields (applicant_id among them): the schema's columns
+    probability: Annotated[
+        float,
+        column("The model's probability of default", pa.float64(), answer="probability_of_default", required=True),
+    ]
+    score: Annotated[int, column("Scorecard points: higher is lower risk", pa.int64(), answer="score")]
+    risk_band: Annotated[str, column("The risk band of the score", pa.string(), answer="risk_band")]
+    decision: Annotated[
+        str, column("The decision answered: approve, review or decline", pa.string(), answer="decision")
+    ]
+    decision_policy_version: Annotated[
+        str,
+        column(
+            "The decision policy's version (decision.policy_version)", pa.string(), answer="decision_policy_version"
+        ),
+    ]
+    reasons: Annotated[
+        tuple["Reason", ...],
+        column(
             "At most decision.max_reasons, largest contribution first (the log keeps their codes)",
-            arrow=pa.list_(pa.string()),
+            pa.list_(pa.string()),
             answer="reasons",
-        )
-    )
-    latency_ms: float = field(metadata=_fixed("Server-side time from arrival to decision", arrow=pa.float64()))
-    model_decision: str | None = field(
-        default=None,
-        metadata=_fixed(
+        ),
+    ]
+    latency_ms: Annotated[float, column("Server-side time from arrival to decision", pa.float64())]
+    model_decision: Annotated[
+        str | None,
+        column(
             "The model's own decision while automation is paused (the log: null when it referred anyway)",
-            arrow=pa.string(),
+            pa.string(),
             answer="automation.model_decision",
         ),
-    )
-    experiment_id: str | None = field(
-        default=None,
-        metadata=_fixed(
+    ] = None
+    experiment_id: Annotated[
+        str | None,
+        column(
             "The champion/challenger experiment the applicant is in (GET /v1/experiments/{id})",
-            arrow=pa.string(),
+            pa.string(),
             answer="experiment.id",
         ),
-    )
-    experiment_arm: str | None = field(
-        default=None,
-        metadata=_fixed(
+    ] = None
+    experiment_arm: Annotated[
+        str | None,
+        column(
             "Whose decision this is, champion or challenger; `model` names its version",
-            arrow=pa.string(),
+            pa.string(),
             answer="experiment.arm",
         ),
-    )
+    ] = None
     experiment_mode: str | None = None  # split: the answer names the arm; shadow: only the log does
-    shadow_version: str | None = field(
-        default=None, metadata=_fixed("In a shadow: the challenger version that also scored", arrow=pa.string())
-    )
-    shadow_probability: float | None = field(
-        default=None, metadata=_fixed("In a shadow: the challenger's probability of default", arrow=pa.float64())
-    )
-    shadow_score: int | None = field(
-        default=None, metadata=_fixed("In a shadow: the challenger's score", arrow=pa.int64())
-    )
-    shadow_risk_band: str | None = field(
-        default=None, metadata=_fixed("In a shadow: the challenger's risk band", arrow=pa.string())
-    )
-    shadow_decision: str | None = field(
-        default=None, metadata=_fixed("In a shadow: the decision the challenger would have made", arrow=pa.string())
-    )
-    recourse: tuple[Alternative, ...] | None = field(
-        default=None,
-        metadata=_fixed(
-            "With ?recourse=true: what would change the decision, cheapest first (empty: see the note)",
-            answer="recourse",
+    shadow_version: Annotated[
+        str | None, column("In a shadow: the challenger version that also scored", pa.string())
+    ] = None
+    shadow_probability: Annotated[
+        float | None, column("In a shadow: the challenger's probability of default", pa.float64())
+    ] = None
+    shadow_score: Annotated[int | None, column("In a shadow: the challenger's score", pa.int64())] = None
+    shadow_risk_band: Annotated[str | None, column("In a shadow: the challenger's risk band", pa.string())] = None
+    shadow_decision: Annotated[
+        str | None, column("In a shadow: the decision the challenger would have made", pa.string())
+    ] = None
+    recourse: Annotated[
+        tuple["Alternative", ...] | None,
+        answered(
+            "With ?recourse=true: what would change the decision, cheapest first (empty: see the note)", "recourse"
         ),
-    )
-    recourse_note: str | None = field(
-        default=None, metadata=_fixed("With ?recourse=true: why there is no alternative", answer="recourse_note")
-    )
-    paused: bool = field(
-        default=False,
-        metadata=_fixed("Automation is paused (the stop switch): the decision is a referral", answer="automation.mode"),
-    )
-    case: None = field(
-        default=None,
-        init=False,
-        metadata=_fixed(
-            "The case a referral opened for a human reviewer (named once the record is durable)", answer="case"
-        ),
-    )
+    ] = None
+    recourse_note: Annotated[
+        str | None, answered("With ?recourse=true: why there is no alternative", "recourse_note")
+    ] = None
+    paused: Annotated[
+        bool, answered("Automation is paused (the stop switch): the decision is a referral", "automation.mode")
+    ] = False
 
     def to_answer(self) -> dict[str, Any]:
         """The body the applicant gets (``case`` is added once the record is durable and a case opened)."""
@@ -251,24 +239,34 @@ class DecisionRecord:
         return record
 
 
+# the log's first column: the format's version, a constant of the file (format.to_table writes it)
+FORMAT_VERSION = RecordField(
+    "log_schema_version", pa.int16(), True, None, "The log format's version (LOG_SCHEMA_VERSION)"
+)
+# the answer's last part: a referral's case, named once the record is durable (serving/api/cases.py)
+CASE = RecordField(
+    "case", None, False, "case", "The case a referral opened for a human reviewer (named once the record is durable)"
+)
+
+
 def _definition() -> tuple[tuple[RecordField, ...], tuple[RecordField, ...], tuple[RecordField, ...]]:
-    """(leading columns, trailing columns, answer-only fields) from the dataclass, in field order."""
-    leading: list[RecordField] = []
+    """(leading columns, trailing columns, answer-only fields), in the record's field order."""
+    leading: list[RecordField] = [FORMAT_VERSION]
     trailing: list[RecordField] = []
     answer_only: list[RecordField] = []
     after_inputs = False
-    for spec in dataclasses.fields(DecisionRecord):
-        if spec.name == _INPUTS:
-            after_inputs = True
-        if _META not in spec.metadata:
+    for name, annotation in DecisionRecord.__annotations__.items():
+        after_inputs = after_inputs or name == _INPUTS
+        specs = [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Spec)]
+        if typing.get_origin(annotation) is not Annotated or not specs:
             continue
-        arrow, required, answer, description = spec.metadata[_META]
-        entry = RecordField(spec.name, arrow, required, answer, description)
-        if arrow is None:
+        spec = specs[0]
+        entry = RecordField(name, spec.arrow, spec.required, spec.answer, spec.description)
+        if spec.arrow is None:
             answer_only.append(entry)
         else:
             (trailing if after_inputs else leading).append(entry)
-    return tuple(leading), tuple(trailing), tuple(answer_only)
+    return tuple(leading), tuple(trailing), (*answer_only, CASE)
 
 
 LEADING_FIELDS, TRAILING_FIELDS, ANSWER_ONLY_FIELDS = _definition()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -115,7 +114,7 @@ def test_a_log_file_written_in_log_schema_version_1s_format_still_reads(tmp_path
 
 
 def test_the_log_record_has_every_fixed_column_but_the_format_version_and_the_applicants_fields() -> None:
-    record = replace(decision_record(), shadow_version="4", shadow_probability=0.3, shadow_score=600)
+    record = decision_record()._replace(shadow_version="4", shadow_probability=0.3, shadow_score=600)
     logged = record.to_log()
     assert set(logged) == (FIXED_COLUMNS - {"log_schema_version"}) | set(record.inputs)
     assert logged["reasons"] == ["DUR", "CHK"], "the log keeps the reasons' codes, largest first"
@@ -164,8 +163,7 @@ def test_the_answer_reads_scored_at_as_utc_iso_text_to_the_millisecond() -> None
 
 
 def test_a_shadow_experiment_is_in_the_log_but_not_in_the_answer() -> None:
-    record = replace(
-        decision_record(experiment_arm="champion", experiment_mode="shadow"),
+    record = decision_record(experiment_arm="champion", experiment_mode="shadow")._replace(
         shadow_version="4",
         shadow_decision="approve",
     )
