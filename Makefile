@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+# OpenMP threads (XGBoost's) wait passively: spinning, they starve whatever else runs on a busy 2-core
+# machine, the service and UI beside a training or the suite's two workers (docs/operations.md)
+export OMP_WAIT_POLICY ?= PASSIVE
 # `mlflow run --env-manager local` runs `python` from PATH: the project's venv
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-risk

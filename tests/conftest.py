@@ -7,8 +7,13 @@ API, log, UI and batch tests all run against a real registered version.
 
 from __future__ import annotations
 
-import fcntl
 import os
+
+# before XGBoost's OpenMP runtime loads (in this process and every child it starts): threads that spin
+# while they wait starve the other worker's tests (one fit took 25 s instead of 1 s on a busy machine)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import fcntl
 import shutil
 import sqlite3
 from collections.abc import Iterator
