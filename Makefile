@@ -16,16 +16,20 @@ MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-r
 
 setup: $(VENV)/.runtime-installed
 
+# --no-compile: pip would byte-compile every module of every package (Spark's, MLflow's ...), half of its
+# time; Python compiles the few it imports on first use instead (docs/operations.md)
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
+
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PIP_INSTALL) -r requirements.txt
 	touch $@
 
 setup-dev: setup $(VENV)/.dev-installed
 	bash scripts/install-system-deps.sh
 
 $(VENV)/.dev-installed: requirements-dev.txt requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 ## First command: set up, train and promote a first model if none is in production, then serve
@@ -91,8 +95,8 @@ TEST_WORKERS ?= 2
 
 test: setup-dev
 	status=0; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" || status=$$?; \
-	$(BIN)/python -m pytest -m alone || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" --durations=25 || status=$$?; \
+	$(BIN)/python -m pytest -m alone --durations=10 || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
 	exit $$status
 
 lint: setup-dev

@@ -290,3 +290,15 @@ def test_a_local_session_runs_its_driver_jvm_with_the_serial_collector(spark: ob
     arguments = list(runtime.getInputArguments())
     assert set(LOCAL_JAVA_OPTIONS.split()) <= set(arguments)
     assert spark.conf.get("spark.driver.extraJavaOptions") == LOCAL_JAVA_OPTIONS  # type: ignore[attr-defined]
+
+
+def test_a_scorecard_scores_in_spark_as_in_the_local_engine(
+    scorecard_trained: TrainedModel, spark: object, tmp_path: Path
+) -> None:
+    source = tmp_path / "applicants.parquet"
+    applicants(scorecard_trained, 500, seed=7).infer_objects().to_parquet(source, index=False)
+    score(scorecard_trained, source, tmp_path / "local.parquet", engine="local")
+    score(scorecard_trained, source, tmp_path / "spark.parquet", spark=spark, engine="spark")
+    local, remote = read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet")
+    assert len(local) == 500
+    assert_same_scores(local, remote, reasons=True)
