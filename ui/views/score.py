@@ -25,6 +25,7 @@ from ui.present import (
     DECISION_HELP,
     band_colours,
     decision_word,
+    percent,
     plural,
     reason_sentence,
     summary_html,
@@ -226,7 +227,7 @@ def _announcement(text: str) -> None:
 def _result_summary(result: Mapping[str, Any]) -> str:
     return (
         f"{decision_word(result.get('decision'))}: probability of default "
-        f"{float(result['probability_of_default']):.1%}, risk band {result.get('risk_band')}, "
+        f"{percent(float(result['probability_of_default']))}, risk band {result.get('risk_band')}, "
         f"score {result.get('score')}."
     )
 
@@ -275,7 +276,7 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
         st.caption(DECISION_HELP[decision])
     _render_oversight(result)
     top = st.columns(2)
-    top[0].metric("Probability of default", f"{probability:.1%}")
+    top[0].metric("Probability of default", percent(probability))
     top[1].metric("Score", result.get("score"), help="Scorecard points: higher means lower risk.")
     gauge = gauge_html(probability, band, info)
     if gauge is not None:
@@ -344,7 +345,7 @@ def _render_recourse(result: Mapping[str, Any]) -> None:
     items = "".join(
         f"<li><strong>{escape(decision_word(a.get('decision')))}</strong> with: "
         f"{escape(str(a.get('summary', '')))} "
-        f"(probability of default {float(a.get('probability_of_default', 0)):.1%})</li>"
+        f"(probability of default {percent(float(a.get('probability_of_default', 0)))})</li>"
         for a in alternatives
     )
     st.markdown(f'<ul data-testid="recourse">{items}</ul>', unsafe_allow_html=True)
