@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from credit_risk.data import load_applicants
+from credit_risk.performance import PerformanceSummary
 from pipelines.synthetic import generate_applicants
 from tests.conftest import Store, TrainedModel, make_store
 from tests.support.api import RunningApi, running_api
@@ -51,6 +52,21 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 NARROWEST = {"width": 1280, "height": 1000}
 DECISION = re.compile(r"^(Approved|Referred|Declined)\s*Risk band [A-Z]$")
+
+
+# Each Vega chart on the page: its text alternative, the height of its plotting area, and the titles (the
+# chart's and its axes') and legend labels drawn outside the chart's box, where the page cuts them off.
+CHARTS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stVegaLiteChart"]'), (chart) => {
+  const svg = chart.querySelector('svg.marks');
+  const box = svg.getBoundingClientRect();
+  const frame = svg.querySelector('.role-frame.root > g > path.background, .role-scope > g > path.background');
+  const outside = (r) => r.left < box.left - 4 || r.right > box.right + 4 || r.top < box.top - 4
+                         || r.bottom > box.bottom + 4;
+  const cut = Array.from(svg.querySelectorAll('.role-title text, .role-axis-title text, .role-legend-label text'))
+    .filter((t) => t.textContent.trim() && outside(t.getBoundingClientRect())).map((t) => t.textContent);
+  return {chart: (chart.getAttribute('aria-label') || '').slice(0, 50),
+          plot: frame ? frame.getBoundingClientRect().height : 0, cut};
+})"""
 
 
 def _require_browser() -> None:
@@ -341,6 +357,27 @@ def test_applicant_ids_from_the_score_and_batch_pages_are_found_on_the_decisions
         page.get_by_role("button", name="List").click()
         wait_idle(page)
         expect(page.get_by_text(f"1 decision for applicant {applicant_id}, newest first")).to_be_visible()
+
+
+# ------------------------------------------------------------------ charts at a desktop's and a phone's width
+
+
+def test_monitoring_and_performance_charts_keep_their_plots_and_titles_at_1400_and_390_px(
+    ui_url: str, browser: Any, monitoring_summary: dict, performance_summary: PerformanceSummary
+) -> None:
+    for width in (1400, 390):
+        page = browser.new_page(viewport={"width": width, "height": 1000})
+        for path, heading, count in (("monitoring", "Monitoring", 5), ("performance", "Performance", 3)):
+            open_page(page, ui_url, path, heading)
+            page.locator("[data-testid='stVegaLiteChart'] svg.marks").nth(count - 1).wait_for(timeout=30_000)
+            page.wait_for_timeout(500)  # Vega lays a chart out again once it knows its width
+            charts = page.evaluate(CHARTS_JS)
+            assert len(charts) == count, f"{path} at {width} px: {charts}"
+            squashed = [c for c in charts if c["plot"] < 80]
+            assert not squashed, f"{path} at {width} px: plots with no room left: {squashed}"
+            cut = [c for c in charts if c["cut"]]
+            assert not cut, f"{path} at {width} px: titles or legends cut off: {cut}"
+        page.close()
 
 
 # ------------------------------------------------------------------ README screenshots

@@ -137,12 +137,14 @@ def _over_time(summary: Mapping[str, Any]) -> None:
         .mark_line(point=True)
         .encode(
             x=alt.X("start:O", title=f"{unit.capitalize()} (UTC)", axis=alt.Axis(labelAngle=-30)),
-            y=alt.Y("value:Q", title="Server-side latency (ms)"),
-            color=alt.Color("percentile:N", title=None, legend=alt.Legend(orient="bottom")),
+            # no axis title (the chart's title names the unit) and the legend at the right: a legend below and
+            # a rotated axis title left the plot no height and pushed the chart's title off the chart
+            y=alt.Y("value:Q", title=None),
+            color=alt.Color("percentile:N", title=None, legend=alt.Legend(orient="right")),
             tooltip=["start:O", "percentile:N", alt.Tooltip("value:Q", format=".2f")],
         )
-        # the legend below the chart and the title from the left: neither is cut at a narrow width
-        .properties(height=260, title=alt.TitleParams("Latency percentiles (ms)", anchor="start"))
+        # the title from the left, the legend three short words: neither is cut at 390 px
+        .properties(height=260, title=alt.TitleParams("Server-side latency percentiles (ms)", anchor="start"))
     )
     p99 = points["latency_p99"].dropna()
     right.altair_chart(
