@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+# OpenMP threads (XGBoost's) wait passively: spinning, they starve whatever else runs on a busy 2-core
+# machine, the service and UI beside a training or the suite's two workers (docs/operations.md)
+export OMP_WAIT_POLICY ?= PASSIVE
 # `mlflow run --env-manager local` runs `python` from PATH: the project's venv
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-risk
@@ -13,16 +16,20 @@ MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-r
 
 setup: $(VENV)/.runtime-installed
 
+# --no-compile: pip would byte-compile every module of every package (Spark's, MLflow's ...), half of its
+# time; Python compiles the few it imports on first use instead (docs/operations.md)
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
+
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PIP_INSTALL) -r requirements.txt
 	touch $@
 
 setup-dev: setup $(VENV)/.dev-installed
 	bash scripts/install-system-deps.sh
 
 $(VENV)/.dev-installed: requirements-dev.txt requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
 ## First command: set up, train and promote a first model if none is in production, then serve
@@ -88,8 +95,8 @@ TEST_WORKERS ?= 2
 
 test: setup-dev
 	status=0; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" || status=$$?; \
-	$(BIN)/python -m pytest -m alone || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" --durations=25 || status=$$?; \
+	$(BIN)/python -m pytest -m alone --durations=10 || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
 	exit $$status
 
 lint: setup-dev

@@ -62,7 +62,8 @@ def prepare_store(tmp: Path, candidate: str) -> Settings:
     if candidate == "fast":
         xgb = {"max_depth": 2, "learning_rate": 0.1, "n_estimators": 80, "subsample": 0.9, "colsample_bytree": 0.9}
     else:
-        xgb = training["candidates"]["xgboost"][0]
+        # the default grid's first XGBoost candidate (config/training.yaml states only what differs)
+        xgb = load_project_config(config_dir, root=PROJECT_ROOT).training.candidates.xgboost[0].model_dump()
     training["cv"] = {"folds": 3, "repeats": 1}
     training["candidates"] = {"logistic_regression": [], "xgboost": [xgb]}
     (config_dir / "training.yaml").write_text(yaml.safe_dump(training, sort_keys=False))

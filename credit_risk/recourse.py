@@ -420,7 +420,11 @@ def _frontier(probabilities: np.ndarray, decisions: np.ndarray, targets: tuple[i
 
 
 def _split_values(model: Any) -> dict[int, np.ndarray] | None:
-    """Per encoded column, a tree model's split thresholds; None for a linear model."""
+    """Per encoded column, a tree model's split thresholds or a scorecard's bin edges (the same rule:
+    ``x < edge`` falls below); None for a linear model."""
+    scorecard = getattr(model, "scorecard", None)
+    if scorecard is not None:
+        return scorecard.split_values()
     booster = getattr(model, "booster", None)
     if booster is None:
         return None

@@ -2,10 +2,13 @@
 
 A model version is a folder of plain data, never a pickle:
 
-- ``model.json``: format version, kind (``xgboost`` or ``logistic``), the
-  encoded column layout, and for a logistic model its coefficients and the
-  values it imputes for missing numbers (learned on the training rows);
+- ``model.json``: format version, kind (``xgboost``, ``logistic`` or
+  ``scorecard``), the encoded column layout, and for a logistic model its
+  coefficients and the values it imputes for missing numbers (learned on the
+  training rows);
 - ``booster.ubj``: an XGBoost booster in XGBoost's own format;
+- ``scorecard.json``: a points scorecard's characteristics, attributes (bins),
+  weights of evidence and points (:mod:`credit_risk.scorecard`);
 - ``feature_schema.json``: the feature schema the model was trained on;
 - ``reference_profile.json``: training bins and shares for the drift monitor.
 
@@ -29,9 +32,11 @@ import pandas as pd
 import xgboost as xgb
 
 from credit_risk.schema import FeatureSchema
+from credit_risk.scorecard import SCORECARD_FILE, Scorecard
 
-FORMAT_VERSION = 2  # 2: optional fields (NaN in the encoding), the logistic model's imputation
-_READABLE_FORMATS = (1, 2)
+# 2: optional fields (NaN in the encoding), the logistic model's imputation; 3: the scorecard kind
+FORMAT_VERSION = 3
+_READABLE_FORMATS = (1, 2, 3)
 MODEL_FILE = "model.json"
 BOOSTER_FILE = "booster.ubj"
 SCHEMA_FILE = "feature_schema.json"
@@ -137,6 +142,7 @@ class ScoringModel:
         kind: str,
         booster: xgb.Booster | None = None,
         linear: LinearParams | None = None,
+        scorecard: Scorecard | None = None,
         profile: dict[str, Any] | None = None,
         threads: int = 1,
     ) -> None:
@@ -145,6 +151,7 @@ class ScoringModel:
         self.kind = kind
         self.booster = booster
         self.linear = linear
+        self.scorecard = scorecard
         self.profile = profile or {}
         self.threads = threads
         if kind == "xgboost":
@@ -154,6 +161,9 @@ class ScoringModel:
         elif kind == "logistic":
             if linear is None:
                 raise ValueError("a logistic model needs its coefficients")
+        elif kind == "scorecard":
+            if scorecard is None:
+                raise ValueError("a scorecard model needs its points table")
         else:
             raise ValueError(f"unknown model kind {kind!r}")
 
@@ -163,6 +173,8 @@ class ScoringModel:
         """Probability of default for each encoded row."""
         if self.booster is not None:
             return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64)
+        if self.scorecard is not None:
+            return self.scorecard.predict_proba(matrix)
         assert self.linear is not None
         margin = self.linear.fill(matrix) @ self.linear.coef + self.linear.intercept
         return 1.0 / (1.0 + np.exp(-margin))
@@ -172,8 +184,11 @@ class ScoringModel:
 
         XGBoost: TreeSHAP (``pred_contribs``) summed from encoded columns back
         to fields. Logistic: coefficient times the distance from the training
-        mean. Positive values raised the risk.
+        mean. Scorecard: the points lost against each characteristic's best
+        attribute, over Factor. Positive values raised the risk.
         """
+        if self.scorecard is not None:
+            return self.scorecard.field_contributions(matrix)
         if self.booster is not None:
             # nthread: a DMatrix otherwise builds with every core's OpenMP threads, which cost
             # milliseconds per small request (tens of ms when the cores are busy)
@@ -202,6 +217,8 @@ class ScoringModel:
         }
         if self.booster is not None:
             self.booster.save_model(directory / BOOSTER_FILE)
+        elif self.scorecard is not None:
+            (directory / SCORECARD_FILE).write_text(json.dumps(self.scorecard.to_json(), indent=2))
         else:
             assert self.linear is not None
             meta["linear"] = {
@@ -224,8 +241,10 @@ class ScoringModel:
         schema = FeatureSchema.read(directory / SCHEMA_FILE)
         profile_path = directory / PROFILE_FILE
         profile = json.loads(profile_path.read_text()) if profile_path.exists() else {}
-        booster = linear = None
-        if meta["kind"] == "xgboost":
+        booster = linear = scorecard = None
+        if meta["kind"] == "scorecard":
+            scorecard = Scorecard.from_json(json.loads((directory / SCORECARD_FILE).read_text()), Encoder(schema))
+        elif meta["kind"] == "xgboost":
             booster = xgb.Booster()
             booster.load_model(directory / BOOSTER_FILE)
         elif meta["kind"] == "logistic":
@@ -236,7 +255,15 @@ class ScoringModel:
                 baseline=np.asarray(params["baseline"], dtype=np.float64),
                 impute=None if params.get("impute") is None else np.asarray(params["impute"], dtype=np.float64),
             )
-        model = cls(schema=schema, kind=meta["kind"], booster=booster, linear=linear, profile=profile, threads=threads)
+        model = cls(
+            schema=schema,
+            kind=meta["kind"],
+            booster=booster,
+            linear=linear,
+            scorecard=scorecard,
+            profile=profile,
+            threads=threads,
+        )
         if model.encoder.columns != meta["columns"]:
             raise ValueError("the model's column layout does not match its feature schema")
         return model

@@ -26,7 +26,14 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from credit_risk import registry
-from credit_risk.config import ConfigError, ProjectConfig, Settings, load_project_config
+from credit_risk.config import (
+    ConfigError,
+    ProjectConfig,
+    ScorecardConfig,
+    ScorecardParams,
+    Settings,
+    load_project_config,
+)
 from credit_risk.data import Split, file_digest
 from credit_risk.decision import DecisionEngine
 from credit_risk.outcomes.training import training_data
@@ -35,13 +42,14 @@ from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import Encoder, LinearParams, ScoringModel, impute_missing
 from pipelines import evaluate, validation_report
 from pipelines.cli import add_config_dir, run_job
+from pipelines.scorecard_fit import fit_scorecard
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Candidate:
-    kind: str  # "xgboost" or "logistic"
+    kind: str  # "xgboost", "logistic" or "scorecard"
     params: dict[str, Any]
 
     @property
@@ -67,16 +75,30 @@ class CVResult:
 
 def list_candidates(config: ProjectConfig) -> list[Candidate]:
     candidates = config.training.candidates
-    return [Candidate("logistic", p.model_dump()) for p in candidates.logistic_regression] + [
-        Candidate("xgboost", p.model_dump()) for p in candidates.xgboost
-    ]
+    return (
+        [Candidate("logistic", p.model_dump()) for p in candidates.logistic_regression]
+        + [Candidate("xgboost", p.model_dump()) for p in candidates.xgboost]
+        + [Candidate("scorecard", p.model_dump()) for p in candidates.scorecard]
+    )
 
 
 def fit_model(
-    candidate: Candidate, matrix: np.ndarray, y: np.ndarray, *, schema: FeatureSchema, seed: int
+    candidate: Candidate,
+    matrix: np.ndarray,
+    y: np.ndarray,
+    *,
+    schema: FeatureSchema,
+    seed: int,
+    scaling: ScorecardConfig | None = None,
 ) -> ScoringModel:
-    """Fit one candidate on encoded rows; the result is a plain-data ScoringModel."""
+    """Fit one candidate on encoded rows; the result is a plain-data ScoringModel. ``scaling``: the points
+    scaling of a scorecard candidate (``model_config.yaml``'s ``scorecard``; default: its defaults)."""
     encoder = Encoder(schema)
+    if candidate.kind == "scorecard":
+        scorecard = fit_scorecard(
+            matrix, y, encoder=encoder, params=candidate.params, scaling=scaling or ScorecardConfig(), seed=seed
+        )
+        return ScoringModel(schema=schema, kind="scorecard", scorecard=scorecard)
     if candidate.kind == "xgboost":
         classifier = xgb.XGBClassifier(
             **candidate.params,
@@ -117,7 +139,15 @@ def learn_imputation(matrix: np.ndarray) -> np.ndarray | None:
 
 
 def respects_monotone(model: ScoringModel) -> bool:
-    """XGBoost enforces the constraints; a linear model must have coefficients of the right sign."""
+    """XGBoost enforces the constraints; a linear model must have coefficients of the right sign, and a
+    scorecard's points must not rise with the value of a field whose higher values raise the risk (nor fall
+    with one whose higher values lower it)."""
+    if model.scorecard is not None:
+        for spec, characteristic in zip(model.encoder.fields, model.scorecard.characteristics, strict=True):
+            steps = np.diff([a.points for a in characteristic.present])
+            if spec.is_numeric and spec.monotone_sign and np.any(steps * spec.monotone_sign > 0):
+                return False
+        return True
     if model.linear is None:
         return True
     signs = np.asarray(model.encoder.monotone_constraints())
@@ -134,7 +164,14 @@ def cross_validate(
     t0 = time.perf_counter()
     total = cv.folds * cv.repeats
     for fold, (fit_idx, test_idx) in enumerate(splitter.split(matrix, y), start=1):
-        model = fit_model(candidate, matrix[fit_idx], y[fit_idx], schema=config.features, seed=config.training.seed)
+        model = fit_model(
+            candidate,
+            matrix[fit_idx],
+            y[fit_idx],
+            schema=config.features,
+            seed=config.training.seed,
+            scaling=config.model.scorecard,
+        )
         result.monotone_ok &= respects_monotone(model)
         result.aucs.append(float(roc_auc_score(y[test_idx], model.predict_proba(matrix[test_idx]))))
         if fold % cv.folds == 0 or fold == total:
@@ -156,23 +193,55 @@ def search_candidates(split: Split, config: ProjectConfig, started: float) -> li
     matrix = Encoder(config.features).encode_frame(split.train_x)
     y = split.train_y.to_numpy()
     candidates = list_candidates(config)
-    results = []
-    for i, candidate in enumerate(candidates, start=1):
-        with mlflow.start_run(run_name=candidate.name, nested=True):
-            mlflow.log_params({"kind": candidate.kind, **candidate.params})
-            result = cross_validate(
-                candidate, matrix, y, config=config, position=f"[{i}/{len(candidates)}]", started=started
-            )
-            mlflow.log_metrics(
-                {
-                    "roc_auc_cv_mean": result.mean,
-                    "roc_auc_cv_std": result.std,
-                    "cv_seconds": result.seconds,
-                    "monotone_ok": float(result.monotone_ok),
-                }
-            )
-        results.append(result)
-    return results
+    return [
+        cross_validate_logged(candidate, matrix, y, config=config, position=f"[{i}/{len(candidates)}]", started=started)
+        for i, candidate in enumerate(candidates, start=1)
+    ]
+
+
+def cross_validate_logged(
+    candidate: Candidate,
+    matrix: np.ndarray,
+    y: np.ndarray,
+    *,
+    config: ProjectConfig,
+    position: str,
+    started: float,
+    run_name: str | None = None,
+) -> CVResult:
+    """:func:`cross_validate` in a nested MLflow run of its own, its figures logged there."""
+    with mlflow.start_run(run_name=run_name or candidate.name, nested=True):
+        mlflow.log_params({"kind": candidate.kind, **candidate.params})
+        result = cross_validate(candidate, matrix, y, config=config, position=position, started=started)
+        mlflow.log_metrics(
+            {
+                "roc_auc_cv_mean": result.mean,
+                "roc_auc_cv_std": result.std,
+                "cv_seconds": result.seconds,
+                "monotone_ok": float(result.monotone_ok),
+            }
+        )
+    return result
+
+
+def scorecard_benchmark(results: list[CVResult], split: Split, config: ProjectConfig, started: float) -> CVResult:
+    """The scorecard every version is compared with (SR 11-7 benchmarking): the best scorecard candidate, or,
+    when the configuration has none, a scorecard with the default parameters cross-validated the same way
+    (folds and seed) as a benchmark only, never selected."""
+    scorecards = [r for r in results if r.candidate.kind == "scorecard"]
+    if scorecards:
+        return max(scorecards, key=lambda r: (r.monotone_ok, r.mean))
+    candidate = Candidate("scorecard", ScorecardParams().model_dump())
+    matrix = Encoder(config.features).encode_frame(split.train_x)
+    return cross_validate_logged(
+        candidate,
+        matrix,
+        split.train_y.to_numpy(),
+        config=config,
+        position="[benchmark]",
+        started=started,
+        run_name=f"benchmark {candidate.name}",
+    )
 
 
 def select_best(results: list[CVResult]) -> CVResult:
@@ -249,16 +318,25 @@ def train(
         results = search_candidates(split, config, started)
         best = select_best(results)
         baseline = max((r for r in results if r.candidate.kind == "logistic"), key=lambda r: r.mean, default=None)
+        benchmark = scorecard_benchmark(results, split, config, started)
         log.info("selected %s: CV AUC %.4f ± %.4f", best.candidate.name, best.mean, best.std)
+        log.info("benchmark %s: CV AUC %.4f ± %.4f", benchmark.candidate.name, benchmark.mean, benchmark.std)
         train_matrix = Encoder(config.features).encode_frame(split.train_x)
         model = fit_model(
-            best.candidate, train_matrix, split.train_y.to_numpy(), schema=config.features, seed=config.training.seed
+            best.candidate,
+            train_matrix,
+            split.train_y.to_numpy(),
+            schema=config.features,
+            seed=config.training.seed,
+            scaling=config.model.scorecard,
         )
         model.profile = build_profile(config.features, split.train_x, model.predict_proba(train_matrix))
         metrics, fairness = evaluate_holdout(model, split, config)
         cv = {"roc_auc_cv_mean": best.mean, "roc_auc_cv_std": best.std}
         if baseline is not None:
             cv["baseline_roc_auc_cv_mean"] = baseline.mean
+        cv["scorecard_roc_auc_cv_mean"] = benchmark.mean
+        cv["scorecard_roc_auc_cv_std"] = benchmark.std
         registry.log_job_params(
             {"selected_kind": best.candidate.kind, **{f"selected_{k}": v for k, v in best.candidate.params.items()}}
         )
@@ -276,6 +354,9 @@ def train(
             reports = Path(tmp) / "reports"
             reports.mkdir()
             write_reports(model, split, config, reports)
+            if model.scorecard is not None:  # the points table for people, and the same table as SQL
+                (reports / "scorecard_points.csv").write_text(model.scorecard.points_csv())
+                (reports / "scorecard.sql").write_text(model.scorecard.to_sql())
             (reports / "model_card.md").write_text(
                 evaluate.model_card(
                     name=config.model.registry.model_name,
@@ -322,6 +403,7 @@ def train(
                 config=config,
                 candidates=results,
                 selected=best,
+                benchmark=benchmark,
                 fairness=fairness,
                 signing_key=registry.signing_key(settings),
             )

@@ -1,7 +1,8 @@
 """The validation report of a model version (SR 11-7 style), written at registration as an HTML artifact.
 
 Purpose and intended use, data and lineage (digests, row counts, time span), the candidates
-tried, holdout metrics with bootstrap confidence intervals, calibration, fairness by protected
+tried, the benchmark (a points scorecard's CV ROC-AUC beside the chosen model's, and a chosen
+scorecard's points table), holdout metrics with bootstrap confidence intervals, calibration, fairness by protected
 group, stability between training and holdout (PSI per feature), the gate results and the known
 limitations. Logged to the training run under ``validation_report/`` (the page and its data); the
 folder's digest is recorded at registration (and signed with ``CREDIT_RISK_MODEL_SIGNING_KEY``) like
@@ -141,20 +142,25 @@ def render(facts: dict[str, Any]) -> str:
         _table(["item", "value"], [[k, v] for k, v in lineage.items()]),
         "<h2>3. Candidates tried</h2>",
         _table(["candidate", "CV AUC mean", "CV AUC std", "monotone", "selected"], facts["candidates"]),
-        "<h2>4. Holdout metrics with 95% bootstrap intervals</h2>",
+        "<h2>4. Benchmark: a points scorecard</h2>",
+        "<p>SR 11-7 benchmarking: the chosen model beside a scorecard (binned characteristics, weight of "
+        "evidence, a logistic regression, points) cross-validated on the same folds.</p>",
+        _table(["model", "role", "CV AUC mean", "CV AUC std"], facts["benchmark"]),
+        *_points_section(facts.get("points_table")),
+        "<h2>5. Holdout metrics with 95% bootstrap intervals</h2>",
         f"<p>{facts['bootstrap_rounds']} seeded resamples of the holdout.</p>",
         _table(
             ["metric", "value", "low", "high"],
             [[name, e["value"], e["low"], e["high"]] for name, e in facts["intervals"].items()],
         ),
-        "<h2>5. Calibration</h2>",
+        "<h2>6. Calibration</h2>",
         f"<p>Calibration in the large: mean predicted {facts['calibration']['mean_predicted']:.4f}, "
         f"observed default rate {facts['calibration']['observed_rate']:.4f}.</p>",
         _table(
             ["mean predicted (bin)", "observed rate"],
             [[b["predicted"], b["observed"]] for b in facts["calibration"]["bins"]],
         ),
-        "<h2>6. Fairness by protected group</h2>",
+        "<h2>7. Fairness by protected group</h2>",
     ]
     for attribute, entry in facts["fairness"].items():
         groups = entry.get("groups", {})
@@ -162,17 +168,17 @@ def render(facts: dict[str, Any]) -> str:
         parts.append(f"<h3>{esc(attribute)}: disparate impact {entry['disparate_impact']:.3f}</h3>")
         parts.append(_table(["group", "applicants", "favourable rate"], rows))
     parts += [
-        "<h2>7. Stability between training and holdout (PSI)</h2>",
+        "<h2>8. Stability between training and holdout (PSI)</h2>",
         "<p>Below 0.1 stable, 0.1 to 0.25 moderate shift, above 0.25 major shift.</p>",
         _table(["field", "PSI"], sorted(facts["psi"].items())),
-        "<h2>8. Gate results at registration</h2>",
+        "<h2>9. Gate results at registration</h2>",
         _table(
             ["gate", "value", "limit", "passed"],
             [[g["gate"], g["value"], g["limit"], g["passed"]] for g in facts["gates"]],
         ),
         "<p>The comparison with the champion (max_auc_drop) is evaluated at promotion "
         "and recorded in the alias history.</p>",
-        "<h2>9. Known limitations</h2>",
+        "<h2>10. Known limitations</h2>",
         "<ul>" + "".join(f"<li>{esc(text)}</li>" for text in facts["limitations"]) + "</ul>",
     ]
     style = (
@@ -184,6 +190,29 @@ def render(facts: dict[str, Any]) -> str:
     return f"<!doctype html><html>{head}<body>{''.join(parts)}</body></html>"
 
 
+def _points_section(rows: Sequence[Sequence[Any]] | None) -> list[str]:
+    """The chosen scorecard's points table (nothing when the chosen model is not a scorecard)."""
+    if not rows:
+        return []
+    return [
+        "<h3>The points table of this scorecard</h3>",
+        "<p>An applicant's score is the sum of their points, one attribute per characteristic; the points lost "
+        "against a characteristic's best attribute are the reasons for a decision.</p>",
+        _table(["characteristic", "attribute", "points", "weight of evidence", "goods", "bads"], rows),
+    ]
+
+
+def benchmark_rows(candidates: Sequence[Any], selected: Any, benchmark: Any) -> list[list[Any]]:
+    """The chosen model and the benchmark scorecard (one row when the scorecard is the chosen model)."""
+    rows = [[selected.candidate.name, "chosen", selected.mean, selected.std]]
+    if benchmark is not selected:
+        role = (
+            "benchmark (a candidate)" if any(r is benchmark for r in candidates) else "benchmark only (not a candidate)"
+        )
+        rows.append([benchmark.candidate.name, role, benchmark.mean, benchmark.std])
+    return rows
+
+
 def attach(
     client: MlflowClient,
     version: ModelVersion,
@@ -193,6 +222,7 @@ def attach(
     config: ProjectConfig,
     candidates: Sequence[Any],
     selected: Any,
+    benchmark: Any,
     fairness: dict[str, Any],
     signing_key: str | None = None,
 ) -> str:
@@ -225,6 +255,13 @@ def attach(
         "candidates": [
             [r.candidate.name, r.mean, r.std, "yes" if r.monotone_ok else "no", "yes" if r is selected else ""]
             for r in candidates
+        ],
+        "benchmark": benchmark_rows(candidates, selected, benchmark),
+        "points_table": None
+        if model.scorecard is None
+        else [
+            [label, attribute, points, woe, goods, bads]
+            for label, _, attribute, points, woe, goods, bads in (model.scorecard.points_table())
         ],
         "bootstrap_rounds": BOOTSTRAP_ROUNDS,
         "intervals": intervals,

@@ -119,7 +119,11 @@ def configuration_reference() -> str:
             else:
                 lines += [f"### `{name}`", "", *header, *_section_rows_single(model, name)]
             lines.append("")
-    items = [m for m in configuration_models() if m.__name__ in ("RiskBand", "LogisticParams", "XGBoostParams")]
+    items = [
+        m
+        for m in configuration_models()
+        if m.__name__ in ("RiskBand", "LogisticParams", "XGBoostParams", "ScorecardParams")
+    ]
     lines += ["## List items", "", "The keys of one item of a list above.", ""]
     for model in items:
         lines += [f"### {model.__name__}", "", _cell(model.__doc__ or ""), "", *header]

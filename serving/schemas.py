@@ -120,7 +120,10 @@ class ModelInfo(_Out):
     trained_at: str = Field(description="When the version was registered (UTC)")
     loaded_at: str
     artifact_sha256: str
-    runtime: str = Field(description="What scores single requests: numpy (verified against XGBoost at load) or xgboost")
+    runtime: str = Field(
+        description="What scores single requests: numpy (verified against XGBoost at load), xgboost, linear "
+        "or scorecard (a points table lookup)"
+    )
     signed: bool = Field(
         description="Its artifact digest's signature was checked under CREDIT_RISK_MODEL_SIGNING_KEY at load "
         "(false: no key is set, and only the digest tag vouches for the model)"

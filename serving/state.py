@@ -60,7 +60,9 @@ class Served:
     engine: DecisionEngine
     parser: RequestParser
     model_ref: dict[str, Any]  # {"name", "version", "alias"}: the part of every response naming the scorer
-    runtime: str  # what computes single requests: "numpy" (probabilities and reasons), "numpy+xgboost", "xgboost"
+    # what computes single requests: "numpy" (probabilities and reasons), "numpy+xgboost", "xgboost", "linear",
+    # "scorecard"
+    runtime: str
     signed: bool = False  # its digest's signature was checked under CREDIT_RISK_MODEL_SIGNING_KEY at load
     recourse: RecourseSearch | None = None  # what would change the decision, on this version (built at load)
 

@@ -7,11 +7,15 @@ API, log, UI and batch tests all run against a real registered version.
 
 from __future__ import annotations
 
-import fcntl
 import os
+
+# before XGBoost's OpenMP runtime loads (in this process and every child it starts): threads that spin
+# while they wait starve the other worker's tests (one fit took 25 s instead of 1 s on a busy machine)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import fcntl
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,37 +124,50 @@ def _copy_store(source: Path, target: Path) -> None:
         database.close()
 
 
-@pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrainedModel]:
-    """One model trained, registered and promoted to production, shared by the session.
+def _session_model(tmp_path_factory: pytest.TempPathFactory, name: str, training: dict | None = None) -> TrainedModel:
+    """A model trained, registered and promoted once per session, in a store of its own.
 
     Under pytest-xdist each worker is a session of its own: the first to get here trains the
     model once into a folder the workers share (under a file lock); every worker then works
     on a private copy of that store, so no test sees another worker's changes.
     """
-    own = tmp_path_factory.mktemp("session-store")
+    own = tmp_path_factory.mktemp(name)
     if not os.environ.get("PYTEST_XDIST_WORKER"):
-        session_store = make_store(own)
-        yield TrainedModel(store=session_store, version=_train_and_promote(session_store))
-        return
-    shared = tmp_path_factory.getbasetemp().parent / "shared-session-store"
+        session_store = make_store(own, training=training)
+        return TrainedModel(store=session_store, version=_train_and_promote(session_store))
+    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
     shared.mkdir(exist_ok=True)
-    with (shared.parent / "shared-session-store.lock").open("w") as lock:
+    with (shared.parent / f"shared-{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         done = shared / "version.txt"
         if not done.exists():
-            built = make_store(shared)
+            built = make_store(shared, training=training)
             done.write_text(str(_train_and_promote(built).version))
     _copy_store(shared, own)
     session_store = make_store_at(own)
     version = session_store.client.get_model_version(session_store.config.model.registry.model_name, done.read_text())
-    yield TrainedModel(store=session_store, version=version)
+    return TrainedModel(store=session_store, version=version)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    """One model trained, registered and promoted to production, shared by the session."""
+    return _session_model(tmp_path_factory, "session-store")
+
+
+SCORECARD_TRAINING = {"candidates": {"scorecard": [{"C": 1.0, "max_bins": 5}]}}
+
+
+@pytest.fixture(scope="session")
+def scorecard_trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    """A points scorecard (the only candidate) trained, registered and promoted in a store of its own."""
+    return _session_model(tmp_path_factory, "scorecard-store", SCORECARD_TRAINING)
 
 
 @pytest.fixture(autouse=True)
 def _tracking_uri_follows_fixture(request: pytest.FixtureRequest) -> None:
     """MLflow's tracking URI is process-global: point it at the store the test uses."""
-    for name in ("store", "trained"):
+    for name in ("store", "trained", "scorecard_trained"):
         if name in request.fixturenames:
             value = request.getfixturevalue(name)
             chosen = value if isinstance(value, Store) else value.store

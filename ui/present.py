@@ -380,9 +380,37 @@ def version_rows(versions: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
+def alternative_html(alternative: Mapping[str, Any]) -> str:
+    """One alternative application in words, as HTML: "<strong>Approved</strong> with: Credit amount (DM)
+    15,000 to 9,400 (probability of default 15.1%)" (the answer's ``summary``, in the schema's words)."""
+    from html import escape
+
+    return (
+        f"<strong>{escape(decision_word(alternative.get('decision')))}</strong> with: "
+        f"{escape(str(alternative.get('summary', '')))} "
+        f"(probability of default {percent(alternative.get('probability_of_default', 0.0))})"
+    )
+
+
+def recourse_html(result: Mapping[str, Any]) -> str | None:
+    """What would change a decline or a referral, as an HTML list (or the answer's note when it found
+    none); None for an approval, or an answer not asked for it."""
+    from html import escape
+
+    if result.get("decision") not in ("decline", "review") or "recourse" not in result:
+        return None
+    alternatives = list(result.get("recourse") or [])
+    if not alternatives:
+        note = result.get("recourse_note") or "No alternative was found within the configured limits."
+        return f"<p>{escape(str(note))}</p>"
+    items = "".join(f"<li>{alternative_html(a)}</li>" for a in alternatives)
+    return f'<ul data-testid="recourse">{items}</ul>'
+
+
 def summary_html(result: Mapping[str, Any], schema: FormSchema | None, *, applicant_id: str | None) -> str:
-    """A printable one-page decision summary (applicant, decision, score, band, reasons, model version,
-    policy, time) as a self-contained HTML page with no script: open it and print, or save as PDF."""
+    """A printable one-page decision summary (applicant, decision, score, band, reasons, what would change
+    a decline or a referral when the answer says it, model version, policy, time) as a self-contained
+    HTML page with no script: open it and print, or save as PDF."""
     from html import escape
 
     model = result.get("model") or {}
@@ -406,6 +434,8 @@ def summary_html(result: Mapping[str, Any], schema: FormSchema | None, *, applic
     reasons_part = (
         f"<ol>{items}</ol>" if items else "<p>No factor raised the assessed risk above a typical applicant's.</p>"
     )
+    recourse = recourse_html(result)
+    recourse_part = f"<h2>What would change the decision</h2>{recourse}" if recourse is not None else ""
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'\">"
@@ -413,5 +443,5 @@ def summary_html(result: Mapping[str, Any], schema: FormSchema | None, *, applic
         "<style>body{font-family:sans-serif;max-width:40em;margin:2em auto}th{text-align:left;padding-right:1em}"
         "td,th{padding:0.2em 0}</style></head><body>"
         f"<h1>Credit decision: {escape(decision_word(result.get('decision')))}</h1><table>{table}</table>"
-        f"<h2>Principal reasons</h2>{reasons_part}</body></html>"
+        f"<h2>Principal reasons</h2>{reasons_part}{recourse_part}</body></html>"
     )

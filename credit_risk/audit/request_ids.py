@@ -155,10 +155,15 @@ class RequestIdLedger:
         raises :class:`RequestIdConflictError` when the id (or a part) names another request or
         an unfinished one."""
         now = int(time.time())
-        with self._transaction() as db:
-            taken = db.execute(
-                "insert or ignore into ids values (?, ?, null, ?, ?)", (request_id, digest, now, int(client))
-            ).rowcount
+        row = (request_id, digest, now, int(client))
+        if not parts:  # a new id (the hot path): one statement is its own transaction, no begin and commit
+            with self._lock:
+                taken = self._db.execute("insert or ignore into ids values (?, ?, null, ?, ?)", row).rowcount
+            if taken:
+                self._maybe_housekeep()
+                return None
+        with self._transaction() as db:  # a batch, or an id seen before: read its row under the write lock
+            taken = db.execute("insert or ignore into ids values (?, ?, null, ?, ?)", row).rowcount
             if not taken:
                 return self._retry(db, request_id, digest)
             if parts:

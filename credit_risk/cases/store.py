@@ -267,10 +267,9 @@ class CaseStore:
             if name in seen:
                 continue
             try:
-                rows = read_file_rows(folder / name, _LOG_COLUMNS)
+                referred = read_file_rows(folder / name, _LOG_COLUMNS, decisions=self.config.decisions)
             except FileNotFoundError:  # removed by retention meanwhile
                 continue
-            referred = [row for row in rows if policy.opens_case(row.get("decision"), self.config)]
             case_rows = [self.case_row(row, now=started) for row in referred]
             with self._writing() as connection:
                 if case_rows:

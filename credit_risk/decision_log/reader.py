@@ -9,7 +9,7 @@ instances shared a directory); the first is kept and the number dropped is repor
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -107,10 +107,13 @@ def log_files(log_dir: Path, *, since: date | None = None) -> list[str]:
     return found
 
 
-def read_file_rows(path: Path, columns: list[str]) -> list[dict[str, Any]]:
-    """One log file's rows, with those of ``columns`` the file has (a later column is None in older files)."""
+def read_file_rows(path: Path, columns: list[str], *, decisions: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """One log file's rows, with those of ``columns`` the file has (a later column is None in older files);
+    with ``decisions``, only the rows whose decision is one of them (filtered before any row becomes Python)."""
     present = set(pq.read_schema(path).names)
     table = pq.read_table(path, columns=[name for name in columns if name in present])
+    if decisions is not None:
+        table = table.filter(pc.is_in(table["decision"], value_set=pa.array(sorted(decisions), pa.string())))
     rows = table.to_pylist()
     for row in rows:
         for name in columns:

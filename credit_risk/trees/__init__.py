@@ -35,11 +35,14 @@ def service_runtime(model, tree_runtime: str) -> tuple[object, str]:
     With ``serving.tree_runtime: numpy`` and a booster the numpy runtime supports (verified against
     XGBoost here, on the model's own example rows), a :class:`FastModel` ("numpy": probabilities and
     TreeSHAP reasons from arrays, or "numpy+xgboost" when the trees are too deep for its TreeSHAP);
-    otherwise the model itself ("xgboost", or "linear" for a logistic model). Batch scoring takes its
-    reasons from the same scorer, so a row's reasons are the ones the service would give.
+    otherwise the model itself ("xgboost", "linear" for a logistic model, or "scorecard" for a points
+    scorecard: a table lookup, points and reasons from the same arrays for one row or a million). Batch
+    scoring takes its reasons from the same scorer, so a row's reasons are the ones the service would give.
     """
     import logging
 
+    if model.scorecard is not None:
+        return model, "scorecard"
     if model.booster is None:
         return model, "linear"
     if tree_runtime != "numpy":

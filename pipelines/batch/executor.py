@@ -30,9 +30,9 @@ from pipelines.batch.validation import ChunkEncoder
 
 
 class ExecutorJob:
-    """What an executor needs to score: where its copy of the model is, its digest, the policy, the id
-    column and the type it is written in, where to write (the job's staging folder) and the output's
-    metadata."""
+    """What an executor needs to score: where its copy of the model is, its digest, the policy, whether to
+    give reasons and what would change each decline or referral (recourse), the id column and the type it
+    is written in, where to write (the job's staging folder) and the output's metadata."""
 
     def __init__(
         self,
@@ -42,6 +42,7 @@ class ExecutorJob:
         digest: str,
         config: ModelConfig,
         reasons: bool,
+        recourse: bool = False,
         id_name: str | None,
         id_type: pa.DataType | None,
         staging: str,
@@ -51,15 +52,16 @@ class ExecutorJob:
     ) -> None:
         self.shipped, self.relative, self.digest = shipped, relative, digest
         self.config, self.reasons, self.id_name, self.id_type = config, reasons, id_name, id_type
+        self.recourse = recourse
         self.staging, self.metadata = staging, metadata
         self.threads, self.chunk_rows = threads, chunk_rows
 
     @property
-    def key(self) -> tuple[str, str, str, bool, int]:
-        return self.shipped, self.relative, self.digest, self.reasons, self.threads
+    def key(self) -> tuple[str, str, str, bool, bool, int]:
+        return self.shipped, self.relative, self.digest, self.reasons, self.recourse, self.threads
 
 
-_LOADED: dict[tuple[str, str, str, bool, int], tuple[ScoringModel, DecisionColumns, ChunkEncoder]] = {}
+_LOADED: dict[tuple[str, str, str, bool, bool, int], tuple[ScoringModel, DecisionColumns, ChunkEncoder]] = {}
 
 
 def _executor_model(job: ExecutorJob) -> tuple[ScoringModel, DecisionColumns, ChunkEncoder]:
@@ -76,7 +78,7 @@ def _executor_model(job: ExecutorJob) -> tuple[ScoringModel, DecisionColumns, Ch
             )
         model = ScoringModel.load(scoring_dir(local), threads=job.threads)
         paused = job.metadata.get("automation") == "paused"
-        columns = DecisionColumns(model, job.config, reasons=job.reasons, paused=paused)
+        columns = DecisionColumns(model, job.config, reasons=job.reasons, recourse=job.recourse, paused=paused)
         loaded = _LOADED[job.key] = (model, columns, ChunkEncoder(model))
     return loaded
 
@@ -149,7 +151,7 @@ class _PartWriters:
 
     def __init__(self, folder: Path, job: ExecutorJob) -> None:
         self.folder = folder
-        self.scored_schema = output_schema(job.id_name, job.id_type, job.reasons, job.metadata)
+        self.scored_schema = output_schema(job.id_name, job.id_type, job.reasons, job.metadata, recourse=job.recourse)
         self.rejects_schema = rejects_schema(job.id_type, job.metadata)
         self._writers: dict[str, pq.ParquetWriter] = {}
 

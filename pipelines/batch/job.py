@@ -53,15 +53,17 @@ own decision follows from the probability and the policy.
 - ``local`` streams the input in chunks (memory bounded by the chunk size),
   validates each chunk with the schema's rule table, encodes straight from
   Arrow and writes row number, id, probability, score, band, decision and
-  reason codes to one Parquet file. Bad rows go to ``<output>.rejects.parquet``
-  with their row number and the field and rule they break.
-- ``spark`` runs the same reader, rule table, scoring and reasons in Spark's
+  reason codes to one Parquet file (with ``recourse=true``, a ``recourse``
+  column: what would change each decline or referral, as JSON). Bad rows go
+  to ``<output>.rejects.parquet`` with their row number and the field and rule
+  they break.
+- ``spark`` runs the same reader, rule table, scoring, reasons and recourse in Spark's
   tasks on the configured master (``local[*]`` by default): a Parquet input is
   read by the tasks, row groups planned from the footers, a CSV input is read
   by Spark; each task writes its rows, and the driver commits them into a
   Parquet folder (the same output as the local engine's) and its rejects
   folder. ``--spark-scorer mlflow`` uses ``mlflow.pyfunc.spark_udf`` instead
-  (no reasons); it imports the version's own ``pyfunc_model.py`` on the
+  (no reasons, no recourse); it imports the version's own ``pyfunc_model.py`` on the
   executors, so it is refused unless ``--allow-model-code true``.
 
 Each run logs ``rows_per_second`` (read, validate, score, write) to MLflow.
@@ -80,8 +82,11 @@ def batch_score(
         "scoring %s with %s version %s (engine %s)", options.input, reg.model_name, version.version, options.engine
     )
     reasons = options.reasons and (options.engine == "local" or options.spark_scorer == "project")
-    if options.recourse and options.engine != "local":
-        raise DataValidationError("recourse=true is computed by the local engine only: use --engine local")
+    if options.recourse and options.engine == "spark" and options.spark_scorer != "project":
+        raise DataValidationError(
+            "recourse=true needs the project's scorer: spark_scorer=mlflow gives probabilities only; "
+            "use spark_scorer=project (the default) or --engine local"
+        )
     refuse_output_over_input(options, input_files(options.input)[0])
     with tempfile.TemporaryDirectory(prefix="batch-model-") as tmp:
         model_dir = registry.fetch_verified(
@@ -99,7 +104,11 @@ def batch_score(
         if automation == "paused":
             log.warning("automation is paused: every decision in the output is a referral")
         columns = DecisionColumns(
-            model, config.model, reasons=driver_reasons, paused=automation == "paused", recourse=options.recourse
+            model,
+            config.model,
+            reasons=driver_reasons,
+            paused=automation == "paused",
+            recourse=options.recourse and options.engine == "local",
         )
         # in the scored files' schema, on either engine
         metadata = {
@@ -200,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="production", help="an alias (production) or a version number")
     parser.add_argument("--reasons", type=_bool, default=True, help="reason codes per row")
     parser.add_argument(
-        "--recourse", type=_bool, default=False, help="local engine: what would change each decline or referral"
+        "--recourse", type=_bool, default=False, help="what would change each decline or referral (JSON column)"
     )
     parser.add_argument("--id-column", default="applicant_id", help="carried through to the output if present")
     parser.add_argument("--chunk-rows", type=int, default=65_536)

@@ -58,7 +58,8 @@ def scored_table(
     id_name: str | None,
     schema: pa.Schema,
 ) -> pa.Table:
-    """One chunk's valid rows scored: row number, id, probability, score, band, decision, reasons.
+    """One chunk's valid rows scored: row number, id, probability, score, band, decision, reasons, and
+    what would change the decision when the columns search for it.
 
     Both engines call this, so they score alike.
     """
@@ -67,10 +68,8 @@ def scored_table(
     if id_name is not None:
         ids = batch.column(id_name)
         data[id_name] = ids if picked is None else ids.take(picked)
-    records = None
-    if columns.recourse is not None:
-        inputs = [spec.name for spec in columns.engine.model.encoder.fields]
-        records = (batch if picked is None else batch.take(picked)).select(inputs).to_pylist()
+    # the recourse search takes each row's values as the rule table read them (a CSV's text parsed)
+    records = chunk.records() if columns.recourse is not None else None
     data.update(columns.decide(chunk.matrix, records))
     return pa.Table.from_pydict(data, schema=schema)
 

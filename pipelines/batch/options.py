@@ -21,7 +21,7 @@ class BatchOptions:
     engine: Engine = "local"
     model: str = "production"  # an alias, or a version number
     reasons: bool = True
-    recourse: bool = False  # local engine: per declined or referred row, what would change the decision (JSON)
+    recourse: bool = False  # per declined or referred row, what would change the decision (JSON); not spark_udf
     id_column: str = "applicant_id"  # carried through to the output when the input has it
     chunk_rows: int = 65_536
     spark_master: str = "local[*]"

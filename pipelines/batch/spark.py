@@ -7,7 +7,8 @@ reader, rule table, encoding and scoring
 (:func:`pipelines.batch.reader.parquet_batches`,
 :class:`pipelines.batch.validation.ChunkEncoder`,
 :func:`pipelines.batch.local.scored_table`): the same rejects, probabilities,
-scores, bands, decisions and reason codes, each row with its number in the
+scores, bands, decisions, reason codes and, with ``recourse``, what would
+change each decision (:mod:`credit_risk.recourse`), each row with its number in the
 input (as the local engine counts them) and its id. A Parquet input is read by
 the tasks, row groups planned from the footers (:mod:`pipelines.batch.plan`);
 a CSV input is read and numbered by Spark and handed over as Arrow batches
@@ -15,7 +16,7 @@ a CSV input is read and numbered by Spark and handed over as Arrow batches
 engine's schemas and metadata; the driver commits the files of the attempts
 Spark counted (:mod:`pipelines.batch.commit`). ``spark_scorer="mlflow"``
 keeps MLflow's own route (Spark reads, the rule table in Spark SQL, then
-``mlflow.pyfunc.spark_udf``; no reasons).
+``mlflow.pyfunc.spark_udf``; no reasons, no recourse).
 """
 
 from __future__ import annotations
@@ -306,8 +307,8 @@ def _score_with_project(
     options: BatchOptions,
     metadata: dict[str, str],
 ) -> tuple[int, int]:
-    """Every row through the local engine's reader, rule table, encoding, scores and reasons on the
-    executors, in one pass, each task writing its scored and rejected rows itself; the driver commits
+    """Every row through the local engine's reader, rule table, encoding, scores, reasons and recourse on
+    the executors, in one pass, each task writing its scored and rejected rows itself; the driver commits
     the files of the attempts Spark counted (:class:`~pipelines.batch.commit.StagedOutput`)."""
     plan = _planned(spark, model, options)
     shipped = model_dir.parent  # a fresh temporary folder per run: a unique name for addFile
@@ -320,6 +321,7 @@ def _score_with_project(
             digest=registry.directory_digest(model_dir),
             config=config,
             reasons=options.reasons,
+            recourse=options.recourse,
             id_name=plan.id_name,
             id_type=plan.id_type,
             staging=str(staged.folder),
@@ -332,7 +334,7 @@ def _score_with_project(
         errors = sorted({w.error for w in written if w.error})
         if errors:
             raise DataValidationError("; ".join(errors))
-        scored = output_schema(plan.id_name, plan.id_type, options.reasons, metadata)
+        scored = output_schema(plan.id_name, plan.id_type, options.reasons, metadata, recourse=options.recourse)
         return staged.commit(written, scored, rejects_schema(plan.id_type, metadata))
     except BaseException:
         staged.discard()

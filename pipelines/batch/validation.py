@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +19,25 @@ class EncodedChunk:
     matrix: np.ndarray  # float32, one row per valid input row (valid until the next chunk is encoded)
     valid: np.ndarray | None  # positions of the valid rows in the chunk; None when all are valid
     rejects: list[tuple[int, str, str, str]]  # (position, first field, its rule, every "field: rule")
+    # per model input, every row's value as the rule table read it: a category's index in its codes
+    # (-1: missing) or a number (NaN: missing); only :meth:`records` picks the valid rows (no cost otherwise)
+    parsed: list[tuple[FieldSpec, np.ndarray]] = field(default_factory=list)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The valid rows as validated records, as the service parses an applicant: a category's code, a
+        whole number as an int, None when missing (a CSV's text "60" is 60, as in the matrix)."""
+        names = [spec.name for spec, _ in self.parsed]
+        pick = slice(None) if self.valid is None else self.valid
+        columns = [_python_values(spec, values[pick]) for spec, values in self.parsed]
+        return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _python_values(spec: FieldSpec, values: np.ndarray) -> list[Any]:
+    if spec.type == "categorical":
+        codes = (*spec.codes, None)  # index -1 (missing) is the last: None
+        return [codes[i] for i in values.tolist()]
+    cast = int if spec.type == "integer" else float
+    return [None if math.isnan(v) else cast(v) for v in values.astype(np.float64).tolist()]
 
 
 @dataclass
@@ -57,14 +78,17 @@ class ChunkEncoder:
     def encode(self, batch: pa.RecordBatch) -> EncodedChunk:
         hot: list[np.ndarray] = []  # per categorical: each row's encoded column (-1: missing)
         numbers: list[np.ndarray] = []  # per numeric field: each row's value (NaN: missing)
+        parsed: list[tuple[FieldSpec, np.ndarray]] = []
         checks: list[_Check] = []
         for rule, columns in zip(self._categoricals, self._code_columns, strict=True):
             verdict = rule.check_arrow(batch.column(rule.name))
             hot.append(columns[verdict.values])
+            parsed.append((rule.spec, verdict.values))
             checks += self._check(rule, verdict)
         for rule in self._numbers:
             verdict = rule.check_arrow(batch.column(rule.name))
             numbers.append(verdict.values)
+            parsed.append((rule.spec, verdict.values))
             checks += self._check(rule, verdict)
         valid = None
         if checks:
@@ -83,7 +107,7 @@ class ChunkEncoder:
                 flat[offsets[present] + columns[present]] = 1.0
             else:
                 flat[offsets + columns] = 1.0
-        return EncodedChunk(matrix, valid, self._reject_rows(checks) if checks else [])
+        return EncodedChunk(matrix, valid, self._reject_rows(checks) if checks else [], parsed)
 
     @staticmethod
     def _check(rule: FieldRule, verdict: ArrowCheck) -> list[_Check]:

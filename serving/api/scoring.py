@@ -156,6 +156,11 @@ def _score(
     return scored.results, ticket, referrals
 
 
+def _query(reasons: bool, recourse: bool) -> str:
+    """The options a request id's digest covers: a retry asking for more than the first answer is another request."""
+    return f"reasons={reasons}" + ("&recourse=true" if recourse else "")
+
+
 def _score_one(
     runtime: Runtime, served: Served, body: bytes, rid: RequestId, reasons: bool, started: float, recourse: bool = False
 ) -> Any:
@@ -175,8 +180,7 @@ def score_applicant(
     """One parsed applicant, scored under its claimed request id: (result, pending), or (Replayed, None).
 
     ``recourse``: the answer also says what would change a decline or a referral."""
-    query = f"reasons={reasons}" + ("&recourse=true" if recourse else "")
-    claim = _claim(runtime, rid, request_digest(ROUTE, query, body))
+    claim = _claim(runtime, rid, request_digest(ROUTE, _query(reasons, recourse), body))
     if isinstance(claim, Replayed):
         return claim, None
 
@@ -196,17 +200,26 @@ def score_applicant(
     return _scored_under(runtime, claim, score)
 
 
-def _score_many(runtime: Runtime, served: Served, body: bytes, rid: RequestId, reasons: bool, started: float) -> Any:
+def _score_many(
+    runtime: Runtime, served: Served, body: bytes, rid: RequestId, reasons: bool, started: float, recourse: bool = False
+) -> Any:
     records = served.parser.many(body)
     batch_id = rid.value
     request_ids = [f"{batch_id}-{i}" for i in range(len(records))]
-    claim = _claim(runtime, rid, request_digest(BATCH_ROUTE, f"reasons={reasons}", body), tuple(request_ids))
+    claim = _claim(runtime, rid, request_digest(BATCH_ROUTE, _query(reasons, recourse), body), tuple(request_ids))
     if isinstance(claim, Replayed):
         return claim, None
 
     def score() -> tuple[Any, Pending]:
         results, ticket, referrals = _score(
-            runtime, served, records, request_ids=request_ids, batch_id=batch_id, reasons=reasons, started=started
+            runtime,
+            served,
+            records,
+            request_ids=request_ids,
+            batch_id=batch_id,
+            reasons=reasons,
+            started=started,
+            recourse=recourse,
         )
         batch = {"batch_id": batch_id, "model": served.model_ref, "results": results}
         return batch, Pending(ticket, claim, referrals)
@@ -244,6 +257,10 @@ async def _answer(runtime: Runtime, pending: Pending | None, result: Any, reques
 def scoring_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["scoring"])
     scoring_errors = error_responses(400, 409, 413, 415, 422, 503)
+    recourse_doc = (
+        "For a decline or a referral, also say what would change the decision: up to "
+        "recourse.max_alternatives alternative applications the served model would approve (or refer)"
+    )
     request_id_doc = {
         "parameters": [
             {
@@ -270,11 +287,7 @@ def scoring_router() -> APIRouter:
     async def predict(
         request: Request,
         reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)"),
-        recourse: bool = Query(
-            False,
-            description="For a decline or a referral, also say what would change the decision: up to "
-            "recourse.max_alternatives alternative applications the served model would approve (or refer)",
-        ),
+        recourse: bool = Query(False, description=recourse_doc),
     ) -> Response:
         started = time.perf_counter()
         runtime, served, body, rid = await _accept(request)
@@ -296,11 +309,15 @@ def scoring_router() -> APIRouter:
         openapi_extra=body_doc("BatchRequest"),
     )
     async def predict_batch(
-        request: Request, reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)")
+        request: Request,
+        reasons: bool = Query(True, description="Compute reason codes (TreeSHAP)"),
+        recourse: bool = Query(False, description=recourse_doc),
     ) -> Response:
         started = time.perf_counter()
         runtime, served, body, rid = await _accept(request)
-        result, pending = await _offload(runtime, True, _score_many, runtime, served, body, rid, reasons, started)
+        result, pending = await _offload(
+            runtime, True, _score_many, runtime, served, body, rid, reasons, started, recourse
+        )
         return await _answer(runtime, pending, result, rid.value)
 
     @router.get(

@@ -137,7 +137,7 @@ def test_a_candidates_section_replaces_the_default_grid_whole(tmp_path: Path) ->
     logistic_only = {"candidates": {"logistic_regression": [{"C": 0.3}]}}
     candidates = load_project_config(write_config_dir(tmp_path / "config", training=logistic_only)).training.candidates
     assert [c.C for c in candidates.logistic_regression] == [0.3]
-    assert candidates.xgboost == (), "a kind the file leaves out has no candidates"
+    assert candidates.xgboost == () and candidates.scorecard == (), "a kind the file leaves out has no candidates"
 
 
 def test_every_configuration_key_has_a_description() -> None:
@@ -163,4 +163,5 @@ def test_the_quick_search_keeps_the_first_candidate_of_each_kind_under_a_lighter
     assert (quick.cv.folds, quick.cv.repeats) == (5, 1)
     assert quick.candidates.xgboost == training.candidates.xgboost[:1]
     assert quick.candidates.logistic_regression == training.candidates.logistic_regression[:1]
+    assert quick.candidates.scorecard == training.candidates.scorecard[:1] and quick.candidates.scorecard
     assert quick.data == training.data and quick.evaluation == training.evaluation

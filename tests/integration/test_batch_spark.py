@@ -144,6 +144,27 @@ def test_row_numbers_follow_the_files_in_name_order_as_the_local_engine_counts(
     assert remote_bad == [700 + 11] == pq.read_table(rejects_path(tmp_path / "local.parquet"))["row"].to_pylist()
 
 
+def test_recourse_on_the_spark_engine_is_the_local_engines_row_for_row(
+    trained: TrainedModel, spark: object, tmp_path: Path
+) -> None:
+    """``recourse=true`` in Spark's tasks: the same JSON column as the local engine's, searched by the same
+    code (credit_risk/recourse.py) on a CSV's values as the rule table reads them; bad rows rejected alike."""
+    frame = applicants(trained, 240, seed=21)
+    frame.insert(0, "applicant_id", [f"R{i:04d}" for i in range(240)])
+    frame.loc[3, "duration_in_month"] = 999
+    source = tmp_path / "applicants.csv"
+    frame.to_csv(source, index=False)
+    score(trained, source, tmp_path / "local.parquet", engine="local", recourse=True)
+    score(trained, source, tmp_path / "spark.parquet", spark=spark, engine="spark", recourse=True)
+    local, remote = read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet")
+    assert len(remote) == 239 and remote["applicant_id"].tolist() == local["applicant_id"].tolist()
+    assert_same_scores(local, remote, reasons=True)
+    pd.testing.assert_series_equal(remote["recourse"], local["recourse"])
+    answers = [json.loads(a) for a in remote["recourse"].dropna()]
+    assert answers and any(a["recourse"] for a in answers), "no decline or referral got an alternative"
+    assert remote["recourse"].isna().tolist() == (remote["decision"].astype(str) == "approve").tolist()
+
+
 def test_a_csv_folder_whose_files_order_their_columns_differently_is_refused(
     trained: TrainedModel, portfolio: Path, spark: object, tmp_path: Path
 ) -> None:
@@ -269,3 +290,15 @@ def test_a_local_session_runs_its_driver_jvm_with_the_serial_collector(spark: ob
     arguments = list(runtime.getInputArguments())
     assert set(LOCAL_JAVA_OPTIONS.split()) <= set(arguments)
     assert spark.conf.get("spark.driver.extraJavaOptions") == LOCAL_JAVA_OPTIONS  # type: ignore[attr-defined]
+
+
+def test_a_scorecard_scores_in_spark_as_in_the_local_engine(
+    scorecard_trained: TrainedModel, spark: object, tmp_path: Path
+) -> None:
+    source = tmp_path / "applicants.parquet"
+    applicants(scorecard_trained, 500, seed=7).infer_objects().to_parquet(source, index=False)
+    score(scorecard_trained, source, tmp_path / "local.parquet", engine="local")
+    score(scorecard_trained, source, tmp_path / "spark.parquet", spark=spark, engine="spark")
+    local, remote = read(tmp_path / "local.parquet"), read(tmp_path / "spark.parquet")
+    assert len(local) == 500
+    assert_same_scores(local, remote, reasons=True)

@@ -146,33 +146,55 @@ def test_reasons_can_be_switched_off(trained: TrainedModel, applicants: pd.DataF
     assert without.column("score").to_pylist() == with_reasons.column("score").to_pylist()
 
 
+def _assert_recourse_as_the_service_answers(
+    trained: TrainedModel, scoring_model: ScoringModel, records: list[dict], output: Path
+) -> None:
+    """Row for row: the ``recourse`` column is the service's search on the same applicant (null: approved)."""
+    scored = pq.read_table(output).to_pandas()
+    config = trained.store.config.model
+    scorer, _ = service_runtime(scoring_model, config.serving.tree_runtime)
+    search = RecourseSearch(DecisionEngine(scorer, config), config.recourse)  # as serving/state.py builds it
+    assert (scored["decision"] != "approve").any(), "no decline or referral to compare"
+    assert len(scored) == len(records)
+    for record, decision, answer in zip(records, scored["decision"], scored["recourse"], strict=True):
+        if decision == "approve":
+            assert pd.isna(answer)
+        else:
+            assert json.loads(answer) == search.search(record, decision=decision).to_json(), record
+
+
 def test_recourse_in_the_local_engine_is_what_the_service_answers(
     trained: TrainedModel, applicants: pd.DataFrame, scoring_model: ScoringModel, tmp_path: Path
 ) -> None:
     source = tmp_path / "in.parquet"
     applicants.head(300).to_parquet(source)
     run(trained, source, tmp_path / "out.parquet", recourse=True)
-    scored = pq.read_table(tmp_path / "out.parquet").to_pandas()
-    config = trained.store.config.model
-    scorer, _ = service_runtime(scoring_model, config.serving.tree_runtime)
-    search = RecourseSearch(DecisionEngine(scorer, config), config.recourse)  # as serving/state.py builds it
-    inputs = [spec.name for spec in scoring_model.schema.inputs]
-    records = applicants.head(300)[inputs].to_dict("records")
-    assert (scored["decision"] != "approve").any(), "no decline or referral to compare"
-    for record, decision, answer in zip(records, scored["decision"], scored["recourse"], strict=True):
-        if decision == "approve":
-            assert pd.isna(answer)
-        else:
-            assert json.loads(answer) == search.search(record, decision=decision).to_json()
+    records = applicants.head(300)[scoring_model.schema.input_names].to_dict("records")
+    _assert_recourse_as_the_service_answers(trained, scoring_model, records, tmp_path / "out.parquet")
 
 
-def test_recourse_on_the_spark_engine_is_refused_naming_the_local_one(
+def test_recourse_from_a_csv_input_takes_the_values_as_the_service_reads_them(
+    trained: TrainedModel, applicants: pd.DataFrame, scoring_model: ScoringModel, tmp_path: Path
+) -> None:
+    """A CSV is read as text: the search gets 60, not "60" (an answer says "from": 60, as the service's);
+    a rejected row leaves the others' answers in their places."""
+    source = tmp_path / "in.csv"
+    frame = applicants.head(200).copy()
+    frame.loc[5, "duration_in_month"] = 999
+    frame.to_csv(source, index=False)
+    run(trained, source, tmp_path / "out.parquet", recourse=True)
+    records = frame.drop(index=5)[scoring_model.schema.input_names].to_dict("records")
+    _assert_recourse_as_the_service_answers(trained, scoring_model, records, tmp_path / "out.parquet")
+
+
+def test_recourse_with_mlflows_spark_udf_is_refused_naming_the_project_scorer(
     trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path
 ) -> None:
     source = tmp_path / "in.parquet"
     applicants.head(10).to_parquet(source)
-    with pytest.raises(DataValidationError, match="local engine only"):
-        run(trained, source, tmp_path / "out", engine="spark", recourse=True)
+    options = {"engine": "spark", "spark_scorer": "mlflow", "allow_model_code": True, "recourse": True}
+    with pytest.raises(DataValidationError, match="spark_scorer=project"):
+        run(trained, source, tmp_path / "out", **options)
 
 
 def test_a_version_number_selects_that_version(trained: TrainedModel, applicants: pd.DataFrame, tmp_path: Path) -> None:

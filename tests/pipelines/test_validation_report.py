@@ -16,6 +16,7 @@ SECTIONS = (
     "Purpose and intended use",
     "Data and lineage",
     "Candidates tried",
+    "Benchmark: a points scorecard",
     "bootstrap intervals",
     "Calibration",
     "Fairness by protected group",
@@ -50,6 +51,29 @@ def test_the_report_figures_match_the_version_and_hold_their_intervals(trained: 
     assert sum(row[-1] == "yes" for row in facts["candidates"]) == 1
     assert set(facts["psi"]) == {*(f.name for f in trained.store.config.features.fields), "probability"}
     assert {gate["gate"] for gate in facts["gates"]} == {"min_auc", "max_brier", "min_disparate_impact"}
+
+
+def test_the_report_sets_a_scorecard_benchmark_beside_a_chosen_model_that_is_not_one(trained: TrainedModel) -> None:
+    client = trained.store.client
+    version = registry.get_version(client, trained.version.name, trained.version.version)
+    facts = registry.fetch_verified_report(client, version, signing_key=None).data
+    assert version.tags["model_kind"] != "scorecard"
+    chosen, benchmark = facts["benchmark"]
+    assert chosen[1] == "chosen" and chosen[2] == pytest.approx(float(version.tags["metric.roc_auc_cv_mean"]), abs=1e-6)
+    assert benchmark[0].startswith("scorecard(") and benchmark[1] == "benchmark only (not a candidate)"
+    assert benchmark[2] == pytest.approx(float(version.tags["metric.scorecard_roc_auc_cv_mean"]), abs=1e-6)
+    assert 0.6 < benchmark[2] < 0.85, "a scorecard's CV ROC-AUC on German Credit"
+    assert facts["points_table"] is None
+
+
+def test_a_chosen_scorecards_report_holds_its_points_table(scorecard_trained: TrainedModel) -> None:
+    client = scorecard_trained.store.client
+    version = registry.get_version(client, scorecard_trained.version.name, scorecard_trained.version.version)
+    report = registry.fetch_verified_report(client, version, signing_key=None)
+    assert [row[1] for row in report.data["benchmark"]] == ["chosen"], "the scorecard is its own benchmark"
+    rows = report.data["points_table"]
+    assert rows and {row[0] for row in rows} == {f.label for f in scorecard_trained.store.config.features.inputs}
+    assert "The points table of this scorecard" in report.page
 
 
 def test_bootstrap_intervals_narrow_as_the_sample_grows(trained: TrainedModel) -> None:

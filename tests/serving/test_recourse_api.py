@@ -13,7 +13,7 @@ from pypdf import PdfReader
 
 from credit_risk.audit.access import AccessLog
 from serving.api.decision_schemas import RecourseOut
-from serving.schemas import PredictionResponse
+from serving.schemas import BatchResponse, PredictionResponse
 from tests.conftest import TrainedModel
 from tests.serving.test_decisions import risky
 from tests.support.audit import AUDITOR, audit_client, bearer, wait_logged
@@ -34,6 +34,19 @@ def service(trained: TrainedModel, log_dir: Path) -> Iterator[TestClient]:
 
 def _applied(applicant: dict[str, Any], alternative: dict[str, Any]) -> dict[str, Any]:
     return {**applicant, **{change["field"]: change["to"] for change in alternative["changes"]}}
+
+
+def _safe(applicant: dict[str, Any]) -> dict[str, Any]:
+    """An applicant the model approves."""
+    return {
+        **applicant,
+        "status_of_existing_checking_account": "no_account",
+        "duration_in_month": 6,
+        "credit_amount": 1000,
+        "credit_history": "critical_account",
+        "savings_account_and_bonds": "over_1000_dm",
+        "installment_rate_in_percentage_of_disposable_income": 1,
+    }
 
 
 def test_a_decline_with_recourse_gets_alternatives_the_service_itself_decides_as_claimed(
@@ -58,18 +71,31 @@ def test_recourse_is_absent_unless_asked_for(service: TestClient, applicant: dic
 
 
 def test_an_approval_with_recourse_gets_none_and_a_note(service: TestClient, applicant: dict[str, Any]) -> None:
-    safe = {
-        **applicant,
-        "status_of_existing_checking_account": "no_account",
-        "duration_in_month": 6,
-        "credit_amount": 1000,
-        "credit_history": "critical_account",
-        "savings_account_and_bonds": "over_1000_dm",
-        "installment_rate_in_percentage_of_disposable_income": 1,
-    }
-    body = service.post("/v1/predict?recourse=true", json=safe).json()
+    body = service.post("/v1/predict?recourse=true", json=_safe(applicant)).json()
     assert body["decision"] == "approve", body
     assert body["recourse"] == [] and "approved" in body["recourse_note"]
+
+
+def test_a_batch_with_recourse_gives_each_applicant_what_the_single_route_gives(
+    service: TestClient, applicant: dict[str, Any]
+) -> None:
+    declined = risky(applicant)
+    applicants = [declined, _safe(applicant), {**declined, "duration_in_month": 24}, applicant]
+    response = service.post("/v1/predict/batch?recourse=true", json={"applicants": applicants})
+    assert response.status_code == 200, response.text
+    BatchResponse.model_validate(response.json())
+    results = response.json()["results"]
+    for one, result in zip(applicants, results, strict=True):
+        single = service.post("/v1/predict?recourse=true", json=one).json()
+        assert result["decision"] == single["decision"]
+        assert (result["recourse"], result["recourse_note"]) == (single["recourse"], single["recourse_note"]), one
+    assert results[0]["decision"] == "decline" and results[0]["recourse"], results[0]["recourse_note"]
+    assert results[1]["decision"] == "approve" and "approved" in results[1]["recourse_note"]
+
+
+def test_a_batch_carries_no_recourse_unless_asked_for(service: TestClient, applicant: dict[str, Any]) -> None:
+    results = service.post("/v1/predict/batch", json={"applicants": [risky(applicant)]}).json()["results"]
+    assert "recourse" not in results[0] and "recourse_note" not in results[0]
 
 
 def test_an_auditor_gets_the_recourse_of_a_logged_decline(service: TestClient, applicant: dict[str, Any]) -> None:

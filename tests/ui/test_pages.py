@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,8 @@ from tests.support.api import RunningApi, running_api
 from tests.support.processes import free_port
 from tests.ui.conftest import served_schema
 from ui.api_client import ApiClient, RequestRejectedError
+from ui.form_schema import read_schema
+from ui.present import summary_html
 
 pytestmark = pytest.mark.integration
 
@@ -126,6 +129,40 @@ def test_a_decline_shows_what_would_change_the_decision(api: RunningApi, open_ap
     for alternative in expected["recourse"]:
         word = {"approve": "Approved", "review": "Referred"}[alternative["decision"]]
         assert f"<strong>{word}</strong> with: {alternative['summary']}" in text
+
+
+def _risky_answer(api: RunningApi, *, query: str) -> dict:
+    """The API's answer for a declined applicant (the decline test's), with ``query``."""
+    schema = _schema(api)
+    risky = {
+        "status_of_existing_checking_account": "overdrawn",
+        "duration_in_month": 60,
+        "credit_amount": 15000,
+        "credit_history": "no_credits_or_all_paid",
+        "savings_account_and_bonds": "below_100_dm",
+        "installment_rate_in_percentage_of_disposable_income": 4,
+    }
+    record = {k: v for k, v in {**schema.example_record(), **risky}.items() if k in set(schema.input_names)}
+    return httpx.post(f"{api.url}/v1/predict{query}", json=record).json()
+
+
+def test_the_printable_summary_of_a_decline_says_what_would_change_the_decision(api: RunningApi) -> None:
+    """The Score page asks with recourse=true and hands the answer to the summary: its alternatives are
+    printed in words (the answer's summary sentence), each with the decision it would get."""
+    answer = _risky_answer(api, query="?recourse=true")
+    assert answer["decision"] == "decline" and answer["recourse"], answer
+    page = summary_html(answer, read_schema(httpx.get(f"{api.url}/v1/model").json()), applicant_id=None)
+    assert "<h2>What would change the decision</h2>" in page
+    for alternative in answer["recourse"]:
+        word = {"approve": "Approved", "review": "Referred"}[alternative["decision"]]
+        assert f"<li><strong>{word}</strong> with: {escape(alternative['summary'])} (" in page
+        assert alternative["changes"][0]["field"] not in page, "a field's code, not its label"
+
+
+def test_the_printable_summary_says_nothing_of_recourse_when_the_answer_has_none(api: RunningApi) -> None:
+    answer = _risky_answer(api, query="")
+    page = summary_html(answer, read_schema(httpx.get(f"{api.url}/v1/model").json()), applicant_id=None)
+    assert answer["decision"] == "decline" and "What would change the decision" not in page
 
 
 def test_score_refuses_until_required_fields_are_set(api: RunningApi, open_app: OpenApp) -> None:

@@ -28,6 +28,7 @@ from ui.present import (
     percent,
     plural,
     reason_sentence,
+    recourse_html,
     summary_html,
 )
 from ui.result_graphics import gauge_html, reasons_chart
@@ -333,8 +334,7 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
 def _render_recourse(result: Mapping[str, Any]) -> None:
     """What would change the decision: the service's alternatives, each already scored by the served model."""
     st.subheader("What would change the decision")
-    alternatives = list(result.get("recourse") or [])
-    if not alternatives:
+    if not result.get("recourse"):
         st.info(str(result.get("recourse_note") or "No alternative was found within the configured limits."))
         return
     st.caption(
@@ -342,13 +342,7 @@ def _render_recourse(result: Mapping[str, Any]) -> None:
         "can act on (a smaller amount, a shorter term, more savings), and was scored before it is shown. "
         "The easiest change comes first."
     )
-    items = "".join(
-        f"<li><strong>{escape(decision_word(a.get('decision')))}</strong> with: "
-        f"{escape(str(a.get('summary', '')))} "
-        f"(probability of default {percent(float(a.get('probability_of_default', 0)))})</li>"
-        for a in alternatives
-    )
-    st.markdown(f'<ul data-testid="recourse">{items}</ul>', unsafe_allow_html=True)
+    st.markdown(recourse_html(result) or "", unsafe_allow_html=True)
 
 
 def _changed_fields(schema: FormSchema, before: Mapping[str, Any]) -> list[str]:
