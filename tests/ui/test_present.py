@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from ui.form_schema import FormSchema, read_schema
 from ui.present import (
     BAND_PALETTE,
     DECISION_COLOURS,
+    PERCENT_FORMAT,
     band_colours,
     check_upload,
     chunks,
@@ -20,6 +22,7 @@ from ui.present import (
     decision_word,
     detect_separator,
     group_sort_key,
+    percent,
     reason_sentence,
     rejects_frame,
     text_colour_on,
@@ -225,3 +228,26 @@ def test_a_second_lenders_decimal_and_optional_fields_read_as_the_api_takes_them
     amount = form.by_name["loan_amount"]
     assert amount.required and amount.parse_text("") == (None, "Enter a value: it is required")
     assert amount.parse_text("1200.5") == (None, "Enter a whole number (you entered 1200.5)")
+
+
+def test_percent_has_one_precision() -> None:
+    assert [percent(v) for v in (0.12345, 0.5, 1, 0.0004)] == ["12.3%", "50.0%", "100.0%", "0.0%"]
+    assert percent(None) == "n/a" and percent(None, missing="no data") == "no data"
+    assert PERCENT_FORMAT == ".1%", "charts' axes and tooltips use the same precision as the text"
+
+
+# a format that makes a percentage: an f-string or str.format spec ending in % ("{x:.1%}", "{:.0%}"),
+# a chart's d3 format ending in % (format="%", format=".0%"), or a table column's format="percent"
+_PERCENT_FORMATTING = re.compile(r"""\{[^{}]*:[^{}]*%\}|format\s*=\s*["'][^"']*%["']|format\s*=\s*["']percent["']""")
+
+
+def test_no_page_formats_a_percentage_itself() -> None:
+    """Every page calls ui.present.percent (or PERCENT_FORMAT): one precision everywhere."""
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}: {line.strip()}"
+        for path in sorted((PROJECT_ROOT / "ui").rglob("*.py"))
+        if path.name != "present.py"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if _PERCENT_FORMATTING.search(line)
+    ]
+    assert not found, "percentages formatted outside ui.present.percent:\n" + "\n".join(found)
