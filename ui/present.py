@@ -125,11 +125,14 @@ def reason_sentence(reason: Mapping[str, Any], spec: FormField | None = None) ->
 
 
 def reasons_text(reasons: Sequence[Mapping[str, Any]], schema: FormSchema | None) -> str:
-    """'CHK Checking account; DUR Loan duration (months)': codes with their labels, for tables."""
+    """'Checking account; Loan duration (months)': the reasons' labels, for tables people read."""
     by_name = schema.by_name if schema is not None else {}
-    return "; ".join(
-        f"{r.get('code', '')} {reason_label(r, by_name.get(str(r.get('field', ''))))}".strip() for r in reasons
-    )
+    return "; ".join(reason_label(r, by_name.get(str(r.get("field", "")))) for r in reasons)
+
+
+def reason_codes_text(reasons: Sequence[Mapping[str, Any]]) -> str:
+    """'CHK; DUR': the reasons' codes, for the files other systems read (never a table on a page)."""
+    return "; ".join(str(r.get("code", "")) for r in reasons)
 
 
 # ---------------------------------------------------------------- batch: reading and checking
@@ -279,7 +282,8 @@ def results_frame(
     results: Sequence[Mapping[str, Any]],
     schema: FormSchema | None = None,
 ) -> pd.DataFrame:
-    """One line per scored applicant: row and id, the decision columns, then the inputs sent."""
+    """One line per scored applicant: row and id, the decision columns, the inputs sent, then the ids and the
+    reasons' codes (for the downloaded file; the page's table leaves the codes out)."""
     lines = []
     for row, record, result in zip(checked.record_rows, checked.records, results, strict=True):
         model = result.get("model") or {}
@@ -296,6 +300,7 @@ def results_frame(
                 **record,
                 "model_version": model.get("version"),
                 "request_id": result.get("request_id"),
+                "reason_codes": reason_codes_text(result.get("reasons") or []),
             }
         )
     return pd.DataFrame(lines)

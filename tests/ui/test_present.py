@@ -25,6 +25,7 @@ from ui.present import (
     percent,
     reason_sentence,
     rejects_frame,
+    results_frame,
     text_colour_on,
 )
 
@@ -134,6 +135,28 @@ def test_rejected_rows_keep_their_cells_id_and_reasons(schema: FormSchema) -> No
     assert list(rejects.columns[:3]) == ["row", "applicant_id", "problems"]
     assert rejects.to_dict("records")[0]["applicant_id"] == "A2" and "120" in rejects["problems"][0]
     assert rejects["duration_in_month"][0] == "500", "the row as uploaded"
+
+
+def test_the_results_table_names_reasons_in_words_and_keeps_their_codes_for_the_file(schema: FormSchema) -> None:
+    checked = check_upload(_upload(schema, [schema.example_record()]), schema)
+    answer = {
+        "decision": "decline",
+        "probability_of_default": 0.61,
+        "score": 540,
+        "risk_band": "F",
+        "reasons": [
+            {"code": "CHK", "field": "status_of_existing_checking_account", "label": "Checking account"},
+            {"code": "DUR", "field": "duration_in_month", "label": "Duration"},
+        ],
+        "model": {"version": "3"},
+        "request_id": "r-1",
+    }
+    line = results_frame(checked, [answer], schema).to_dict("records")[0]
+    labels = [schema.by_name[name].plain_label for name in ("status_of_existing_checking_account", "duration_in_month")]
+    expected = "; ".join(labels)
+    assert line["reasons"] == expected and "CHK" not in line["reasons"], "labels for people, no codes"
+    assert line["reason_codes"] == "CHK; DUR", "the codes, for the file other systems read"
+    assert line["decision"] == "Declined"
 
 
 def test_category_labels_are_accepted_where_unambiguous(schema: FormSchema) -> None:
