@@ -224,13 +224,18 @@ def cross_validate_logged(
     return result
 
 
-def scorecard_benchmark(results: list[CVResult], split: Split, config: ProjectConfig, started: float) -> CVResult:
+def scorecard_benchmark(
+    results: list[CVResult], split: Split, config: ProjectConfig, started: float
+) -> CVResult | None:
     """The scorecard every version is compared with (SR 11-7 benchmarking): the best scorecard candidate, or,
     when the configuration has none, a scorecard with the default parameters cross-validated the same way
-    (folds and seed) as a benchmark only, never selected."""
+    (folds and seed) as a benchmark only, never selected; None when ``training.scorecard_benchmark`` is off
+    and the grid has no scorecard."""
     scorecards = [r for r in results if r.candidate.kind == "scorecard"]
     if scorecards:
         return max(scorecards, key=lambda r: (r.monotone_ok, r.mean))
+    if not config.training.scorecard_benchmark:
+        return None
     candidate = Candidate("scorecard", ScorecardParams().model_dump())
     matrix = Encoder(config.features).encode_frame(split.train_x)
     return cross_validate_logged(
@@ -320,7 +325,8 @@ def train(
         baseline = max((r for r in results if r.candidate.kind == "logistic"), key=lambda r: r.mean, default=None)
         benchmark = scorecard_benchmark(results, split, config, started)
         log.info("selected %s: CV AUC %.4f ± %.4f", best.candidate.name, best.mean, best.std)
-        log.info("benchmark %s: CV AUC %.4f ± %.4f", benchmark.candidate.name, benchmark.mean, benchmark.std)
+        if benchmark is not None:
+            log.info("benchmark %s: CV AUC %.4f ± %.4f", benchmark.candidate.name, benchmark.mean, benchmark.std)
         train_matrix = Encoder(config.features).encode_frame(split.train_x)
         model = fit_model(
             best.candidate,
@@ -335,8 +341,9 @@ def train(
         cv = {"roc_auc_cv_mean": best.mean, "roc_auc_cv_std": best.std}
         if baseline is not None:
             cv["baseline_roc_auc_cv_mean"] = baseline.mean
-        cv["scorecard_roc_auc_cv_mean"] = benchmark.mean
-        cv["scorecard_roc_auc_cv_std"] = benchmark.std
+        if benchmark is not None:
+            cv["scorecard_roc_auc_cv_mean"] = benchmark.mean
+            cv["scorecard_roc_auc_cv_std"] = benchmark.std
         registry.log_job_params(
             {"selected_kind": best.candidate.kind, **{f"selected_{k}": v for k, v in best.candidate.params.items()}}
         )

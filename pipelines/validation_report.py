@@ -144,7 +144,10 @@ def render(facts: dict[str, Any]) -> str:
         _table(["candidate", "CV AUC mean", "CV AUC std", "monotone", "selected"], facts["candidates"]),
         "<h2>4. Benchmark: a points scorecard</h2>",
         "<p>SR 11-7 benchmarking: the chosen model beside a scorecard (binned characteristics, weight of "
-        "evidence, a logistic regression, points) cross-validated on the same folds.</p>",
+        "evidence, a logistic regression, points) cross-validated on the same folds.</p>"
+        if len(facts["benchmark"]) > 1 or facts.get("points_table")
+        else "<p>No benchmark scorecard was cross-validated for this version (the training configuration "
+        "turned it off: <code>training.scorecard_benchmark: false</code>).</p>",
         _table(["model", "role", "CV AUC mean", "CV AUC std"], facts["benchmark"]),
         *_points_section(facts.get("points_table")),
         "<h2>5. Holdout metrics with 95% bootstrap intervals</h2>",
@@ -203,9 +206,10 @@ def _points_section(rows: Sequence[Sequence[Any]] | None) -> list[str]:
 
 
 def benchmark_rows(candidates: Sequence[Any], selected: Any, benchmark: Any) -> list[list[Any]]:
-    """The chosen model and the benchmark scorecard (one row when the scorecard is the chosen model)."""
+    """The chosen model and the benchmark scorecard (one row when the scorecard is the chosen model, or when
+    no benchmark was run: ``training.scorecard_benchmark: false``)."""
     rows = [[selected.candidate.name, "chosen", selected.mean, selected.std]]
-    if benchmark is not selected:
+    if benchmark is not None and benchmark is not selected:
         role = (
             "benchmark (a candidate)" if any(r is benchmark for r in candidates) else "benchmark only (not a candidate)"
         )

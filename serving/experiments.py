@@ -20,11 +20,12 @@ from typing import Any
 from mlflow.entities.model_registry import ModelVersion
 
 from credit_risk.config import ProjectConfig
+from credit_risk.decision_log.record import DecisionRecord
 from credit_risk.experiments import assign
 from credit_risk.experiments.control import ExperimentRefused, check_same_inputs
 from credit_risk.experiments.model import Experiment, active_experiment
 from credit_risk.lifecycle import ledger
-from serving.predict import Scored, score_records
+from serving.predict import ExperimentArm, Scored, decide_records
 from serving.state import ModelHolder, Served
 
 log = logging.getLogger(__name__)
@@ -112,16 +113,16 @@ def score_with_experiment(
         "paused": paused,
     }
     if running is None or running.experiment.champion_version != served.version:
-        return score_records(served, records, request_ids=request_ids, **options)
+        return Scored.of(decide_records(served, records, request_ids=request_ids, **options))
     experiment = running.experiment
     chosen = [
         assign.in_share(experiment.id, record.get("applicant_id") or request_id, experiment.share)
         for record, request_id in zip(records, request_ids, strict=True)
     ]
     if experiment.mode == "split":
-        return _split(running, served, records, request_ids, chosen, options)
+        return Scored.of(_split(running, served, records, request_ids, chosen, options))
     shadow_reasons = follower.config.model.experiments.shadow_reasons if follower is not None else False
-    return _shadow(running, served, records, request_ids, chosen, options, shadow_reasons)
+    return Scored.of(_shadow(running, served, records, request_ids, chosen, options, shadow_reasons))
 
 
 def _split(
@@ -131,21 +132,23 @@ def _split(
     request_ids: Sequence[str],
     chosen: list[bool],
     options: dict[str, Any],
-) -> Scored:
+) -> list[DecisionRecord]:
     """Each applicant decided by their arm's version; the answer and the record name the arm."""
-    results: list[dict[str, Any]] = [{}] * len(records)
-    log_records: list[dict[str, Any]] = [{}] * len(records)
-    experiment_id = running.experiment.id
+    decisions: list[DecisionRecord | None] = [None] * len(records)
     for arm, model in (("champion", served), ("challenger", running.challenger)):
         rows = [i for i, picked in enumerate(chosen) if picked == (arm == "challenger")]
         if not rows:
             continue
-        scored = score_records(model, [records[i] for i in rows], request_ids=[request_ids[i] for i in rows], **options)
-        for i, result, record in zip(rows, scored.results, scored.log_records, strict=True):
-            result["experiment"] = {"id": experiment_id, "arm": arm}
-            record["experiment_id"], record["experiment_arm"] = experiment_id, arm
-            results[i], log_records[i] = result, record
-    return Scored(results, log_records)
+        arm_decisions = decide_records(
+            model,
+            [records[i] for i in rows],
+            request_ids=[request_ids[i] for i in rows],
+            experiment=ExperimentArm(running.experiment.id, arm, "split"),
+            **options,
+        )
+        for i, decision in zip(rows, arm_decisions, strict=True):
+            decisions[i] = decision
+    return [decision for decision in decisions if decision is not None]
 
 
 def _shadow(
@@ -156,25 +159,23 @@ def _shadow(
     chosen: list[bool],
     options: dict[str, Any],
     shadow_reasons: bool,
-) -> Scored:
+) -> list[DecisionRecord]:
     """The champion decides; then the challenger scores the chosen share, logged beside it only."""
-    scored = score_records(served, records, request_ids=request_ids, **options)
-    experiment_id = running.experiment.id
-    for record in scored.log_records:
-        record["experiment_id"], record["experiment_arm"] = experiment_id, "champion"
+    arm = ExperimentArm(running.experiment.id, "champion", "shadow")
+    decisions = decide_records(served, records, request_ids=request_ids, experiment=arm, **options)
     rows = [i for i, picked in enumerate(chosen) if picked]
     if rows:
         challenger = running.challenger
         shadows = challenger.engine.assess([records[i] for i in rows], with_reasons=shadow_reasons)
         for i, shadow in zip(rows, shadows, strict=True):
-            scored.log_records[i].update(
+            decisions[i] = decisions[i]._replace(
                 shadow_version=challenger.version,
                 shadow_probability=shadow.probability,
                 shadow_score=shadow.score,
                 shadow_risk_band=shadow.band,
                 shadow_decision=shadow.decision,
             )
-    return scored
+    return decisions
 
 
 def by_version(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

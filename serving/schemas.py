@@ -1,5 +1,9 @@
 """Response models: they document the API (OpenAPI) and are what the tests check bodies against.
 
+A decision's answer (:class:`PredictionResponse`) takes its fields' descriptions from the decision
+record's one definition (:mod:`credit_risk.decision_log.record`); tests/serving/test_decision_record.py
+checks the two agree field by field.
+
 The request models are not here: they are generated from the served model's
 feature schema (:mod:`serving.requests`).
 """
@@ -10,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from credit_risk.decision_log.record import answer_description as _doc
 from credit_risk.lifecycle import AliasEvent
 
 
@@ -20,9 +25,9 @@ class _Out(BaseModel):
 class ModelRef(_Out):
     """The model version that produced an answer."""
 
-    name: str
-    version: str
-    alias: str | None = Field(description="The alias followed; null when a version is pinned")
+    name: str = Field(description=_doc("model.name"))
+    version: str = Field(description=_doc("model.version"))
+    alias: str | None = Field(description=_doc("model.alias"))
 
 
 class ReasonOut(_Out):
@@ -37,8 +42,8 @@ class ReasonOut(_Out):
 
 
 class ExperimentArmOut(_Out):
-    id: str = Field(description="The champion/challenger experiment (GET /v1/experiments/{id})")
-    arm: Literal["champion", "challenger"] = Field(description="Whose decision this is; `model` names its version")
+    id: str = Field(description=_doc("experiment.id"))
+    arm: Literal["champion", "challenger"] = Field(description=_doc("experiment.arm"))
 
 
 class ChangeOut(_Out):
@@ -65,8 +70,8 @@ class AlternativeOut(_Out):
 class AutomationOut(_Out):
     """Present while automation is paused: the decision is a referral, the model's own is here."""
 
-    mode: Literal["paused"]
-    model_decision: Literal["approve", "review", "decline"]
+    mode: Literal["paused"] = Field(description=_doc("automation.mode"))
+    model_decision: Literal["approve", "review", "decline"] = Field(description=_doc("automation.model_decision"))
 
 
 class CaseRef(_Out):
@@ -78,24 +83,23 @@ class CaseRef(_Out):
 
 
 class PredictionResponse(_Out):
-    request_id: str
-    model: ModelRef
-    probability_of_default: float = Field(ge=0, le=1)
-    score: int = Field(description="Scorecard points: higher is lower risk")
-    risk_band: str
-    decision: Literal["approve", "review", "decline"]
-    decision_policy_version: str
-    reasons: list[ReasonOut] = Field(description="At most decision.max_reasons, largest contribution first")
-    scored_at: str = Field(description="UTC time, ISO 8601")
-    experiment: ExperimentArmOut | None = Field(
-        None, description="Only while a split experiment runs: its id and the applicant's arm"
-    )
-    recourse: list[AlternativeOut] | None = Field(
-        None, description="With ?recourse=true: what would change the decision, cheapest first (empty: see the note)"
-    )
-    recourse_note: str | None = Field(None, description="With ?recourse=true: why there is no alternative")
-    automation: AutomationOut | None = Field(None, description="Only while automation is paused (the stop switch)")
-    case: CaseRef | None = Field(None, description="The case a referral opened for a human reviewer")
+    """One decision's answer: each field and its description come from the decision record's definition
+    (:class:`credit_risk.decision_log.record.DecisionRecord`, which also builds the body)."""
+
+    request_id: str = Field(description=_doc("request_id"))
+    model: ModelRef = Field(description=_doc("model"))
+    probability_of_default: float = Field(ge=0, le=1, description=_doc("probability_of_default"))
+    score: int = Field(description=_doc("score"))
+    risk_band: str = Field(description=_doc("risk_band"))
+    decision: Literal["approve", "review", "decline"] = Field(description=_doc("decision"))
+    decision_policy_version: str = Field(description=_doc("decision_policy_version"))
+    reasons: list[ReasonOut] = Field(description=_doc("reasons"))
+    scored_at: str = Field(description=_doc("scored_at"))
+    experiment: ExperimentArmOut | None = Field(None, description=_doc("experiment"))
+    recourse: list[AlternativeOut] | None = Field(None, description=_doc("recourse"))
+    recourse_note: str | None = Field(None, description=_doc("recourse_note"))
+    automation: AutomationOut | None = Field(None, description=_doc("automation"))
+    case: CaseRef | None = Field(None, description=_doc("case"))
 
 
 class BatchResponse(_Out):

@@ -29,6 +29,8 @@ from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, ProjectConfig, 
 
 FAST_TRAINING = {
     "cv": {"folds": 3, "repeats": 1},
+    # a scorecard's CV (and optbinning's import) costs seconds a training; the session model keeps it
+    "scorecard_benchmark": False,
     "candidates": {
         "logistic_regression": [{"C": 0.3}],
         "xgboost": [
@@ -151,8 +153,9 @@ def _session_model(tmp_path_factory: pytest.TempPathFactory, name: str, training
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
-    """One model trained, registered and promoted to production, shared by the session."""
-    return _session_model(tmp_path_factory, "session-store")
+    """One model trained, registered and promoted to production, shared by the session (its validation
+    report carries the scorecard benchmark, as every version's does by default)."""
+    return _session_model(tmp_path_factory, "session-store", {"scorecard_benchmark": True})
 
 
 SCORECARD_TRAINING = {"candidates": {"scorecard": [{"C": 1.0, "max_bins": 5}]}}

@@ -22,6 +22,7 @@ import streamlit as st  # noqa: E402
 from credit_risk.config import ConfigError, Settings, load_project_config  # noqa: E402
 from ui.api_client import ApiClient, ApiError  # noqa: E402
 from ui.context import UIContext, install, role_sidebar  # noqa: E402
+from ui.navigation import PAGES  # noqa: E402
 
 _VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -72,16 +73,7 @@ def main() -> None:
         st.error(f"**The UI's configuration is invalid.** {exc}")
         st.stop()
     install(context)
-    pages = [
-        st.Page(_VIEWS / "score.py", title="Score an applicant", icon=":material/person_search:", default=True),
-        st.Page(_VIEWS / "batch.py", title="Batch", icon=":material/table_view:"),
-        st.Page(_VIEWS / "monitoring.py", title="Monitoring", icon=":material/monitoring:"),
-        st.Page(_VIEWS / "performance.py", title="Performance", icon=":material/trending_down:"),
-        st.Page(_VIEWS / "models.py", title="Models", icon=":material/inventory_2:"),
-        st.Page(_VIEWS / "experiments.py", title="Experiments", icon=":material/science:"),
-        st.Page(_VIEWS / "decisions.py", title="Decisions", icon=":material/gavel:"),
-        st.Page(_VIEWS / "review.py", title="Review queue", icon=":material/assignment_ind:"),
-    ]
+    pages = [st.Page(_VIEWS / p.view, title=p.title, icon=p.icon, default=p.default) for p in PAGES]
     page = st.navigation(pages)
     role_sidebar()
     st.sidebar.caption(f"Scoring API: `{context.client.base_url}`")

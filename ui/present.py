@@ -33,6 +33,16 @@ BAND_PALETTE = ("#1a7f37", "#4caf50", "#9ccc65", "#fbc02d", "#f57c00", "#c62828"
 DARK_TEXT, LIGHT_TEXT = "#111111", "#ffffff"
 
 
+# Every percentage on every page has one decimal: "12.3%". Pages call ``percent`` for text and use
+# ``PERCENT_FORMAT`` (a d3 format) for chart axes and tooltips; none formats a percentage itself.
+PERCENT_FORMAT = ".1%"
+
+
+def percent(value: float | None, *, missing: str = "n/a") -> str:
+    """A share as people read it, with the pages' one precision: 0.1234 -> "12.3%"; None -> ``missing``."""
+    return missing if value is None else f"{float(value):.1%}"
+
+
 def plural(count: int, word: str, words: str | None = None) -> str:
     """ "1 decision", "2 decisions": a count with its noun in the right number."""
     return f"{count:,} {word if count == 1 else (words or word + 's')}"
@@ -115,11 +125,14 @@ def reason_sentence(reason: Mapping[str, Any], spec: FormField | None = None) ->
 
 
 def reasons_text(reasons: Sequence[Mapping[str, Any]], schema: FormSchema | None) -> str:
-    """'CHK Checking account; DUR Loan duration (months)': codes with their labels, for tables."""
+    """'Checking account; Loan duration (months)': the reasons' labels, for tables people read."""
     by_name = schema.by_name if schema is not None else {}
-    return "; ".join(
-        f"{r.get('code', '')} {reason_label(r, by_name.get(str(r.get('field', ''))))}".strip() for r in reasons
-    )
+    return "; ".join(reason_label(r, by_name.get(str(r.get("field", "")))) for r in reasons)
+
+
+def reason_codes_text(reasons: Sequence[Mapping[str, Any]]) -> str:
+    """'CHK; DUR': the reasons' codes, for the files other systems read (never a table on a page)."""
+    return "; ".join(str(r.get("code", "")) for r in reasons)
 
 
 # ---------------------------------------------------------------- batch: reading and checking
@@ -269,7 +282,8 @@ def results_frame(
     results: Sequence[Mapping[str, Any]],
     schema: FormSchema | None = None,
 ) -> pd.DataFrame:
-    """One line per scored applicant: row and id, the decision columns, then the inputs sent."""
+    """One line per scored applicant: row and id, the decision columns, the inputs sent, then the ids and the
+    reasons' codes (for the downloaded file; the page's table leaves the codes out)."""
     lines = []
     for row, record, result in zip(checked.record_rows, checked.records, results, strict=True):
         model = result.get("model") or {}
@@ -286,6 +300,7 @@ def results_frame(
                 **record,
                 "model_version": model.get("version"),
                 "request_id": result.get("request_id"),
+                "reason_codes": reason_codes_text(result.get("reasons") or []),
             }
         )
     return pd.DataFrame(lines)
@@ -378,7 +393,7 @@ def alternative_html(alternative: Mapping[str, Any]) -> str:
     return (
         f"<strong>{escape(decision_word(alternative.get('decision')))}</strong> with: "
         f"{escape(str(alternative.get('summary', '')))} "
-        f"(probability of default {float(alternative.get('probability_of_default', 0)):.1%})"
+        f"(probability of default {percent(alternative.get('probability_of_default', 0.0))})"
     )
 
 
@@ -412,7 +427,7 @@ def summary_html(result: Mapping[str, Any], schema: FormSchema | None, *, applic
     rows = [
         ("Applicant id", applicant_id or "not given"),
         ("Decision", decision_word(result.get("decision"))),
-        ("Probability of default", f"{float(result.get('probability_of_default', 0.0)):.1%}"),
+        ("Probability of default", percent(result.get("probability_of_default", 0.0))),
         ("Score", str(result.get("score"))),
         ("Risk band", str(result.get("risk_band"))),
         ("Model", f"{model.get('name')} version {model.get('version')}"),

@@ -13,7 +13,14 @@ import altair as alt
 import pandas as pd
 
 from ui.form_schema import FormSchema
-from ui.present import DECISION_COLOURS, band_colours, reason_value_text, text_colour_on
+from ui.present import (
+    DECISION_COLOURS,
+    PERCENT_FORMAT,
+    band_colours,
+    percent,
+    reason_value_text,
+    text_colour_on,
+)
 
 
 def position(probability: float) -> float:
@@ -29,13 +36,13 @@ def gauge_text(probability: float, band: str, info: Mapping[str, Any]) -> str:
     """The gauge in words, for screen readers."""
     bands = [b["name"] for b in info.get("risk_bands") or []]
     policy = info.get("decision") or {}
-    parts = [f"Probability of default {probability:.1%}, in risk band {band}"]
+    parts = [f"Probability of default {percent(probability)}, in risk band {band}"]
     if bands:
         parts[0] += f" (bands {bands[0]}, lowest risk, to {bands[-1]}, highest)"
     if isinstance(policy.get("approve_below"), int | float):
-        parts.append(f"approved below {policy['approve_below']:.1%}")
+        parts.append(f"approved below {percent(policy['approve_below'])}")
     if isinstance(policy.get("decline_at_or_above"), int | float):
-        parts.append(f"declined from {policy['decline_at_or_above']:.1%}")
+        parts.append(f"declined from {percent(policy['decline_at_or_above'])}")
     return "; ".join(parts) + "."
 
 
@@ -50,7 +57,7 @@ def gauge_html(probability: float, band: str, info: Mapping[str, Any]) -> str | 
         width = position(item["max_probability"]) - position(lower)
         background = colours[item["name"]]
         segments.append(
-            f'<div title="{escape(item["name"])}: {lower:.1%} to {item["max_probability"]:.1%}" '
+            f'<div title="{escape(item["name"])}: {percent(lower)} to {percent(item["max_probability"])}" '
             f'style="width:{width:.2f}%;background:{background};color:{text_colour_on(background)};'
             f'text-align:center;font-weight:600;line-height:1.8rem;overflow:hidden">{escape(item["name"])}</div>'
         )
@@ -61,7 +68,7 @@ def gauge_html(probability: float, band: str, info: Mapping[str, Any]) -> str | 
         f'<div style="position:absolute;left:{position(policy[key]):.2f}%;top:0;height:2.6rem;'
         f'border-left:2px dashed #333"></div>'
         f'<div style="position:absolute;left:{position(policy[key]):.2f}%;top:2.6rem;transform:translateX({shift});'
-        f'font-size:0.75rem;color:#333;white-space:nowrap;padding:0 0.3rem">{text} {policy[key]:.1%}</div>'
+        f'font-size:0.75rem;color:#333;white-space:nowrap;padding:0 0.3rem">{text} {percent(policy[key])}</div>'
         for key, text, shift in (
             ("approve_below", "approved below", "-100%"),
             ("decline_at_or_above", "declined from", "0"),
@@ -70,7 +77,7 @@ def gauge_html(probability: float, band: str, info: Mapping[str, Any]) -> str | 
     )
     marker = (
         f'<div style="position:absolute;left:{position(probability):.2f}%;top:-2.3rem;transform:translateX(-50%);'
-        f'font-weight:700;white-space:nowrap;text-align:center;line-height:1.1rem">{probability:.1%}<br>&#9660;</div>'
+        f'font-weight:700;white-space:nowrap;text-align:center;line-height:1.1rem">{percent(probability)}<br>&#9660;</div>'
     )
     label = escape(gauge_text(probability, band, info))
     return (
@@ -101,14 +108,20 @@ def reasons_chart(reasons: list[Mapping[str, Any]], schema: FormSchema) -> tuple
         alt.Chart(frame)
         .mark_bar(color=DECISION_COLOURS["decline"])
         .encode(
-            x=alt.X("share:Q", title="Share of the added risk", axis=alt.Axis(format="%", tickCount=5)),
+            x=alt.X("share:Q", title="Share of the added risk", axis=alt.Axis(format=PERCENT_FORMAT, tickCount=5)),
             # Labels alone on the axis (the values are in the sentences above): the bars keep their width.
             y=alt.Y("factor:N", sort="-x", title=None, axis=alt.Axis(labelLimit=170)),
-            tooltip=["factor:N", "value:N", alt.Tooltip("share:Q", title="share of the added risk", format=".0%")],
+            tooltip=[
+                "factor:N",
+                "value:N",
+                alt.Tooltip("share:Q", title="share of the added risk", format=PERCENT_FORMAT),
+            ],
         )
         .properties(height=36 * len(reasons) + 40)
     )
     words = (
-        "Share of the added risk: " + "; ".join(f"{r['factor']} ({r['value']}) {r['share']:.0%}" for r in rows) + "."
+        "Share of the added risk: "
+        + "; ".join(f"{r['factor']} ({r['value']}) {percent(r['share'])}" for r in rows)
+        + "."
     )
     return chart, words

@@ -1,22 +1,28 @@
-"""Screenshots of the four pages for the README, taken in headless Chromium.
+"""Screenshots of every page for the README, taken in headless Chromium.
 
 ``python -m ui.screenshots --url http://127.0.0.1:8501 --api-url http://127.0.0.1:8000
 --batch-csv applicants.csv --out docs/screenshots`` against a running UI (which
-talks to a running API with a served model). The Score page is filled with the
-schema's example applicant (with a longer loan) and submitted; the Batch page
-gets the CSV given. Uses the system Chromium through
-Playwright (``ui/browser.py``); nothing is downloaded.
+talks to a running API with a served model). Every page of ``ui.navigation.PAGES``
+is opened: the Score page is filled with the schema's example applicant (with a
+longer loan) and submitted; the Batch page gets the CSV given; with
+``CREDIT_RISK_ADMIN_TOKEN`` set the other pages are seen as an admin sees them,
+the Decisions page opening ``--request-id`` and the Review queue its first case.
+Uses the system Chromium through Playwright (``ui/browser.py``); nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ui.form_schema import read_schema
+from ui.navigation import PAGES
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from playwright.sync_api import Browser, Page
@@ -120,31 +126,81 @@ def take(page: Page, out: Path, name: str) -> Path:
     return path
 
 
-def capture_all(
-    base_url: str, out: Path, batch_csv: str, entries: Sequence[Entry], *, browser: Browser | None = None
-) -> list[Path]:
-    """Open each page, drive it to an interesting state, and save ``<page>.png`` under ``out``.
+@dataclass(frozen=True)
+class Walkthrough:
+    """What the pages are driven with: the Score page's entries, the Batch page's file, a role token for
+    the pages that need one and the decision the Decisions page opens (the Review queue opens its first
+    waiting case by itself)."""
 
-    Uses ``browser`` when given (one Playwright per process), else launches the system Chromium.
+    entries: Sequence[Entry]
+    batch_csv: str
+    token: str | None = None
+    request_id: str | None = None
+
+
+def sign_in(page: Page, token: str) -> None:
+    """The sidebar's role token, as a person enters it (once per browser session)."""
+    box = page.get_by_label("Your role token", exact=True)
+    box.fill(token)
+    box.press("Enter")
+    box.blur()  # the picture shows the sidebar at rest, not the box in focus
+    wait_idle(page, settle_ms=300)
+
+
+def look_up_decision(page: Page, request_id: str) -> None:
+    box = page.get_by_role("textbox", name="Request id", exact=True)
+    box.fill(request_id)
+    page.get_by_role("button", name="Look up").click()
+    page.get_by_text("Principal reasons").first.wait_for(timeout=60_000)
+    wait_idle(page)
+
+
+def show_first_case(page: Page) -> None:
+    """The Review queue opens the first waiting case: wait for it."""
+    page.get_by_role("heading", name=re.compile(r"^Case \d+:")).wait_for(timeout=60_000)
+    wait_idle(page)
+
+
+def _steps(walk: Walkthrough) -> dict[str, Callable[[Page], None] | None]:
+    """What is done on each page before its picture: every page of ``PAGES`` has an entry."""
+    return {
+        "score": lambda page: submit_score_form(page, walk.entries),
+        "batch": lambda page: upload_batch(page, walk.batch_csv),
+        "monitoring": None,
+        "performance": None,
+        "models": None,
+        "experiments": None,
+        "decisions": (lambda page: look_up_decision(page, walk.request_id)) if walk.request_id else None,
+        "review": show_first_case if walk.token else None,
+    }
+
+
+def capture_all(base_url: str, out: Path, walk: Walkthrough, *, browser: Browser | None = None) -> list[Path]:
+    """Open every page of the UI (``ui.navigation.PAGES``), drive it to a realistic state and save
+    ``<page>.png`` under ``out``, in the sidebar's order.
+
+    Each page is opened afresh (a new browser session), so the role token is entered on each. Uses
+    ``browser`` when given (one Playwright per process), else launches the system Chromium.
     """
     if browser is None:
         from ui.browser import launched_browser
 
         with launched_browser() as launched:
-            return capture_all(base_url, out, batch_csv, entries, browser=launched)
-    steps: list[tuple[str, str, str, Callable[[Page], None] | None]] = [
-        ("score", "", "Score an applicant", lambda page: submit_score_form(page, entries)),
-        ("batch", "batch", "Batch scoring", lambda page: upload_batch(page, batch_csv)),
-        ("monitoring", "monitoring", "Monitoring", None),
-        ("models", "models", "Models", None),
-    ]
+            return capture_all(base_url, out, walk, browser=launched)
+    steps = _steps(walk)
+    missing = [spec.name for spec in PAGES if spec.name not in steps]
+    if missing:
+        raise ValueError(f"no screenshot step for the page(s) {', '.join(missing)}: add one in ui/screenshots.py")
     saved = []
     page = browser.new_page(viewport=VIEWPORT)
-    for name, path, heading, action in steps:
-        open_page(page, base_url, path, heading)
+    for spec in PAGES:
+        open_page(page, base_url, spec.path, spec.heading)
+        if walk.token and spec.name not in ("score", "batch"):  # a loan officer's pages need no token
+            sign_in(page, walk.token)
+        action = steps[spec.name]
         if action is not None:
             action(page)
-        saved.append(take(page, out, name))
+        saved.append(take(page, out, spec.name))
     page.close()
     return saved
 
@@ -155,12 +211,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-url", default="http://127.0.0.1:8000", help="the API it talks to (for the schema)")
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
     parser.add_argument("--batch-csv", type=Path, required=True, help="CSV uploaded on the Batch page")
+    parser.add_argument("--request-id", help="a decision to open on the Decisions page")
     args = parser.parse_args(argv)
     import httpx
 
     info = httpx.get(f"{args.api_url.rstrip('/')}/v1/model", timeout=30).raise_for_status().json()
-    entries = applicant_entries(info, duration_in_month=48)
-    for path in capture_all(args.url, args.out, args.batch_csv.read_text(), entries):
+    walk = Walkthrough(
+        entries=applicant_entries(info, duration_in_month=48),
+        batch_csv=args.batch_csv.read_text(),
+        token=os.environ.get("CREDIT_RISK_ADMIN_TOKEN") or None,  # the pages an admin sees, when set
+        request_id=args.request_id,
+    )
+    for path in capture_all(args.url, args.out, walk):
         print(path)
     return 0
 

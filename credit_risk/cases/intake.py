@@ -25,11 +25,12 @@ from credit_risk.config import ReviewConfig
 from credit_risk.decision_log.paths import PARTITION
 from credit_risk.decision_log.reader import log_files as finished_log_files
 from credit_risk.decision_log.reader import read_file_rows
+from credit_risk.decision_log.record import log_columns
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"  # the actor of what the service does itself (opening a case)
-_LOG_COLUMNS = [
+_LOG_COLUMNS = log_columns(  # the log's columns a case is opened from (a name that is no column fails at import)
     "request_id",
     "applicant_id",
     "scored_at",
@@ -42,7 +43,7 @@ _LOG_COLUMNS = [
     "decision_policy_version",
     "reasons",
     "model_decision",
-]
+).names
 
 
 class CaseIntake(CaseDatabase):

@@ -177,6 +177,12 @@ class TrainingConfig(_Frozen):
         "candidates: replaces the grid whole.",
     )
     quick_search: QuickSearchConfig = QuickSearchConfig()
+    scorecard_benchmark: bool = Field(
+        default=True,
+        description="Cross-validate a points scorecard beside the candidates when the grid has none, as every "
+        "version's benchmark in its validation report (SR 11-7 benchmarking). Off: the report says no "
+        "benchmark was run (a grid with a scorecard candidate always has its benchmark).",
+    )
 
     def quick(self) -> TrainingConfig:
         """This configuration with the quick search's cross-validation and candidates."""

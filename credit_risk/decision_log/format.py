@@ -9,41 +9,24 @@ from typing import Any
 
 import pyarrow as pa
 
+from credit_risk.decision_log.record import LEADING_COLUMNS, LOG_SCHEMA_VERSION, NOT_NULL, TRAILING_COLUMNS
 from credit_risk.schema import FeatureSchema, FieldSpec
 
-LOG_SCHEMA_VERSION = 1
+__all__ = [
+    "CONVERSION_ERRORS",
+    "FIXED_COLUMNS",
+    "LEADING_COLUMNS",
+    "LOG_SCHEMA_VERSION",
+    "NOT_NULL",
+    "TRAILING_COLUMNS",
+    "arrow_type",
+    "log_schema",
+    "to_table",
+    "utc",
+]
 
-# The fixed columns, in order: before and after the schema's fields.
-LEADING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("log_schema_version", pa.int16()),
-    ("request_id", pa.string()),
-    ("batch_id", pa.string()),
-    ("applicant_id", pa.string()),  # the caller's id for the applicant (optional): outcomes may name it
-    ("scored_at", pa.timestamp("us", tz="UTC")),
-    ("model_name", pa.string()),
-    ("model_version", pa.string()),
-)
-TRAILING_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("probability", pa.float64()),
-    ("score", pa.int64()),
-    ("risk_band", pa.string()),
-    ("decision", pa.string()),
-    ("decision_policy_version", pa.string()),
-    ("reasons", pa.list_(pa.string())),
-    ("latency_ms", pa.float64()),
-    # the model's own decision when another was answered (automation paused: referred); else null
-    ("model_decision", pa.string()),
-    # a champion/challenger experiment (null outside one): its id and the applicant's arm; in a shadow,
-    # what the challenger would have answered (credit_risk/experiments)
-    ("experiment_id", pa.string()),
-    ("experiment_arm", pa.string()),
-    ("shadow_version", pa.string()),
-    ("shadow_probability", pa.float64()),
-    ("shadow_score", pa.int64()),
-    ("shadow_risk_band", pa.string()),
-    ("shadow_decision", pa.string()),
-)
-NOT_NULL = frozenset({"log_schema_version", "request_id", "scored_at", "model_name", "model_version", "probability"})
+# The fixed columns (before and after the schema's fields), their types and which are never null
+# come from the one definition of a decision record (credit_risk.decision_log.record).
 FIXED_COLUMNS = frozenset(name for name, _ in LEADING_COLUMNS + TRAILING_COLUMNS)
 
 # the exceptions a record that does not fit the schema raises while it is converted

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from credit_risk.decision_log.format import LEADING_COLUMNS
 from credit_risk.decision_log.paths import PARTITION, PARTITION_DIR
+from credit_risk.decision_log.record import COLUMN_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def read_log_counted(log_dirs: LogDirs, schema: pa.Schema, *, start: date, end: 
     wanted = schema
     for name in DECISION_KEY:  # the key is read even when the caller does not ask for it
         if name not in schema.names:
-            wanted = wanted.append(pa.field(name, dict(LEADING_COLUMNS)[name]))
+            wanted = wanted.append(pa.field(name, COLUMN_TYPES[name]))
     tables = [_read_one(folder, wanted, start=start, end=end, model_name=model_name) for folder in folders]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     table, dropped = drop_duplicates(table)

@@ -15,19 +15,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from credit_risk.config import ExperimentsConfig, ProjectConfig
 from credit_risk.decision import DECISIONS
-from credit_risk.decision_log.format import LEADING_COLUMNS, TRAILING_COLUMNS
+from credit_risk.decision_log.record import log_columns
 from credit_risk.experiments import stats
 from credit_risk.experiments.model import Experiment
 from credit_risk.outcomes.decisions import read_decisions
 from credit_risk.outcomes.table import OutcomeTable
 
-_TYPES = dict(LEADING_COLUMNS + TRAILING_COLUMNS)
 COLUMNS = (
     "request_id",
     "scored_at",
@@ -46,6 +44,7 @@ COLUMNS = (
     "shadow_risk_band",
     "shadow_decision",
 )
+_SCHEMA = log_columns(*COLUMNS)  # typed as the log writes them; a name that is no column fails at import
 
 
 class _Model(BaseModel):
@@ -142,7 +141,7 @@ def read_rows(
     maturity_days: int,
 ) -> pd.DataFrame:
     """The experiment's logged decisions, each with its outcome ``label`` once matured (else NaN)."""
-    schema = pa.schema([pa.field(name, _TYPES[name]) for name in COLUMNS])
+    schema = _SCHEMA
     start = datetime.fromisoformat(experiment.started_at).date() if experiment.started_at else date.min
     end = datetime.fromisoformat(experiment.stopped_at).date() if experiment.stopped_at else as_of.date()
     table = read_decisions(log_dir, model_name=experiment.model_name, start=start, end=end, schema=schema)

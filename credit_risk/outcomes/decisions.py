@@ -6,10 +6,9 @@ from datetime import date
 
 import pyarrow as pa
 
-from credit_risk.decision_log.format import LEADING_COLUMNS, TRAILING_COLUMNS
 from credit_risk.decision_log.reader import LogDirs, read_log, read_log_counted
+from credit_risk.decision_log.record import log_columns
 
-_TYPES = dict(LEADING_COLUMNS + TRAILING_COLUMNS)
 # the log columns the outcome checks and the realized figures use
 DECISION_COLUMNS = (
     "request_id",
@@ -21,11 +20,13 @@ DECISION_COLUMNS = (
     "risk_band",
     "decision",
 )
+_DECISION_SCHEMA = log_columns(*DECISION_COLUMNS)  # a name that is no column of the log fails at import
+_KEY_SCHEMA = log_columns("request_id", "scored_at", "model_name")
 
 
 def decision_schema(extra: pa.Schema | None = None) -> pa.Schema:
     """The decision columns (typed as the log writes them), then ``extra``'s other fields."""
-    fields = [pa.field(name, _TYPES[name]) for name in DECISION_COLUMNS]
+    fields = list(_DECISION_SCHEMA)
     if extra is not None:
         fields += [f for f in extra if f.name not in DECISION_COLUMNS]
     return pa.schema(fields)
@@ -54,6 +55,5 @@ def read_decisions(
 
 def count_duplicates(log_dirs: LogDirs, *, model_name: str, start: date | None = None, end: date | None = None) -> int:
     """How many duplicate rows (one decision written twice) the readers drop in this window."""
-    schema = pa.schema([pa.field(name, _TYPES[name]) for name in ("request_id", "scored_at", "model_name")])
-    read = read_log_counted(log_dirs, schema, start=start or date.min, end=end or date.max, model_name=model_name)
+    read = read_log_counted(log_dirs, _KEY_SCHEMA, start=start or date.min, end=end or date.max, model_name=model_name)
     return read.duplicates_dropped

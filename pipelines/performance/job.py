@@ -17,6 +17,7 @@ from credit_risk.cases import default_path, open_store
 from credit_risk.cases.figures import oversight_figures
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import logged_dates, read_dirs, resolve_log_dir, write_summary
+from credit_risk.decision_log.record import log_columns
 from credit_risk.outcomes.decisions import count_duplicates
 from credit_risk.outcomes.join import matured_decisions, maturity_cutoff
 from credit_risk.outcomes.paths import resolve_outcomes_dir
@@ -29,7 +30,7 @@ from pipelines.performance.report import log_run, version_alerts
 log = logging.getLogger(__name__)
 
 EXIT_ALERT = 2
-COLUMNS = ["request_id", "scored_at", "model_version", "probability", "risk_band", "decision"]
+COLUMNS = log_columns("request_id", "scored_at", "model_version", "probability", "risk_band", "decision").names
 
 
 def holdout_figures(client: Any, model_name: str, version: str) -> dict[str, float]:

@@ -34,7 +34,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ from pydantic import SecretStr
 from credit_risk.commits import Commits
 from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log import retention as log_retention
-from credit_risk.decision_log.format import log_schema
 from credit_risk.decision_log.privacy import PrivacyError, check_privacy
 from credit_risk.private_files import fsync_dir
 from credit_risk.schema import FeatureSchema
@@ -53,12 +51,16 @@ from serving.deadlines import DEADLINES
 from serving.prediction_log.answers import Answers
 from serving.prediction_log.appender import Encoded, Ledger, WriteAhead
 from serving.prediction_log.converter import Converter
-from serving.prediction_log.files import SegmentOutput
-from serving.prediction_log.housekeeping import check_writable
+from serving.prediction_log.errors import (
+    PredictionLogClosedError,
+    PredictionLogError,
+    PredictionLogFullError,
+    PredictionLogWriteError,
+)
 from serving.prediction_log.lease import LeaseKeeper, writer_identity
+from serving.prediction_log.parquet_side import IDLE_WAKE, ParquetSide
 from serving.prediction_log.syncer import SyncerStartError
-from serving.prediction_log.takeover import take_over
-from serving.prediction_log.uploads import Upload, Uploader
+from serving.prediction_log.uploads import Uploader
 from serving.prediction_log.wal import (
     WAL_DIR,
     Segment,
@@ -68,32 +70,23 @@ from serving.prediction_log.wal import (
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "HIGH_WATER",
+    "PredictionLogClosedError",
+    "PredictionLogError",
+    "PredictionLogFullError",
+    "PredictionLogWriteError",
+    "PredictionLogWriter",
+]
+
 HIGH_WATER = 0.8  # /ready turns 503 once this share of queue_max_records is waiting for Parquet
-_RETENTION_EVERY = 24 * 3600.0
-_IDLE_WAKE = 60.0
-_RETRY_PAUSE = 0.5
 _ANSWER_POLL = 0.05  # seconds between the writer thread's looks at the fsync answers when no loop reads them
 
 
-class PredictionLogError(RuntimeError):
-    """The prediction log cannot start or take records; the message says why."""
-
-
-class PredictionLogFullError(PredictionLogError):
-    """Too many records wait for Parquet (``queue_max_records``): the service should answer 503."""
-
-
-class PredictionLogClosedError(PredictionLogError):
-    """``submit`` after ``close`` (or before ``start``): the service should answer 503."""
-
-
-class PredictionLogWriteError(PredictionLogError):
-    """The write-ahead append of these records failed: they are not logged and must not be answered."""
-
-
-class PredictionLogWriter:
+class PredictionLogWriter(ParquetSide):
     """Write-ahead appends + the fsync child (group commit) + Parquet thread + MLflow uploader;
-    ``submit`` is thread-safe."""
+    ``submit`` is thread-safe. The Parquet thread, recovery and retention are its base class's
+    (:mod:`serving.prediction_log.parquet_side`)."""
 
     def __init__(
         self,
@@ -375,7 +368,7 @@ class PredictionLogWriter:
         while self._state == "running":
             with self._lock:
                 closes_at = self._wal.closes_at
-                due = closes_at - time.monotonic() if closes_at is not None else _IDLE_WAKE
+                due = closes_at - time.monotonic() if closes_at is not None else IDLE_WAKE
                 bound = self._answers.loop is not None
             if bound:
                 self._wake.wait(max(min(due, 1.0), 0.0))  # each second at least: a child to revive
@@ -403,119 +396,3 @@ class PredictionLogWriter:
     def _closed(self, segment: Segment) -> None:
         self._closed_segments.append(segment)
         self._parquet_wake.notify()
-
-    # ------------------------------------------------------------ the Parquet thread
-
-    def _parquet_loop(self) -> None:
-        while True:
-            with self._lock:
-                while not self._closed_segments and not self._wal_done:
-                    due = min(self._next_retention, self._next_takeover)
-                    if time.monotonic() >= due:
-                        break
-                    self._parquet_wake.wait(min(_IDLE_WAKE, max(due - time.monotonic(), 0.001)))
-                segment = self._closed_segments[0] if self._closed_segments else None
-            if segment is None:
-                if time.monotonic() >= self._next_retention:
-                    self.apply_retention()
-                    continue
-                if time.monotonic() >= self._next_takeover and not self._wal_done:
-                    self._recover(at_start=False)
-                    continue
-                return
-            try:
-                output = self._converter.write(self.directory, self.wal_id, segment, self._arrow_schema_of)
-                segment.path.unlink(missing_ok=True)
-                fsync_dir(self._wal_folder)
-            except Exception as exc:  # a disk error or a bug: keep the segment, retry (nothing is dropped)
-                log.exception("prediction log: writing Parquet failed; retrying")
-                self._problem("parquet", exc)
-                time.sleep(_RETRY_PAUSE)
-                continue
-            with self._lock:
-                self._closed_segments.pop(0)
-                self._in_memory -= len(segment.records)
-                self._problems.pop("parquet", None)
-            self._written(output)
-
-    def _written(self, output: SegmentOutput, *, recovered: bool = False) -> None:
-        rows = sum(item.rows for item in output.files)
-        with self._lock:
-            self._stats["written_records"] += rows
-            self._stats["written_files"] += len(output.files)
-            self._stats["invalid_records"] += output.invalid
-            if recovered:
-                self._stats["recovered_records"] += rows + output.invalid
-        self._last_flush_at = time.time()
-        if self._uploader is not None:
-            for item in output.files:
-                self._uploader.add(Upload(item.path, item.day, item.model_name, item.model_version))
-
-    def _arrow_schema_for(self, schema: FeatureSchema) -> pa.Schema:
-        return log_schema(schema, drop_fields=self.config.drop_fields, hash_fields=self.config.hash_fields)
-
-    def _arrow_schema_of(self, key: VersionKey, schema: FeatureSchema | None) -> pa.Schema:
-        """The log schema of one served version, from that version's own feature schema."""
-        if key not in self._arrow or schema is not None:
-            self._arrow[key] = self._arrow_schema_for(schema or self.feature_schema)
-        return self._arrow[key]
-
-    # ------------------------------------------------------------ recovery at start
-
-    def _recover(self, *, at_start: bool) -> None:
-        """Take over the files of writers that are dead (:func:`take_over`); at start a failure stops the
-        start, later it is logged and tried again ``lease_seconds`` on."""
-        self._next_takeover = time.monotonic() + self.config.lease_seconds
-        try:
-            take_over(
-                self.directory,
-                own=self.wal_id,
-                lease_seconds=self.config.lease_seconds,
-                arrow_schema=self._arrow_schema_of,
-                written=functools.partial(self._written, recovered=True),
-            )
-        except Exception as exc:
-            if at_start and isinstance(exc, OSError):
-                raise PredictionLogError(str(exc)) from exc
-            if at_start:
-                raise
-            log.exception("prediction log: taking over a dead writer's files failed; tried again later")
-
-    # ------------------------------------------------------------ checks, retention, housekeeping
-
-    def _check_writable(self) -> None:
-        try:
-            check_writable(self.directory, self.wal_id)
-        except OSError as exc:
-            raise PredictionLogError(
-                f"prediction log directory {self.directory} is not writable: {exc.strerror or exc}"
-            ) from exc
-
-    def apply_retention(self, today: date | None = None) -> list[str]:
-        """Delete every copy of decisions older than ``retention_days``: the local ones now, the MLflow copies
-        on a thread of their own (a slow registry never holds up the start or the Parquet thread); returns the
-        log partitions deleted."""
-        today = today or datetime.now(UTC).date()
-        days = self.config.retention_days
-        report = log_retention.apply_retention(self._retention, today=today, retention_days=days, remote=False)
-        self._count("deleted_partitions", len(report.partitions))
-        self._next_retention = time.monotonic() + _RETENTION_EVERY
-        if self._retention.client_factory is not None and not (self._remote_pass and self._remote_pass.is_alive()):
-            self._remote_pass = threading.Thread(
-                target=log_retention.delete_old_mlflow_copies,
-                args=(self._retention,),
-                kwargs={"today": today, "retention_days": days},
-                name="prediction-log-retention",
-                daemon=True,
-            )
-            self._remote_pass.start()
-        return report.partitions
-
-    def _count(self, name: str, value: int) -> None:
-        with self._lock:
-            self._stats[name] += value
-
-    def _problem(self, where: str, exc: BaseException | str) -> None:
-        with self._lock:
-            self._problems[where] = str(getattr(exc, "strerror", None) or exc)[:300]
-            self._stats["write_errors"] += 1

@@ -84,6 +84,21 @@ def test_the_readme_links_resolve() -> None:
 
 
 @pytest.mark.code
+def test_the_readme_shows_a_screenshot_of_every_page() -> None:
+    """Every page of the UI (ui/navigation.py) has its picture in docs/screenshots/, shown in the README."""
+    from ui.navigation import PAGES
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    shown = set(re.findall(r"!\[[^\]]*\]\(docs/screenshots/([\w-]+)\.png\)", readme))
+    missing = [
+        page.name
+        for page in PAGES
+        if page.name not in shown or not (PROJECT_ROOT / "docs" / "screenshots" / f"{page.name}.png").is_file()
+    ]
+    assert not missing, f"pages without a screenshot in the README: {missing} (ui/screenshots.py takes them)"
+
+
+@pytest.mark.code
 def test_the_readme_is_a_front_door() -> None:
     """Under 250 lines, the two commands and the roles within its first screens."""
     lines = (PROJECT_ROOT / "README.md").read_text().splitlines()

@@ -8,7 +8,7 @@ import pytest
 from credit_risk import registry
 from credit_risk.data import load_split
 from pipelines import validation_report
-from tests.conftest import TrainedModel
+from tests.conftest import Store, TrainedModel
 
 pytestmark = pytest.mark.model
 
@@ -64,6 +64,18 @@ def test_the_report_sets_a_scorecard_benchmark_beside_a_chosen_model_that_is_not
     assert benchmark[2] == pytest.approx(float(version.tags["metric.scorecard_roc_auc_cv_mean"]), abs=1e-6)
     assert 0.6 < benchmark[2] < 0.85, "a scorecard's CV ROC-AUC on German Credit"
     assert facts["points_table"] is None
+
+
+def test_a_version_trained_without_the_benchmark_says_so_in_its_report(store: Store) -> None:
+    from pipelines.train import train
+
+    assert store.config.training.scorecard_benchmark is False  # the tests' fast training turns it off
+    trained = train(store.config, store.settings)
+    version = registry.get_version(store.client, trained.name, trained.version)
+    report = registry.fetch_verified_report(store.client, version, signing_key=None)
+    assert [row[1] for row in report.data["benchmark"]] == ["chosen"]
+    assert "metric.scorecard_roc_auc_cv_mean" not in version.tags
+    assert "No benchmark scorecard was cross-validated for this version" in report.page
 
 
 def test_a_chosen_scorecards_report_holds_its_points_table(scorecard_trained: TrainedModel) -> None:

@@ -16,34 +16,45 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from tests.support.processes import free_port, running_process
+from tests.support.processes import RunningProcess, free_port, running_process
 from ui.browser import CHROMIUM_ARGS, browser_unavailable_reason, chromium_executable, launched_browser
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    pass
 
 __all__ = [
     "CHROMIUM_ARGS",
     "CONTRAST_JS",
     "browser_unavailable_reason",
     "chromium_executable",
+    "console_problems",
     "launched_browser",
     "running_ui",
+    "running_ui_process",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+# What a clean Streamlit console never holds: a Python traceback, a deprecation warning (Python's
+# DeprecationWarning, or Streamlit's own, logged by its ``deprecation_util``: the log format below names
+# the logger), or Streamlit's notice that it had to convert a table it could not serialise to Arrow.
+CONSOLE_PROBLEMS = re.compile(r"Traceback|deprecat|Serialization of dataframe to Arrow", re.IGNORECASE)
+
+
+def console_problems(log: str) -> list[str]:
+    """The lines of a Streamlit console log that a walkthrough must not leave."""
+    return [line for line in log.splitlines() if CONSOLE_PROBLEMS.search(line)]
+
+
 @contextlib.contextmanager
-def running_ui(api_url: str, tmp_path: Path) -> Iterator[str]:
+def running_ui_process(api_url: str, tmp_path: Path) -> Iterator[tuple[str, RunningProcess]]:
     """``streamlit run ui/app.py`` on a free port, pointed at ``api_url`` through the environment.
 
-    Yields the UI's address; on exit, fails if the UI logged a traceback.
+    Yields the UI's address and its process (whose ``log_text()`` is the console, stdout and stderr);
+    on exit, fails if the console holds a traceback or a deprecation warning.
     """
     port = free_port()
     env = {**os.environ, "CREDIT_RISK_API_URL": api_url}
@@ -52,13 +63,21 @@ def running_ui(api_url: str, tmp_path: Path) -> Iterator[str]:
         sys.executable, "-m", "streamlit", "run", "ui/app.py",
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",
+        "--logger.messageFormat", "%(asctime)s %(levelname)s %(name)s: %(message)s",
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with running_process(
         args, env=env, cwd=PROJECT_ROOT, ready_url=f"{url}/_stcore/health", log_path=tmp_path / f"streamlit-{port}.log"
     ) as process:
+        yield url, process
+        assert not console_problems(process.log_text()), process.log_tail()
+
+
+@contextlib.contextmanager
+def running_ui(api_url: str, tmp_path: Path) -> Iterator[str]:
+    """The UI's address only (see ``running_ui_process``)."""
+    with running_ui_process(api_url, tmp_path) as (url, _):
         yield url
-        assert "Traceback" not in process.log_text(), process.log_tail()
 
 
 # Every visible text node in the main area: its colour and the colour behind it, composited through

@@ -2,10 +2,11 @@
 
 One UI process and one browser serve the module (each test opens its own
 page, so its own Streamlit session); the API is the session's. The window is
-1280 px wide, the narrowest the layout is kept for. With
-``CREDIT_RISK_SCREENSHOTS=1`` the screenshots are also written to
-``docs/screenshots/`` (the README's pictures), and a last test, on a store of
-its own with two versions, drives all four pages for them.
+1280 px wide, the narrowest the layout is kept for. A walk through every page
+leaves the Streamlit console without a traceback or a deprecation warning. With
+``CREDIT_RISK_SCREENSHOTS=1`` a last test, on a store of its own with two
+versions, an experiment, outcomes and a referral, drives every page for the
+README's pictures and writes them to ``docs/screenshots/``.
 """
 
 from __future__ import annotations
@@ -25,15 +26,26 @@ import httpx
 import pytest
 
 from credit_risk.data import load_applicants
+from credit_risk.performance import PerformanceSummary
 from pipelines.synthetic import generate_applicants
 from tests.conftest import Store, TrainedModel, make_store
 from tests.support.api import RunningApi, running_api
-from tests.support.browser import CONTRAST_JS, browser_unavailable_reason, launched_browser, running_ui
-from tests.support.processes import free_port
+from tests.support.browser import (
+    CONTRAST_JS,
+    browser_unavailable_reason,
+    console_problems,
+    launched_browser,
+    running_ui,
+    running_ui_process,
+)
+from tests.support.oversight import applicants_deciding
+from tests.support.processes import RunningProcess, free_port
 from tests.support.required import require_component
-from tests.ui.conftest import score_and_monitor
+from tests.ui.conftest import outcomes_and_performance, score_applicants, served_schema
+from ui.navigation import PAGES
 from ui.screenshots import (
     VIEWPORT,
+    Walkthrough,
     applicant_entries,
     capture_all,
     enter,
@@ -51,6 +63,21 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 NARROWEST = {"width": 1280, "height": 1000}
 DECISION = re.compile(r"^(Approved|Referred|Declined)\s*Risk band [A-Z]$")
+
+
+# Each Vega chart on the page: its text alternative, the height of its plotting area, and the titles (the
+# chart's and its axes') and legend labels drawn outside the chart's box, where the page cuts them off.
+CHARTS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stVegaLiteChart"]'), (chart) => {
+  const svg = chart.querySelector('svg.marks');
+  const box = svg.getBoundingClientRect();
+  const frame = svg.querySelector('.role-frame.root > g > path.background, .role-scope > g > path.background');
+  const outside = (r) => r.left < box.left - 4 || r.right > box.right + 4 || r.top < box.top - 4
+                         || r.bottom > box.bottom + 4;
+  const cut = Array.from(svg.querySelectorAll('.role-title text, .role-axis-title text, .role-legend-label text'))
+    .filter((t) => t.textContent.trim() && outside(t.getBoundingClientRect())).map((t) => t.textContent);
+  return {chart: (chart.getAttribute('aria-label') || '').slice(0, 50),
+          plot: frame ? frame.getBoundingClientRect().height : 0, cut};
+})"""
 
 
 def _require_browser() -> None:
@@ -72,9 +99,15 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def ui_url(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_ui(api.url, tmp_path_factory.mktemp("ui")) as url:
-        yield url
+def ui(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, RunningProcess]]:
+    """The module's ``streamlit run``: its address and its process (whose log is the console)."""
+    with running_ui_process(api.url, tmp_path_factory.mktemp("ui")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ui_url(ui: tuple[str, RunningProcess]) -> str:
+    return ui[0]
 
 
 @pytest.fixture
@@ -281,6 +314,8 @@ def test_batch_carries_the_id_column_and_offers_the_rejected_rows(ui_url: str, p
     page.get_by_role("button", name="Score 4 valid rows").click()
     expect(page.get_by_role("heading", name="Results")).to_be_visible(timeout=60_000)
     wait_idle(page)
+    rejected = page.get_by_role("button", name=re.compile("rejected row"))
+    expect(rejected).to_have_count(1)  # one download of the rows not scored, not one per part of the page
     results = _download(page, "Download results")
     assert [r["customer_id"] for r in results] == ["C-000", "C-001", "C-002", "C-004"]
     assert list(results[0])[:7] == [
@@ -295,7 +330,8 @@ def test_batch_carries_the_id_column_and_offers_the_rejected_rows(ui_url: str, p
     assert {r["decision"] for r in results} <= {"Approved", "Referred", "Declined"}
     assert all(len(r["probability_of_default"].split(".")[-1]) <= 4 for r in results), "rounded figures"
     assert results[1]["purpose"] == "car_new"
-    assert re.match(r"^[A-Z]{3} \w", results[0]["reasons"]), "reason codes with their labels"
+    assert results[0]["reasons"] and not re.match(r"^[A-Z]{3} ", results[0]["reasons"]), "labels, no codes"
+    assert re.fullmatch(r"[A-Z]{3}(; [A-Z]{3})*", results[0]["reason_codes"]), "the codes, for other systems"
 
 
 def _logged(api: RunningApi, applicant_id: str, count: int) -> None:
@@ -343,7 +379,77 @@ def test_applicant_ids_from_the_score_and_batch_pages_are_found_on_the_decisions
         expect(page.get_by_text(f"1 decision for applicant {applicant_id}, newest first")).to_be_visible()
 
 
-# ------------------------------------------------------------------ README screenshots
+# ------------------------------------------------------------------ charts at a desktop's and a phone's width
+
+
+def test_monitoring_and_performance_charts_keep_their_plots_and_titles_at_1400_and_390_px(
+    ui_url: str, browser: Any, monitoring_summary: dict, performance_summary: PerformanceSummary
+) -> None:
+    for width in (1400, 390):
+        page = browser.new_page(viewport={"width": width, "height": 1000})
+        for path, heading, count in (("monitoring", "Monitoring", 5), ("performance", "Performance", 3)):
+            open_page(page, ui_url, path, heading)
+            page.locator("[data-testid='stVegaLiteChart'] svg.marks").nth(count - 1).wait_for(timeout=30_000)
+            page.wait_for_timeout(500)  # Vega lays a chart out again once it knows its width
+            charts = page.evaluate(CHARTS_JS)
+            assert len(charts) == count, f"{path} at {width} px: {charts}"
+            squashed = [c for c in charts if c["plot"] < 80]
+            assert not squashed, f"{path} at {width} px: plots with no room left: {squashed}"
+            cut = [c for c in charts if c["cut"]]
+            assert not cut, f"{path} at {width} px: titles or legends cut off: {cut}"
+        page.close()
+
+
+# ------------------------------------------------------------------ every page: the console, the README's pictures
+
+
+def _batch_csv(store: Store, *, rows: int = 25) -> str:
+    """Applicants as a lender's file holds them, an id column first, with two rows that break the schema."""
+    config = store.config
+    source, _ = load_applicants(config.root / config.training.data.path, config.features)
+    batch = generate_applicants(source, config.features, rows=rows, seed=3).astype(object)
+    batch.insert(0, "applicant_id", [f"A-{i:04d}" for i in range(1, rows + 1)])
+    batch.loc[4, "purpose"] = "yacht"
+    batch.loc[9, "duration_in_month"] = "two years"
+    return batch.to_csv(index=False)
+
+
+def _scored_deciding(api: RunningApi, decision: str, applicant_id: str) -> dict[str, Any]:
+    """The answer for an applicant the served model decides ``decision``, once its record is in the log."""
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        applicant = applicants_deciding(client.post, served_schema(api).example_record(), decision)[0]
+        answer = client.post("/v1/predict", json={**applicant, "applicant_id": applicant_id}).raise_for_status().json()
+    _logged(api, applicant_id, 1)
+    return answer
+
+
+def _walkthrough(api: RunningApi, store: Store) -> Walkthrough:
+    """Every page in a realistic state: a declined decision to open, a referral's case to read."""
+    declined = _scored_deciding(api, "decline", "A-9001")
+    referred = _scored_deciding(api, "review", "A-9002")
+    assert referred.get("case"), f"a referral opens a case: {referred}"
+    return Walkthrough(
+        entries=applicant_entries(httpx.get(f"{api.url}/v1/model").json(), duration_in_month=48),
+        batch_csv=_batch_csv(store),
+        token=api.admin_token,
+        request_id=declined["request_id"],
+    )
+
+
+def test_a_walk_through_every_page_leaves_no_traceback_or_deprecation_warning_on_the_console(
+    ui: tuple[str, RunningProcess],
+    browser: Any,
+    api: RunningApi,
+    trained: TrainedModel,
+    monitoring_summary: dict,
+    performance_summary: PerformanceSummary,
+    tmp_path: Path,
+) -> None:
+    url, process = ui
+    shots = capture_all(url, tmp_path, _walkthrough(api, trained.store), browser=browser)
+    assert [shot.stem for shot in shots] == [spec.name for spec in PAGES], "every page was opened and driven"
+    problems = console_problems(process.log_text())
+    assert not problems, "the Streamlit console after a walk through every page:\n" + "\n".join(problems)
 
 
 @pytest.fixture
@@ -371,17 +477,21 @@ def _admin_action(page: Any, form: str, *, token: str, reason: str, button: str)
     wait_idle(page)
 
 
+def _readme_images() -> set[str]:
+    return set(re.findall(r"docs/screenshots/([\w-]+)\.png", (ROOT / "README.md").read_text()))
+
+
 @pytest.mark.skipif(not os.environ.get("CREDIT_RISK_SCREENSHOTS"), reason="set CREDIT_RISK_SCREENSHOTS=1 to refresh")
 def test_readme_screenshots_of_every_page(browser: Any, two_versions: Store, tmp_path: Path) -> None:
-    """All four pages with real data: a scored batch, a shifted population, a promotion and a rollback."""
+    """Every page with real data: a promotion and a rollback, a shadow experiment, a shifted population
+    monitored, outcomes drawn from the model's probabilities and their performance report, a declined
+    decision and a referral's case."""
+    from pipelines.monitor import monitor
+
     expect = _expect()
     config = two_versions.config
     source, _ = load_applicants(config.root / config.training.data.path, config.features)
-    batch = generate_applicants(source, config.features, rows=25, seed=3).astype(object)
-    batch.insert(0, "applicant_id", [f"A-{i:04d}" for i in range(1, 26)])
-    batch.loc[4, "purpose"] = "yacht"
-    batch.loc[9, "duration_in_month"] = "two years"
-    with running_api(two_versions, tmp_path=tmp_path) as api, running_ui(api.url, tmp_path) as ui_url:
+    with running_api(two_versions, tmp_path=tmp_path) as api, running_ui_process(api.url, tmp_path) as (ui_url, ui):
         page = browser.new_page(viewport=VIEWPORT)
         open_page(page, ui_url, "models", "Models")
         _admin_action(page, "Promote a version to production", token=api.admin_token, reason="monthly retrain",
@@ -391,11 +501,17 @@ def test_readme_screenshots_of_every_page(browser: Any, two_versions: Store, tmp
                       button="Roll back...")  # fmt: skip
         expect(page.get_by_text("Rollback done.")).to_be_visible(timeout=120_000)
         page.close()
+        shadow = {"challenger_version": "2", "mode": "shadow", "share": 1.0, "reason": "shadow v2 first"}
+        started = httpx.post(f"{api.url}/v1/admin/experiments", json=shadow, headers=api.admin_headers(), timeout=300)
+        assert started.status_code < 300, started.text
         # Longer loans than in training: the monitor should show a shift on the duration.
         live = generate_applicants(source, config.features, rows=400, seed=7, shift={"duration_in_month": 1.6})
-        score_and_monitor(api, two_versions, json.loads(live.to_json(orient="records")))
-        entries = applicant_entries(httpx.get(f"{api.url}/v1/model").json(), duration_in_month=48)
-        shots = capture_all(ui_url, tmp_path, batch.to_csv(index=False), entries, browser=browser)
+        answers = score_applicants(api, json.loads(live.to_json(orient="records")))
+        monitor(config, two_versions.settings, log_dir=api.log_dir)
+        outcomes_and_performance(api, two_versions, answers, seed=11)
+        shots = capture_all(ui_url, tmp_path, _walkthrough(api, two_versions), browser=browser)
+        assert not console_problems(ui.log_text()), ui.log_tail()
     for shot in shots:
         _publish(shot)
-    assert [s.name for s in shots] == ["score.png", "batch.png", "monitoring.png", "models.png"]
+    assert [s.stem for s in shots] == [spec.name for spec in PAGES]
+    assert {s.stem for s in shots} <= _readme_images(), "the README shows every page's picture"

@@ -153,6 +153,25 @@ def test_promote_names_the_move_asks_to_confirm_and_shows_the_outcome_by_the_but
     assert _production(admin_api) == "2"
 
 
+def test_after_a_promotion_the_report_picker_offers_the_version_now_served(
+    admin_api: RunningApi, ui_url: str, page: Any
+) -> None:
+    expect = _expect()
+    _production_is(admin_api, "1")
+    open_page(page, ui_url, "models", "Models")
+    picker = page.get_by_role("combobox", name="Validation report of version")
+    expect(picker).to_have_value("v1")
+    box = _form(page, "promote")
+    _fill(box, page, reason="monthly retrain", token=admin_api.admin_token)
+    box.get_by_role("button", name="Promote...").click()
+    wait_idle(page)
+    box.get_by_role("button", name="Confirm: production: v1 → v2").click()
+    expect(box.get_by_test_id("stAlert").filter(has_text="Promotion done.")).to_be_visible(timeout=120_000)
+    wait_idle(page)
+    expect(picker).to_have_value("v2")  # in the same session: not the version the page first offered
+    expect(page.get_by_role("button", name="Download the validation report of v2 (HTML)")).to_be_visible()
+
+
 def test_rollback_undoes_the_last_move(admin_api: RunningApi, ui_url: str, page: Any) -> None:
     expect = _expect()
     _production_is(admin_api, "1")

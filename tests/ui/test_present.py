@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from ui.form_schema import FormSchema, read_schema
 from ui.present import (
     BAND_PALETTE,
     DECISION_COLOURS,
+    PERCENT_FORMAT,
     band_colours,
     check_upload,
     chunks,
@@ -20,8 +22,10 @@ from ui.present import (
     decision_word,
     detect_separator,
     group_sort_key,
+    percent,
     reason_sentence,
     rejects_frame,
+    results_frame,
     text_colour_on,
 )
 
@@ -133,6 +137,28 @@ def test_rejected_rows_keep_their_cells_id_and_reasons(schema: FormSchema) -> No
     assert rejects["duration_in_month"][0] == "500", "the row as uploaded"
 
 
+def test_the_results_table_names_reasons_in_words_and_keeps_their_codes_for_the_file(schema: FormSchema) -> None:
+    checked = check_upload(_upload(schema, [schema.example_record()]), schema)
+    answer = {
+        "decision": "decline",
+        "probability_of_default": 0.61,
+        "score": 540,
+        "risk_band": "F",
+        "reasons": [
+            {"code": "CHK", "field": "status_of_existing_checking_account", "label": "Checking account"},
+            {"code": "DUR", "field": "duration_in_month", "label": "Duration"},
+        ],
+        "model": {"version": "3"},
+        "request_id": "r-1",
+    }
+    line = results_frame(checked, [answer], schema).to_dict("records")[0]
+    labels = [schema.by_name[name].plain_label for name in ("status_of_existing_checking_account", "duration_in_month")]
+    expected = "; ".join(labels)
+    assert line["reasons"] == expected and "CHK" not in line["reasons"], "labels for people, no codes"
+    assert line["reason_codes"] == "CHK; DUR", "the codes, for the file other systems read"
+    assert line["decision"] == "Declined"
+
+
 def test_category_labels_are_accepted_where_unambiguous(schema: FormSchema) -> None:
     frame = _upload(schema, [{**schema.example_record(), "purpose": "car (new)", "housing": "Rents"}])
     checked = check_upload(frame, schema)
@@ -225,3 +251,26 @@ def test_a_second_lenders_decimal_and_optional_fields_read_as_the_api_takes_them
     amount = form.by_name["loan_amount"]
     assert amount.required and amount.parse_text("") == (None, "Enter a value: it is required")
     assert amount.parse_text("1200.5") == (None, "Enter a whole number (you entered 1200.5)")
+
+
+def test_percent_has_one_precision() -> None:
+    assert [percent(v) for v in (0.12345, 0.5, 1, 0.0004)] == ["12.3%", "50.0%", "100.0%", "0.0%"]
+    assert percent(None) == "n/a" and percent(None, missing="no data") == "no data"
+    assert PERCENT_FORMAT == ".1%", "charts' axes and tooltips use the same precision as the text"
+
+
+# a format that makes a percentage: an f-string or str.format spec ending in % ("{x:.1%}", "{:.0%}"),
+# a chart's d3 format ending in % (format="%", format=".0%"), or a table column's format="percent"
+_PERCENT_FORMATTING = re.compile(r"""\{[^{}]*:[^{}]*%\}|format\s*=\s*["'][^"']*%["']|format\s*=\s*["']percent["']""")
+
+
+def test_no_page_formats_a_percentage_itself() -> None:
+    """Every page calls ui.present.percent (or PERCENT_FORMAT): one precision everywhere."""
+    found = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}: {line.strip()}"
+        for path in sorted((PROJECT_ROOT / "ui").rglob("*.py"))
+        if path.name != "present.py"
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if _PERCENT_FORMATTING.search(line)
+    ]
+    assert not found, "percentages formatted outside ui.present.percent:\n" + "\n".join(found)

@@ -177,7 +177,10 @@ def _show_results(results: pd.DataFrame, rejects: pd.DataFrame) -> None:
     st.dataframe(
         results,
         hide_index=True,
-        column_config={"probability_of_default": st.column_config.NumberColumn(format="%.4f")},
+        column_config={
+            "probability_of_default": st.column_config.NumberColumn(format="%.4f"),
+            "reason_codes": None,  # codes are for the file other systems read, not for people
+        },
     )
     st.download_button(
         "Download results (CSV)",

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from ui.context import current, role_token
-from ui.present import decision_word, plural
+from ui.present import decision_word, percent, plural
 
 _RECORD = "decisions.record"
 _LIST = "decisions.list"
@@ -104,7 +104,7 @@ def _show_record(record: Mapping[str, Any], token: str) -> None:
     st.subheader(f"Decision {record['request_id']}")
     cols = st.columns(4)
     cols[0].metric("The model's decision", decision_word(record.get("model_decision") or record["decision"]))
-    cols[1].metric("Probability of default", f"{record['probability_of_default']:.1%}")
+    cols[1].metric("Probability of default", percent(record["probability_of_default"]))
     cols[2].metric("Score", record["score"])
     cols[3].metric("Risk band", record["risk_band"])
     model = record["model"]

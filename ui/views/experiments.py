@@ -7,12 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from ui.api_client import ApiClient, ApiError
 from ui.context import current, role_token, show_api_error
-from ui.present import DECISION_WORDS, decision_word
+from ui.present import DECISION_WORDS, PERCENT_FORMAT, decision_word, percent
 
 _OUTCOME_KEY = "experiments.outcome"  # (action, kind, payload) of the last start or stop
 _DECISIONS = ("approve", "review", "decline")
@@ -23,15 +24,11 @@ _MODES = {
 _ARMS = {"champion": "Champion", "challenger": "Challenger"}
 
 
-def _percent(value: float | None) -> str:
-    return "no data" if value is None else f"{value:.1%}"
-
-
 def _rate_text(rate: Mapping[str, Any]) -> str:
     """A rate and its interval in words: "12.3% (10.1% to 14.6%)"."""
     if rate.get("value") is None:
         return "no data"
-    return f"{rate['value']:.1%} ({rate['low']:.1%} to {rate['high']:.1%})"
+    return f"{percent(rate['value'])} ({percent(rate['low'])} to {percent(rate['high'])})"
 
 
 def _start(client: ApiClient) -> None:
@@ -125,7 +122,7 @@ def _arms_table(report: Mapping[str, Any]) -> pd.DataFrame:
             "arm": _ARMS.get(arm["arm"], arm["arm"]),
             "version": f"v{arm['version']}",
             "applicants": arm["applicants"],
-            "share of all": _percent(arm.get("share")),
+            "share of all": percent(arm.get("share"), missing="no data"),
         }
         for code in _DECISIONS:
             row[DECISION_WORDS[code]] = _rate_text(arm["rates"][code])
@@ -139,12 +136,25 @@ def _arms_table(report: Mapping[str, Any]) -> pd.DataFrame:
 def _scores_chart(report: Mapping[str, Any]) -> None:
     edges = report.get("score_edges") or []
     labels = [f"below {edges[0]:.0f}" if edges else "all"] + [f"{e:.0f} and up" for e in edges]
-    frame = pd.DataFrame(index=pd.Index(labels, name="score"))
+    rows = []
     for arm in report["arms"]:
         counts = arm["score_histogram"]
         total = max(sum(counts), 1)
-        frame[_ARMS.get(arm["arm"], arm["arm"])] = [c / total for c in counts]
-    st.bar_chart(frame, stack=False, y_label="share of the arm's applicants")
+        name = _ARMS.get(arm["arm"], arm["arm"])
+        rows += [{"score": label, "arm": name, "share": c / total} for label, c in zip(labels, counts, strict=False)]
+    chart = (
+        alt.Chart(pd.DataFrame(rows))
+        .mark_bar()
+        .encode(
+            x=alt.X("score:N", sort=labels, title="Score", axis=alt.Axis(labelAngle=0)),
+            xOffset="arm:N",
+            y=alt.Y("share:Q", title="Share of the arm's applicants", axis=alt.Axis(format=PERCENT_FORMAT)),
+            color=alt.Color("arm:N", title=None),
+            tooltip=["score:N", "arm:N", alt.Tooltip("share:Q", format=PERCENT_FORMAT)],
+        )
+        .properties(height=260)
+    )
+    st.altair_chart(chart, width="stretch")
 
 
 def _disagreement(report: Mapping[str, Any]) -> None:
@@ -204,7 +214,7 @@ def _comparison(client: ApiClient, experiment_id: str) -> None:
     state = "running" if experiment.get("active") else f"stopped at {str(experiment.get('stopped_at'))[:16]}"
     st.markdown(
         f"**{experiment['id']}**: {experiment['mode']} of v{experiment['challenger_version']} against "
-        f"v{experiment['champion_version']} for {experiment['share']:.0%} of applicants, {state}. "
+        f"v{experiment['champion_version']} for {percent(experiment['share'])} of applicants, {state}. "
         f"Started by {experiment['started_by']}: _{experiment['reason']}_"
     )
     with st.container(key="experiment-verdicts"):

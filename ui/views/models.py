@@ -26,6 +26,8 @@ _PENDING_KEY = "models.pending"  # the move waiting for confirmation
 _UNDO = "undo"
 _HEADLINE_METRICS = ("roc_auc_cv_mean", "roc_auc", "gini", "ks", "brier", "expected_cost")
 _SERVING_ALIAS = "production"
+_REPORT_KEY = "models.report_version"  # the report picker's choice
+_REPORT_SERVED_KEY = "models.report_served"  # the served version when the picker was last set to it
 
 
 def _v(version: Any) -> str:
@@ -270,6 +272,15 @@ def _reports(registry: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _follow_the_alias(versions: Sequence[str], served: str) -> None:
+    """The picker starts on the served version, and moves with the alias when it moves (a promotion or a
+    rollback); a version a person picked stays picked while production stays where it is."""
+    state = st.session_state
+    if state.get(_REPORT_SERVED_KEY) != served or state.get(_REPORT_KEY) not in versions:
+        state[_REPORT_KEY] = served if served in versions else versions[0]
+        state[_REPORT_SERVED_KEY] = served
+
+
 def _report(client: ApiClient, registry: Mapping[str, Any]) -> None:
     """A version's validation report (the one the gates and the move were judged on): shown and downloadable."""
     reports = _reports(registry)
@@ -278,12 +289,12 @@ def _report(client: ApiClient, registry: Mapping[str, Any]) -> None:
         return
     versions = newest_first(reports)
     served = str((registry.get("aliases") or {}).get(_SERVING_ALIAS) or "")
+    _follow_the_alias(versions, served)
     chosen = st.selectbox(
         "Validation report of version",
         versions,
-        index=versions.index(served) if served in versions else 0,
         format_func=_v,
-        key="models.report_version",
+        key=_REPORT_KEY,
         help="Each move in the alias history names the version it moved to: its report is the one it was judged on.",
     )
     try:

@@ -19,7 +19,15 @@ import streamlit as st
 from ui.api_client import ApiError, NotFoundError
 from ui.context import current, show_api_error
 from ui.form_schema import FormSchema
-from ui.present import DECISION_COLOURS, DECISION_ORDER, decision_word, group_sort_key, plural
+from ui.present import (
+    DECISION_COLOURS,
+    DECISION_ORDER,
+    PERCENT_FORMAT,
+    decision_word,
+    group_sort_key,
+    percent,
+    plural,
+)
 from ui.refresh import refresh_panel
 
 _STATUS = {
@@ -42,10 +50,6 @@ _FAVOURABLE = {
     "not_declined": ("not declined", "approved or referred to an underwriter"),
     "approved": ("approved", "approved outright"),
 }
-
-
-def _percent(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _ms(value: Any) -> str:
@@ -94,7 +98,7 @@ def _headline(summary: Mapping[str, Any]) -> None:
     columns[2].metric("Latency p95", _ms(latency.get("p95")))
     columns[3].metric("Latency p99", _ms(latency.get("p99")))
     for column, decision in zip(columns[4:], DECISION_ORDER, strict=True):
-        column.metric(decision_word(decision), _percent(rates.get(decision)), help="Share of all decisions.")
+        column.metric(decision_word(decision), percent(rates.get(decision)), help="Share of all decisions.")
 
 
 def _over_time(summary: Mapping[str, Any]) -> None:
@@ -133,12 +137,14 @@ def _over_time(summary: Mapping[str, Any]) -> None:
         .mark_line(point=True)
         .encode(
             x=alt.X("start:O", title=f"{unit.capitalize()} (UTC)", axis=alt.Axis(labelAngle=-30)),
-            y=alt.Y("value:Q", title="Server-side latency (ms)"),
-            color=alt.Color("percentile:N", title=None, legend=alt.Legend(orient="bottom")),
+            # no axis title (the chart's title names the unit) and the legend at the right: a legend below and
+            # a rotated axis title left the plot no height and pushed the chart's title off the chart
+            y=alt.Y("value:Q", title=None),
+            color=alt.Color("percentile:N", title=None, legend=alt.Legend(orient="right")),
             tooltip=["start:O", "percentile:N", alt.Tooltip("value:Q", format=".2f")],
         )
-        # the legend below the chart and the title from the left: neither is cut at a narrow width
-        .properties(height=260, title=alt.TitleParams("Latency percentiles (ms)", anchor="start"))
+        # the title from the left, the legend three short words: neither is cut at 390 px
+        .properties(height=260, title=alt.TitleParams("Server-side latency percentiles (ms)", anchor="start"))
     )
     p99 = points["latency_p99"].dropna()
     right.altair_chart(
@@ -157,7 +163,7 @@ def _over_time(summary: Mapping[str, Any]) -> None:
         .mark_bar()
         .encode(
             x=alt.X("start:O", title=f"{unit.capitalize()} (UTC)", axis=alt.Axis(labelAngle=-30)),
-            y=alt.Y("count:Q", stack="normalize", title="Share of decisions", axis=alt.Axis(format="%")),
+            y=alt.Y("count:Q", stack="normalize", title="Share of decisions", axis=alt.Axis(format=PERCENT_FORMAT)),
             color=alt.Color(
                 "decision:N",
                 title="Decision",
@@ -174,14 +180,14 @@ def _over_time(summary: Mapping[str, Any]) -> None:
         stacked,
         width="stretch",
         alt=f"Share of decisions per {unit}: over the window "
-        + ", ".join(f"{word} {count / all_decisions:.1%}" for word, count in totals.items())
+        + ", ".join(f"{word} {percent(count / all_decisions)}" for word, count in totals.items())
         + ".",
     )
 
 
-def bin_labels(edges: Sequence[float], *, percent: bool) -> list[str]:
+def bin_labels(edges: Sequence[float], *, as_percent: bool) -> list[str]:
     """Names of the bins (-inf, e0), [e0, e1), ..., [ek, inf) that the profile's inner edges define."""
-    text = (lambda v: f"{v:.1%}") if percent else (lambda v: f"{v:g}")
+    text = percent if as_percent else (lambda v: f"{v:g}")
     if not edges:
         return ["all"]
     labels = [f"< {text(edges[0])}"]
@@ -195,7 +201,7 @@ def _distribution(summary: Mapping[str, Any]) -> None:
     expected, actual = entry.get("expected") or [], entry.get("actual") or []
     if not expected or len(expected) != len(actual):
         return
-    labels = bin_labels(entry.get("edges") or [], percent=True)
+    labels = bin_labels(entry.get("edges") or [], as_percent=True)
     if len(labels) != len(expected):
         labels = [f"bin {i + 1}" for i in range(len(expected))]
     frame = pd.DataFrame(
@@ -219,11 +225,11 @@ def _distribution(summary: Mapping[str, Any]) -> None:
         .encode(
             x=alt.X("bin:N", sort=labels, title="Probability of default", axis=alt.Axis(labelAngle=-30)),
             xOffset="population:N",
-            y=alt.Y("share:Q", title="Share of applicants", axis=alt.Axis(format="%")),
+            y=alt.Y("share:Q", title="Share of applicants", axis=alt.Axis(format=PERCENT_FORMAT)),
             color=alt.Color(
                 "population:N", scale=alt.Scale(domain=["training", "logged"], range=["#9e9e9e", "#4c78a8"])
             ),
-            tooltip=["bin:N", "population:N", alt.Tooltip("share:Q", format=".1%")],
+            tooltip=["bin:N", "population:N", alt.Tooltip("share:Q", format=PERCENT_FORMAT)],
         )
         .properties(height=280)
     )
@@ -232,7 +238,7 @@ def _distribution(summary: Mapping[str, Any]) -> None:
         chart,
         width="stretch",
         alt="Grouped bar chart of the share of applicants per probability-of-default band, training against "
-        f"logged; the largest logged share is {largest[1]:.1%}, in the band {largest[0]}.",
+        f"logged; the largest logged share is {percent(largest[1])}, in the band {largest[0]}.",
     )
 
 
@@ -326,7 +332,7 @@ def _fairness(summary: Mapping[str, Any], schema: FormSchema | None, favourable_
                     "attribute": spec.plain_label if spec is not None else attribute,
                     "group": spec.label_of(group) if spec is not None and spec.choices else str(group),
                     "applicants": stats.get("n"),
-                    f"share {word}": stats.get("approval_rate"),
+                    f"share {word}": percent(stats.get("approval_rate")),
                     "lowest / highest": entry.get("disparate_impact"),
                 }
             )
@@ -338,7 +344,6 @@ def _fairness(summary: Mapping[str, Any], schema: FormSchema | None, favourable_
         width="stretch",
         column_config={
             "group": st.column_config.TextColumn(width="medium"),
-            f"share {word}": st.column_config.NumberColumn(format="percent"),
             "lowest / highest": st.column_config.NumberColumn(format="%.3f"),
         },
     )

@@ -18,7 +18,7 @@ from credit_risk.performance import PerformanceSummary, VersionPerformance
 from ui.api_client import ApiClient, ApiError, NotFoundError, ServiceError
 from ui.context import current, may, show_api_error
 from ui.outcomes import outcomes_panel
-from ui.present import band_colours, decision_word
+from ui.present import PERCENT_FORMAT, band_colours, decision_word, percent
 from ui.refresh import refresh_panel
 
 _STATUS = {
@@ -39,8 +39,9 @@ def fetch_summary(client: ApiClient) -> PerformanceSummary:
         raise ServiceError(f"/v1/performance sent a summary this UI cannot read: {exc}") from exc
 
 
-def _fmt(value: float | None, pattern: str = "{:.3f}") -> str:
-    return "n/a" if value is None else pattern.format(value)
+def _fmt(value: float | None) -> str:
+    """A figure that is not a share (AUC, Gini, KS, Brier, a slope): three decimals."""
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _figures_table(figures: VersionPerformance) -> pd.DataFrame:
@@ -56,9 +57,12 @@ def _figures_table(figures: VersionPerformance) -> pd.DataFrame:
         ("Calibration-in-the-large (observed - predicted)", figures.calibration_in_the_large, None),
         ("Calibration slope (1 = ideal)", figures.calibration_slope, None),
     ]
-    return pd.DataFrame(
-        [{"figure": name, "realized": _fmt(real), "holdout at training": _fmt(hold)} for name, real, hold in rows]
-    )
+    shares = {"Approval rate", "Bad rate (with outcome)", "Mean predicted P(default)"}  # shown as percentages
+    lines = []
+    for name, real, hold in rows:
+        show = percent if name in shares else _fmt
+        lines.append({"figure": name, "realized": show(real), "holdout at training": show(hold)})
+    return pd.DataFrame(lines)
 
 
 def _coverage(figures: VersionPerformance) -> None:
@@ -68,8 +72,8 @@ def _coverage(figures: VersionPerformance) -> None:
                 "decision": decision_word(kind),
                 "decisions": c.decisions,
                 "with outcome": c.with_outcome,
-                "share with outcome": _fmt(c.share_with_outcome, "{:.1%}"),
-                "bad rate": _fmt(c.bad_rate),
+                "share with outcome": percent(c.share_with_outcome),
+                "bad rate": percent(c.bad_rate),
             }
             for kind, c in figures.coverage_by_decision.items()
         ]
@@ -94,13 +98,13 @@ def _calibration(figures: VersionPerformance) -> None:
             .encode(
                 x=alt.X("band:N", title="Risk band"),
                 xOffset="kind:N",
-                y=alt.Y("rate:Q", title="Bad rate", axis=alt.Axis(format="%")),
+                y=alt.Y("rate:Q", title="Bad rate", axis=alt.Axis(format=PERCENT_FORMAT)),
                 color=alt.Color(
                     "kind:N",
                     title=None,
                     scale=alt.Scale(domain=["predicted", "observed"], range=["#9e9e9e", "#1565c0"]),
                 ),
-                tooltip=["band:N", "kind:N", alt.Tooltip("rate:Q", format=".3f")],
+                tooltip=["band:N", "kind:N", alt.Tooltip("rate:Q", format=PERCENT_FORMAT)],
             )
             .properties(height=260, title="Predicted and observed bad rate per band"),
             width="stretch",
@@ -113,13 +117,13 @@ def _calibration(figures: VersionPerformance) -> None:
             alt.Chart(deciles)
             .mark_line(point=True)
             .encode(
-                x=alt.X("predicted:Q", title="Mean predicted P(default)"),
-                y=alt.Y("observed:Q", title="Observed bad rate"),
+                x=alt.X("predicted:Q", title="Mean predicted P(default)", axis=alt.Axis(format=PERCENT_FORMAT)),
+                y=alt.Y("observed:Q", title="Observed bad rate", axis=alt.Axis(format=PERCENT_FORMAT)),
                 tooltip=[
                     "bin:O",
                     "n:Q",
-                    alt.Tooltip("predicted:Q", format=".3f"),
-                    alt.Tooltip("observed:Q", format=".3f"),
+                    alt.Tooltip("predicted:Q", format=PERCENT_FORMAT),
+                    alt.Tooltip("observed:Q", format=PERCENT_FORMAT),
                 ],
             )
         )
@@ -144,13 +148,13 @@ def _vintages(figures: VersionPerformance) -> None:
         .mark_line(point=True)
         .encode(
             x=alt.X("month:O", title="Decision month (vintage)"),
-            y=alt.Y("bad rate:Q", axis=alt.Axis(format="%")),
+            y=alt.Y("bad rate:Q", axis=alt.Axis(format=PERCENT_FORMAT)),
             color=alt.Color(
                 "band:N",
                 title="Band",
                 scale=alt.Scale(domain=list(palette), range=list(palette.values())),  # the Score page's colours
             ),
-            tooltip=["month:O", "band:N", alt.Tooltip("bad rate:Q", format=".3f")],
+            tooltip=["month:O", "band:N", alt.Tooltip("bad rate:Q", format=PERCENT_FORMAT)],
         )
         .properties(height=260, title="Bad rate by band across vintages"),
         width="stretch",
@@ -162,7 +166,7 @@ def _vintages(figures: VersionPerformance) -> None:
                     "month": v.month,
                     "decisions": v.decisions,
                     "with outcome": v.with_outcome,
-                    "bad rate": _fmt(v.bad_rate),
+                    "bad rate": percent(v.bad_rate),
                     "AUC": _fmt(v.auc),
                 }
                 for v in figures.vintages
@@ -181,8 +185,9 @@ def _oversight(summary: PerformanceSummary) -> None:
     st.header("Human review")
     columns = st.columns(3)
     columns[0].metric("Cases decided", f"{figures.cases_decided:,}")
-    columns[1].metric("Overrides of the model", f"{figures.overrides:,}", _fmt(figures.override_rate, "{:.1%}"))
-    columns[2].metric("Decided by their due time", _fmt(figures.service_level, "{:.1%}"))
+    rate = f" ({percent(figures.override_rate)})" if figures.override_rate is not None else ""
+    columns[1].metric("Overrides of the model", f"{figures.overrides:,}{rate}")
+    columns[2].metric("Decided by their due time", percent(figures.service_level))
     st.subheader("Bad rate of approved loans, by who approved them")
     st.dataframe(
         pd.DataFrame(
@@ -190,9 +195,9 @@ def _oversight(summary: PerformanceSummary) -> None:
                 {
                     "risk band": band.band,
                     "approved by the model": band.model_approved,
-                    "bad rate (model)": _fmt(band.model_bad_rate, "{:.1%}"),
+                    "bad rate (model)": percent(band.model_bad_rate),
                     "approved by a reviewer": band.human_approved,
-                    "bad rate (reviewer)": _fmt(band.human_bad_rate, "{:.1%}"),
+                    "bad rate (reviewer)": percent(band.human_bad_rate),
                 }
                 for band in figures.approved_by_band
             ]
@@ -207,7 +212,7 @@ def _oversight(summary: PerformanceSummary) -> None:
     ):
         column.markdown(f"**{title}**")
         rows = [
-            {"group": name, "decided": g.decided, "overrides": g.overrides, "rate": _fmt(g.rate, "{:.1%}")}
+            {"group": name, "decided": g.decided, "overrides": g.overrides, "rate": percent(g.rate)}
             for name, g in groups.items()
         ]
         column.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
@@ -269,7 +274,7 @@ def render() -> None:
         columns[1].metric(
             "With an outcome",
             f"{figures.with_outcome:,}",
-            help=f"{_fmt(figures.share_with_outcome, '{:.1%}')} of the matured decisions have an outcome",
+            help=f"{percent(figures.share_with_outcome)} of the matured decisions have an outcome",
         )
         columns[2].metric(
             "Realized ROC-AUC", _fmt(figures.auc), help="holdout at training: " + _fmt(figures.holdout.get("roc_auc"))

@@ -18,7 +18,7 @@ import streamlit as st
 from ui.api_client import ApiError
 from ui.context import current, role_token, show_api_error
 from ui.form_schema import FormSchema
-from ui.present import decision_word, reason_sentence
+from ui.present import decision_word, percent, plural, reason_sentence
 
 _CASE = "review.case"
 _OUTCOME = "review.outcome"
@@ -76,7 +76,7 @@ def _queue_frame(cases: list[dict[str, Any]]) -> pd.DataFrame:
             "status": _STATE_WORDS.get(case["state"], case["state"]),
             "risk band": case["risk_band"],
             "score": case["score"],
-            "probability of default": f"{case['probability_of_default']:.1%}",
+            "probability of default": percent(case["probability_of_default"]),
             "the model recommends": decision_word(case["model_decision"]),
             "kind": "Contest" if case["kind"] == "contest" else "Referral",
             "claimed by": case["claimed_by"] or "",
@@ -161,7 +161,7 @@ def _show_case(case: Mapping[str, Any], token: str, schema: FormSchema, reason_c
     st.subheader(f"Case {case['id']}: {kind} {case['request_id']}")
     cols = st.columns(4)
     cols[0].metric("The model recommends", decision_word(case["model_decision"]))
-    cols[1].metric("Probability of default", f"{case['probability_of_default']:.1%}")
+    cols[1].metric("Probability of default", percent(case["probability_of_default"]))
     cols[2].metric("Score", case["score"])
     cols[3].metric("Risk band", case["risk_band"])
     due = f"Due {_when(case['due_at'])}" + (": overdue." if case["overdue"] else ".")
@@ -225,7 +225,7 @@ def main() -> None:
         st.error(str(exc))
         return
     overdue_count = sum(case["overdue"] for case in queue["cases"])
-    st.write(f"{queue['total']} cases" + (f", {overdue_count} overdue" if overdue_count else ""))
+    st.write(plural(queue["total"], "case") + (f", {overdue_count} overdue" if overdue_count else ""))
     if not queue["cases"]:
         return
     st.dataframe(_queue_frame(queue["cases"]), hide_index=True)

@@ -25,6 +25,7 @@ from ui.present import (
     DECISION_HELP,
     band_colours,
     decision_word,
+    percent,
     plural,
     reason_sentence,
     recourse_html,
@@ -227,7 +228,7 @@ def _announcement(text: str) -> None:
 def _result_summary(result: Mapping[str, Any]) -> str:
     return (
         f"{decision_word(result.get('decision'))}: probability of default "
-        f"{float(result['probability_of_default']):.1%}, risk band {result.get('risk_band')}, "
+        f"{percent(float(result['probability_of_default']))}, risk band {result.get('risk_band')}, "
         f"score {result.get('score')}."
     )
 
@@ -276,7 +277,7 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
         st.caption(DECISION_HELP[decision])
     _render_oversight(result)
     top = st.columns(2)
-    top[0].metric("Probability of default", f"{probability:.1%}")
+    top[0].metric("Probability of default", percent(probability))
     top[1].metric("Score", result.get("score"), help="Scorecard points: higher means lower risk.")
     gauge = gauge_html(probability, band, info)
     if gauge is not None:
