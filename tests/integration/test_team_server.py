@@ -23,7 +23,7 @@ from pipelines.train import train
 from tests.conftest import FAST_TRAINING, Store, write_config_dir
 from tests.support.api import RunningApi, running_api
 from tests.support.postgres import postgres_unavailable_reason, running_postgres, sqlalchemy_url
-from tests.support.processes import free_port, running_process
+from tests.support.processes import free_port, mlflow_server_env, running_process
 from tests.support.required import require_component
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -44,7 +44,13 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             *("--host", "127.0.0.1", "--port", str(port), "--workers", "1"),
         ]
         server_url = f"http://127.0.0.1:{port}"
-        with running_process(args, ready_url=f"{server_url}/health", timeout=120, log_path=tmp / "mlflow-server.log"):
+        with running_process(
+            args,
+            env=mlflow_server_env(),
+            ready_url=f"{server_url}/health",
+            timeout=120,
+            log_path=tmp / "mlflow-server.log",
+        ):
             yield server_url
     # registry.connect set the process-global URIs to the server
     mlflow.set_tracking_uri(previous)

@@ -25,7 +25,7 @@ from bench.loadgen import LoadReport, format_outcomes, run_load
 from tests.conftest import Store
 from tests.reliability.conftest import Fleet, applicant_bytes, model_info
 from tests.support.api import running_api
-from tests.support.processes import free_port, running_process
+from tests.support.processes import free_port, mlflow_server_env, running_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]  # a hang guard (set-up trains models)
 
@@ -97,7 +97,11 @@ def outage(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[O
             f"{api.url}/v1/predict", content=body, headers={"Content-Type": "application/json"}
         ).status_code
         server = running_process(
-            _mlflow_server(db, port), ready_url=f"{server_url}/health", timeout=120, log_path=tmp / "mlflow-server.log"
+            _mlflow_server(db, port),
+            env=mlflow_server_env(),
+            ready_url=f"{server_url}/health",
+            timeout=120,
+            log_path=tmp / "mlflow-server.log",
         )
         with server as mlflow_server:
             back = time.monotonic()

@@ -162,6 +162,12 @@ class RunningProcess:
         return self.proc.returncode
 
 
+def mlflow_server_env() -> dict[str, str]:
+    """The environment for an ``mlflow server`` the tests start: without MLflow's job runner (about ten
+    huey consumer processes polling, most of a core between them on this machine), which nothing here uses."""
+    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @contextlib.contextmanager
 def running_process(
     args: Sequence[str],
