@@ -39,7 +39,6 @@ process with its own flusher).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -234,16 +233,11 @@ class RequestIdLedger:
         with self._pending_ready:
             return self._writing
 
-    def recorded_future(self, ticket: int) -> asyncio.Future[None] | None:
-        """None when the id of ``ticket`` is in the file already, else a future (on the running loop) to
-        await. Raises :class:`RequestIdRecordError` when its group's transaction failed."""
-        return self._commits.future_for(ticket)
-
     async def wait_recorded(self, ticket: int) -> None:
         """Return once the id of ``ticket`` is in the file (on the event loop; never blocks it).
 
         Raises :class:`RequestIdRecordError` when its group's transaction failed."""
-        future = self.recorded_future(ticket)
+        future = self._commits.future_for(ticket)
         if future is not None:
             await future
 

@@ -98,11 +98,8 @@ async def _recorded(runtime: Runtime, claim: Claim | None) -> None:
     if claim is None or claim.ticket is None or runtime.ids is None:
         return
     try:
-        future = runtime.ids.recorded_future(claim.ticket)
-        if future is None:  # the common case: its group was written while the log's record was made durable
-            return
         async with asyncio.timeout(runtime.config.model.prediction_log.submit_timeout_seconds):
-            await future
+            await runtime.ids.wait_recorded(claim.ticket)
     except TimeoutError:
         raise NoModelError("request id ledger unavailable: the request id was not recorded in time") from None
     except RequestIdRecordError as exc:
