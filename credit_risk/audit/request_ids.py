@@ -71,6 +71,10 @@ def request_digest(route: str, options: str, body: bytes) -> bytes:
     return hashlib.blake2b(b"\0".join((route.encode(), options.encode(), body)), digest_size=16).digest()
 
 
+class RequestIdLedgerError(Exception):
+    """The ledger could not be read or written (a full disk, a damaged file): the request is not scored."""
+
+
 class RequestIdConflictError(Exception):
     """The id names another request, or one whose answer is not stored; ``reason`` says which."""
 
@@ -153,7 +157,13 @@ class RequestIdLedger:
 
         Returns None when reserved (score it), or the stored first answer of an identical retry;
         raises :class:`RequestIdConflictError` when the id (or a part) names another request or
-        an unfinished one."""
+        an unfinished one, :class:`RequestIdLedgerError` when the ledger cannot be written."""
+        try:
+            return self._claim(request_id, digest, parts, client)
+        except sqlite3.Error as exc:
+            raise RequestIdLedgerError(str(exc)) from exc
+
+    def _claim(self, request_id: str, digest: bytes, parts: Sequence[str], client: bool) -> bytes | None:
         now = int(time.time())
         row = (request_id, digest, now, int(client))
         if not parts:  # a new id (the hot path): one statement is its own transaction, no begin and commit

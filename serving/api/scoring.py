@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk.audit.request_ids import Claim, RequestIdConflictError, request_digest
+from credit_risk.audit.request_ids import Claim, RequestIdConflictError, RequestIdLedgerError, request_digest
 from credit_risk.cases.policy import automation_mode
 from serving import prediction_log
 from serving.api.cases import automation_state, open_cases, review_settings
@@ -79,6 +79,8 @@ def _claim(runtime: Runtime, rid: RequestId, digest: bytes, parts: tuple[str, ..
         error = ConflictError(str(exc))
         error.extra = {"request_id": exc.request_id, "rule": f"request_id_{exc.reason}"}  # type: ignore[attr-defined]
         raise error from None
+    except RequestIdLedgerError as exc:  # no decision without its id recorded: refused as the log refuses
+        raise NoModelError(f"request id ledger unavailable: {exc}") from None
     if stored is not None:
         return Replayed(stored)
     return Claim(rid.value, parts, rid.client)

@@ -6,7 +6,9 @@ the workers and restart cases against real uvicorn processes.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,19 @@ def test_a_service_made_id_cannot_be_reused_by_a_client(service: TestClient, app
     made = service.post("/v1/predict", json=declined(applicant, "person-made")).json()["request_id"]
     reused = service.post("/v1/predict", json=approved(applicant, "person-x"), headers={"X-Request-ID": made})
     assert reused.status_code == 409, reused.text
+
+
+def test_an_id_that_cannot_be_recorded_is_answered_503(
+    trained: TrainedModel, tmp_path: Path, applicant: dict[str, Any]
+) -> None:
+    with audit_client(trained.store, tmp_path / "predictions") as client:
+        path = client.app.state.runtime.ids.path
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+            other.execute("drop table ids")  # the ledger's next write fails, as on a full disk
+        for query in ("", "?recourse=false"):  # the fast path and the route
+            refused = client.post(f"/v1/predict{query}", json=approved(applicant, "person-unrecorded"))
+            assert refused.status_code == 503, refused.text
+            assert "request id ledger unavailable" in refused.json()["detail"], refused.json()
 
 
 @pytest.mark.integration
