@@ -79,6 +79,13 @@ def enter(page: Page, label: str, kind: str, value: str) -> None:
                 option.wait_for(timeout=3_000)
                 break
             except PlaywrightTimeout:
+                pass
+            # a long list draws only the options in view (a queue of a hundred cases): type to narrow it
+            page.keyboard.type(value)
+            try:
+                option.wait_for(timeout=3_000)
+                break
+            except PlaywrightTimeout:
                 page.keyboard.press("Escape")
                 wait_idle(page, settle_ms=300)
         option.click()

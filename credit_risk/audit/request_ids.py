@@ -1,15 +1,13 @@
 """Request ids are unique: a ledger of every id the service has answered, shared by one instance's workers.
 
 A request id names one decision: the lookup, the notice, the replay and the outcomes find a
-decision by it. So an id is in the ledger before its answer leaves, in one SQLite file that every
+decision by it. So an id is claimed before its request is scored, in one SQLite file that every
 uvicorn worker of the instance opens (WAL mode) and that outlives restarts:
 
-- a new id is an ``insert`` into a B-tree kept in the page cache, with no fsync
-  (``synchronous=off``: a commit, and the checkpoint every thousand 1 KB pages, are copies within
-  the page cache): no disk round trip is added to the hot path. A client's id is claimed before
-  its request is scored (about 40 us on the request's thread); an id the service made is written
-  by the flusher thread with the others pending (below). The prediction log's own fsync stays
-  what makes an answer durable;
+- a new id (the common case) is one ``insert`` into a B-tree kept in the page cache, with no
+  fsync (``synchronous=off``: a commit, and the checkpoint every thousand 1 KB pages, are copies
+  within the page cache): no disk round trip is added to the hot path (about 40 us a request on
+  this machine). The prediction log's own fsync stays what makes an answer durable;
 - an id seen before with the same request (route, ``reasons`` and body bytes, by digest) is an
   idempotent retry: it gets the first answer, stored when that answer was given, and logs
   nothing new. With another request it is refused (409), as payment APIs treat an
@@ -17,29 +15,18 @@ uvicorn worker of the instance opens (WAL mode) and that outlives restarts:
 - an id whose first request has no stored answer (it is being answered, or the service
   stopped before the answer left) is refused (409) rather than scored twice.
 
-Ids the service makes are recorded too, so no client can reuse one. A fresh id the service made
-for one applicant (a uuid4: nobody can know it yet) needs no check before scoring, only to be in
-the ledger before its answer leaves: the request appends it to a pending group (a list under a
-lock held for microseconds, :meth:`RequestIdLedger.record`), and the ledger's flusher thread
-inserts everything pending in one transaction (``insert or ignore``) and then wakes every
-request waiting for it (:meth:`RequestIdLedger.wait_recorded`, group commit as the prediction
-log's fsync; :mod:`credit_risk.commits`). The answer waits for its id after its record is
-durable: no answer leaves before its id is recorded, and a flush that fails (a full disk)
-refuses the waiting requests (the service answers 503). Clients' ids, batches (their id and every
-row's derived id, in one transaction) and retries are claimed on the request path as before
-(:meth:`RequestIdLedger.claim`). Rows older than the prediction log's retention are dropped, with
-the decisions they name.
+Ids the service makes are claimed too (without their answers), so no client can reuse one;
+a batch claims its id and every row's derived id in one transaction. Rows older than the
+prediction log's retention are dropped, with the decisions they name.
 
-What the ledger cannot promise: a process crash loses no recorded id (the page cache has it; an
-id still pending had no answer yet), but a power cut may lose its last commits or damage the file
-(then it is moved aside and a new one started, logged as an error): an id reused after a power
-cut may not be caught. Several instances do not share it: each instance's workers do (each
-process with its own flusher).
+What the ledger cannot promise: a process crash loses nothing (the page cache has it), but a
+power cut may lose its last commits or damage the file (then it is moved aside and a new one
+started, logged as an error): an id reused after a power cut may not be caught. Several
+instances do not share it: each instance's workers do.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -52,7 +39,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from credit_risk.audit.access import index_path
-from credit_risk.commits import Commits
 from credit_risk.config import ProjectConfig, Settings
 from credit_risk.private_files import private_dir, touch_private
 
@@ -85,8 +71,8 @@ def request_digest(route: str, options: str, body: bytes) -> bytes:
     return hashlib.blake2b(b"\0".join((route.encode(), options.encode(), body)), digest_size=16).digest()
 
 
-class RequestIdRecordError(Exception):
-    """A made id could not be recorded (its group's transaction failed, or the ledger is closed)."""
+class RequestIdLedgerError(Exception):
+    """The ledger could not be read or written (a full disk, a damaged file): the request is not scored."""
 
 
 class RequestIdConflictError(Exception):
@@ -105,12 +91,10 @@ class Claim:
     request_id: str
     parts: tuple[str, ...]  # a batch's derived row ids
     client: bool  # the client chose it: its answer is kept for retries
-    ticket: int | None = None  # a made id's place in the flusher's groups (None: claimed in the file)
 
 
 class RequestIdLedger:
-    """The ledger's SQLite file, one connection per process (thread-safe), and the flusher thread
-    that records the ids the service made, in groups."""
+    """The ledger's SQLite file, one connection per process (thread-safe)."""
 
     def __init__(self, path: Path, *, retention_days: int, housekeeping_seconds: float = HOUSEKEEPING_SECONDS) -> None:
         self.path = Path(path)
@@ -121,16 +105,6 @@ class RequestIdLedger:
         self._lock = threading.Lock()
         self._housekeeping: threading.Thread | None = None
         self._last_housekeeping = time.monotonic()
-        # made ids waiting for the flusher: (request id, digest, claimed at) by ticket, in ticket order
-        self._pending: dict[int, tuple[str, bytes, int]] = {}
-        self._pending_ready = threading.Condition()  # its lock guards the pending group, never held across I/O
-        self._tickets = 0
-        self._writing = 0  # made ids of the group the flusher is writing
-        self._closing = False
-        self._flusher: threading.Thread | None = None
-        self._commits = Commits(RequestIdRecordError, "request id ledger write")
-        self.flushes = 0  # transactions the flusher committed (each records a whole pending group)
-        self.flushed = 0  # made ids they recorded
 
     def _connect(self) -> sqlite3.Connection:
         touch_private(self.path)  # 0600: SQLite gives its -wal and -shm files the database's mode
@@ -161,12 +135,6 @@ class RequestIdLedger:
         return db
 
     def close(self) -> None:
-        """Record every pending made id (the flusher drains), then close the file."""
-        with self._pending_ready:
-            self._closing = True
-            self._pending_ready.notify()
-        if self._flusher is not None:
-            self._flusher.join()
         if self._housekeeping is not None:
             self._housekeeping.join()
         with self._lock:
@@ -189,7 +157,13 @@ class RequestIdLedger:
 
         Returns None when reserved (score it), or the stored first answer of an identical retry;
         raises :class:`RequestIdConflictError` when the id (or a part) names another request or
-        an unfinished one."""
+        an unfinished one, :class:`RequestIdLedgerError` when the ledger cannot be written."""
+        try:
+            return self._claim(request_id, digest, parts, client)
+        except sqlite3.Error as exc:
+            raise RequestIdLedgerError(str(exc)) from exc
+
+    def _claim(self, request_id: str, digest: bytes, parts: Sequence[str], client: bool) -> bytes | None:
         now = int(time.time())
         row = (request_id, digest, now, int(client))
         if not parts:  # a new id (the hot path): one statement is its own transaction, no begin and commit
@@ -205,101 +179,6 @@ class RequestIdLedger:
             if parts:
                 self._check_parts(db, request_id, parts)
                 db.executemany("insert into ids values (?, ?, null, ?, 0)", [(p, digest, now) for p in parts])
-        return None
-
-    def record(self, request_id: str, digest: bytes) -> int:
-        """Queue an id the service made for one applicant for the next group; returns its ticket for
-        :meth:`wait_recorded`. Never touches the file: a lock held for microseconds, from any thread."""
-        with self._pending_ready:
-            if self._closing:
-                raise RequestIdRecordError("request id ledger write failed: the ledger is closed")
-            self._tickets += 1
-            ticket = self._tickets
-            self._pending[ticket] = (request_id, digest, int(time.time()))
-            if self._flusher is None:
-                self._flusher = threading.Thread(target=self._flush_forever, name="request-id-flusher", daemon=True)
-                self._flusher.start()
-            self._pending_ready.notify()
-        return ticket
-
-    @property
-    def pending(self) -> int:
-        """Made ids waiting for the flusher's next group."""
-        with self._pending_ready:
-            return len(self._pending)
-
-    @property
-    def writing(self) -> int:
-        """Made ids of the group the flusher is writing now."""
-        with self._pending_ready:
-            return self._writing
-
-    def recorded_future(self, ticket: int) -> asyncio.Future[None] | None:
-        """None when the id of ``ticket`` is in the file already, else a future (on the running loop) to
-        await. Raises :class:`RequestIdRecordError` when its group's transaction failed."""
-        return self._commits.future_for(ticket)
-
-    async def wait_recorded(self, ticket: int) -> None:
-        """Return once the id of ``ticket`` is in the file (on the event loop; never blocks it).
-
-        Raises :class:`RequestIdRecordError` when its group's transaction failed."""
-        future = self.recorded_future(ticket)
-        if future is not None:
-            await future
-
-    def _flush_forever(self) -> None:
-        while True:
-            with self._pending_ready:
-                while not self._pending and not self._closing:
-                    self._pending_ready.wait()
-                if not self._pending:  # closing, and drained
-                    return
-            self._flush()
-
-    def _flush(self) -> None:
-        """Everything pending in one transaction, then wake its requests (or refuse them)."""
-        with self._lock:
-            with self._pending_ready:  # taken under the file's lock: ``release`` finds an id pending or in the file
-                group, self._pending = self._pending, {}
-                self._writing = len(group)
-            if not group:
-                return
-            rows = list(group.values())
-            failure = self._insert_group(rows)
-            if failure is None:
-                self.flushes += 1
-                self.flushed += len(rows)
-            with self._pending_ready:
-                self._writing = 0
-        low, high = min(group), max(group)
-        if failure is None:
-            self._commits.confirm(high)
-            self._maybe_housekeep()
-        else:
-            log.error("request id ledger %s: %d made ids not recorded: %s", self.path, len(rows), failure)
-            self._commits.refuse(low, high, str(failure))
-
-    def _insert_group(self, rows: list[tuple[str, bytes, int]]) -> Exception | None:
-        """One transaction for the group (under the file's lock); what failed, or None.
-
-        Up to ``_CHUNK`` ids are one multi-row ``insert`` that is its own transaction: one call into
-        SQLite, so the flusher gives up and retakes the GIL once, not once a row as ``executemany``
-        would. Its row count is rounded up to a power of two by repeating the last row (ignored as
-        a duplicate), so a handful of statements stays in the connection's statement cache."""
-        try:
-            if len(rows) <= _CHUNK:
-                self._db.execute(*_multi_insert(rows))
-                return None
-            self._db.execute("begin immediate")
-            try:
-                for start in range(0, len(rows), _CHUNK):
-                    self._db.execute(*_multi_insert(rows[start : start + _CHUNK]))
-                self._db.execute("commit")
-            finally:
-                if self._db.in_transaction:  # an insert or the commit failed: nothing of the group is kept
-                    self._db.execute("rollback")
-        except Exception as exc:  # a full disk, a damaged file: the group's requests are refused, never hung
-            return exc
         return None
 
     def _retry(self, db: sqlite3.Connection, request_id: str, digest: bytes) -> bytes:
@@ -350,10 +229,6 @@ class RequestIdLedger:
 
     def release(self, claim: Claim) -> None:
         """The claim's request was not answered (its record was not logged): the id is free again."""
-        if claim.ticket is not None:
-            with self._pending_ready:
-                if self._pending.pop(claim.ticket, None) is not None:  # not written yet: never will be
-                    return
         with self._transaction() as db:
             db.executemany("delete from ids where request_id = ?", [(i,) for i in (claim.request_id, *claim.parts)])
 
@@ -381,16 +256,6 @@ class RequestIdLedger:
             return 0
         finally:
             db.close()
-
-
-def _multi_insert(rows: list[tuple[str, bytes, int]]) -> tuple[str, list[object]]:
-    """``insert or ignore`` of made ids, padded to a power of two rows with copies of the last."""
-    size = 1 << (len(rows) - 1).bit_length()
-    padded = [*rows, *[rows[-1]] * (size - len(rows))]
-    return (
-        "insert or ignore into ids values " + ",".join(["(?, ?, null, ?, 0)"] * size),
-        [value for row in padded for value in row],
-    )
 
 
 def _moment(seconds: int) -> str:

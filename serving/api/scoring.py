@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk.audit.request_ids import Claim, RequestIdConflictError, RequestIdRecordError, request_digest
+from credit_risk.audit.request_ids import Claim, RequestIdConflictError, RequestIdLedgerError, request_digest
 from credit_risk.cases.policy import automation_mode
 from serving import prediction_log
 from serving.api.cases import automation_state, open_cases, review_settings
@@ -71,42 +70,20 @@ def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> 
 def _claim(runtime: Runtime, rid: RequestId, digest: bytes, parts: tuple[str, ...] = ()) -> Claim | Replayed | None:
     """Reserve the request id (and a batch's row ids) before scoring: a request id names one decision.
 
-    An id the service made for one applicant is new (a uuid4): it is only queued for the ledger's next
-    group, and :func:`finish` waits for it before answering. A client's id, or a batch's, is checked
-    now: an identical retry of a client's id gets its first answer; an id naming another request is 409."""
-    ids = runtime.ids
-    if ids is None:
+    An identical retry of a client's id gets its first answer; an id naming another request is 409."""
+    if runtime.ids is None:
         return None
-    if not rid.client and not parts:
-        try:
-            return Claim(rid.value, parts, client=False, ticket=ids.record(rid.value, digest))
-        except RequestIdRecordError as exc:
-            raise NoModelError(f"request id ledger unavailable: {exc}") from None
     try:
-        stored = ids.claim(rid.value, digest, parts=parts, client=rid.client)
+        stored = runtime.ids.claim(rid.value, digest, parts=parts, client=rid.client)
     except RequestIdConflictError as exc:
         error = ConflictError(str(exc))
         error.extra = {"request_id": exc.request_id, "rule": f"request_id_{exc.reason}"}  # type: ignore[attr-defined]
         raise error from None
+    except RequestIdLedgerError as exc:  # no decision without its id recorded: refused as the log refuses
+        raise NoModelError(f"request id ledger unavailable: {exc}") from None
     if stored is not None:
         return Replayed(stored)
     return Claim(rid.value, parts, rid.client)
-
-
-async def _recorded(runtime: Runtime, claim: Claim | None) -> None:
-    """Wait until a made id is in the ledger (no answer leaves before it is); 503 when it cannot be."""
-    if claim is None or claim.ticket is None or runtime.ids is None:
-        return
-    try:
-        future = runtime.ids.recorded_future(claim.ticket)
-        if future is None:  # the common case: its group was written while the log's record was made durable
-            return
-        async with asyncio.timeout(runtime.config.model.prediction_log.submit_timeout_seconds):
-            await future
-    except TimeoutError:
-        raise NoModelError("request id ledger unavailable: the request id was not recorded in time") from None
-    except RequestIdRecordError as exc:
-        raise NoModelError(f"request id ledger unavailable: {exc}") from None
 
 
 def _scored_under(runtime: Runtime, claim: Claim | None, score: Any) -> Any:
@@ -120,9 +97,8 @@ def _scored_under(runtime: Runtime, claim: Claim | None, score: Any) -> Any:
 
 
 async def finish(runtime: Runtime, pending: Pending, result: Any) -> bytes:
-    """Wait, off the loop's critical path, until the records are on disk and a made request id is in
-    the ledger (no answer leaves before either), then keep the answer for retries of its id; returns
-    the answer's JSON."""
+    """Wait, off the loop's critical path, until the records are on disk (no answer leaves before its
+    record), then keep the answer for retries of its id; returns the answer's JSON."""
     if runtime.writer is not None and pending.ticket is not None:
         try:
             await runtime.writer.wait_durable(pending.ticket)
@@ -130,7 +106,6 @@ async def finish(runtime: Runtime, pending: Pending, result: Any) -> bytes:
             if pending.claim is not None and runtime.ids is not None:
                 runtime.ids.release(pending.claim)
             raise NoModelError(f"prediction log unavailable: {exc}") from None
-    await _recorded(runtime, pending.claim)
     if pending.referrals and runtime.cases is not None:
         await open_cases(runtime, pending.referrals)  # names each case in its answer (a retry gets it too)
     answer = orjson.dumps(result)

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from credit_risk.commits import Commits
+from serving.prediction_log.commits import Commits
 from serving.prediction_log.syncer import Answer, Syncer, SyncerStartError
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from credit_risk.commits import Commits
 from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log.privacy import private_record
 from credit_risk.schema import FeatureSchema
+from serving.prediction_log.commits import Commits
 from serving.prediction_log.syncer import CLOSE, OPEN, SYNC, SYNC_DIR, Answer, Syncer
 from serving.prediction_log.wal import Segment, SegmentFile, VersionKey, record_line, schema_line, segment_path
 

@@ -41,7 +41,6 @@ import pyarrow as pa
 from mlflow.tracking import MlflowClient
 from pydantic import SecretStr
 
-from credit_risk.commits import Commits
 from credit_risk.config import PredictionLogConfig
 from credit_risk.decision_log import retention as log_retention
 from credit_risk.decision_log.privacy import PrivacyError, check_privacy
@@ -50,6 +49,7 @@ from credit_risk.schema import FeatureSchema
 from serving.deadlines import DEADLINES
 from serving.prediction_log.answers import Answers
 from serving.prediction_log.appender import Encoded, Ledger, WriteAhead
+from serving.prediction_log.commits import Commits
 from serving.prediction_log.converter import Converter
 from serving.prediction_log.errors import (
     PredictionLogClosedError,

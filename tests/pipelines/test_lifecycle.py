@@ -71,8 +71,10 @@ def test_training_run_logs_metrics_fairness_and_reports(trained: TrainedModel) -
 def test_candidates_are_nested_runs(trained: TrainedModel) -> None:
     parent = trained.version.run_id
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent}'", search_all_experiments=True)
-    assert len(children) == 2, "one nested run per candidate (LR baseline and one XGBoost)"
-    assert set(children["params.kind"]) == {"logistic", "xgboost"}
+    names = sorted(children["tags.mlflow.runName"])
+    assert len(children) == 3, f"one nested run per candidate (LR baseline, one XGBoost) and the benchmark: {names}"
+    assert sorted(children["params.kind"]) == ["logistic", "scorecard", "xgboost"]
+    assert sum(name.startswith("benchmark scorecard(") for name in names) == 1, "the scorecard ran as the benchmark"
 
 
 def test_pyfunc_loads_from_the_production_alias_and_predicts(trained: TrainedModel) -> None:

@@ -1,8 +1,8 @@
-"""Which tickets are written, which were refused, and the requests waiting for them (group commit).
+"""Which tickets are on disk, which were refused, and the requests waiting for them.
 
-A request awaits one asyncio future. Whoever writes a group (the prediction log's fsync
-answers, the request id ledger's flusher thread) settles every waiter of it: directly when
-on the waiters' own event loop, else with one ``loop.call_soon_threadsafe`` per loop; the
+A request awaits one asyncio future. The answers of the fsync process settle
+every waiter of a group: directly when they are read on the waiters' own event
+loop (the service's), else with one ``loop.call_soon_threadsafe`` per loop; the
 loop never waits on a lock held across disk I/O.
 """
 
@@ -21,9 +21,8 @@ Waiter = tuple[int, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
 class Commits:
     """Tickets are increasing integers; groups are confirmed or refused in ticket order."""
 
-    def __init__(self, refused: type[Exception], what: str = "prediction log write") -> None:
+    def __init__(self, refused: type[Exception]) -> None:
         self._refused = refused
-        self._what = what  # the refusal reads "<what> failed: <reason>"
         self._lock = threading.Lock()
         self._durable = 0  # every ticket up to this one is on disk, unless in a refused range
         self._failed: list[tuple[int, int, str]] = []
@@ -54,12 +53,12 @@ class Commits:
             self._failed = [*self._failed[-_KEPT_FAILURES:], (low, high, reason)]
             settled = [w for w in self._waiters if low <= w[0] <= high]
             self._waiters = [w for w in self._waiters if not low <= w[0] <= high]
-        _wake(settled, self._refused(f"{self._what} failed: {reason}"))
+        _wake(settled, self._refused(f"prediction log write failed: {reason}"))
 
     def _raise_if_refused(self, ticket: int) -> None:
         for low, high, reason in self._failed:
             if low <= ticket <= high:
-                raise self._refused(f"{self._what} failed: {reason}")
+                raise self._refused(f"prediction log write failed: {reason}")
 
 
 def _wake(waiters: list[Waiter], error: Exception | None) -> None:
