@@ -32,8 +32,9 @@ from credit_risk.audit.replay import fetch_verified_model
 from credit_risk.config import ProjectConfig, Settings, load_project_config
 from credit_risk.decision_log.paths import resolve_log_dir
 from credit_risk.experiments import control
-from credit_risk.experiments.compare import ExperimentReport, experiment_report
+from credit_risk.experiments.compare import experiment_report
 from credit_risk.experiments.model import Experiment, list_experiments
+from credit_risk.experiments.report import ExperimentReport
 from credit_risk.outcomes.paths import resolve_outcomes_dir
 from pipelines.cli import add_config_dir, run_job
 

@@ -5,161 +5,39 @@ decision rates with Wilson intervals, the score distribution and its PSI between
 In a shadow: the disagreement matrix on the same applicants and who would change, by band. Once
 outcomes mature: realized AUC and bad rate per arm with bootstrap intervals, and which arm is
 ahead with what confidence. Every verdict is a sentence, "not yet enough to tell" included.
+
+Its parts: :mod:`.rows` (reading the experiment's logged rows and matured outcomes),
+:mod:`.report` (the typed report), :mod:`.verdicts` (the sentences) and this module (the figures
+and :func:`compare`, :func:`experiment_report`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict
 
 from credit_risk.config import ExperimentsConfig, ProjectConfig
 from credit_risk.decision import DECISIONS
-from credit_risk.decision_log.record import log_columns
 from credit_risk.experiments import stats
 from credit_risk.experiments.model import Experiment
-from credit_risk.outcomes.decisions import read_decisions
-from credit_risk.outcomes.table import OutcomeTable
-
-COLUMNS = (
-    "request_id",
-    "scored_at",
-    "model_name",
-    "model_version",
-    "probability",
-    "score",
-    "risk_band",
-    "decision",
-    "latency_ms",
-    "experiment_id",
-    "experiment_arm",
-    "shadow_version",
-    "shadow_probability",
-    "shadow_score",
-    "shadow_risk_band",
-    "shadow_decision",
+from credit_risk.experiments.report import (
+    Arm,
+    BandChange,
+    Disagreement,
+    ExperimentReport,
+    Interval,
+    OutcomeArm,
+    Outcomes,
+    Rate,
+    SampleRatio,
 )
-_SCHEMA = log_columns(*COLUMNS)  # typed as the log writes them; a name that is no column fails at import
+from credit_risk.experiments.rows import COLUMNS, read_rows
+from credit_risk.experiments.verdicts import verdicts
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Rate(_Model):
-    count: int
-    total: int
-    value: float | None
-    low: float | None
-    high: float | None
-
-
-class Interval(_Model):
-    value: float | None
-    low: float | None
-    high: float | None
-
-
-class Arm(_Model):
-    """One arm's live figures (in a shadow: the same applicants, decided by each version)."""
-
-    arm: str
-    version: str
-    applicants: int
-    share: float | None  # of all the experiment's applicants (a shadow: the shadowed share)
-    rates: dict[str, Rate]  # approve, review, decline
-    score_quantiles: dict[str, float]  # p10, p25, p50, p75, p90
-    score_histogram: list[int]  # counts on the report's common score edges
-    latency_p50_ms: float | None
-    latency_p99_ms: float | None
-
-
-class SampleRatio(_Model):
-    configured_share: float
-    observed_share: float | None
-    chi_square: float
-    p_value: float
-    mismatch: bool
-
-
-class BandChange(_Model):
-    band: str
-    applicants: int
-    would_change: int
-    would_approve: int  # the challenger approves, the champion did not (swap-in)
-    would_not_approve: int  # the champion approved, the challenger would not (swap-out)
-
-
-class Disagreement(_Model):
-    applicants: int
-    agree_share: float | None
-    matrix: dict[str, dict[str, int]]  # champion decision -> challenger decision -> applicants
-    by_band: list[BandChange]
-
-
-class OutcomeArm(_Model):
-    arm: str
-    outcomes: int
-    bad_rate: Interval
-    auc: Interval
-
-
-class Outcomes(_Model):
-    arms: list[OutcomeArm]
-    ahead: str | None  # "challenger", "champion", or None (not enough, or neither with the confidence)
-    confidence: float | None  # the share of resamples in which the challenger's AUC is higher
-    coverage_note: str
-
-
-class ExperimentReport(_Model):
-    experiment: dict[str, Any]
-    as_of: str
-    applicants: int
-    arms: list[Arm]
-    score_edges: list[float]
-    score_psi: float | None  # challenger's scores against the champion's
-    sample_ratio: SampleRatio | None
-    disagreement: Disagreement | None
-    outcomes: Outcomes | None
-    verdicts: list[str]  # sentences for people: what can and cannot be said yet
-
-
-# ------------------------------------------------------------------ reading
-
-
-def read_rows(
-    log_dir: Path,
-    outcomes_dir: Path | None,
-    experiment: Experiment,
-    *,
-    as_of: datetime,
-    maturity_days: int,
-) -> pd.DataFrame:
-    """The experiment's logged decisions, each with its outcome ``label`` once matured (else NaN)."""
-    schema = _SCHEMA
-    start = datetime.fromisoformat(experiment.started_at).date() if experiment.started_at else date.min
-    end = datetime.fromisoformat(experiment.stopped_at).date() if experiment.stopped_at else as_of.date()
-    table = read_decisions(log_dir, model_name=experiment.model_name, start=start, end=end, schema=schema)
-    table = table.filter(pc.equal(table["experiment_id"], experiment.id))
-    frame = table.to_pandas()
-    frame["label"] = np.nan
-    if outcomes_dir is None or not Path(outcomes_dir).is_dir() or frame.empty:
-        return frame
-    current = OutcomeTable(Path(outcomes_dir)).current().to_pandas()
-    if current.empty:
-        return frame
-    current = current[pd.to_datetime(current["observed_at"], utc=True) <= as_of]
-    labels = dict(zip(current["request_id"], current["label"], strict=True))
-    matured = pd.to_datetime(frame["scored_at"], utc=True) <= as_of - timedelta(days=maturity_days)
-    frame["label"] = [
-        labels.get(rid, np.nan) if ok else np.nan for rid, ok in zip(frame["request_id"], matured, strict=True)
-    ]
-    return frame
+__all__ = ["COLUMNS", "ExperimentReport", "compare", "experiment_report", "read_rows", "verdicts"]
 
 
 # ------------------------------------------------------------------ figures
@@ -396,57 +274,6 @@ def compare(
         verdicts=[],
     )
     return report.model_copy(update={"verdicts": verdicts(report, settings)})
-
-
-def verdicts(report: ExperimentReport, settings: ExperimentsConfig) -> list[str]:
-    """What can be said, in sentences for people; plainly when there is not yet enough to tell."""
-    said = []
-    smallest = min((arm.applicants for arm in report.arms), default=0)
-    if smallest < settings.min_per_arm:
-        said.append(
-            f"Not yet enough to tell: the smaller arm has {smallest} applicants; the comparison needs at least "
-            f"{settings.min_per_arm} in each."
-        )
-    ratio = report.sample_ratio
-    if ratio is not None and ratio.mismatch:
-        said.append(
-            f"The challenger's share is {ratio.observed_share:.1%} against {ratio.configured_share:.1%} configured "
-            f"(chi-square p = {ratio.p_value:.2g}): the assignment is broken, not an arm better; do not read the "
-            "comparison until it is explained."
-        )
-    elif ratio is not None and ratio.observed_share is not None:
-        said.append(
-            f"The challenger's share is {ratio.observed_share:.1%} against {ratio.configured_share:.1%} configured: "
-            "no sample-ratio mismatch."
-        )
-    if report.score_psi is not None and smallest >= settings.min_per_arm:
-        level = (
-            "stable" if report.score_psi < 0.1 else "a moderate shift" if report.score_psi < 0.25 else "a major shift"
-        )
-        said.append(f"Score distribution between the arms: PSI {report.score_psi:.3f} ({level}).")
-    if report.disagreement is not None and report.disagreement.applicants:
-        changed = sum(band.would_change for band in report.disagreement.by_band)
-        said.append(
-            f"The challenger would decide {changed} of {report.disagreement.applicants} shadowed applicants "
-            "differently."
-        )
-    outcomes = report.outcomes
-    if outcomes is not None:
-        counts = [arm.outcomes for arm in outcomes.arms]
-        if min(counts, default=0) < settings.min_outcomes_per_arm:
-            said.append(
-                f"Not yet enough matured outcomes to compare on outcomes ({' and '.join(map(str, counts))}; "
-                f"at least {settings.min_outcomes_per_arm} per arm are needed)."
-            )
-        elif outcomes.ahead is not None:
-            share = outcomes.confidence if outcomes.ahead == "challenger" else 1 - (outcomes.confidence or 0)
-            said.append(f"On realized AUC the {outcomes.ahead} is ahead ({share:.0%} of resamples).")
-        elif outcomes.confidence is not None:
-            said.append(
-                f"Neither arm is ahead on realized AUC with {settings.confidence:.0%} confidence (the challenger is "
-                f"higher in {outcomes.confidence:.0%} of resamples)."
-            )
-    return said
 
 
 def experiment_report(

@@ -23,7 +23,9 @@ from starlette.responses import Response
 from credit_risk import cases as oversight
 from credit_risk.cases.policy import AUTOMATION, automation_mode, reason_labels
 from credit_risk.lifecycle import ledger
-from serving.api.decisions import RequestId, decision_body, find_decision
+from serving.api.audit_services import find_decision
+from serving.api.decision_bodies import decision_body
+from serving.api.decisions import RequestId
 from serving.api.deps import (
     ROLE_HEADER,
     Caller,

@@ -3,39 +3,31 @@
 Find a logged decision by request id or by applicant, replay it with the model version and
 policy that made it, print its adverse-action notice. Every call is recorded in the access log
 with the caller's token name.
+
+Its parts: :mod:`serving.api.audit_services` (the decision index, the access log, the version
+cache) and :mod:`serving.api.decision_bodies` (a logged decision as the API shows it).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
-import pyarrow.dataset as ds
 from fastapi import APIRouter, Depends, Path, Query, Request
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from credit_risk import registry
-from credit_risk.audit import access, notices, replay
-from credit_risk.audit.several import DecisionIndexes
-from credit_risk.cases.final import final_decision, final_notice, notice_withdrawn
-from credit_risk.decision_log.format import FIXED_COLUMNS
-from credit_risk.decision_log.paths import read_dirs, resolve_log_dir
+from credit_risk.audit import notices, replay
 from credit_risk.decision_log.privacy import applicant_id_as_logged, hash_key_of
-from credit_risk.outcomes.paths import resolve_outcomes_dir
-from credit_risk.outcomes.table import SCHEMA as OUTCOME_SCHEMA
-from credit_risk.outcomes.table import OutcomeTable
-from credit_risk.schema import FeatureSchema
+from serving.api.audit_services import audit_services, lookup_decision
+from serving.api.decision_bodies import decision_body
 from serving.api.decision_schemas import DecisionOut, DecisionPage, RecourseOut, ReplayOut
 from serving.api.deps import (
     DECISION_ID_MAX,
     DECISION_ID_PATTERN,
     ROLE_HEADER,
     Caller,
-    Runtime,
     require_auditor,
     runtime_of,
     served_of,
@@ -49,153 +41,6 @@ RequestId = Annotated[
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
 Auditor = Annotated[Caller, Depends(require_auditor)]
-
-
-class AuditServices:
-    """The decision index, the access log and a cache of verified versions, built on first use."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        config, settings = runtime.config, runtime.settings
-        self.index = DecisionIndexes(
-            read_dirs(config, settings),
-            access.index_path(config, settings),
-            refresh_seconds=config.model.audit.refresh_seconds,
-        )
-        self.access = runtime.access
-        key = settings.model_signing_key.get_secret_value() if settings.model_signing_key else None
-        self.cache = replay.VersionCache(registry.connect(settings, config.root), config, signing_key=key)
-        self.replay_lock = threading.Lock()
-
-
-_services_lock = threading.Lock()
-
-
-def _services(request: Request, runtime: Runtime) -> AuditServices:
-    with _services_lock:
-        found = getattr(request.app.state, "audit_services", None)
-        if found is None:
-            found = AuditServices(runtime)
-            request.app.state.audit_services = found
-        return found
-
-
-def _schema_for(runtime: Runtime, version: str | None) -> FeatureSchema:
-    """The deciding version's schema when it is the one served, else the project's."""
-    served = runtime.holder.served
-    return served.model.schema if served is not None and served.version == version else runtime.config.features
-
-
-def find_decision(request: Request, runtime: Runtime, request_id: str) -> dict[str, Any] | None:
-    """The logged decision with this request id, or None (blocking: call from a thread)."""
-    return _services(request, runtime).index.find(request_id)
-
-
-def _with_cases(runtime: Runtime, record: dict[str, Any], schema: FeatureSchema, body: dict[str, Any]) -> None:
-    """The decision's case trail and final decision; the notice follows the final decision."""
-    store = runtime.cases
-    try:
-        trail = store.for_decision(str(record["request_id"])) if store is not None else []
-    except SQLAlchemyError as exc:  # without its cases the final decision is unknown: say so, never a 500
-        raise NoModelError(f"the case store is unavailable: {str(exc).splitlines()[0][:200]}") from None
-    final = final_decision(record, trail)
-    body["cases"] = trail
-    body["final_decision"] = final
-    if final["by"] == "reviewer":  # else the model's notice stands (with what would change it, when asked)
-        body["notice"] = final_notice(record, final, schema, runtime.config.model.notices, runtime.config.model.review)
-    body["notice_withdrawn"] = notice_withdrawn(record, final, runtime.config.model.notices)
-
-
-def notice_recourse(runtime: Runtime, record: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """What would have changed a logged decision, for its notice (``notices.recourse``): searched on the
-    served version only when it is the version that decided (else the notice goes without it)."""
-    served = runtime.holder.served
-    if not runtime.config.model.notices.recourse or served is None or served.recourse is None:
-        return None
-    if served.version != record.get("model_version"):
-        return None
-    return served.recourse.search_logged(record)[1].to_json()["recourse"]
-
-
-def decision_body(
-    runtime: Runtime, record: dict[str, Any], *, with_recourse: bool = False, with_cases: bool = True
-) -> dict[str, Any]:
-    """A logged row as the API shows it: inputs apart, reasons in the schema's words, the notice (with
-    what would have changed the decision when ``with_recourse`` and ``notices.recourse``); with its
-    cases, the final decision and the notice that follows it."""
-    schema = _schema_for(runtime, record.get("model_version"))
-    by_code = {spec.reason_code: spec for spec in schema.fields}
-    reasons = []
-    for code in record.get("reasons") or []:
-        spec = by_code.get(code)
-        value = record.get(spec.name) if spec else None
-        reasons.append(
-            {
-                "code": code,
-                "field": spec.name if spec else None,
-                "label": spec.label if spec else code,
-                "value": value,
-                "value_label": spec.describe_value(value) if spec and value is not None else None,
-            }
-        )
-    scored_at: datetime = record["scored_at"]
-    inputs = {k: v for k, v in record.items() if k not in FIXED_COLUMNS and k not in {"applicant_id", "date"}}
-    body = {
-        "request_id": record["request_id"],
-        "batch_id": record.get("batch_id"),
-        "applicant_id": record.get("applicant_id"),
-        "scored_at": scored_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "model": {"name": record.get("model_name"), "version": record.get("model_version")},
-        "decision_policy_version": record.get("decision_policy_version"),
-        "inputs": inputs,
-        "probability_of_default": record["probability"],
-        "score": record.get("score"),
-        "risk_band": record.get("risk_band"),
-        "decision": record.get("decision"),
-        "reasons": reasons,
-        "latency_ms": record.get("latency_ms"),
-        "model_decision": record.get("model_decision") or record.get("decision"),
-        "notice": notices.build_notice(
-            record,
-            schema,
-            runtime.config.model.notices,
-            recourse=notice_recourse(runtime, record) if with_recourse else None,
-        ),
-        "outcome": outcome_of(runtime, record["request_id"]),
-    }
-    if with_cases:
-        _with_cases(runtime, record, schema, body)
-    return body
-
-
-def outcome_of(runtime: Runtime, request_id: str) -> dict[str, Any] | None:
-    """The decision's current outcome (the latest load wins), or None when none is known yet.
-
-    The outcomes table is read with a filter on the request id (one column per file is scanned:
-    outcomes are far fewer files than decisions, one per load)."""
-    folder = resolve_outcomes_dir(runtime.config, resolve_log_dir(runtime.config, runtime.settings))
-    table = OutcomeTable(folder)
-    files = table.files()
-    if not files:
-        return None
-    rows = ds.dataset([str(f) for f in files], schema=OUTCOME_SCHEMA, format="parquet").to_table(
-        filter=ds.field("request_id") == request_id
-    )
-    if rows.num_rows == 0:
-        return None
-    latest = max(rows.to_pylist(), key=lambda row: (row["loaded_at"], row["load_id"]))
-    return {
-        "outcome": latest["outcome"],
-        "label": latest["label"],
-        "observed_at": latest["observed_at"].isoformat(),
-        "loaded_at": latest["loaded_at"].isoformat(),
-    }
-
-
-def _find(services: AuditServices, request_id: str) -> dict[str, Any]:
-    record = services.index.find(request_id)
-    if record is None:
-        raise NotFoundError(f"no logged decision has request id {request_id!r}")
-    return record
 
 
 def _parse_moment(name: str, text: str | None, default: datetime, *, end: bool) -> datetime:
@@ -241,9 +86,9 @@ def decisions_router() -> APIRouter:
     )
     async def get_decision(request: Request, request_id: RequestId, caller: Auditor) -> Response:
         runtime = runtime_of(request)
-        services = _services(request, runtime)
+        services = audit_services(request, runtime)
         try:
-            record = await run_in_threadpool(_find, services, request_id)
+            record = await run_in_threadpool(lookup_decision, services, request_id)
         except NotFoundError:
             services.access.record(
                 actor=caller.name, role=caller.role, action="view", status=404, request_id=request_id
@@ -304,7 +149,7 @@ def decisions_router() -> APIRouter:
                 ]
             )
         logged_id = as_logged(applicant_id)  # the keyed hash when applicant_id is hashed: it matches the log
-        services = _services(request, runtime)
+        services = audit_services(request, runtime)
 
         def lookup() -> tuple[list[dict[str, Any]], int]:
             return services.index.by_applicant(logged_id, start=first, end=last, limit=size, offset=(page - 1) * size)
@@ -344,10 +189,10 @@ def decisions_router() -> APIRouter:
     )
     async def replay_decision(request: Request, request_id: RequestId, caller: Auditor) -> Response:
         runtime = runtime_of(request)
-        services = _services(request, runtime)
+        services = audit_services(request, runtime)
 
         def run() -> replay.RecordReplay:
-            record = _find(services, request_id)
+            record = lookup_decision(services, request_id)
             with services.replay_lock:  # one download of a version at a time; later ones hit the cache
                 return replay.replay_records([record], services.cache)[0]
 
@@ -377,11 +222,11 @@ def decisions_router() -> APIRouter:
     )
     async def decision_recourse(request: Request, request_id: RequestId, caller: Auditor) -> Response:
         runtime = runtime_of(request)
-        services = _services(request, runtime)
+        services = audit_services(request, runtime)
         served = served_of(runtime)
 
         def search() -> dict[str, Any]:
-            record = _find(services, request_id)
+            record = lookup_decision(services, request_id)
             if served.recourse is None:
                 raise NoModelError("the served version has no recourse search")
             decision, answer = served.recourse.search_logged(record)
@@ -422,10 +267,10 @@ def decisions_router() -> APIRouter:
     )
     async def notice_pdf(request: Request, request_id: RequestId, caller: Auditor) -> Response:
         runtime = runtime_of(request)
-        services = _services(request, runtime)
+        services = audit_services(request, runtime)
 
         def build() -> bytes | None:
-            record = _find(services, request_id)
+            record = lookup_decision(services, request_id)
             notice = decision_body(runtime, record, with_recourse=True)["notice"]  # the final decision's
             return notices.render_pdf(notice) if notice else None
 

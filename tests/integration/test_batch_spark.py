@@ -201,7 +201,7 @@ def test_one_row_group_is_read_in_one_task_scoring_on_every_core(
     """A row group is read in one task: the engine keeps that one task, on both cores' threads, and an
     input without bad rows still gets its (empty) rejects file; the ids of a Parquet input are carried."""
     from pipelines.batch.plan import parquet_tasks
-    from pipelines.batch.spark import _spread, _task_threads
+    from pipelines.batch.spark.reading import _spread, task_threads
 
     source = tmp_path / "one.parquet"
     frame = applicants(trained, 4000, seed=5).infer_objects()
@@ -209,7 +209,7 @@ def test_one_row_group_is_read_in_one_task_scoring_on_every_core(
     frame.to_parquet(source, index=False)
     assert pq.read_metadata(source).num_row_groups == 1
     tasks = parquet_tasks([source], [pq.read_metadata(source)], parallelism=2)
-    assert (len(tasks), _task_threads(spark, len(tasks))) == (1, 2)  # type: ignore[arg-type]
+    assert (len(tasks), task_threads(spark, len(tasks))) == (1, 2)  # type: ignore[arg-type]
     # Spark's own reading (CSV, or spark_udf's route) of one split: the same, without a shuffle
     frame, threads = _spread(spark, spark.read.parquet(str(source)), pieces=1, threaded=True)  # type: ignore[attr-defined]
     assert (frame.rdd.getNumPartitions(), threads) == (1, 2)
