@@ -19,7 +19,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from credit_risk.cases.models import case_events
+from credit_risk.cases.models import case_events, cases
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "credit_risk_cases_version"  # not alembic_version: the database may be shared (MLflow's)
@@ -101,6 +101,12 @@ class CaseDatabase:
 
     def _insert(self, table: Any) -> Any:
         return sqlite.insert(table) if self.sqlite else postgresql.insert(table)
+
+    def _insert_case(self, connection: Connection, row: dict[str, Any]) -> int | None:
+        """Insert a case unless one with its key exists (the unique key settles a race); its id, or None."""
+        return connection.execute(
+            self._insert(cases).values(**row).on_conflict_do_nothing(index_elements=["case_key"]).returning(cases.c.id)
+        ).scalar()
 
     def _event(
         self, connection: Connection, case_id: int, actor: str, action: str, detail: dict[str, Any], now: datetime

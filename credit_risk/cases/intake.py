@@ -102,12 +102,7 @@ class CaseIntake(CaseDatabase):
         for row in rows:
             if row["case_key"] in found:
                 continue
-            inserted = connection.execute(
-                self._insert(cases)
-                .values(**row)
-                .on_conflict_do_nothing(index_elements=["case_key"])
-                .returning(cases.c.id)
-            ).scalar()
+            inserted = self._insert_case(connection, row)
             if inserted is None:  # another worker opened it meanwhile
                 inserted = connection.execute(
                     select(cases.c.id).where(cases.c.case_key == row["case_key"])

@@ -231,12 +231,7 @@ class CaseStore(CaseIntake):
         now = now or datetime.now(UTC)
         row = {**self.case_row(record, kind="contest", now=now), "contest_reason": reason}
         with self._writing() as connection:
-            inserted = connection.execute(
-                self._insert(cases)
-                .values(**row)
-                .on_conflict_do_nothing(index_elements=["case_key"])
-                .returning(cases.c.id)
-            ).scalar()
+            inserted = self._insert_case(connection, row)
             if inserted is not None:
                 self._event(connection, inserted, actor, "contested", {"reason": reason, "note": note}, now)
         if inserted is None:
