@@ -182,9 +182,10 @@ def _tracking_uri_follows_fixture(request: pytest.FixtureRequest) -> None:
 #
 # `make test` runs the suite with `-n 2 --dist loadfile`, scheduled by FileGroupScheduling below:
 # each group runs whole, in order, on one worker. A file is its own group (its module fixtures are
-# built once, its tests keep their order); the files of a group below share one group, so they run
-# one after the other and never at the same time as each other: the reliability fleet's users and
-# the tests that time answers or run fixed-rate load, the JVM (Spark), the browser. The groups are
+# built once, its tests keep their order); the files (or test functions) of a group below share one
+# group, so they run one after the other and never at the same time as each other: the reliability
+# fleet's users and the tests that time answers or run fixed-rate load, each sequence of documented
+# commands, the JVM (Spark), the browser. The groups are
 # handed out longest first (the order below, then the other files as collected), so no long group
 # starts last. (xdist's own `loadgroup` cannot be used: it renames node ids, which pytest 9 no
 # longer lets a plugin do.)
@@ -203,12 +204,14 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
         "tests/serving/test_deadlines.py",
         "tests/serving/test_shutdown.py",
     ),
-    "documented": ("tests/documented/test_commands.py",),
+    # the documented commands: two sequences on two stores, each in order (a test function each)
+    "documented-lifecycle": ("tests/documented/test_commands.py::test_lifecycle_command_works",),
+    "documented-operations": ("tests/documented/test_commands.py::test_operations_command_works",),
     "jvm": ("tests/integration/test_batch_spark.py", "tests/integration/test_second_lender.py"),
     "browser": ("tests/ui/test_browser.py", "tests/ui/test_browser_models.py"),
     "postgres": ("tests/integration/test_team_server.py",),
 }
-_GROUP_OF_FILE = {path: group for group, paths in SERIAL_GROUPS.items() for path in paths}
+_GROUP_OF = {path: group for group, paths in SERIAL_GROUPS.items() for path in paths}
 # files whose tests time answers or run fixed-rate load: marked ``alone`` (make test runs them after the
 # parallel part, by themselves: a second worker's tests beside them starve the service they measure)
 ALONE = frozenset(
@@ -221,9 +224,10 @@ ALONE = frozenset(
 
 
 def group_of(nodeid: str) -> str:
-    """The xdist group of a test: its serial group, else its file."""
-    path = nodeid.split("::", 1)[0]
-    return _GROUP_OF_FILE.get(path, path)
+    """The xdist group of a test: its function's serial group, else its file's, else its file."""
+    path, _, rest = nodeid.partition("::")
+    function = rest.split("[", 1)[0]
+    return _GROUP_OF.get(f"{path}::{function}") or _GROUP_OF.get(path, path)
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by the marker it adds

@@ -14,6 +14,15 @@ def test_the_files_of_a_serial_group_are_one_work_unit() -> None:
     assert group_of(f"{spark}::test_a") == group_of(f"{second_lender}::test_b[x]") == "jvm"
 
 
+def test_each_sequence_of_documented_commands_is_a_work_unit_of_its_own() -> None:
+    path = "tests/documented/test_commands.py"
+    lifecycle = group_of(f"{path}::test_lifecycle_command_works[make train]")
+    operations = group_of(f"{path}::test_operations_command_works[make up]")
+    assert lifecycle == group_of(f"{path}::test_lifecycle_command_works[make rollback]") == "documented-lifecycle"
+    assert operations == "documented-operations"
+    assert group_of(f"{path}::test_the_list_names_only_documented_commands") == path
+
+
 def test_any_other_file_is_a_work_unit_of_its_own() -> None:
     assert group_of("tests/serving/test_api.py::test_a") == "tests/serving/test_api.py"
     assert group_of("tests/serving/test_api.py::test_b") != group_of("tests/serving/test_admin.py::test_b")

@@ -4,7 +4,7 @@ A request id names one decision: the lookup, the notice, the replay and the outc
 decision by it. So an id is claimed before its request is scored, in one SQLite file that every
 uvicorn worker of the instance opens (WAL mode) and that outlives restarts:
 
-- a new id (the common case) is one ``insert`` into a B-tree kept in the page cache, with no
+- a new id a client chose is one ``insert`` into a B-tree kept in the page cache, with no
   fsync (``synchronous=off``: a commit, and the checkpoint every thousand 1 KB pages, are copies
   within the page cache): no disk round trip is added to the hot path (about 40 us a request on
   this machine). The prediction log's own fsync stays what makes an answer durable;
@@ -15,8 +15,12 @@ uvicorn worker of the instance opens (WAL mode) and that outlives restarts:
 - an id whose first request has no stored answer (it is being answered, or the service
   stopped before the answer left) is refused (409) rather than scored twice.
 
-Ids the service makes are claimed too (without their answers), so no client can reuse one;
-a batch claims its id and every row's derived id in one transaction. Rows older than the
+Ids the service makes are recorded too (without their answers), so no client can reuse one.
+Nobody can name a new one before its answer gives it out, so it is not written before scoring:
+it waits in memory (``reserve_made``) and is written, with every other made id waiting, in one
+transaction just before the first of their answers leaves (``record_made``); under load that is
+one write for all the answers one write-ahead fsync released. A batch claims its id and every
+row's derived id in one transaction. Rows older than the
 prediction log's retention are dropped, with the decisions they name.
 
 What the ledger cannot promise: a process crash loses nothing (the page cache has it), but a
@@ -105,6 +109,7 @@ class RequestIdLedger:
         self._lock = threading.Lock()
         self._housekeeping: threading.Thread | None = None
         self._last_housekeeping = time.monotonic()
+        self._made: list[tuple[str, bytes, int]] = []  # made ids not written yet (reserve_made)
 
     def _connect(self) -> sqlite3.Connection:
         touch_private(self.path)  # 0600: SQLite gives its -wal and -shm files the database's mode
@@ -181,6 +186,30 @@ class RequestIdLedger:
                 db.executemany("insert into ids values (?, ?, null, ?, 0)", [(p, digest, now) for p in parts])
         return None
 
+    def reserve_made(self, request_id: str, digest: bytes) -> None:
+        """An id the service just made for the request with ``digest``: no request can name it until its
+        answer gives it out, so it is written by :meth:`record_made`, which must run before that answer leaves."""
+        with self._lock:
+            self._made.append((request_id, digest, int(time.time())))
+
+    def record_made(self) -> None:
+        """Write every made id waiting, in one transaction (raises :class:`RequestIdLedgerError`)."""
+        with self._lock:
+            if not self._made:
+                return
+            rows, self._made = self._made, []
+            try:
+                self._db.execute("begin immediate")
+                try:
+                    self._db.executemany("insert or ignore into ids values (?, ?, null, ?, 0)", rows)
+                except BaseException:
+                    self._db.execute("rollback")
+                    raise
+                self._db.execute("commit")
+            except sqlite3.Error as exc:
+                raise RequestIdLedgerError(str(exc)) from exc
+        self._maybe_housekeep()
+
     def _retry(self, db: sqlite3.Connection, request_id: str, digest: bytes) -> bytes:
         stored, answer, claimed_at, by_client = db.execute(
             "select digest, answer, claimed_at, client from ids where request_id = ?", (request_id,)
@@ -229,6 +258,9 @@ class RequestIdLedger:
 
     def release(self, claim: Claim) -> None:
         """The claim's request was not answered (its record was not logged): the id is free again."""
+        if not claim.client and not claim.parts:  # a made id, perhaps still waiting to be written
+            with self._lock:
+                self._made = [row for row in self._made if row[0] != claim.request_id]
         with self._transaction() as db:
             db.executemany("delete from ids where request_id = ?", [(i,) for i in (claim.request_id, *claim.parts)])
 

@@ -70,9 +70,13 @@ def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> 
 def _claim(runtime: Runtime, rid: RequestId, digest: bytes, parts: tuple[str, ...] = ()) -> Claim | Replayed | None:
     """Reserve the request id (and a batch's row ids) before scoring: a request id names one decision.
 
-    An identical retry of a client's id gets its first answer; an id naming another request is 409."""
+    An id the service made for a single applicant waits to be written until its answer is ready
+    (:func:`finish`). An identical retry of a client's id gets its first answer; an id naming another request is 409."""
     if runtime.ids is None:
         return None
+    if not rid.client and not parts:  # an id made just now: nobody can name it yet (written before its answer)
+        runtime.ids.reserve_made(rid.value, digest)
+        return Claim(rid.value, parts, rid.client)
     try:
         stored = runtime.ids.claim(rid.value, digest, parts=parts, client=rid.client)
     except RequestIdConflictError as exc:
@@ -110,6 +114,10 @@ async def finish(runtime: Runtime, pending: Pending, result: Any) -> bytes:
         await open_cases(runtime, pending.referrals)  # names each case in its answer (a retry gets it too)
     answer = orjson.dumps(result)
     if pending.claim is not None and runtime.ids is not None:
+        try:  # made ids: every one waiting, in one write, before the first of their answers leaves
+            runtime.ids.record_made()
+        except RequestIdLedgerError as exc:
+            raise NoModelError(f"request id ledger unavailable: {exc}") from None
         runtime.ids.complete(pending.claim, answer)
     return answer
 

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +45,7 @@ class Command:
     probe: tuple[str, ...] = ()
     score: bool = False
     not_run: str = ""
+    sequence: str = ""  # the sequence it runs in (empty: documented only)
 
     @property
     def base(self) -> str:
@@ -58,14 +58,20 @@ def base_key(text: str) -> str:
     return match.group(1).replace("mlflow run . -e", "mlflow run -e")
 
 
+SEQUENCES = ("lifecycle", "operations")
+
+
 def load_commands() -> list[Command]:
-    entries = yaml.safe_load(COMMANDS_FILE.read_text())["commands"]
+    """Every entry: the two sequences' in their order, then the documented-only ones."""
+    listed = yaml.safe_load(COMMANDS_FILE.read_text())
+    assert set(listed) == {*SEQUENCES, "documented_only"}, f"{COMMANDS_FILE.name}: {sorted(listed)}"
     commands = []
-    for entry in entries:
-        entry = dict(entry)
-        entry["exit"] = tuple(entry.get("exit", (0,)))
-        entry["probe"] = tuple(entry.get("probe", ()))
-        commands.append(Command(**entry))
+    for section in (*SEQUENCES, "documented_only"):
+        for entry in listed[section]:
+            entry = dict(entry)
+            entry["exit"] = tuple(entry.get("exit", (0,)))
+            entry["probe"] = tuple(entry.get("probe", ()))
+            commands.append(Command(**entry, sequence=section if section in SEQUENCES else ""))
     return commands
 
 
@@ -130,6 +136,7 @@ def test_the_list_names_only_documented_commands() -> None:
 def test_each_entry_either_runs_or_says_why_not() -> None:
     for command in COMMANDS:
         assert bool(command.run) != bool(command.not_run), f"{command.key}: give `run` or `not_run`, not both"
+        assert bool(command.run) == bool(command.sequence), f"{command.key}: a command that runs is in a sequence"
         assert command.kind in {"job", "service"}, f"{command.key}: kind {command.kind!r}"
         if command.kind == "service" and command.run:
             assert command.probe, f"{command.key}: a service needs a probe URL"
@@ -152,10 +159,8 @@ class Workspace:
         )
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+def _workspace(tmp: Path) -> Workspace:
     """A fresh store, a fast training config and free ports, as environment a user would set."""
-    tmp = tmp_path_factory.mktemp("documented")
     api_port, ui_port = free_port(), free_port()
     config_dir = write_config_dir(tmp / "config", training=FAST_TRAINING)
     model_path = config_dir / "model_config.yaml"
@@ -176,7 +181,19 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("MLFLOW_RUN_ID", None)
-    yield Workspace(tmp=tmp, env=env, api_port=api_port, ui_port=ui_port)
+    return Workspace(tmp=tmp, env=env, api_port=api_port, ui_port=ui_port)
+
+
+@pytest.fixture(scope="module")
+def workspaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Workspace]:
+    """Each sequence's workspace, made when its first command runs (each sequence may run on another worker)."""
+
+    class Workspaces(dict[str, Workspace]):
+        def __missing__(self, sequence: str) -> Workspace:
+            self[sequence] = _workspace(tmp_path_factory.mktemp(f"documented-{sequence}"))
+            return self[sequence]
+
+    return Workspaces()
 
 
 def _run_job(command: Command, ws: Workspace) -> None:
@@ -251,10 +268,26 @@ def _run_service(command: Command, ws: Workspace) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c.run], ids=lambda c: c.key)
-def test_documented_command_works(command: Command, workspace: Workspace) -> None:
+def _run(command: Command, ws: Workspace) -> None:
     if command.kind == "job":
-        _run_job(command, workspace)
+        _run_job(command, ws)
     else:
-        _run_service(command, workspace)
+        _run_service(command, ws)
+
+
+def _in(sequence: str) -> list[Command]:
+    return [command for command in COMMANDS if command.sequence == sequence]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", _in("lifecycle"), ids=lambda c: c.key)
+def test_lifecycle_command_works(command: Command, workspaces: dict[str, Workspace]) -> None:
+    """Train, promote, look back, split traffic, roll back, score files: on the first store."""
+    _run(command, workspaces["lifecycle"])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", _in("operations"), ids=lambda c: c.key)
+def test_operations_command_works(command: Command, workspaces: dict[str, Workspace]) -> None:
+    """From a fresh machine's first model: serve, monitor, learn from outcomes, replay: on the second store."""
+    _run(command, workspaces["operations"])

@@ -185,3 +185,26 @@ def test_an_outcome_by_an_applicant_id_with_several_decisions_is_refused_naming_
     entry = loaded.json()["detail"][0]
     assert (entry["field"], entry["type"], entry["row"]) == ("applicant_id", "ambiguous_applicant", 0), entry
     assert "twin-1" in entry["msg"] and "twin-2" in entry["msg"] and "request_id" in entry["msg"], entry
+
+
+def test_made_ids_wait_in_memory_and_are_written_together_before_an_answer(tmp_path: Path) -> None:
+    from credit_risk.audit.request_ids import Claim, RequestIdConflictError, RequestIdLedger
+
+    ledger = RequestIdLedger(tmp_path / "ids.sqlite", retention_days=30)
+    try:
+        for made in ("made-1", "made-2", "made-3"):
+            ledger.reserve_made(made, b"digest")
+        ledger.release(Claim("made-3", (), client=False))  # its record was refused: never given out
+
+        def written() -> set[str]:
+            with contextlib.closing(sqlite3.connect(ledger.path)) as other:
+                return {row[0] for row in other.execute("select request_id from ids")}
+
+        assert written() == set(), "nothing is written before an answer needs it"
+        ledger.record_made()
+        assert written() == {"made-1", "made-2"}
+        with pytest.raises(RequestIdConflictError, match="already names another request"):
+            ledger.claim("made-1", b"digest", client=True)  # a made id is never a client's retry
+        assert ledger.claim("made-3", b"other", client=True) is None
+    finally:
+        ledger.close()
