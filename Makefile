@@ -90,14 +90,15 @@ config: setup
 ## Second command: set up (with test extras and system packages) and run the whole suite: first on both
 ## cores (pytest-xdist; the groups that must not run at once are in tests/conftest.py), then the tests
 ## that time answers or run load (marked alone) by themselves. TEST_WORKERS=0 runs the first part in
-## one process. Both parts always run; the exit status is the first failure's.
+## one process. Both parts always run; the exit status is the first failure's. The session's models are
+## trained once, in a folder both parts share (CREDIT_RISK_TEST_SHARED_DIR, removed at the end).
 TEST_WORKERS ?= 2
 
 test: setup-dev
-	status=0; \
+	status=0; shared=$$(mktemp -d); export CREDIT_RISK_TEST_SHARED_DIR=$$shared; \
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" --durations=25 || status=$$?; \
 	$(BIN)/python -m pytest -m alone --durations=10 || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
-	exit $$status
+	rm -rf $$shared; exit $$status
 
 lint: setup-dev
 	$(BIN)/ruff check .

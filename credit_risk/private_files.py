@@ -83,3 +83,27 @@ def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, mode: str = 
     if durable:
         fsync_dir(path.parent)
     return path
+
+
+def write_once(path: Path, content: bytes) -> bytes:
+    """Create ``path`` (0600) holding ``content`` whole, unless it exists: returns what the file holds, ours
+    or the one another process created first (a temporary copy is hard-linked in, which fails if the name
+    is taken, so no reader ever sees a file half written)."""
+    path = Path(path)
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_bytes()
+    private_dir(path.parent)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with private_open(temporary, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return path.read_bytes()
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return content

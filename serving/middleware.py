@@ -8,6 +8,7 @@ is loaded in the lifespan (building the app reads nothing).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import orjson
@@ -220,26 +221,45 @@ class HostAllowList:
 
 class HostCheck:
     """400 for a request whose ``Host`` header is not allowed, before anything else reads it
-    (the fast path of ``POST /v1/predict`` included: it sits behind this)."""
+    (the fast path of ``POST /v1/predict`` included: it sits behind this). A verdict is kept per
+    raw header and address (a client sends the same ``Host`` on every request), at most
+    :attr:`VERDICTS` of them, so the common request costs one dictionary lookup."""
+
+    VERDICTS = 256
 
     def __init__(self, app: ASGIApp, *, serving: Callable[[], ServingConfig | None]) -> None:
         self.app = app
         self._serving = serving
         self._default = ServingConfig()  # before the lifespan has read the configuration
-        self._built: tuple[ServingConfig, HostAllowList] | None = None
+        self._built: tuple[ServingConfig, HostAllowList, dict[tuple[Any, Any], bool]] | None = None
 
-    def _allow_list(self) -> HostAllowList:
+    def _allow_list(self) -> tuple[HostAllowList, dict[tuple[Any, Any], bool]]:
         serving = self._serving() or self._default
         if self._built is None or self._built[0] is not serving:
-            self._built = (serving, HostAllowList(serving))
-        return self._built[1]
+            self._built = (serving, HostAllowList(serving), {})
+        return self._built[1], self._built[2]
+
+    def _allows(self, raw: bytes | None, server: Any) -> bool:
+        allow_list, verdicts = self._allow_list()
+        key = (raw, tuple(server) if server is not None else None)  # a test client's is a list
+        verdict = verdicts.get(key)
+        if verdict is None:
+            verdict = allow_list.allows(raw.decode("latin-1") if raw is not None else None, server)
+            if len(verdicts) >= self.VERDICTS:  # many names (a scan): start again rather than grow
+                verdicts.clear()
+            verdicts[key] = verdict
+        return verdict
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
-        if self._allow_list().allows(host, scope.get("server")):
+        raw = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                raw = value
+                break
+        if self._allows(raw, scope.get("server")):
             await self.app(scope, receive, send)
             return
         await send_error(

@@ -92,6 +92,9 @@ def store(tmp_path: Path) -> Store:
     return make_store(tmp_path)
 
 
+SHARED_DIR_VARIABLE = "CREDIT_RISK_TEST_SHARED_DIR"  # set by make test for both of its pytest runs
+
+
 @dataclass
 class TrainedModel:
     store: Store
@@ -131,13 +134,17 @@ def _session_model(tmp_path_factory: pytest.TempPathFactory, name: str, training
 
     Under pytest-xdist each worker is a session of its own: the first to get here trains the
     model once into a folder the workers share (under a file lock); every worker then works
-    on a private copy of that store, so no test sees another worker's changes.
+    on a private copy of that store, so no test sees another worker's changes. ``make test``
+    names that folder's parent in ``CREDIT_RISK_TEST_SHARED_DIR``, so its second pytest run
+    (the tests that run alone) copies the models its first run trained instead of training
+    them again.
     """
     own = tmp_path_factory.mktemp(name)
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
+    across_runs = os.environ.get(SHARED_DIR_VARIABLE)
+    if not os.environ.get("PYTEST_XDIST_WORKER") and not across_runs:
         session_store = make_store(own, training=training)
         return TrainedModel(store=session_store, version=_train_and_promote(session_store))
-    shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    shared = Path(across_runs or tmp_path_factory.getbasetemp().parent) / f"shared-{name}"
     shared.mkdir(exist_ok=True)
     with (shared.parent / f"shared-{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -4,7 +4,7 @@ A request id names one decision: the lookup, the notice, the replay and the outc
 decision by it. So an id is claimed before its request is scored, in one SQLite file that every
 uvicorn worker of the instance opens (WAL mode) and that outlives restarts:
 
-- a new id a client chose is one ``insert`` into a B-tree kept in the page cache, with no
+- a new id (the common case) is one ``insert`` into a B-tree kept in the page cache, with no
   fsync (``synchronous=off``: a commit, and the checkpoint every thousand 1 KB pages, are copies
   within the page cache): no disk round trip is added to the hot path (about 40 us a request on
   this machine). The prediction log's own fsync stays what makes an answer durable;
@@ -15,11 +15,10 @@ uvicorn worker of the instance opens (WAL mode) and that outlives restarts:
 - an id whose first request has no stored answer (it is being answered, or the service
   stopped before the answer left) is refused (409) rather than scored twice.
 
-Ids the service makes are recorded too (without their answers), so no client can reuse one.
-Nobody can name a new one before its answer gives it out, so it is not written before scoring:
-it waits in memory (``reserve_made``) and is written, with every other made id waiting, in one
-transaction just before the first of their answers leaves (``record_made``); under load that is
-one write for all the answers one write-ahead fsync released. A batch claims its id and every
+No client can reuse an id the service made either. Those need no write: a made id is a random
+version-4 UUID whose last four bytes are a keyed hash of the rest, under a key every worker of
+the instance reads from a file beside the ledger (:class:`MadeIds`); a client sending one back is
+refused as a reuse, without the hot path touching the ledger. A batch claims its id and every
 row's derived id in one transaction. Rows older than the
 prediction log's retention are dropped, with the decisions they name.
 
@@ -33,7 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -44,11 +45,12 @@ from pathlib import Path
 
 from credit_risk.audit.access import index_path
 from credit_risk.config import ProjectConfig, Settings
-from credit_risk.private_files import private_dir, touch_private
+from credit_risk.private_files import private_dir, touch_private, write_once
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "request-ids.sqlite"
+KEY_FILE_NAME = "request-ids.key"  # the instance's key for the ids it makes (MadeIds), 0600
 _CHUNK = 500  # ids per "in (...)" query
 HOUSEKEEPING_SECONDS = 60.0  # drop expired ids at most this often, in a thread off the request path
 _PAGE_BYTES = 1024  # what each claim's commit writes per page it touches
@@ -73,6 +75,58 @@ def ledger_path(config: ProjectConfig, settings: Settings) -> Path:
 def request_digest(route: str, options: str, body: bytes) -> bytes:
     """What makes two requests the same request: the route, its options and the body's bytes."""
     return hashlib.blake2b(b"\0".join((route.encode(), options.encode(), body)), digest_size=16).digest()
+
+
+class MadeIds:
+    """The ids the service makes: random version-4 UUIDs as 32 hex digits (``uuid.uuid4().hex``'s form),
+    twelve random bytes (drawn from the OS 256 ids at a time) and four of a keyed hash (BLAKE2b) of them.
+
+    Without the key nobody can make an id that passes :meth:`made_here` (one chance in four
+    billion, and then the id is only refused); with it, the service knows an id it made without
+    having written it down."""
+
+    _IDS = 256
+    _RANDOM = 12
+    _MARK = 4
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._next = 0
+        os.register_at_fork(after_in_child=self._forget)  # a forked worker draws its own
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._pool, self._next = b"", 0
+
+    def _mark(self, random: bytes) -> bytes:
+        return hashlib.blake2b(random, key=self._key, digest_size=self._MARK).digest()
+
+    def new(self) -> str:
+        with self._lock:
+            if self._next >= len(self._pool):
+                self._pool, self._next = os.urandom(self._RANDOM * self._IDS), 0
+            raw = bytearray(self._pool[self._next : self._next + self._RANDOM])
+            self._next += self._RANDOM
+        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+        return (bytes(raw) + self._mark(raw)).hex()
+
+    def made_here(self, request_id: str) -> bool:
+        """Whether ``request_id`` is one :meth:`new` made under this key."""
+        if len(request_id) != 2 * (self._RANDOM + self._MARK):
+            return False
+        try:
+            raw = bytes.fromhex(request_id)
+        except ValueError:
+            return False
+        return hmac.compare_digest(self._mark(raw[: self._RANDOM]), raw[self._RANDOM :])
+
+
+def instance_key(path: Path) -> bytes:
+    """The key in ``path``, made (32 random bytes, 0600) by the first worker that needs it."""
+    return write_once(path, os.urandom(32))
 
 
 class RequestIdLedgerError(Exception):
@@ -109,7 +163,7 @@ class RequestIdLedger:
         self._lock = threading.Lock()
         self._housekeeping: threading.Thread | None = None
         self._last_housekeeping = time.monotonic()
-        self._made: list[tuple[str, bytes, int]] = []  # made ids not written yet (reserve_made)
+        self.made = MadeIds(instance_key(self.path.with_name(KEY_FILE_NAME)))
 
     def _connect(self) -> sqlite3.Connection:
         touch_private(self.path)  # 0600: SQLite gives its -wal and -shm files the database's mode
@@ -169,6 +223,13 @@ class RequestIdLedger:
             raise RequestIdLedgerError(str(exc)) from exc
 
     def _claim(self, request_id: str, digest: bytes, parts: Sequence[str], client: bool) -> bytes | None:
+        if client and self.made.made_here(request_id):  # the service made it for a request: never a client's
+            raise RequestIdConflictError(
+                request_id,
+                "reused",
+                f"request id {request_id!r} is one this service made for another request: a request id names "
+                "one decision; send this request with a new id",
+            )
         now = int(time.time())
         row = (request_id, digest, now, int(client))
         if not parts:  # a new id (the hot path): one statement is its own transaction, no begin and commit
@@ -185,30 +246,6 @@ class RequestIdLedger:
                 self._check_parts(db, request_id, parts)
                 db.executemany("insert into ids values (?, ?, null, ?, 0)", [(p, digest, now) for p in parts])
         return None
-
-    def reserve_made(self, request_id: str, digest: bytes) -> None:
-        """An id the service just made for the request with ``digest``: no request can name it until its
-        answer gives it out, so it is written by :meth:`record_made`, which must run before that answer leaves."""
-        with self._lock:
-            self._made.append((request_id, digest, int(time.time())))
-
-    def record_made(self) -> None:
-        """Write every made id waiting, in one transaction (raises :class:`RequestIdLedgerError`)."""
-        with self._lock:
-            if not self._made:
-                return
-            rows, self._made = self._made, []
-            try:
-                self._db.execute("begin immediate")
-                try:
-                    self._db.executemany("insert or ignore into ids values (?, ?, null, ?, 0)", rows)
-                except BaseException:
-                    self._db.execute("rollback")
-                    raise
-                self._db.execute("commit")
-            except sqlite3.Error as exc:
-                raise RequestIdLedgerError(str(exc)) from exc
-        self._maybe_housekeep()
 
     def _retry(self, db: sqlite3.Connection, request_id: str, digest: bytes) -> bytes:
         stored, answer, claimed_at, by_client = db.execute(
@@ -258,9 +295,8 @@ class RequestIdLedger:
 
     def release(self, claim: Claim) -> None:
         """The claim's request was not answered (its record was not logged): the id is free again."""
-        if not claim.client and not claim.parts:  # a made id, perhaps still waiting to be written
-            with self._lock:
-                self._made = [row for row in self._made if row[0] != claim.request_id]
+        if not claim.client and not claim.parts:  # a made id: never written
+            return
         with self._transaction() as db:
             db.executemany("delete from ids where request_id = ?", [(i,) for i in (claim.request_id, *claim.parts)])
 

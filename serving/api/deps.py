@@ -5,7 +5,6 @@ from __future__ import annotations
 import hmac
 import os
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from credit_risk import roles
 from credit_risk.audit import access
-from credit_risk.audit.request_ids import RequestIdLedger
+from credit_risk.audit.request_ids import MadeIds, RequestIdLedger
 from credit_risk.config import ProjectConfig, Settings
 from credit_risk.lifecycle import ledger
 from serving import prediction_log
@@ -116,39 +115,12 @@ def require_json(request: Request) -> None:
         raise UnsupportedMediaTypeError(f"expected Content-Type application/json, got {content_type[:100]!r}")
 
 
-class _RandomIds:
-    """Random version-4 UUIDs as 32 hex digits (``uuid.uuid4().hex``), from the OS's random bytes
-    drawn 256 ids at a time: one ``getrandom`` call per 256 requests instead of one each."""
-
-    _IDS = 256
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool = b""
-        self._next = 0
-        os.register_at_fork(after_in_child=self._forget)  # a forked worker draws its own
-
-    def _forget(self) -> None:
-        self._lock = threading.Lock()
-        self._pool, self._next = b"", 0
-
-    def new(self) -> str:
-        with self._lock:
-            if self._next >= len(self._pool):
-                self._pool, self._next = os.urandom(16 * self._IDS), 0
-            raw = bytearray(self._pool[self._next : self._next + 16])
-            self._next += 16
-        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-        return raw.hex()
+_ids = MadeIds(os.urandom(32))  # a service without a ledger: its own key, for this process only
 
 
-_ids = _RandomIds()
-
-
-def request_id_from(given: str | None) -> str:
-    """The client's request id when it is a valid one, else a new one."""
-    return given if given and _REQUEST_ID.match(given) else _ids.new()
+def request_id_from(given: str | None, made: MadeIds | None = None) -> str:
+    """The client's request id when it is a valid one, else a new one (``made``: under the instance's key)."""
+    return given if given and _REQUEST_ID.match(given) else (made or _ids).new()
 
 
 # ------------------------------------------------------------------ roles

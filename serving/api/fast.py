@@ -103,7 +103,7 @@ class FastPredict:
         except ServiceError:
             await self.app(scope, _replay(messages, receive), send)  # the full app answers every refusal
             return
-        rid = RequestId.of(given_id)
+        rid = RequestId.of(given_id, runtime)
         extra: list[tuple[bytes, bytes]] = []
         try:
             heavy = reasons and not served.light_single

@@ -52,8 +52,9 @@ class RequestId:
     client: bool
 
     @classmethod
-    def of(cls, given: str | None) -> RequestId:
-        value = request_id_from(given)
+    def of(cls, given: str | None, runtime: Runtime) -> RequestId:
+        """The client's id when it is a valid one, else one the service makes (the ledger's, when it keeps one)."""
+        value = request_id_from(given, runtime.ids.made if runtime.ids is not None else None)
         return cls(value, value == given)
 
 
@@ -70,12 +71,10 @@ def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> 
 def _claim(runtime: Runtime, rid: RequestId, digest: bytes, parts: tuple[str, ...] = ()) -> Claim | Replayed | None:
     """Reserve the request id (and a batch's row ids) before scoring: a request id names one decision.
 
-    An id the service made for a single applicant waits to be written until its answer is ready
-    (:func:`finish`). An identical retry of a client's id gets its first answer; an id naming another request is 409."""
+    An identical retry of a client's id gets its first answer; an id naming another request is 409."""
     if runtime.ids is None:
         return None
-    if not rid.client and not parts:  # an id made just now: nobody can name it yet (written before its answer)
-        runtime.ids.reserve_made(rid.value, digest)
+    if not rid.client and not parts:  # made just now, under the instance's key: no write needed (MadeIds)
         return Claim(rid.value, parts, rid.client)
     try:
         stored = runtime.ids.claim(rid.value, digest, parts=parts, client=rid.client)
@@ -114,10 +113,6 @@ async def finish(runtime: Runtime, pending: Pending, result: Any) -> bytes:
         await open_cases(runtime, pending.referrals)  # names each case in its answer (a retry gets it too)
     answer = orjson.dumps(result)
     if pending.claim is not None and runtime.ids is not None:
-        try:  # made ids: every one waiting, in one write, before the first of their answers leaves
-            runtime.ids.record_made()
-        except RequestIdLedgerError as exc:
-            raise NoModelError(f"request id ledger unavailable: {exc}") from None
         runtime.ids.complete(pending.claim, answer)
     return answer
 
@@ -252,7 +247,7 @@ async def _accept(request: Request) -> tuple[Runtime, Served, bytes, RequestId]:
     runtime = runtime_of(request)
     require_json(request)
     served = served_of(runtime)
-    return runtime, served, await request.body(), RequestId.of(request.headers.get("x-request-id"))
+    return runtime, served, await request.body(), RequestId.of(request.headers.get("x-request-id"), runtime)
 
 
 async def _answer(runtime: Runtime, pending: Pending | None, result: Any, request_id: str) -> Response:

@@ -139,8 +139,12 @@ def test_an_id_that_cannot_be_recorded_is_answered_503(
         path = client.app.state.runtime.ids.path
         with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
             other.execute("drop table ids")  # the ledger's next write fails, as on a full disk
-        for query in ("", "?recourse=false"):  # the fast path and the route
-            refused = client.post(f"/v1/predict{query}", json=approved(applicant, "person-unrecorded"))
+        for query in ("", "?recourse=false"):  # the fast path and the route, with an id the client chose
+            refused = client.post(
+                f"/v1/predict{query}",
+                json=approved(applicant, "person-unrecorded"),
+                headers={"X-Request-ID": f"unrecorded{query[1:5]}"},
+            )
             assert refused.status_code == 503, refused.text
             assert "request id ledger unavailable" in refused.json()["detail"], refused.json()
 
@@ -187,24 +191,30 @@ def test_an_outcome_by_an_applicant_id_with_several_decisions_is_refused_naming_
     assert "twin-1" in entry["msg"] and "twin-2" in entry["msg"] and "request_id" in entry["msg"], entry
 
 
-def test_made_ids_wait_in_memory_and_are_written_together_before_an_answer(tmp_path: Path) -> None:
-    from credit_risk.audit.request_ids import Claim, RequestIdConflictError, RequestIdLedger
+def test_ids_the_service_makes_are_known_by_every_worker_and_after_a_restart_without_a_write(tmp_path: Path) -> None:
+    import stat
+    import uuid
 
-    ledger = RequestIdLedger(tmp_path / "ids.sqlite", retention_days=30)
+    from credit_risk.audit.request_ids import KEY_FILE_NAME, RequestIdConflictError, RequestIdLedger
+
+    first, second = (RequestIdLedger(tmp_path / "ids.sqlite", retention_days=30) for _ in range(2))  # two workers
     try:
-        for made in ("made-1", "made-2", "made-3"):
-            ledger.reserve_made(made, b"digest")
-        ledger.release(Claim("made-3", (), client=False))  # its record was refused: never given out
-
-        def written() -> set[str]:
-            with contextlib.closing(sqlite3.connect(ledger.path)) as other:
-                return {row[0] for row in other.execute("select request_id from ids")}
-
-        assert written() == set(), "nothing is written before an answer needs it"
-        ledger.record_made()
-        assert written() == {"made-1", "made-2"}
-        with pytest.raises(RequestIdConflictError, match="already names another request"):
-            ledger.claim("made-1", b"digest", client=True)  # a made id is never a client's retry
-        assert ledger.claim("made-3", b"other", client=True) is None
+        made = [first.made.new() for _ in range(300)]
+        assert len(set(made)) == 300
+        assert all(uuid.UUID(hex=value).version == 4 and uuid.UUID(hex=value).hex == value for value in made)
+        assert all(second.made.made_here(value) for value in made), "the workers share the instance's key"
+        forged = [uuid.uuid4().hex, made[0][:-1] + ("0" if made[0][-1] != "0" else "1"), "not-hex" * 4, made[0][:30]]
+        assert not any(first.made.made_here(value) for value in forged)
+        with contextlib.closing(sqlite3.connect(first.path)) as other:
+            assert other.execute("select count(*) from ids").fetchone()[0] == 0, "a made id is never written"
+        with pytest.raises(RequestIdConflictError, match="one this service made for another request"):
+            second.claim(made[0], b"digest", client=True)
+        assert stat.S_IMODE((tmp_path / KEY_FILE_NAME).stat().st_mode) == 0o600
     finally:
-        ledger.close()
+        first.close()
+        second.close()
+    restarted = RequestIdLedger(tmp_path / "ids.sqlite", retention_days=30)
+    try:
+        assert restarted.made.made_here(made[-1])
+    finally:
+        restarted.close()
