@@ -39,7 +39,7 @@ def german_credit_model(model_dir: Path | None) -> tuple[ScoringModel, list[dict
     features, label = load_applicants(config.resolve(config.training.data.path), config.features)
     if model_dir is not None:
         return ScoringModel.load(model_dir), features.to_dict("records")
-    from pipelines.train import Candidate, fit_model
+    from pipelines.candidates import Candidate, fit_model
 
     params = config.training.candidates.xgboost[0]
     params = params.model_dump() if hasattr(params, "model_dump") else dict(params)

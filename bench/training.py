@@ -22,7 +22,7 @@ import mlflow
 from credit_risk.config import PROJECT_ROOT, LogisticParams, ScorecardParams, XGBoostParams, load_project_config
 from credit_risk.data import load_split
 from credit_risk.scoring import Encoder
-from pipelines.train import Candidate, fit_model
+from pipelines.candidates import Candidate, fit_model
 
 
 def main() -> int:

@@ -13,7 +13,7 @@ from credit_risk import registry
 from credit_risk.data import load_applicants
 from credit_risk.decision import DecisionEngine
 from credit_risk.scoring import Encoder, ScoringModel
-from pipelines.train import Candidate, fit_model
+from pipelines.candidates import Candidate, fit_model
 from tests.conftest import TrainedModel
 
 pytestmark = pytest.mark.model

@@ -18,7 +18,7 @@ from credit_risk.recourse import RecourseSearch
 from credit_risk.schema import FieldSpec
 from credit_risk.scoring import Encoder, ScoringModel
 from credit_risk.trees import _applicants, service_runtime
-from pipelines.train import Candidate, fit_model
+from pipelines.candidates import Candidate, fit_model
 from tests.conftest import TrainedModel, write_config_dir
 
 pytestmark = pytest.mark.model

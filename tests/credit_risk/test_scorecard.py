@@ -18,8 +18,8 @@ from credit_risk.decision import DecisionEngine
 from credit_risk.recourse import RecourseSearch
 from credit_risk.scorecard import POINTS_TABLE_HEADER, SCORECARD_FILE
 from credit_risk.scoring import Encoder, ScoringModel
+from pipelines.candidates import Candidate, fit_model, respects_monotone
 from pipelines.synthetic import generate_applicants
-from pipelines.train import Candidate, fit_model, respects_monotone
 
 pytestmark = pytest.mark.model
 

@@ -17,7 +17,7 @@ from credit_risk.profile import build_profile
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import Encoder, ScoringModel
 from credit_risk.trees import TreeEnsemble, UnsupportedModelError, _applicants
-from pipelines.train import Candidate, fit_model
+from pipelines.candidates import Candidate, fit_model
 
 pytestmark = pytest.mark.model
 

@@ -26,8 +26,8 @@ from credit_risk.trees import FastModel, TreeEnsemble, _applicants, service_runt
 from credit_risk.trees.kernels import top_reasons
 from pipelines.batch import DecisionColumns
 from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, main, rejects_path
+from pipelines.candidates import Candidate, fit_model
 from pipelines.synthetic import generate_applicants
-from pipelines.train import Candidate, fit_model
 from tests.conftest import TrainedModel
 
 pytestmark = pytest.mark.code
