@@ -148,7 +148,7 @@ def test_recourse_on_the_spark_engine_is_the_local_engines_row_for_row(
     trained: TrainedModel, spark: object, tmp_path: Path
 ) -> None:
     """``recourse=true`` in Spark's tasks: the same JSON column as the local engine's, searched by the same
-    code (credit_risk/recourse.py) on a CSV's values as the rule table reads them; bad rows rejected alike."""
+    code (credit_risk/recourse/) on a CSV's values as the rule table reads them; bad rows rejected alike."""
     frame = applicants(trained, 240, seed=21)
     frame.insert(0, "applicant_id", [f"R{i:04d}" for i in range(240)])
     frame.loc[3, "duration_in_month"] = 999

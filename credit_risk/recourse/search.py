@@ -1,28 +1,4 @@
-"""What would change the decision: alternative applications the served model would approve (recourse).
-
-For a declined or referred applicant, :meth:`RecourseSearch.search` returns up to
-``recourse.max_alternatives`` alternatives, each changing at most
-``recourse.max_changes`` fields, ranked by the configured cost. Only fields the
-feature schema marks actionable move, and only in their direction and within
-their bounds (``FieldSpec.recourse``); immutable, unused and protected fields
-never change.
-
-The search follows the model's own structure. A tree ensemble's output in one
-column changes only where a split threshold lies, so a numeric field's
-candidate values are the values just past each threshold in the allowed
-direction (rounded within the same region, so the amount reads 9,400 rather
-than 9,437 and scores the same); a categorical field's are the codes further
-along its declared order. Single changes are scored as one matrix, then pairs
-(each field reduced to its ``values_per_field`` best values: those that lower
-the risk more than any smaller change of the same field), then, with
-``max_changes: 3``, triples grown from the most promising pairs. A combination
-containing a change that already succeeds alone is not minimal and is left
-out. For a logistic model the candidates are the training profile's bin edges.
-
-Every alternative returned was scored again, alone, through the engine's
-decision path, the one the service answers with: it reaches the decision it
-claims, or it is dropped.
-"""
+"""The recourse search: single changes, then pairs, then triples, each alternative verified (see the package)."""
 
 from __future__ import annotations
 
@@ -36,61 +12,18 @@ import numpy as np
 
 from credit_risk.config import RecourseConfig
 from credit_risk.decision import DECISIONS, DecisionEngine
+from credit_risk.recourse.answers import Alternative, Change, RecourseAnswer
+from credit_risk.recourse.values import (
+    describe,
+    frontier,
+    in_range,
+    round_down,
+    round_up,
+    split_values,
+)
 from credit_risk.schema import FieldSpec
 
 _BEAM = 8  # pairs extended into triples
-_TOLERANCE = 1e-12
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    field: str
-    label: str
-    from_value: Any
-    to_value: Any
-    from_label: str
-    to_label: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "field": self.field,
-            "label": self.label,
-            "from": self.from_value,
-            "to": self.to_value,
-            "from_label": self.from_label,
-            "to_label": self.to_label,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Alternative:
-    changes: tuple[Change, ...]
-    decision: str
-    probability: float
-    cost: float
-
-    @property
-    def summary(self) -> str:
-        """The changes in the schema's words: "Credit amount (DM) 15,000 to 9,500; Loan duration ... 60 to 36"."""
-        return "; ".join(f"{c.label} {c.from_label} to {c.to_label}" for c in self.changes)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "changes": [c.to_json() for c in self.changes],
-            "decision": self.decision,
-            "probability_of_default": self.probability,
-            "cost": round(self.cost, 6),
-            "summary": self.summary,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RecourseAnswer:
-    alternatives: tuple[Alternative, ...]
-    note: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"recourse": [a.to_json() for a in self.alternatives], "recourse_note": self.note}
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +49,7 @@ class RecourseSearch:
             f for f in encoder.fields if f.recourse is not None and f.recourse.sign != 0 and not f.protected
         )
         self._columns = [np.flatnonzero(encoder.field_of_column == encoder.fields.index(f)) for f in self.fields]
-        self._splits = _split_values(model)
+        self._splits = split_values(model)
         profile = (getattr(model, "profile", None) or {}).get("features", {})
         self._edges = {f.name: profile.get(f.name, {}).get("edges", []) for f in self.fields}
 
@@ -157,7 +90,7 @@ class RecourseSearch:
             if value is None:
                 usable = not spec.required
             else:
-                usable = value in spec.codes if spec.type == "categorical" else _in_range(spec, value)
+                usable = value in spec.codes if spec.type == "categorical" else in_range(spec, value)
             if not usable:
                 note = f"The logged inputs cannot be scored again: {spec.label} is not as the model expects it."
                 return None, RecourseAnswer((), note)
@@ -190,7 +123,7 @@ class RecourseSearch:
             p = probabilities[start : start + len(e.values)]
             d = decisions[start : start + len(e.values)]
             start += len(e.values)
-            reduced.append(_frontier(p, d, targets, self.config.values_per_field))
+            reduced.append(frontier(p, d, targets, self.config.values_per_field))
         self._collect(sets, probabilities, decisions, targets, edits, found, winners)
         if self.config.max_changes < 2 or len(edits) < 2:
             return found
@@ -344,7 +277,7 @@ class RecourseSearch:
                 region_low = max(math.ceil(floor) if integer and floor > -math.inf else floor, low)
                 if top < region_low or top >= value:
                     continue
-                candidates.add(_round_down(top, region_low, value) if integer else top)
+                candidates.add(round_down(top, region_low, value) if integer else top)
             elif sign > 0 and t > value:
                 bottom = math.ceil(t) if integer else t
                 ceiling = ordered[i + 1] if i + 1 < len(ordered) else math.inf
@@ -353,7 +286,7 @@ class RecourseSearch:
                 region_high = min((math.ceil(ceiling) - 1) if integer and ceiling < math.inf else ceiling, high)
                 if bottom > region_high or bottom <= value:
                     continue
-                candidates.add(_round_up(bottom, region_high, value) if integer else bottom)
+                candidates.add(round_up(bottom, region_high, value) if integer else bottom)
         if self._splits is None:
             candidates = {float(round(c)) if integer else c for c in candidates if low <= c <= high and c != value}
         chosen = sorted(candidates, key=lambda c: abs(c - value))
@@ -362,72 +295,4 @@ class RecourseSearch:
     def _change(self, edits: _Edits, j: int, record: Mapping[str, Any]) -> Change:
         spec = self.fields[edits.field]
         before, after = record[spec.name], edits.values[j]
-        return Change(spec.name, spec.label, before, after, _describe(spec, before), _describe(spec, after))
-
-
-def _in_range(spec: FieldSpec, value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return False
-    return spec.min <= value <= spec.max  # type: ignore[operator]
-
-
-def _describe(spec: FieldSpec, value: Any) -> str:
-    """A value as a person reads it: a category's or a code's label, a number with thousands separators."""
-    if spec.type == "categorical" or spec.value_labels:
-        return spec.describe_value(value)
-    if isinstance(value, int) or float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.2f}"
-
-
-def _round_down(top: float, region_low: float, value: float) -> float:
-    """The roundest whole number in [region_low, top], rounding by at most a tenth of ``value``."""
-    step = 10 ** max(int(math.log10(max(value, 1) / 10)), 0) if value >= 10 else 1
-    while step > 1:
-        rounded = math.floor(top / step) * step
-        if rounded >= region_low:
-            return float(rounded)
-        step //= 10
-    return float(top)
-
-
-def _round_up(bottom: float, region_high: float, value: float) -> float:
-    """The roundest whole number in [bottom, region_high], rounding by at most a tenth of ``value``."""
-    step = 10 ** max(int(math.log10(max(value, 1) / 10)), 0) if value >= 10 else 1
-    while step > 1:
-        rounded = math.ceil(bottom / step) * step
-        if rounded <= region_high:
-            return float(rounded)
-        step //= 10
-    return float(bottom)
-
-
-def _frontier(probabilities: np.ndarray, decisions: np.ndarray, targets: tuple[int, ...], limit: int) -> list[int]:
-    """A field's values worth combining: those that do not succeed alone and lower the risk more than
-    every nearer value (its values are nearest first); at most ``limit``, the strongest always kept."""
-    keep: list[int] = []
-    best = math.inf
-    for i, p in enumerate(probabilities.tolist()):
-        if int(decisions[i]) in targets:
-            break  # from here on the field succeeds alone: a combination with it is not minimal
-        if p < best - _TOLERANCE:
-            keep.append(i)
-            best = p
-    if len(keep) > limit:
-        picks = np.unique(np.linspace(0, len(keep) - 1, limit).round().astype(int))
-        keep = [keep[i] for i in picks]
-    return keep
-
-
-def _split_values(model: Any) -> dict[int, np.ndarray] | None:
-    """Per encoded column, a tree model's split thresholds or a scorecard's bin edges (the same rule:
-    ``x < edge`` falls below); None for a linear model."""
-    scorecard = getattr(model, "scorecard", None)
-    if scorecard is not None:
-        return scorecard.split_values()
-    booster = getattr(model, "booster", None)
-    if booster is None:
-        return None
-    from credit_risk.trees.layout import TreeEnsemble
-
-    return TreeEnsemble.from_booster(booster).split_values()
+        return Change(spec.name, spec.label, before, after, describe(spec, before), describe(spec, after))
