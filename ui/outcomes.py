@@ -11,7 +11,8 @@ import streamlit as st
 
 from ui.api_client import ApiError, RequestRejectedError
 from ui.context import current, may, role_token, show_api_error
-from ui.present import detect_separator, plural
+from ui.present import plural
+from ui.uploads import detect_separator
 
 COLUMNS = ("request_id", "applicant_id", "outcome", "observed_at")
 

@@ -16,18 +16,14 @@ from ui.present import (
     DECISION_COLOURS,
     PERCENT_FORMAT,
     band_colours,
-    check_upload,
-    chunks,
     contrast_ratio,
     decision_word,
-    detect_separator,
     group_sort_key,
     percent,
     reason_sentence,
-    rejects_frame,
-    results_frame,
     text_colour_on,
 )
+from ui.uploads import check_upload, chunks, detect_separator, rejects_frame, results_frame
 
 pytestmark = pytest.mark.code
 

@@ -19,16 +19,14 @@ import streamlit as st
 from ui.api_client import ApiError, RequestRejectedError
 from ui.context import UIContext, current, show_api_error
 from ui.form_schema import FormSchema
-from ui.present import (
-    DECISION_ORDER,
+from ui.present import DECISION_ORDER, decision_word, plural
+from ui.uploads import (
     DEFAULT_ID_COLUMN,
     CheckedUpload,
     check_upload,
     chunks,
-    decision_word,
     detect_separator,
     guess_id_column,
-    plural,
     rejects_frame,
     results_frame,
     separator_name,

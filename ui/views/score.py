@@ -20,7 +20,6 @@ from ui.api_client import ApiClient, ApiError, RequestRejectedError
 from ui.context import current, show_api_error, technical_details
 from ui.form_schema import FormField, FormSchema
 from ui.present import (
-    APPLICANT_ID_TEXT,
     DECISION_COLOURS,
     DECISION_HELP,
     band_colours,
@@ -32,6 +31,7 @@ from ui.present import (
     summary_html,
 )
 from ui.result_graphics import gauge_html, reasons_chart
+from ui.uploads import APPLICANT_ID_TEXT
 
 _FIELD_KEY = "applicant.{}"
 _STATE_KEY = "score.state"  # what the last press of Score gave: result or error, and the inputs it was for
