@@ -18,7 +18,7 @@ import streamlit as st
 
 from ui.api_client import ApiClient, ApiError, RequestRejectedError
 from ui.context import current, show_api_error, technical_details
-from ui.form_schema import FormField, FormSchema
+from ui.form_schema import FormSchema
 from ui.present import (
     DECISION_COLOURS,
     DECISION_HELP,
@@ -31,186 +31,10 @@ from ui.present import (
     summary_html,
 )
 from ui.result_graphics import gauge_html, reasons_chart
-from ui.uploads import APPLICANT_ID_TEXT
+from ui.score_form import raw_inputs, render_form, score_state, submit
 
-_FIELD_KEY = "applicant.{}"
-_STATE_KEY = "score.state"  # what the last press of Score gave: result or error, and the inputs it was for
 _INFO_KEY = "score.model_info"  # the last /v1/model answer, to keep the form while the API is away
-NOT_PROVIDED = "__not_provided__"
-_ERROR_COLOUR = "#b3261e"  # 6.5:1 on white
 _SR_ONLY = "position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0"
-
-
-def _key(spec: FormField) -> str:
-    return _FIELD_KEY.format(spec.name)
-
-
-def _state() -> dict[str, Any]:
-    return st.session_state.setdefault(_STATE_KEY, {})
-
-
-# ------------------------------------------------------------------ the entries
-
-
-def _raw_inputs(schema: FormSchema) -> dict[str, Any]:
-    """What the form holds now, as the widgets hold it (codes, typed text)."""
-    return {spec.name: st.session_state.get(_key(spec)) for spec in schema.fields}
-
-
-def _check(spec: FormField, raw: Any) -> tuple[Any, str | None]:
-    """One entry -> (API value, None) or (None, the rule it breaks); None is "not provided"."""
-    if spec.value_labels and not isinstance(raw, str):  # a coded field's choice: the value itself
-        if raw is None:
-            return None, "Choose a value: it is required" if spec.required else None
-        return (None if raw == NOT_PROVIDED else int(raw)), None
-    if spec.type == "categorical":
-        if raw is None:
-            return None, "Choose a value: it is required" if spec.required else None
-        return (None if raw == NOT_PROVIDED else raw), None
-    return spec.parse_text(raw)
-
-
-def _applicant(schema: FormSchema, raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The record to send (every field; optional ones not provided are null) and the problems."""
-    record, problems = {}, {}
-    for spec in schema.fields:
-        value, problem = _check(spec, raw.get(spec.name))
-        if problem is not None:
-            problems[spec.name] = problem
-        else:
-            record[spec.name] = value
-    return record, problems
-
-
-_APPLICANT_ID_KEY = "score.applicant_id"
-
-
-def _applicant_id_problem(text: str) -> str | None:
-    """The applicant id's rule in words (the API's own: letters, digits and . _ : -, at most 128)."""
-    if text and not APPLICANT_ID_TEXT.fullmatch(text):
-        return (
-            "Enter an applicant id of letters, digits and . _ : - only, starting with a letter or digit, "
-            f"at most 128 characters (you entered {text[:40]})."
-        )
-    return None
-
-
-def _submit(client: ApiClient, schema: FormSchema) -> None:
-    """Score button (and Retry): check every entry first, then score, before the page re-renders."""
-    raw = _raw_inputs(schema)
-    record, problems = _applicant(schema, raw)
-    applicant_id = str(st.session_state.get(_APPLICANT_ID_KEY) or "").strip()
-    id_problem = _applicant_id_problem(applicant_id)
-    if id_problem is not None:
-        problems = {**problems, "applicant_id": id_problem}
-    elif applicant_id:
-        record["applicant_id"] = applicant_id
-    state = _state()
-    state.update(attempted=True, inputs=raw, result=None, error=None, refused=problems, applicant_id=applicant_id)
-    if problems:
-        return
-    try:
-        state["result"] = client.predict(record, recourse=True)
-    except ApiError as exc:
-        state["error"] = exc
-
-
-def _field_input(spec: FormField, problem: str | None) -> None:
-    """One widget per field: labels shown, codes sent; the rule in the placeholder, a broken rule under it."""
-    key = _key(spec)
-    help_text = " ".join(part for part in (spec.description, f"Accepted: {spec.rule}.") if part)
-    if spec.type == "categorical":
-        options = [*spec.codes] if spec.required else [NOT_PROVIDED, *spec.codes]
-        st.selectbox(
-            spec.label,
-            options,
-            index=None if spec.required else 0,
-            key=key,
-            help=help_text,
-            placeholder="Choose an option",
-            format_func=lambda code: "Not provided" if code == NOT_PROVIDED else spec.label_of(code),
-            persist_state="session",
-        )
-    elif spec.value_labels:  # a coded number: what each value means, the value itself sent
-        values = [value for value, _ in spec.value_labels]
-        options = values if spec.required else [NOT_PROVIDED, *values]
-        st.selectbox(
-            spec.label,
-            options,
-            index=None if spec.required else 0,
-            key=key,
-            help=" ".join(part for part in (spec.description, "Choose what applies.") if part),
-            placeholder="Choose an option",
-            format_func=lambda value: "Not provided" if value == NOT_PROVIDED else spec.label_of(value),
-            persist_state="session",
-        )
-    else:
-        st.text_input(
-            spec.label,
-            key=key,
-            help=help_text,
-            placeholder=spec.range_text + ("" if spec.required else " (blank: not provided)"),
-            persist_state="session",
-        )
-    if problem is not None:
-        st.markdown(
-            f'<p role="alert" style="color:{_ERROR_COLOUR};margin:-0.6rem 0 0.6rem 0;font-size:0.9rem">'
-            f"&#9888; {escape(spec.plain_label)}: {escape(problem)}.</p>",
-            unsafe_allow_html=True,
-        )
-
-
-def _service_problems(schema: FormSchema, raw: Mapping[str, Any]) -> dict[str, str]:
-    """The fields the service itself refused at the last Score, while they still hold what was sent."""
-    state = _state()
-    error, sent = state.get("error"), state.get("inputs") or {}
-    if not isinstance(error, RequestRejectedError):
-        return {}
-    return {  # the field's rule in words (the service's own wording is in the message's technical details)
-        p.field: f"the scoring service refused it: enter {schema.by_name[p.field].rule}"
-        for p in error.problems
-        if p.field in schema.by_name and raw.get(p.field) == sent.get(p.field)
-    }
-
-
-def _render_form(client: ApiClient, schema: FormSchema) -> None:
-    raw = _raw_inputs(schema)
-    _, problems = _applicant(schema, raw)
-    problems = {**_service_problems(schema, raw), **problems}
-    attempted = bool(_state().get("attempted"))
-
-    def shown(spec: FormField) -> str | None:
-        # A rule broken by what was typed shows at once; an empty required field only after Score.
-        problem = problems.get(spec.name)
-        empty = raw.get(spec.name) in (None, "")
-        return problem if problem is not None and (attempted or not empty) else None
-
-    applicant_id = str(st.session_state.get(_APPLICANT_ID_KEY) or "").strip()
-    st.text_input(
-        "Applicant id (optional)",
-        key=_APPLICANT_ID_KEY,
-        placeholder="e.g. A-2026-00042",
-        help="Your reference for this applicant: the decision is logged under it, so it can be found on the "
-        "Decisions page and a notice can be addressed.",
-    )
-    id_problem = _applicant_id_problem(applicant_id)
-    if id_problem:
-        st.error(id_problem, icon=":material/error:")
-    columns = st.columns(2)
-    for i, spec in enumerate(schema.inputs):
-        with columns[i % 2]:
-            _field_input(spec, shown(spec))
-    if schema.protected_fields:
-        with st.expander("For fairness monitoring only (optional)"):
-            st.caption(
-                "These attributes are never passed to the model. If given, they are logged so that "
-                "approval rates can be compared across groups."
-            )
-            columns = st.columns(2)
-            for i, spec in enumerate(schema.protected_fields):
-                with columns[i % 2]:
-                    _field_input(spec, shown(spec))
-    st.button("Score applicant", type="primary", on_click=_submit, args=(client, schema))
 
 
 # ------------------------------------------------------------------ the result
@@ -257,7 +81,7 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
     colour = DECISION_COLOURS.get(decision, "#444444")
     band_colour = band_colours([b["name"] for b in info.get("risk_bands") or [{"name": band}]]).get(band, "#555555")
     st.subheader("Decision")
-    applicant_id = _state().get("applicant_id")
+    applicant_id = score_state().get("applicant_id")
     st.markdown(
         f"Request id **`{escape(str(result.get('request_id')))}`**"
         + (f" · Applicant id **`{escape(applicant_id)}`**" if applicant_id else " · no applicant id given")
@@ -310,7 +134,7 @@ def _render_result(result: Mapping[str, Any], info: Mapping[str, Any], schema: F
     st.caption(f"Scored by model version {model.get('version')} at {result.get('scored_at')}.")
     st.download_button(
         "Printable decision summary",
-        data=summary_html(result, schema, applicant_id=_state().get("applicant_id") or None),
+        data=summary_html(result, schema, applicant_id=score_state().get("applicant_id") or None),
         file_name=f"decision-{result.get('request_id')}.html",
         mime="text/html",
         icon=":material/print:",
@@ -346,13 +170,13 @@ def _render_recourse(result: Mapping[str, Any]) -> None:
 
 
 def _changed_fields(schema: FormSchema, before: Mapping[str, Any]) -> list[str]:
-    now = _raw_inputs(schema)
+    now = raw_inputs(schema)
     return [spec.plain_label for spec in schema.fields if now.get(spec.name) != before.get(spec.name)]
 
 
 def _render_outcome(client: ApiClient, info: Mapping[str, Any], schema: FormSchema) -> None:
     """The result column: what the last Score gave, unless the inputs have changed since."""
-    state = _state()
+    state = score_state()
     result, error, refused = state.get("result"), state.get("error"), state.get("refused") or {}
     changed = _changed_fields(schema, state.get("inputs") or {}) if (result or error) else []
     if changed:
@@ -368,7 +192,7 @@ def _render_outcome(client: ApiClient, info: Mapping[str, Any], schema: FormSche
         show_api_error(error, what="score this applicant")
         if not isinstance(error, RequestRejectedError):
             st.caption("Your entries are kept.")
-            st.button("Try again", icon=":material/refresh:", on_click=_submit, args=(client, schema))
+            st.button("Try again", icon=":material/refresh:", on_click=submit, args=(client, schema))
         return
     if result:
         _announcement(_result_summary(result))
@@ -421,7 +245,7 @@ def render() -> None:
         st.caption(f"Served model version {info.get('version')}. Fields and their rules come from that model's schema.")
     form_column, result_column = st.columns([3, 2], gap="large")
     with form_column:
-        _render_form(client, schema)
+        render_form(client, schema)
     with result_column:
         _render_outcome(client, info, schema)
 
