@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -20,9 +21,19 @@ def _total(metrics: str, name: str) -> float:
     return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", metrics, re.MULTILINE))
 
 
+def _ready_pids(url: str) -> set[str]:
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        text = client.get(f"{url}/metrics").text
+    return set(re.findall(r'^credit_risk_ready{pid="(\d+)"} 1\.0$', text, re.MULTILINE))
+
+
 def test_metrics_sum_every_worker(trained: TrainedModel, tmp_path: Path) -> None:
     applicant = trained.store.config.features.example_record()
     with running_make_serve(trained.store, tmp_path=tmp_path, workers=2) as api:
+        # /ready answered once one worker had its model: the other may still be loading its own
+        deadline = time.monotonic() + 60
+        while len(_ready_pids(api.url)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         pids = set()
         for _ in range(REQUESTS):  # a new connection each time: the kernel spreads them over the workers
             with httpx.Client(trust_env=False, timeout=10) as client:
