@@ -14,8 +14,10 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import fcntl
+import json
 import shutil
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,32 +131,40 @@ def _copy_store(source: Path, target: Path) -> None:
         database.close()
 
 
-def _session_model(tmp_path_factory: pytest.TempPathFactory, name: str, training: dict | None = None) -> TrainedModel:
-    """A model trained, registered and promoted once per session, in a store of its own.
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], dict]) -> tuple[Path, dict]:
+    """A store built once by ``build(folder)`` (which returns what the users need to know of it, as
+    JSON), and a private copy of it for this session: ``(the copy's folder, what build returned)``.
 
-    Under pytest-xdist each worker is a session of its own: the first to get here trains the
-    model once into a folder the workers share (under a file lock); every worker then works
-    on a private copy of that store, so no test sees another worker's changes. ``make test``
-    names that folder's parent in ``CREDIT_RISK_TEST_SHARED_DIR``, so its second pytest run
-    (the tests that run alone) copies the models its first run trained instead of training
-    them again.
+    Under pytest-xdist each worker is a session of its own: the first to get here builds the
+    store once into a folder the workers share (under a file lock); every worker then works
+    on a private copy, so no test sees another worker's changes. ``make test`` names that
+    folder's parent in ``CREDIT_RISK_TEST_SHARED_DIR``, so its second pytest run (the tests
+    that run alone) copies what its first run built instead of building it again.
     """
     own = tmp_path_factory.mktemp(name)
     across_runs = os.environ.get(SHARED_DIR_VARIABLE)
     if not os.environ.get("PYTEST_XDIST_WORKER") and not across_runs:
-        session_store = make_store(own, training=training)
-        return TrainedModel(store=session_store, version=_train_and_promote(session_store))
+        return own, build(own)
     shared = Path(across_runs or tmp_path_factory.getbasetemp().parent) / f"shared-{name}"
     shared.mkdir(exist_ok=True)
     with (shared.parent / f"shared-{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        done = shared / "version.txt"
+        done = shared / "built.json"
         if not done.exists():
-            built = make_store(shared, training=training)
-            done.write_text(str(_train_and_promote(built).version))
+            done.write_text(json.dumps(build(shared)))
     _copy_store(shared, own)
+    return own, json.loads(done.read_text())
+
+
+def _session_model(tmp_path_factory: pytest.TempPathFactory, name: str, training: dict | None = None) -> TrainedModel:
+    """A model trained, registered and promoted once (:func:`built_once`), in a store of its own."""
+
+    def build(folder: Path) -> dict:
+        return {"version": str(_train_and_promote(make_store(folder, training=training)).version)}
+
+    own, built = built_once(tmp_path_factory, name, build)
     session_store = make_store_at(own)
-    version = session_store.client.get_model_version(session_store.config.model.registry.model_name, done.read_text())
+    version = session_store.client.get_model_version(session_store.config.model.registry.model_name, built["version"])
     return TrainedModel(store=session_store, version=version)
 
 

@@ -19,7 +19,7 @@ import pytest
 from credit_risk import lifecycle, registry
 from credit_risk.config import DEFAULT_CONFIG_DIR, PROJECT_ROOT, load_project_config
 from credit_risk.scoring import ScoringModel
-from tests.conftest import Store, make_store
+from tests.conftest import Store, built_once, make_store, make_store_at
 
 NAME = "credit-risk"
 ALIAS = "production"
@@ -80,19 +80,26 @@ def _break(store: Store, version: str) -> None:
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
-    """Four versions trained by the project's own job; the service polls every 0.5 s."""
+    """Four versions trained by the project's own job; the service polls every 0.5 s. Built once
+    (:func:`tests.conftest.built_once`): the parallel part's users and the tests that run alone share it."""
     from pipelines.promote import promote
     from pipelines.train import train
 
-    serving = serving_section(poll_interval_seconds=0.5, retry_seconds=0.2, max_batch_size=50)
-    store = make_store(tmp_path_factory.mktemp("fleet"), model={"serving": serving})
+    def build(folder: Path) -> dict:
+        serving = serving_section(poll_interval_seconds=0.5, retry_seconds=0.2, max_batch_size=50)
+        store = make_store(folder, model={"serving": serving})
+        registry.connect(store.settings, PROJECT_ROOT)
+        good = str(train(store.config, store.settings).version)
+        promote(store.config, store.settings, reason="reliability: first model")
+        next_good, tampered, broken = (str(train(store.config, store.settings).version) for _ in range(3))
+        _tamper(store, tampered)
+        _break(store, broken)
+        return {"good": good, "next_good": next_good, "tampered": tampered, "broken": broken}
+
+    own, versions = built_once(tmp_path_factory, "fleet", build)
+    store = make_store_at(own)
     registry.connect(store.settings, PROJECT_ROOT)
-    good = str(train(store.config, store.settings).version)
-    promote(store.config, store.settings, reason="reliability: first model")
-    next_good, tampered, broken = (str(train(store.config, store.settings).version) for _ in range(3))
-    _tamper(store, tampered)
-    _break(store, broken)
-    return Fleet(store=store, good=good, next_good=next_good, tampered=tampered, broken=broken)
+    return Fleet(store=store, **versions)
 
 
 @pytest.fixture
