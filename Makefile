@@ -87,12 +87,13 @@ batch: setup
 config: setup
 	$(BIN)/python -m credit_risk.config --show $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR))
 
-## Second command: set up (with test extras and system packages) and run the whole suite: first on both
-## cores (pytest-xdist; the groups that must not run at once are in tests/conftest.py), then the tests
+## Second command: set up (with test extras and system packages) and run the whole suite: first on four
+## workers over both cores (pytest-xdist: most tests wait on services and subprocesses, so four keep two
+## cores busier than two do; the groups that must not run at once are in tests/conftest.py), then the tests
 ## that time answers or run load (marked alone) by themselves. TEST_WORKERS=0 runs the first part in
 ## one process. Both parts always run; the exit status is the first failure's. The session's models are
 ## trained once, in a folder both parts share (CREDIT_RISK_TEST_SHARED_DIR, removed at the end).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 4
 
 test: setup-dev
 	status=0; shared=$$(mktemp -d); export CREDIT_RISK_TEST_SHARED_DIR=$$shared; \

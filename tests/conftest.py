@@ -158,21 +158,33 @@ def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Calla
 
 def _session_model(tmp_path_factory: pytest.TempPathFactory, name: str, training: dict | None = None) -> TrainedModel:
     """A model trained, registered and promoted once (:func:`built_once`), in a store of its own."""
-
-    def build(folder: Path) -> dict:
-        return {"version": str(_train_and_promote(make_store(folder, training=training)).version)}
-
-    own, built = built_once(tmp_path_factory, name, build)
+    own, built = built_once(tmp_path_factory, name, _trains_and_promotes(training))
     session_store = make_store_at(own)
     version = session_store.client.get_model_version(session_store.config.model.registry.model_name, built["version"])
     return TrainedModel(store=session_store, version=version)
+
+
+def _trains_and_promotes(training: dict | None) -> Callable[[Path], dict]:
+    def build(folder: Path) -> dict:
+        return {"version": str(_train_and_promote(make_store(folder, training=training)).version)}
+
+    return build
+
+
+SESSION_TRAINING = {"scorecard_benchmark": True}  # the session model's report carries the scorecard benchmark
 
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
     """One model trained, registered and promoted to production, shared by the session (its validation
     report carries the scorecard benchmark, as every version's does by default)."""
-    return _session_model(tmp_path_factory, "session-store", {"scorecard_benchmark": True})
+    return _session_model(tmp_path_factory, "session-store", SESSION_TRAINING)
+
+
+def session_store_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another private copy of the session's store (a model in production): its folder (config/, mlflow.db)."""
+    own, _ = built_once(tmp_path_factory, "session-store", _trains_and_promotes(SESSION_TRAINING))
+    return own
 
 
 SCORECARD_TRAINING = {"candidates": {"scorecard": [{"C": 1.0, "max_bins": 5}]}}
@@ -221,9 +233,10 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
         "tests/serving/test_deadlines.py",
         "tests/serving/test_shutdown.py",
     ),
-    # the documented commands: two sequences on two stores, each in order (a test function each)
-    "documented-lifecycle": ("tests/documented/test_commands.py::test_lifecycle_command_works",),
+    # the documented commands: three sequences on three stores, each in order (a test function each)
     "documented-operations": ("tests/documented/test_commands.py::test_operations_command_works",),
+    "documented-lifecycle": ("tests/documented/test_commands.py::test_lifecycle_command_works",),
+    "documented-files": ("tests/documented/test_commands.py::test_files_command_works",),
     "jvm": ("tests/integration/test_batch_spark.py", "tests/integration/test_second_lender.py"),
     "browser": ("tests/ui/test_browser.py", "tests/ui/test_browser_models.py"),
     "postgres": ("tests/integration/test_team_server.py",),

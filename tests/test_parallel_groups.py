@@ -20,6 +20,7 @@ def test_each_sequence_of_documented_commands_is_a_work_unit_of_its_own() -> Non
     operations = group_of(f"{path}::test_operations_command_works[make up]")
     assert lifecycle == group_of(f"{path}::test_lifecycle_command_works[make rollback]") == "documented-lifecycle"
     assert operations == "documented-operations"
+    assert group_of(f"{path}::test_files_command_works[make lint]") == "documented-files"
     assert group_of(f"{path}::test_the_list_names_only_documented_commands") == path
 
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from credit_risk.config import PROJECT_ROOT
-from tests.conftest import FAST_TRAINING, write_config_dir
+from tests.conftest import FAST_TRAINING, session_store_copy, write_config_dir
 from tests.support.processes import free_port, wait_for_http
 
 COMMANDS_FILE = PROJECT_ROOT / "docs" / "commands.yaml"
@@ -58,7 +58,7 @@ def base_key(text: str) -> str:
     return match.group(1).replace("mlflow run . -e", "mlflow run -e")
 
 
-SEQUENCES = ("lifecycle", "operations")
+SEQUENCES = ("lifecycle", "operations", "files")
 
 
 def load_commands() -> list[Command]:
@@ -190,7 +190,10 @@ def workspaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Workspace]
 
     class Workspaces(dict[str, Workspace]):
         def __missing__(self, sequence: str) -> Workspace:
-            self[sequence] = _workspace(tmp_path_factory.mktemp(f"documented-{sequence}"))
+            # `files` starts where a user who trained and promoted a model is (a copy of the session's
+            # store); the others start empty, and their first commands train
+            tmp = session_store_copy(tmp_path_factory) if sequence == "files" else None
+            self[sequence] = _workspace(tmp or tmp_path_factory.mktemp(f"documented-{sequence}"))
             return self[sequence]
 
     return Workspaces()
@@ -282,8 +285,16 @@ def _in(sequence: str) -> list[Command]:
 @pytest.mark.integration
 @pytest.mark.parametrize("command", _in("lifecycle"), ids=lambda c: c.key)
 def test_lifecycle_command_works(command: Command, workspaces: dict[str, Workspace]) -> None:
-    """Train, promote, look back, split traffic, roll back, score files: on the first store."""
+    """Train, promote, look back, split traffic, roll back: on the first store."""
     _run(command, workspaces["lifecycle"])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", _in("files"), ids=lambda c: c.key)
+def test_files_command_works(command: Command, workspaces: dict[str, Workspace]) -> None:
+    """On a store with a model in production: score files (local and Spark), start the UI and both
+    services, show the configuration, lint: on the third store."""
+    _run(command, workspaces["files"])
 
 
 @pytest.mark.integration
