@@ -16,13 +16,17 @@ MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-r
 
 setup: $(VENV)/.runtime-installed
 
-# --no-compile: pip would byte-compile every module of every package (Spark's, MLflow's ...), half of its
-# time; Python compiles the few it imports on first use instead (docs/operations.md)
+# --no-compile: pip byte-compiles every module of every package one at a time, half of its time;
+# COMPILE does it on both cores instead. It must be done: where PYTHONDONTWRITEBYTECODE is set (as in
+# some shells and CI images) Python never writes the bytecode it compiles, and every process of the
+# suite would compile MLflow, pandas and the rest again at its start (docs/operations.md)
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
+COMPILE := $(BIN)/python -m compileall -q -j 0
 
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -r requirements.txt
+	$(COMPILE) $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") > /dev/null
 	touch $@
 
 setup-dev: setup $(VENV)/.dev-installed
@@ -30,6 +34,7 @@ setup-dev: setup $(VENV)/.dev-installed
 
 $(VENV)/.dev-installed: requirements-dev.txt requirements.txt
 	$(PIP_INSTALL) -r requirements-dev.txt
+	$(COMPILE) $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") > /dev/null
 	touch $@
 
 ## First command: set up, train and promote a first model if none is in production, then serve
@@ -96,6 +101,7 @@ config: setup
 TEST_WORKERS ?= 4
 
 test: setup-dev
+	$(COMPILE) credit_risk serving pipelines ui bench > /dev/null
 	status=0; shared=$$(mktemp -d); export CREDIT_RISK_TEST_SHARED_DIR=$$shared; \
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" --durations=25 || status=$$?; \
 	$(BIN)/python -m pytest -m alone --durations=10 || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
