@@ -97,6 +97,21 @@ def enter(page: Page, label: str, kind: str, value: str) -> None:
     wait_idle(page, settle_ms=100)
 
 
+def open_tab(page: Page, name: str, shows: str) -> None:
+    """Open a tab and wait for the text box it holds: a rerun still under way can put the first tab back."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    box = page.get_by_role("textbox", name=shows, exact=True)
+    for _ in range(3):
+        page.get_by_role("tab", name=name, exact=True).click()
+        try:
+            box.wait_for(state="visible", timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            wait_idle(page, settle_ms=300)
+    box.wait_for(state="visible", timeout=5_000)
+
+
 def fill_applicant(page: Page, entries: Sequence[Entry]) -> None:
     for label, kind, value in entries:
         enter(page, label, kind, value)

@@ -51,6 +51,7 @@ from ui.screenshots import (
     enter,
     fill_applicant,
     open_page,
+    open_tab,
     submit_score_form,
     take,
     upload_batch,
@@ -369,7 +370,7 @@ def test_applicant_ids_from_the_score_and_batch_pages_are_found_on_the_decisions
     page.get_by_label("Your role token", exact=True).press("Enter")
     wait_idle(page, settle_ms=300)
     for applicant_id in ("ui-score-77", "ui-batch-78"):
-        page.get_by_role("tab", name="By applicant").click()
+        open_tab(page, "By applicant", shows="Applicant id")
         box = page.get_by_role("textbox", name="Applicant id", exact=True)
         box.fill(applicant_id)
         box.press("Enter")
