@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from credit_risk.config import ProjectConfig
 from credit_risk.schema import DataValidationError, FeatureSchema
@@ -43,6 +42,10 @@ def load_applicants(path: Path, schema: FeatureSchema) -> tuple[pd.DataFrame, pd
 
 def split_holdout(features: pd.DataFrame, label: pd.Series, *, fraction: float, seed: int) -> Split:
     """A stratified, seeded holdout: the same data and seed give the same split."""
+    # imported here: scikit-learn (with SciPy) costs a second at import, and the jobs and the service
+    # that only read a Split never split
+    from sklearn.model_selection import train_test_split
+
     train_x, holdout_x, train_y, holdout_y = train_test_split(
         features, label, test_size=fraction, stratify=label, random_state=seed
     )

@@ -27,7 +27,7 @@ def classification_metrics(
     """
     bad = np.asarray(y) == 1
     p = np.asarray(p, dtype=np.float64)
-    auc, ks = _roc_auc_and_ks(bad, p)
+    auc, ks = roc_auc_and_ks(bad, p)
     declined = p >= threshold
     false_approve = np.count_nonzero(bad & ~declined)
     false_decline = np.count_nonzero(~bad & declined)
@@ -45,7 +45,7 @@ def classification_metrics(
     }
 
 
-def _roc_auc_and_ks(bad: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+def roc_auc_and_ks(bad: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """ROC-AUC (the Mann-Whitney statistic: ties count a half) and KS (the largest gap between the
     cumulative shares of bads and goods at or above a cut-off), from the scores sorted once."""
     if len(p) != len(bad) or not np.all(np.isfinite(p)):

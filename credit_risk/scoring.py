@@ -25,14 +25,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from credit_risk.schema import FeatureSchema
 from credit_risk.scorecard import SCORECARD_FILE, Scorecard
+
+if TYPE_CHECKING:  # imported where a booster is loaded or explained: XGBoost brings scikit-learn and SciPy
+    import xgboost as xgb
 
 # 2: optional fields (NaN in the encoding), the logistic model's imputation; 3: the scorecard kind
 FORMAT_VERSION = 3
@@ -190,6 +192,8 @@ class ScoringModel:
         if self.scorecard is not None:
             return self.scorecard.field_contributions(matrix)
         if self.booster is not None:
+            import xgboost as xgb
+
             # nthread: a DMatrix otherwise builds with every core's OpenMP threads, which cost
             # milliseconds per small request (tens of ms when the cores are busy)
             contribs = self.booster.predict(xgb.DMatrix(matrix, nthread=self.threads), pred_contribs=True)[:, :-1]
@@ -245,6 +249,8 @@ class ScoringModel:
         if meta["kind"] == "scorecard":
             scorecard = Scorecard.from_json(json.loads((directory / SCORECARD_FILE).read_text()), Encoder(schema))
         elif meta["kind"] == "xgboost":
+            import xgboost as xgb
+
             booster = xgb.Booster()
             booster.load_model(directory / BOOSTER_FILE)
         elif meta["kind"] == "logistic":

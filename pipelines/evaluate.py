@@ -11,8 +11,6 @@ matplotlib.use("Agg")  # files only: no display on a server
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import roc_auc_score, roc_curve
 
 # the metrics live in the core (the promotion gates use them); named here for the jobs that report them
 from credit_risk.metrics import (  # noqa: F401
@@ -27,7 +25,13 @@ from credit_risk.schema import FeatureSchema
 # ------------------------------------------------------------------ plots
 
 
+# scikit-learn is imported by the plots that need it: with SciPy it costs a second at import, and the
+# monitoring and performance jobs use this module only for save_figure
+
+
 def plot_roc(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
     fpr, tpr, _ = roc_curve(y, p)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(fpr, tpr, label=f"model (AUC {roc_auc_score(y, p):.3f})")
@@ -38,6 +42,8 @@ def plot_roc(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
 
 
 def plot_calibration(y: np.ndarray, p: np.ndarray, path: Path) -> Path:
+    from sklearn.calibration import calibration_curve
+
     observed, predicted = calibration_curve(y, p, n_bins=8, strategy="quantile")
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(predicted, observed, marker="o", label="model")

@@ -209,7 +209,7 @@ def _tracking_uri_follows_fixture(request: pytest.FixtureRequest) -> None:
 
 # ------------------------------------------------------------------ running on both cores (pytest-xdist)
 #
-# `make test` runs the suite with `-n 2 --dist loadfile`, scheduled by FileGroupScheduling below:
+# `make test` runs the suite with `-n 4 --dist loadfile`, scheduled by FileGroupScheduling below:
 # each group runs whole, in order, on one worker. A file is its own group (its module fixtures are
 # built once, its tests keep their order); the files (or test functions) of a group below share one
 # group, so they run one after the other and never at the same time as each other: the reliability
@@ -240,6 +240,8 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
     "jvm": ("tests/integration/test_batch_spark.py", "tests/integration/test_second_lender.py"),
     "browser": ("tests/ui/test_browser.py", "tests/ui/test_browser_models.py"),
     "postgres": ("tests/integration/test_team_server.py",),
+    # trains the reliability fleet in the parallel part, early, so the tests that run alone find it built
+    "fleet": ("tests/reliability/test_fleet.py",),
 }
 _GROUP_OF = {path: group for group, paths in SERIAL_GROUPS.items() for path in paths}
 # files whose tests time answers or run fixed-rate load: marked ``alone`` (make test runs them after the

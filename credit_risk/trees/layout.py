@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xgboost as xgb
 
 from credit_risk.scoring import ScoringModel
 from credit_risk.trees.kernels import leaf_values_row
 from credit_risk.trees.shap import FieldTables, PathTables
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,8 @@ class TreeEnsemble:
             raise UnsupportedModelError(f"probabilities differ from XGBoost by {worst:.2e} (tolerance {tolerance:.0e})")
         if ensemble.shap is None:
             return ensemble
+        import xgboost as xgb
+
         expected = model.booster.predict(xgb.DMatrix(matrix, nthread=1), pred_contribs=True)[:, :-1]
         got = np.stack([ensemble.column_contributions(row) for row in matrix])
         # XGBoost accumulates contributions in float32: compare at float32 precision

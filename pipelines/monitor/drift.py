@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 from credit_risk import registry
 from credit_risk.config import MonitoringConfig, ProjectConfig
 from credit_risk.decision import DECISIONS
+from credit_risk.metrics import disparate_impact, protected_groups
 from credit_risk.profile import numeric_shares, psi, with_missing_bin
 from credit_risk.schema import FeatureSchema
 from credit_risk.scoring import PROFILE_FILE, SCHEMA_FILE
-from pipelines import evaluate
 
 SUMMARY_VERSION = 1
 LEVELS = ("none", "moderate", "major")
@@ -161,9 +161,9 @@ def fairness(table: pa.Table, ref: Reference, config: ProjectConfig) -> dict[str
             continue
         rows = table.filter(present)
         frame = pd.DataFrame({spec.name: rows.column(spec.name).to_pandas()})
-        groups = evaluate.protected_groups(frame, ref.schema)
+        groups = protected_groups(frame, ref.schema)
         approved = pc.is_in(rows.column("decision"), pa.array(favourable)).to_numpy(zero_copy_only=False)
-        report.update(evaluate.disparate_impact(groups, approved, min_group_size=evaluation.min_group_size))
+        report.update(disparate_impact(groups, approved, min_group_size=evaluation.min_group_size))
     return report
 
 

@@ -91,7 +91,8 @@ class Uploader:
             self._wake.notify()
 
     def stop(self, deadline: float) -> None:
-        """Give every pending file one last try before ``deadline`` (monotonic); what fails stays local."""
+        """Give the pending files one last try before ``deadline`` (monotonic), up to the first failure;
+        what is not uploaded stays local and is queued again at the next start (:meth:`reconcile`)."""
         with self._wake:
             self._stop_at = deadline
             self._wake.notify_all()
@@ -167,8 +168,12 @@ class Uploader:
                 item = ready[0]
             ok = self._upload(item)
             with self._wake:
-                if ok or (stopping and item.attempts > 0):
+                if ok:
                     self._items.remove(item)
+                elif stopping:
+                    # the registry fails now: trying each file in turn (every try waits out the client's
+                    # own retries, seconds each) would hold the shutdown; the next start uploads them
+                    return
 
     def _upload(self, item: Upload) -> bool:
         if not item.path.exists():  # removed by retention meanwhile

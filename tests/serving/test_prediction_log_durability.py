@@ -271,6 +271,25 @@ def test_files_whose_upload_never_succeeded_are_uploaded_after_a_restart(trained
     assert again.stats()["uploaded_files"] == 0, "an uploaded file was uploaded again after a second restart"
 
 
+def test_a_shutdown_with_the_registry_failing_tries_one_upload_and_keeps_every_file(tmp_path: Path) -> None:
+    directory = tmp_path / "log"
+    calls = {"n": 0}
+
+    def failing():
+        calls["n"] += 1
+        raise ConnectionError("registry unreachable")
+
+    with running_writer(directory, client_factory=failing, flush_every_records=5, flush_interval_seconds=30) as writer:
+        for start in range(0, 20, 5):
+            writer.submit(make_records(5, start=start))
+            wait_until_true(lambda n=start // 5 + 1: len(list(directory.rglob("*.parquet"))) >= n)
+        wait_until_true(lambda: calls["n"] >= 4)  # each file has failed once while the writer ran
+        before_close = calls["n"]
+    assert calls["n"] - before_close == 1, "after the first failure at shutdown the other files wait for the next start"
+    assert writer.stats()["uploaded_files"] == 0
+    assert read_rows(directory).num_rows == 20, "every file is kept locally"
+
+
 # ------------------------------------------------------------------ configuration
 
 
