@@ -99,12 +99,15 @@ config: setup
 ## cores busier than two do; the groups that must not run at once are in tests/conftest.py), then the tests
 ## that time answers or run load (marked alone) by themselves. TEST_WORKERS=0 runs the first part in
 ## one process. Both parts always run; the exit status is the first failure's. The session's models are
-## trained once, in a folder both parts share (CREDIT_RISK_TEST_SHARED_DIR, removed at the end).
+## trained once, in a folder both parts share (CREDIT_RISK_TEST_SHARED_DIR, removed at the end). The suite
+## writes bytecode even where PYTHONDONTWRITEBYTECODE is set: pytest then keeps its assertion rewrites of the
+## test modules and of its plugins' packages (Hypothesis, Schemathesis), and the pytest processes after the
+## first (the tests that run alone, the next make test) do not redo them (5 s of CPU each).
 TEST_WORKERS ?= 4
 
 test: setup-dev
 	$(COMPILE) credit_risk serving pipelines ui bench > /dev/null
-	status=0; shared=$$(mktemp -d); export CREDIT_RISK_TEST_SHARED_DIR=$$shared; \
+	unset PYTHONDONTWRITEBYTECODE; status=0; shared=$$(mktemp -d); export CREDIT_RISK_TEST_SHARED_DIR=$$shared; \
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" --durations=25 || status=$$?; \
 	$(BIN)/python -m pytest -m alone --durations=10 || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \
 	rm -rf $$shared; exit $$status

@@ -64,11 +64,12 @@ def fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, mode: str = "wb", durable: bool = True) -> Path:
-    """Write ``path`` whole or not at all: ``write(handle)`` fills a temporary dot-name of its own in the
-    same folder (readers skip dot-names; two writers never share one), 0600, fsynced; then it is renamed
-    over ``path`` and, when ``durable``, the folder is fsynced so the rename survives a power cut."""
-    path = Path(path)
+def _write_and_place(
+    path: Path, write: Callable[[IO[Any]], object], mode: str, place: Callable[[Path, Path], None]
+) -> None:
+    """``write(handle)`` fills a temporary dot-name of its own in ``path``'s folder (readers skip dot-names;
+    two writers never share one), 0600, fsynced; ``place(temporary, path)`` then puts it in place. The
+    temporary name is gone afterwards, whatever happened."""
     private_dir(path.parent)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
@@ -76,10 +77,16 @@ def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, mode: str = 
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
+        place(temporary, path)
+    finally:
         temporary.unlink(missing_ok=True)
-        raise
+
+
+def atomic_write(path: Path, write: Callable[[IO[Any]], object], *, mode: str = "wb", durable: bool = True) -> Path:
+    """Write ``path`` whole or not at all: the content is written to a temporary name and renamed over
+    ``path``; when ``durable``, the folder is fsynced so the rename survives a power cut."""
+    path = Path(path)
+    _write_and_place(path, write, mode, os.replace)
     if durable:
         fsync_dir(path.parent)
     return path
@@ -92,18 +99,9 @@ def write_once(path: Path, content: bytes) -> bytes:
     path = Path(path)
     with contextlib.suppress(FileNotFoundError):
         return path.read_bytes()
-    private_dir(path.parent)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with private_open(temporary, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return path.read_bytes()
-    finally:
-        temporary.unlink(missing_ok=True)
+        _write_and_place(path, lambda handle: handle.write(content), "wb", os.link)
+    except FileExistsError:
+        return path.read_bytes()
     fsync_dir(path.parent)
     return content

@@ -68,16 +68,19 @@ def _submit(runtime: Runtime, served: Served, records: list[dict[str, Any]]) -> 
         raise NoModelError(f"prediction log unavailable: {exc}") from None
 
 
-def _claim(runtime: Runtime, rid: RequestId, digest: bytes, parts: tuple[str, ...] = ()) -> Claim | Replayed | None:
+def _claim(
+    runtime: Runtime, rid: RequestId, request: tuple[str, str, bytes], parts: tuple[str, ...] = ()
+) -> Claim | Replayed | None:
     """Reserve the request id (and a batch's row ids) before scoring: a request id names one decision.
 
-    An identical retry of a client's id gets its first answer; an id naming another request is 409."""
+    ``request`` is (route, query, body), digested only when the id is written to the ledger. An
+    identical retry of a client's id gets its first answer; an id naming another request is 409."""
     if runtime.ids is None:
         return None
     if not rid.client and not parts:  # made just now, under the instance's key: no write needed (MadeIds)
         return Claim(rid.value, parts, rid.client)
     try:
-        stored = runtime.ids.claim(rid.value, digest, parts=parts, client=rid.client)
+        stored = runtime.ids.claim(rid.value, request_digest(*request), parts=parts, client=rid.client)
     except RequestIdConflictError as exc:
         error = ConflictError(str(exc))
         error.extra = {"request_id": exc.request_id, "rule": f"request_id_{exc.reason}"}  # type: ignore[attr-defined]
@@ -185,7 +188,7 @@ def score_applicant(
     """One parsed applicant, scored under its claimed request id: (result, pending), or (Replayed, None).
 
     ``recourse``: the answer also says what would change a decline or a referral."""
-    claim = _claim(runtime, rid, request_digest(ROUTE, _query(reasons, recourse), body))
+    claim = _claim(runtime, rid, (ROUTE, _query(reasons, recourse), body))
     if isinstance(claim, Replayed):
         return claim, None
 
@@ -211,7 +214,7 @@ def _score_many(
     records = served.parser.many(body)
     batch_id = rid.value
     request_ids = [f"{batch_id}-{i}" for i in range(len(records))]
-    claim = _claim(runtime, rid, request_digest(BATCH_ROUTE, _query(reasons, recourse), body), tuple(request_ids))
+    claim = _claim(runtime, rid, (BATCH_ROUTE, _query(reasons, recourse), body), tuple(request_ids))
     if isinstance(claim, Replayed):
         return claim, None
 
