@@ -18,9 +18,10 @@ setup: $(VENV)/.runtime-installed
 
 # --no-compile: pip byte-compiles every module of every package one at a time, half of its time;
 # COMPILE does it on both cores instead. It must be done: where PYTHONDONTWRITEBYTECODE is set (as in
-# some shells and CI images) Python never writes the bytecode it compiles, and every process of the
-# suite would compile MLflow, pandas and the rest again at its start (docs/operations.md). The packages'
-# own test folders (a fifth of their modules, never imported here) are left out.
+# some shells and CI images) Python never writes the bytecode it compiles, and every process started
+# from that shell (the service, each job) would compile MLflow, pandas and the rest again at its start
+# (docs/operations.md; make test writes bytecode, but its first processes would still all compile at
+# once). The packages' own test folders (a fifth of their modules, never imported here) are left out.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
 COMPILE := $(BIN)/python -m compileall -q -j 0
 COMPILE_PACKAGES := $(COMPILE) -x '/tests?/' $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")

@@ -1,4 +1,5 @@
-"""Reports of a training run: plots and the model card (the metrics themselves: :mod:`credit_risk.metrics`)."""
+"""Reports of a training run: plots and the model card (the metrics themselves: :mod:`credit_risk.metrics`,
+which the jobs import directly)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-# the metrics live in the core (the promotion gates use them); named here for the jobs that report them
-from credit_risk.metrics import (  # noqa: F401
-    classification_metrics,
-    disparate_impact,
-    evaluate_predictions,
-    min_disparate_impact,
-    protected_groups,
-)
 from credit_risk.schema import FeatureSchema
 
 # ------------------------------------------------------------------ plots

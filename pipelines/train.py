@@ -28,6 +28,7 @@ from credit_risk.config import (
 )
 from credit_risk.data import Split, file_digest
 from credit_risk.decision import DecisionEngine
+from credit_risk.metrics import evaluate_predictions
 from credit_risk.outcomes.training import training_data
 from credit_risk.profile import build_profile
 from credit_risk.scoring import Encoder, ScoringModel
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 def evaluate_holdout(model: ScoringModel, split: Split, config: ProjectConfig) -> tuple[dict[str, float], dict]:
     """Holdout metrics and disparate impact across protected groups."""
     p = model.predict_frame(split.holdout_x)
-    return evaluate.evaluate_predictions(p, split.holdout_x, split.holdout_y.to_numpy(), config)
+    return evaluate_predictions(p, split.holdout_x, split.holdout_y.to_numpy(), config)
 
 
 def write_reports(model: ScoringModel, split: Split, config: ProjectConfig, directory: Path) -> None:

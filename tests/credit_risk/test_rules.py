@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from credit_risk.config import PROJECT_ROOT
 from credit_risk.decision_log.format import log_schema
+from credit_risk.metrics import protected_groups
 from credit_risk.rules import FieldRule, field_rules, rules_from_json
 from credit_risk.schema import DataValidationError, FeatureSchema, FieldSpec
-from pipelines.evaluate import protected_groups
 
 pytestmark = pytest.mark.code
 
