@@ -17,28 +17,31 @@ MLFLOW_RUN := $(BIN)/mlflow run . --env-manager local --experiment-name credit-r
 setup: $(VENV)/.runtime-installed
 
 # --no-compile: pip byte-compiles every module of every package one at a time, half of its time;
-# COMPILE does it on both cores instead. It must be done: where PYTHONDONTWRITEBYTECODE is set (as in
-# some shells and CI images) Python never writes the bytecode it compiles, and every process started
-# from that shell (the service, each job) would compile MLflow, pandas and the rest again at its start
-# (docs/operations.md; make test writes bytecode, but its first processes would still all compile at
-# once). The packages' own test folders (a fifth of their modules, never imported here) are left out.
+# COMPILE does it on both cores instead (scripts/byte_compile.py: what `python -m compileall -j 0` does,
+# in large batches). It must be done: where PYTHONDONTWRITEBYTECODE is set (as in some shells and CI
+# images) Python never writes the bytecode it compiles, and every process started from that shell (the
+# service, each job) would compile MLflow, pandas and the rest again at its start (docs/operations.md;
+# make test writes bytecode, but its first processes would still all compile at once). The packages'
+# own test folders (a fifth of their modules, never imported here) are left out.
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
-COMPILE := $(BIN)/python -m compileall -q -j 0
-COMPILE_PACKAGES := $(COMPILE) -x '/tests?/' $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+COMPILE := $(BIN)/python scripts/byte_compile.py
+COMPILE_PACKAGES := $(COMPILE) $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -r requirements.txt
-	$(COMPILE_PACKAGES) > /dev/null
+	$(COMPILE_PACKAGES)
 	touch $@
 
-setup-dev: setup $(VENV)/.dev-installed
+setup-dev: $(VENV)/.dev-installed
 	bash scripts/install-system-deps.sh
 
+# requirements-dev.txt names requirements.txt: one pip run and one byte-compiling set up both
 $(VENV)/.dev-installed: requirements-dev.txt requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -r requirements-dev.txt
-	$(COMPILE_PACKAGES) > /dev/null
-	touch $@
+	$(COMPILE_PACKAGES)
+	touch $(VENV)/.runtime-installed $@
 
 ## First command: set up, train and promote a first model if none is in production, then serve
 ## the API on :8000 and the UI on :8501 (WORKERS=N for N uvicorn workers, PORT= and UI_PORT= to move them).
@@ -107,7 +110,7 @@ config: setup
 TEST_WORKERS ?= 4
 
 test: setup-dev
-	$(COMPILE) credit_risk serving pipelines ui bench > /dev/null
+	$(COMPILE) credit_risk serving pipelines ui bench
 	unset PYTHONDONTWRITEBYTECODE; status=0; shared=$$(mktemp -d); export CREDIT_RISK_TEST_SHARED_DIR=$$shared; \
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" --durations=25 || status=$$?; \
 	$(BIN)/python -m pytest -m alone --durations=10 || { s=$$?; [ $$status -ne 0 ] || status=$$s; }; \

@@ -187,6 +187,28 @@ def session_store_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return own
 
 
+def two_versions_store(
+    tmp_path_factory: pytest.TempPathFactory, *, model: dict | None = None
+) -> tuple[Store, str, str]:
+    """A store with version 1 trained and promoted to production and version 2 trained beside it, built
+    once for the run (:func:`built_once`): ``(this caller's private copy, "1"'s version, "2"'s version)``.
+    ``model`` replaces top-level sections of the copy's ``model_config.yaml`` (the serving section's polling,
+    say); the training is the same for every caller."""
+    from pipelines.promote import promote
+    from pipelines.train import train
+
+    def build(folder: Path) -> dict:
+        store = make_store(folder)
+        first = str(train(store.config, store.settings).version)
+        promote(store.config, store.settings, reason="test: first model")
+        return {"first": first, "second": str(train(store.config, store.settings).version)}
+
+    own, built = built_once(tmp_path_factory, "two-versions", build)
+    if model:
+        write_config_dir(own / "config", training=FAST_TRAINING, model=model)
+    return make_store_at(own), built["first"], built["second"]
+
+
 SCORECARD_TRAINING = {"candidates": {"scorecard": [{"C": 1.0, "max_bins": 5}]}}
 
 

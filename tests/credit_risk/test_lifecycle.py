@@ -16,8 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from credit_risk import lifecycle, registry
 from credit_risk.config import PROJECT_ROOT
-from pipelines.train import train
-from tests.conftest import Store, make_store
+from tests.conftest import Store, two_versions_store
 
 pytestmark = pytest.mark.code
 
@@ -34,11 +33,8 @@ class TwoVersions:
 
 @pytest.fixture(scope="module")
 def module_two(tmp_path_factory: pytest.TempPathFactory) -> TwoVersions:
-    store = make_store(tmp_path_factory.mktemp("lifecycle-core"))
+    store, first, second = two_versions_store(tmp_path_factory)
     registry.connect(store.settings, PROJECT_ROOT)
-    first = str(train(store.config, store.settings).version)
-    lifecycle.promote(store.config, store.settings, reason="test: first model")
-    second = str(train(store.config, store.settings).version)
     return TwoVersions(store, first, second)
 
 

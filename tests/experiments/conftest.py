@@ -17,7 +17,7 @@ from credit_risk.config import PROJECT_ROOT, ProjectConfig, Settings, load_proje
 from credit_risk.experiments.model import active_experiment
 from credit_risk.lifecycle import ledger
 from serving.app import create_app
-from tests.conftest import FAST_TRAINING, Store, make_store, write_config_dir
+from tests.conftest import FAST_TRAINING, Store, built_once, make_store, make_store_at, write_config_dir
 from tests.serving.conftest import wait_ready
 
 ADMIN_TOKEN = "experiments-admin-token-0123456789"
@@ -49,16 +49,19 @@ class TwoModels:
 
 @pytest.fixture(scope="session")
 def two_models(tmp_path_factory: pytest.TempPathFactory) -> TwoModels:
+    """Trained once for the whole run (:func:`tests.conftest.built_once`): each worker gets its own copy."""
     from pipelines.train import train
 
-    work = tmp_path_factory.mktemp("experiments-store")
-    store = make_store(work)
-    registry.connect(store.settings, PROJECT_ROOT)
-    champion = str(train(store.config, store.settings).version)
-    lifecycle.promote(store.config, store.settings, reason="test: the champion")
-    other = load_project_config(write_config_dir(work / "challenger-config", training=CHALLENGER_TRAINING))
-    challenger = str(train(other, store.settings).version)
-    return TwoModels(store, champion, challenger)
+    def build(folder: Path) -> dict:
+        store = make_store(folder)
+        registry.connect(store.settings, PROJECT_ROOT)
+        champion = str(train(store.config, store.settings).version)
+        lifecycle.promote(store.config, store.settings, reason="test: the champion")
+        other = load_project_config(write_config_dir(folder / "challenger-config", training=CHALLENGER_TRAINING))
+        return {"champion": champion, "challenger": str(train(other, store.settings).version)}
+
+    own, versions = built_once(tmp_path_factory, "experiments-store", build)
+    return TwoModels(make_store_at(own), **versions)
 
 
 @pytest.fixture

@@ -17,9 +17,7 @@ import pytest
 
 from credit_risk import lifecycle, registry
 from credit_risk.config import PROJECT_ROOT
-from pipelines.promote import promote
-from pipelines.train import train
-from tests.conftest import Store, make_store
+from tests.conftest import Store, two_versions_store
 from tests.serving.conftest import ADMIN_TOKEN, app_client
 from tests.support.api import running_api
 
@@ -38,11 +36,8 @@ class TwoVersions:
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoVersions]:
     """A store with version 1 in production and version 2 registered beside it (polls every 0.3 s)."""
     serving = {"poll_interval_seconds": 0.3, "retry_seconds": 0.2, "max_batch_size": 100}
-    store = make_store(tmp_path_factory.mktemp("two-versions"), model={"serving": serving})
+    store, first, second = two_versions_store(tmp_path_factory, model={"serving": serving})
     registry.connect(store.settings, PROJECT_ROOT)
-    first = str(train(store.config, store.settings).version)
-    promote(store.config, store.settings, reason="test: first model")
-    second = str(train(store.config, store.settings).version)
     yield TwoVersions(store, first, second)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Store, make_store
+from tests.conftest import Store, two_versions_store
 from tests.support.api import RunningApi, running_api
 from tests.support.browser import browser_unavailable_reason, launched_browser, running_ui
 from tests.support.required import require_component
@@ -28,13 +28,7 @@ NARROWEST = {"width": 1280, "height": 1000}
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """v1 promoted to production, v2 registered as challenger."""
-    from pipelines.promote import promote
-    from pipelines.train import train
-
-    own = make_store(tmp_path_factory.mktemp("two-versions"))
-    train(own.config, own.settings)
-    promote(own.config, own.settings, reason="first model")
-    train(own.config, own.settings)
+    own, _, _ = two_versions_store(tmp_path_factory)
     return own
 
 
