@@ -22,9 +22,12 @@ per-request DataFrame and no scikit-learn on the hot path.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +38,31 @@ from credit_risk.scorecard import SCORECARD_FILE, Scorecard
 
 if TYPE_CHECKING:  # imported where a booster is loaded or explained: XGBoost brings scikit-learn and SciPy
     import xgboost as xgb
+
+# set by ``python -m serving.app`` for itself and its workers: see import_xgboost
+BOOSTERS_ONLY_VARIABLE = "CREDIT_RISK_XGBOOST_BOOSTERS_ONLY"
+
+
+def import_xgboost() -> ModuleType:
+    """XGBoost, imported without its scikit-learn estimators in a process that only loads and runs
+    boosters: the service, which sets ``BOOSTERS_ONLY_VARIABLE`` to 1 (docs/operations.md).
+
+    XGBoost imports scikit-learn, and SciPy's statistics with it, for its estimator classes: 1.2 s of
+    CPU at every start of a process that never fits one. There, scikit-learn is hidden while XGBoost
+    imports (a ``None`` in ``sys.modules`` is an ImportError to the importer, which XGBoost takes to
+    mean "not installed"); boosters load and predict the same. Where scikit-learn is imported already
+    or the variable is not set (training, the tests' own processes), XGBoost imports as usual.
+    """
+    if "xgboost" not in sys.modules and "sklearn" not in sys.modules and os.environ.get(BOOSTERS_ONLY_VARIABLE) == "1":
+        sys.modules["sklearn"] = None  # type: ignore[assignment]
+        try:
+            import xgboost
+        finally:
+            del sys.modules["sklearn"]
+    import xgboost
+
+    return xgboost
+
 
 # 2: optional fields (NaN in the encoding), the logistic model's imputation; 3: the scorecard kind
 FORMAT_VERSION = 3
@@ -249,9 +277,7 @@ class ScoringModel:
         if meta["kind"] == "scorecard":
             scorecard = Scorecard.from_json(json.loads((directory / SCORECARD_FILE).read_text()), Encoder(schema))
         elif meta["kind"] == "xgboost":
-            import xgboost as xgb
-
-            booster = xgb.Booster()
+            booster = import_xgboost().Booster()
             booster.load_model(directory / BOOSTER_FILE)
         elif meta["kind"] == "logistic":
             params = meta["linear"]

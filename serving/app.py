@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from credit_risk.config import ProjectConfig, ServingConfig, Settings, load_project_config
+from credit_risk.scoring import BOOSTERS_ONLY_VARIABLE
 from serving import errors
 from serving.api.admin import admin_router
 from serving.api.approvals import approvals_router
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     port = serving.port if args.port is None else args.port
     if not 1 <= port <= 65535:
         parser.error(f"--port: {port} is not a port number (1 to 65535)")
+    # this process and its workers load and run boosters, never fit one: XGBoost without scikit-learn
+    os.environ.setdefault(BOOSTERS_ONLY_VARIABLE, "1")
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # the workers inherit it: /metrics then sums every worker (Prometheus' multiprocess mode)
         metrics_dir = tempfile.mkdtemp(prefix="credit-risk-metrics-")

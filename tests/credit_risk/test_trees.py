@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,48 @@ def test_the_parallel_kernels_have_their_own_cache_entries(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     names = sorted(p.name.split("-")[0] for p in tmp_path.rglob("*.nbi"))
     assert names == ["kernels._top_reasons_rows", "kernels._top_reasons_rows_parallel"]
+
+
+_LOAD_IN_A_SERVICE_PROCESS = """
+import sys
+import numpy as np
+from credit_risk.scoring import ScoringModel
+from credit_risk.trees import TreeEnsemble
+model = ScoringModel.load(sys.argv[1])
+TreeEnsemble.verified(model)  # the service's check at load: XGBoost's probabilities and TreeSHAP
+rows = np.load(sys.argv[3])
+np.save(sys.argv[2], np.stack([model.predict_proba(rows), model.field_contributions(rows).sum(axis=1)]))
+print("sklearn" in sys.modules, "xgboost" in sys.modules)
+"""
+
+
+def test_the_service_loads_and_runs_a_booster_without_importing_scikit_learn(
+    home_equity_model: ScoringModel, tmp_path: Path
+) -> None:
+    """``python -m serving.app`` sets CREDIT_RISK_XGBOOST_BOOSTERS_ONLY: a booster loads, passes the
+    check against XGBoost and answers as in a process with scikit-learn, which is never imported."""
+    import subprocess
+    import sys
+
+    from credit_risk.scoring import BOOSTERS_ONLY_VARIABLE
+
+    model = home_equity_model
+    schema = model.schema
+    frame, _ = load_applicants(EXAMPLE / "home_equity.csv", schema)
+    matrix = Encoder(schema).encode_frame(frame)
+    model.save(tmp_path / "model")
+    np.save(tmp_path / "matrix.npy", matrix[:50])
+    expected = np.stack([model.predict_proba(matrix[:50]), model.field_contributions(matrix[:50]).sum(axis=1)])
+    env = {**os.environ, BOOSTERS_ONLY_VARIABLE: "1"}
+    args = [tmp_path / "model", tmp_path / "answers.npy", tmp_path / "matrix.npy"]
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_IN_A_SERVICE_PROCESS, *map(str, args)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True"], "scikit-learn was imported beside XGBoost"
+    np.testing.assert_allclose(np.load(tmp_path / "answers.npy"), expected, rtol=0, atol=1e-6)

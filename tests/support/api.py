@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from credit_risk.scoring import BOOSTERS_ONLY_VARIABLE
 from tests.support.processes import RunningProcess, free_port, running_process
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -77,6 +78,7 @@ def running_api(
         "CREDIT_RISK_LOG_DIR": str(log_dir),
         "CREDIT_RISK_ADMIN_TOKEN": token,
         "PYTHONUNBUFFERED": "1",
+        BOOSTERS_ONLY_VARIABLE: "1",  # as ``python -m serving.app`` sets it: XGBoost without scikit-learn
         **(env or {}),
     }
     admin_token = process_env["CREDIT_RISK_ADMIN_TOKEN"] or None
