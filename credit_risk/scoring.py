@@ -45,7 +45,7 @@ BOOSTERS_ONLY_VARIABLE = "CREDIT_RISK_XGBOOST_BOOSTERS_ONLY"
 
 def import_xgboost() -> ModuleType:
     """XGBoost, imported without its scikit-learn estimators in a process that only loads and runs
-    boosters: the service, which sets ``BOOSTERS_ONLY_VARIABLE`` to 1 (docs/operations.md).
+    boosters: the service, which sets ``BOOSTERS_ONLY_VARIABLE`` to 1 (docs/api.md).
 
     XGBoost imports scikit-learn, and SciPy's statistics with it, for its estimator classes: 1.2 s of
     CPU at every start of a process that never fits one. There, scikit-learn is hidden while XGBoost

@@ -194,13 +194,11 @@ def two_versions_store(
     once for the run (:func:`built_once`): ``(this caller's private copy, "1"'s version, "2"'s version)``.
     ``model`` replaces top-level sections of the copy's ``model_config.yaml`` (the serving section's polling,
     say); the training is the same for every caller."""
-    from pipelines.promote import promote
     from pipelines.train import train
 
     def build(folder: Path) -> dict:
         store = make_store(folder)
-        first = str(train(store.config, store.settings).version)
-        promote(store.config, store.settings, reason="test: first model")
+        first = str(_train_and_promote(store).version)
         return {"first": first, "second": str(train(store.config, store.settings).version)}
 
     own, built = built_once(tmp_path_factory, "two-versions", build)

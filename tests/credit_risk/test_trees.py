@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from credit_risk.config import PROJECT_ROOT
 from credit_risk.data import load_applicants
 from credit_risk.profile import build_profile
 from credit_risk.schema import FeatureSchema
-from credit_risk.scoring import Encoder, ScoringModel
+from credit_risk.scoring import BOOSTERS_ONLY_VARIABLE, Encoder, ScoringModel
 from credit_risk.trees import TreeEnsemble, UnsupportedModelError, _applicants
 from pipelines.candidates import Candidate, fit_model
 
@@ -143,10 +145,6 @@ def test_the_parallel_kernels_have_their_own_cache_entries(tmp_path: Path) -> No
     """numba names a cached compilation after the function, not its flags: a parallel build that shared
     the serial build's entry ran on one core. In a fresh cache, a serial then a parallel call of the ranking
     kernel leave two compilations, each under its own name; every parallel build is compiled as parallel."""
-    import os
-    import subprocess
-    import sys
-
     script = (
         "import numpy as np\n"
         "from credit_risk.trees import kernels as k\n"
@@ -180,15 +178,9 @@ def test_the_service_loads_and_runs_a_booster_without_importing_scikit_learn(
 ) -> None:
     """``python -m serving.app`` sets CREDIT_RISK_XGBOOST_BOOSTERS_ONLY: a booster loads, passes the
     check against XGBoost and answers as in a process with scikit-learn, which is never imported."""
-    import subprocess
-    import sys
-
-    from credit_risk.scoring import BOOSTERS_ONLY_VARIABLE
-
     model = home_equity_model
-    schema = model.schema
-    frame, _ = load_applicants(EXAMPLE / "home_equity.csv", schema)
-    matrix = Encoder(schema).encode_frame(frame)
+    frame, _ = load_applicants(EXAMPLE / "home_equity.csv", model.schema)
+    matrix = model.encoder.encode_frame(frame)
     model.save(tmp_path / "model")
     np.save(tmp_path / "matrix.npy", matrix[:50])
     expected = np.stack([model.predict_proba(matrix[:50]), model.field_contributions(matrix[:50]).sum(axis=1)])
