@@ -11,10 +11,12 @@ import itertools
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:  # the frames are checked in credit_risk.rules: pandas is not imported for the schema alone
+    import pandas as pd
 
 
 class DataValidationError(ValueError):
