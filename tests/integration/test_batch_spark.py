@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -14,7 +13,7 @@ import pytest
 
 from credit_risk.data import load_applicants
 from credit_risk.schema import DataValidationError
-from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, rejects_path, spark_session
+from pipelines.batch_score import BatchOptions, BatchSummary, batch_score, rejects_path
 from pipelines.synthetic import generate_applicants
 from tests.conftest import TrainedModel
 from tests.support.required import require_component, spark_unavailable_reason
@@ -28,14 +27,6 @@ def _spark_present() -> None:
 
 
 ROWS = 10_000
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[object]:
-    """One SparkSession for the module: the JVM takes seconds to start."""
-    session = spark_session("local[2]", {"spark.sql.shuffle.partitions": "2"})
-    yield session
-    session.stop()
 
 
 def applicants(trained: TrainedModel, rows: int, seed: int) -> pd.DataFrame:

@@ -36,7 +36,6 @@ from pipelines.synthetic import generate_applicants
 from pipelines.train import train
 from tests.conftest import FAST_TRAINING, Store
 from tests.serving.conftest import app_client
-from tests.support.required import require_component, spark_unavailable_reason
 
 pytestmark = pytest.mark.integration
 
@@ -162,20 +161,13 @@ def test_batch_rows_with_gaps_are_scored_and_a_bad_row_is_named(client: TestClie
     assert client.post("/v1/predict/batch", json={"applicants": rows[:2]}).status_code == 200
 
 
-def test_local_and_spark_engines_agree_on_a_portfolio_with_gaps(lender: Lender, tmp_path: Path) -> None:
-    require_component(spark_unavailable_reason())
-    from pipelines.batch_score import spark_session
-
+def test_local_and_spark_engines_agree_on_a_portfolio_with_gaps(lender: Lender, spark: object, tmp_path: Path) -> None:
     store = lender.store
     registry.connect(store.settings, PROJECT_ROOT)
     local_out, spark_out = tmp_path / "local.parquet", tmp_path / "spark.parquet"
     common = {"input": lender.portfolio, "progress": False}
     batch_score(store.config, store.settings, BatchOptions(output=local_out, engine="local", **common))
-    spark = spark_session("local[2]", {"spark.sql.shuffle.partitions": "2"})
-    try:
-        batch_score(store.config, store.settings, BatchOptions(output=spark_out, engine="spark", **common), spark=spark)
-    finally:
-        spark.stop()
+    batch_score(store.config, store.settings, BatchOptions(output=spark_out, engine="spark", **common), spark=spark)
     local = pq.read_table(local_out).to_pandas().sort_values("applicant_id").reset_index(drop=True)
     remote = pq.read_table(spark_out).to_pandas().sort_values("applicant_id").reset_index(drop=True)
     assert len(local) == ROWS - 4 and remote["applicant_id"].tolist() == local["applicant_id"].tolist()
