@@ -207,6 +207,34 @@ def two_versions_store(
     return make_store_at(own), built["first"], built["second"]
 
 
+def one_version_store(tmp_path_factory: pytest.TempPathFactory, *, model: dict | None = None) -> tuple[Store, str]:
+    """A store with one version trained (the challenger) and nothing in production, built once for the
+    run (:func:`built_once`): ``(this caller's private copy, the version)``. ``model`` replaces top-level
+    sections of the copy's ``model_config.yaml`` (the promotion gates, say)."""
+    from pipelines.train import train
+
+    def build(folder: Path) -> dict:
+        store = make_store(folder)
+        return {"version": str(train(store.config, store.settings).version)}
+
+    own, built = built_once(tmp_path_factory, "one-version", build)
+    if model:
+        write_config_dir(own / "config", training=FAST_TRAINING, model=model)
+    store = make_store_at(own)
+    registry.connect(store.settings, PROJECT_ROOT)
+    return store, built["version"]
+
+
+def registered_again(store: Store, version: str) -> str:
+    """``version``'s artifacts registered as a new version (its tags with it, the digest among them),
+    given the challenger alias as a training would: another version to move the aliases to, no training."""
+    name = store.config.model.registry.model_name
+    first = store.client.get_model_version(name, version)
+    created = store.client.create_model_version(name, first.source, run_id=first.run_id, tags=first.tags)
+    store.client.set_registered_model_alias(name, store.config.model.registry.challenger_alias, created.version)
+    return str(created.version)
+
+
 SCORECARD_TRAINING = {"candidates": {"scorecard": [{"C": 1.0, "max_bins": 5}]}}
 
 

@@ -18,9 +18,12 @@ from credit_risk.scoring import ScoringModel
 from pipelines.promote import PromotionRefused, promote
 from pipelines.rollback import RollbackRefused, rollback
 from pipelines.train import train
-from tests.conftest import Store, TrainedModel, make_store
+from tests.conftest import Store, TrainedModel, make_store, one_version_store, registered_again
 
 pytestmark = pytest.mark.code
+
+# gates no model of the test data passes
+STRICT_GATES = {"promotion": {"min_auc": 0.99, "max_auc_drop": 0.02, "min_disparate_impact": 0.8, "max_brier": 0.2}}
 
 
 def test_training_registers_a_version_with_the_challenger_alias(trained: TrainedModel) -> None:
@@ -119,31 +122,23 @@ def test_same_data_and_config_give_the_same_metrics(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ promotion
 
 
-def test_first_model_is_promoted_when_it_passes_the_absolute_gates(store: Store) -> None:
-    version = train(store.config, store.settings)
+def test_first_model_is_promoted_when_it_passes_the_absolute_gates(tmp_path_factory: pytest.TempPathFactory) -> None:
+    store, version = one_version_store(tmp_path_factory)  # trained, nothing in production yet
     event = promote(store.config, store.settings).event
-    assert (event.from_version, event.to_version, event.action) == (None, str(version.version), "promote")
+    assert (event.from_version, event.to_version, event.action) == (None, version, "promote")
     assert (event.state, event.actor) == ("completed", getpass.getuser())  # a job run by hand: the OS user
-    assert str(registry.version_for_alias(store.client, "credit-risk", "production").version) == str(version.version)
+    assert str(registry.version_for_alias(store.client, "credit-risk", "production").version) == version
 
 
-def test_promotion_refused_names_the_failed_gate_with_figures(tmp_path: Path) -> None:
-    store = make_store(
-        tmp_path,
-        model={"promotion": {"min_auc": 0.99, "max_auc_drop": 0.02, "min_disparate_impact": 0.8, "max_brier": 0.2}},
-    )
-    train(store.config, store.settings)
+def test_promotion_refused_names_the_failed_gate_with_figures(tmp_path_factory: pytest.TempPathFactory) -> None:
+    store, _ = one_version_store(tmp_path_factory, model=STRICT_GATES)
     with pytest.raises(PromotionRefused, match=r"min_auc: challenger AUC 0\.\d{4} < 0\.9900"):
         promote(store.config, store.settings)
     assert registry.version_for_alias(store.client, "credit-risk", "production") is None
 
 
-def test_override_needs_a_reason_and_is_recorded(tmp_path: Path) -> None:
-    store = make_store(
-        tmp_path,
-        model={"promotion": {"min_auc": 0.99, "max_auc_drop": 0.02, "min_disparate_impact": 0.8, "max_brier": 0.2}},
-    )
-    train(store.config, store.settings)
+def test_override_needs_a_reason_and_is_recorded(tmp_path_factory: pytest.TempPathFactory) -> None:
+    store, _ = one_version_store(tmp_path_factory, model=STRICT_GATES)
     with pytest.raises(PromotionRefused, match="needs a reason"):
         promote(store.config, store.settings, force=True)
     event = promote(store.config, store.settings, force=True, reason="validation signed off").event
@@ -152,8 +147,10 @@ def test_override_needs_a_reason_and_is_recorded(tmp_path: Path) -> None:
     assert any("min_auc" in gate for gate in event.figures["overridden_gates"])
 
 
-def test_challenger_much_worse_than_champion_is_refused(store: Store, tmp_path: Path) -> None:
-    train(store.config, store.settings)
+def test_challenger_much_worse_than_champion_is_refused(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    store, _ = one_version_store(tmp_path_factory)
     promote(store.config, store.settings)
     weak = make_store(
         tmp_path / "weak",
@@ -166,13 +163,16 @@ def test_challenger_much_worse_than_champion_is_refused(store: Store, tmp_path: 
         promote(store.config, store.settings)
 
 
-def test_rollback_undoes_the_last_move_and_only_returns_to_earlier_holders(store: Store) -> None:
+def test_rollback_undoes_the_last_move_and_only_returns_to_earlier_holders(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     name = "credit-risk"
+    store, first = one_version_store(tmp_path_factory)
     versions = []
-    for _ in range(3):
-        versions.append(str(train(store.config, store.settings).version))
+    for _ in range(3):  # the alias moves are what is tested: later versions are the first one registered again
+        versions.append(registered_again(store, first) if versions else first)
         promote(store.config, store.settings, force=True, reason="test: successive promotions")
-    never_held = str(train(store.config, store.settings).version)  # registered, never in production
+    never_held = registered_again(store, first)  # registered, never in production
 
     def serving() -> str:
         return str(registry.version_for_alias(store.client, name, "production").version)
@@ -200,8 +200,8 @@ def test_rollback_undoes_the_last_move_and_only_returns_to_earlier_holders(store
     ]
 
 
-def test_rollback_of_the_first_promotion_has_nowhere_to_go(store: Store) -> None:
-    train(store.config, store.settings)
+def test_rollback_of_the_first_promotion_has_nowhere_to_go(tmp_path_factory: pytest.TempPathFactory) -> None:
+    store, _ = one_version_store(tmp_path_factory)
     promote(store.config, store.settings, reason="first")
     with pytest.raises(RollbackRefused, match="no earlier 'production' version"):
         rollback(store.config, store.settings)
