@@ -272,7 +272,6 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
     "reliability": (
         "tests/reliability/test_registry_outage.py",
         "tests/reliability/test_alias_moves_under_load.py",
-        "tests/reliability/test_security.py",
         "tests/reliability/test_hostile_input.py",
         "tests/reliability/test_load_and_shutdown.py",
         "tests/reliability/test_slow_clients.py",
@@ -288,8 +287,9 @@ SERIAL_GROUPS: dict[str, tuple[str, ...]] = {
     "jvm": ("tests/integration/test_batch_spark.py", "tests/integration/test_second_lender.py"),
     "browser": ("tests/ui/test_browser.py", "tests/ui/test_browser_models.py"),
     "postgres": ("tests/integration/test_team_server.py",),
-    # trains the reliability fleet in the parallel part, early, so the tests that run alone find it built
-    "fleet": ("tests/reliability/test_fleet.py",),
+    # trains the reliability fleet in the parallel part, early, so the tests that run alone find it built;
+    # the security checks use the fleet but time nothing: they run after it, on the same worker
+    "fleet": ("tests/reliability/test_fleet.py", "tests/reliability/test_security.py"),
 }
 _GROUP_OF = {path: group for group, paths in SERIAL_GROUPS.items() for path in paths}
 # files whose tests time answers or run fixed-rate load: marked ``alone`` (make test runs them after the
