@@ -202,9 +202,7 @@ def two_versions_store(
         return {"first": first, "second": str(train(store.config, store.settings).version)}
 
     own, built = built_once(tmp_path_factory, "two-versions", build)
-    if model:
-        write_config_dir(own / "config", training=FAST_TRAINING, model=model)
-    return make_store_at(own), built["first"], built["second"]
+    return _private_store(own, model), built["first"], built["second"]
 
 
 def one_version_store(tmp_path_factory: pytest.TempPathFactory, *, model: dict | None = None) -> tuple[Store, str]:
@@ -218,20 +216,25 @@ def one_version_store(tmp_path_factory: pytest.TempPathFactory, *, model: dict |
         return {"version": str(train(store.config, store.settings).version)}
 
     own, built = built_once(tmp_path_factory, "one-version", build)
+    return _private_store(own, model), built["version"]
+
+
+def _private_store(own: Path, model: dict | None) -> Store:
+    """The store in a private copy ``own``, its ``model_config.yaml`` sections replaced by ``model``'s."""
     if model:
         write_config_dir(own / "config", training=FAST_TRAINING, model=model)
-    store = make_store_at(own)
-    registry.connect(store.settings, PROJECT_ROOT)
-    return store, built["version"]
+    return make_store_at(own)
 
 
-def registered_again(store: Store, version: str) -> str:
-    """``version``'s artifacts registered as a new version (its tags with it, the digest among them),
-    given the challenger alias as a training would: another version to move the aliases to, no training."""
+def registered_again(store: Store, version: str, *, challenger: bool = False) -> str:
+    """``version``'s artifacts registered as a new version (its tags with it, the digest among them):
+    another version to move the aliases to, no training. ``challenger``: given the challenger alias, as
+    a training would give it."""
     name = store.config.model.registry.model_name
     first = store.client.get_model_version(name, version)
     created = store.client.create_model_version(name, first.source, run_id=first.run_id, tags=first.tags)
-    store.client.set_registered_model_alias(name, store.config.model.registry.challenger_alias, created.version)
+    if challenger:
+        store.client.set_registered_model_alias(name, store.config.model.registry.challenger_alias, created.version)
     return str(created.version)
 
 

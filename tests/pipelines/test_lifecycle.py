@@ -170,9 +170,9 @@ def test_rollback_undoes_the_last_move_and_only_returns_to_earlier_holders(
     store, first = one_version_store(tmp_path_factory)
     versions = []
     for _ in range(3):  # the alias moves are what is tested: later versions are the first one registered again
-        versions.append(registered_again(store, first) if versions else first)
+        versions.append(registered_again(store, first, challenger=True) if versions else first)
         promote(store.config, store.settings, force=True, reason="test: successive promotions")
-    never_held = registered_again(store, first)  # registered, never in production
+    never_held = registered_again(store, first, challenger=True)  # registered, never in production
 
     def serving() -> str:
         return str(registry.version_for_alias(store.client, name, "production").version)

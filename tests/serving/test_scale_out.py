@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from credit_risk import lifecycle
-from tests.conftest import TrainedModel
+from tests.conftest import TrainedModel, registered_again
 from tests.support.api import PROJECT_ROOT, RunningApi, running_api
 from tests.support.processes import RunningProcess, free_port, running_process, wait_for_http
 from tests.support.required import require_component
@@ -125,15 +125,6 @@ def _logged(log_dir: Path) -> list[str]:
     return dataset.to_table(columns=["request_id"])["request_id"].to_pylist()
 
 
-def _second_version(trained: TrainedModel) -> str:
-    """Version 1's artifacts registered again (its digest tag with it): a version the alias can move to."""
-    client = trained.store.client
-    first = client.get_model_version(NAME, str(trained.version.version))
-    tags = {k: v for k, v in first.tags.items() if k.startswith("artifact_") or k in ("feature_schema", "model_kind")}
-    created = client.create_model_version(NAME, first.source, run_id=first.run_id, tags=tags or first.tags)
-    return str(created.version)
-
-
 def _instance(
     trained: TrainedModel, tmp_path: Path, name: str, port: int, env: dict[str, str], log_dir: Path, **options: Any
 ) -> contextlib.AbstractContextManager[RunningApi]:
@@ -181,7 +172,7 @@ def test_two_instances_behind_nginx_log_every_answered_decision_once_through_a_k
                 load.wait_for(len(load.ok) + 60)
                 load.join()
                 calm_from = time.monotonic()
-                second = _second_version(trained)
+                second = registered_again(trained.store, str(trained.version.version))
                 lifecycle.move_alias(trained.store.client, NAME, "production", second, action="test", reason="test")
                 try:
                     for url in (again.url, b.url):
