@@ -137,6 +137,7 @@ bench: setup-dev
 	$(BIN)/python -m bench.monitor_bench
 	$(BIN)/python -m bench.performance_bench
 	$(BIN)/python -m bench.recourse_bench
+	$(BIN)/python -m bench.start_bench
 
 ## A 10-minute soak: load, alias moves, a restart (not part of CI).
 soak: setup-dev
