@@ -6,9 +6,9 @@ One run, on 127.0.0.1, against the default store's production model (a fresh sto
 promoted when there is none): the service started as ``make serve`` starts it, then again with its
 start's garbage-collector pause undone (the baseline: ``serving.lifespan._collector_paused`` replaced
 by a no-op before the service imports it), alternating, ``--rounds`` pairs. For each start, the CPU
-the process used (user and system, from ``/proc``), its seconds to ``/ready`` and its memory at that
-moment; the run prints each arm's medians and their ratio. Target: the start uses at most 95% of the
-baseline's CPU.
+the process used (user and system, from ``/proc``), its seconds to ``/ready`` and the memory of it
+and its log converter at that moment; the run prints each arm's medians and their ratio. Target: the
+start uses at most 95% of the baseline's CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.http_bench import _free_port, _registered_version, _server, _wait
+from bench.http_bench import _free_port, _group_rss_mb, _registered_version, _server, _wait
+from bench.log_bench import cpu_seconds
 
 BASELINE = (
     "import contextlib, sys, serving.lifespan as lifespan; lifespan._collector_paused = contextlib.nullcontext; "
@@ -37,13 +38,6 @@ class Start:
     rss_mb: float
 
 
-def _cpu_and_rss(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return cpu, rss_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _start(arm: str, env: dict[str, str], work: Path) -> Start:
     port = _free_port()
     code = ["-m", "serving.app"] if arm == "paused" else ["-c", BASELINE]
@@ -52,7 +46,8 @@ def _start(arm: str, env: dict[str, str], work: Path) -> Start:
     with _server(args, env, work / f"{arm}-{port}.log") as process:
         _wait(f"http://127.0.0.1:{port}/ready", timeout=120)
         seconds = time.monotonic() - started
-        cpu, rss = _cpu_and_rss(process.pid)
+        cpu = cpu_seconds(process.pid)
+        rss = _group_rss_mb(process.pid)  # its own session: the service and its log converter
     return Start(cpu_seconds=cpu, seconds=seconds, rss_mb=rss)
 
 
